@@ -1,0 +1,37 @@
+# Two commands do all the set-up on a fresh clone:
+#   make demo   create .venv if missing, install paperlab, run `paperlab reproduce --quick`
+#   make test   same set-up with the dev extras, then ruff and the test suite
+# Set-up is idempotent: pip runs again only when pyproject.toml or setup.py changed.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Extra pip arguments, e.g. a PyTorch index for a CPU or CUDA build (see README).
+PIP_ARGS ?=
+OUT ?= results
+
+STAMP := $(VENV)/.paperlab-installed
+DEPS := pyproject.toml $(wildcard setup.py)
+
+.PHONY: demo test install lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python $(DEPS)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(PIP_ARGS) -e ".[all,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/paperlab reproduce --quick --out $(OUT)
+
+lint: install
+	$(BIN)/ruff check paperlab tests
+
+test: lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info

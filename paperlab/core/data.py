@@ -1,0 +1,107 @@
+"""Where data sets live, and clear errors when they don't.
+
+Resolution order for the data root:
+
+1. an explicit root (``--data-root``), alone when given;
+2. the environment variable ``PAPERLAB_DATA``;
+3. ``../shared/data`` beside the repository (the staged copy on the project's machines);
+4. ``~/.cache/paperlab/data`` (where online loaders download to).
+
+Data sets under ``shared/`` are read-only: :func:`writable_copy` copies one to the cache
+before a library (e.g. a PyG ``InMemoryDataset``) writes ``processed/`` files next to it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+ENV_DATA = "PAPERLAB_DATA"
+ENV_CACHE = "PAPERLAB_CACHE"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class DataNotFoundError(FileNotFoundError):
+    """A data file is missing; the message names every place looked and how to get it."""
+
+
+def cache_dir() -> Path:
+    """Writable cache (``$PAPERLAB_CACHE`` or ``~/.cache/paperlab``); created on demand."""
+    path = Path(os.environ.get(ENV_CACHE, Path.home() / ".cache" / "paperlab"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def candidate_roots(explicit: str | os.PathLike[str] | None = None) -> list[Path]:
+    """The data roots searched, in order (only ``explicit`` when it is given)."""
+    if explicit is not None:
+        return [Path(explicit).expanduser()]
+    roots = []
+    if os.environ.get(ENV_DATA):
+        roots.append(Path(os.environ[ENV_DATA]).expanduser())
+    roots.append((REPO_ROOT.parent / "shared" / "data").resolve())
+    roots.append(Path(os.environ.get(ENV_CACHE, Path.home() / ".cache" / "paperlab")) / "data")
+    return roots
+
+
+def data_root(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The first existing candidate root (or the last candidate, the cache, if none exists)."""
+    roots = candidate_roots(explicit)
+    for root in roots:
+        if root.is_dir():
+            return root
+    return roots[-1]
+
+
+def require(
+    relpath: str | os.PathLike[str],
+    how_to_get: str,
+    root: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Return ``<root>/<relpath>`` for the first candidate root that has it.
+
+    Args:
+        relpath: path of a file or folder relative to the data root, e.g. ``"graphs/planetoid"``.
+        how_to_get: one sentence telling a user how to obtain the data.
+        root: an explicit data root (``--data-root``); only that root is searched when given.
+
+    Raises:
+        DataNotFoundError: naming every path looked at, and ``how_to_get``.
+    """
+    tried = [r / relpath for r in candidate_roots(root)]
+    for path in tried:
+        if path.exists():
+            return path
+    places = ", ".join(str(p) for p in tried)
+    raise DataNotFoundError(f"missing data '{relpath}': looked in {places}. {how_to_get}")
+
+
+def writable_copy(src: str | os.PathLike[str], name: str) -> Path:
+    """Copy a (possibly read-only) data folder to ``<cache>/copies/<name>`` once and return it.
+
+    The copy is made in a temporary folder and renamed into place, so an interrupted copy
+    never looks complete. Files are made user-writable so libraries can add ``processed/``.
+    """
+    src = Path(src)
+    dest = cache_dir() / "copies" / name
+    if dest.exists():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=dest.parent))
+    try:
+        staged = tmp / "data"
+        shutil.copytree(src, staged, copy_function=shutil.copyfile)
+        for folder, _, files in os.walk(staged):
+            os.chmod(folder, 0o755)
+            for f in files:
+                os.chmod(os.path.join(folder, f), 0o644)
+        try:
+            os.replace(staged, dest)
+        except OSError:  # another process won the race; use its copy
+            if not dest.exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest

@@ -1,0 +1,29 @@
+"""Progress bars for long work (rich), quiet when not attached to a terminal."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from rich.progress import track as _rich_track
+
+T = TypeVar("T")
+
+
+def enabled() -> bool:
+    """Bars show on an interactive terminal unless ``PAPERLAB_NO_PROGRESS`` is set."""
+    return sys.stderr.isatty() and not os.environ.get("PAPERLAB_NO_PROGRESS")
+
+
+def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """Iterate ``items`` with a progress bar labelled ``description`` (on stderr)."""
+    if not enabled():
+        yield from items
+        return
+    from rich.console import Console
+
+    yield from _rich_track(
+        items, description=description, total=total, console=Console(stderr=True), transient=True
+    )

@@ -1,0 +1,108 @@
+import json
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from paperlab.core import data, results, seed, timing
+
+
+def test_atomic_write_keeps_old_file_when_interrupted(tmp_path, monkeypatch):
+    path = tmp_path / "x.json"
+    results.atomic_write_text(path, '{"old": 1}')
+
+    def boom(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        results.atomic_write_text(path, '{"new": 2}')
+    assert json.loads(path.read_text()) == {"old": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_record_is_json_with_numpy_and_nan():
+    class Sys:
+        name, paper, claim = "s", "p", "c"
+
+    ctx = results.RunContext(system="s", quick=True, seed=1)
+    res = results.Result(results=[{"method": "m", "v": np.float32(0.5), "w": float("nan")}],
+                         summary={"arr": np.arange(3)})
+    rec = results.record(Sys, ctx, res, 1.23456)
+    text = json.dumps(rec, allow_nan=False)
+    assert json.loads(text)["results"][0] == {"method": "m", "v": 0.5, "w": None}
+    assert rec["summary"]["arr"] == [0, 1, 2] and rec["seconds"] == 1.235
+
+
+def test_markdown_table_columns_union():
+    table = results.markdown_table([{"method": "a", "x": 1.23456}, {"method": "b", "y": True}])
+    assert table.splitlines()[0] == "| method | x | y |"
+    assert "| a | 1.235 | - |" in table and "| b | - | yes |" in table
+
+
+def test_require_lists_every_place(monkeypatch, tmp_path):
+    monkeypatch.setenv(data.ENV_DATA, str(tmp_path / "env"))
+    monkeypatch.setenv(data.ENV_CACHE, str(tmp_path / "cache"))
+    with pytest.raises(data.DataNotFoundError) as exc:
+        data.require("graphs/nothing.npz", "Download it from X.")
+    msg = str(exc.value)
+    assert str(tmp_path / "env" / "graphs/nothing.npz") in msg
+    assert str(tmp_path / "cache" / "data" / "graphs/nothing.npz") in msg
+    assert "shared" in msg and msg.endswith("Download it from X.")
+
+
+def test_require_finds_env_root_first(monkeypatch, tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f.txt").write_text("x")
+    monkeypatch.setenv(data.ENV_DATA, str(tmp_path))
+    assert data.require("d/f.txt", "") == tmp_path / "d" / "f.txt"
+
+
+def test_writable_copy_of_read_only_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv(data.ENV_CACHE, str(tmp_path / "cache"))
+    src = tmp_path / "ro" / "raw"
+    src.mkdir(parents=True)
+    (src / "a.txt").write_text("hello")
+    os.chmod(src / "a.txt", stat.S_IRUSR)
+    os.chmod(src, stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        copy = data.writable_copy(tmp_path / "ro", "ro")
+        (copy / "processed").mkdir()  # a library can write next to raw/
+        assert (copy / "raw" / "a.txt").read_text() == "hello"
+        assert data.writable_copy(tmp_path / "ro", "ro") == copy  # once
+    finally:
+        os.chmod(src, stat.S_IRWXU)
+
+
+def test_seed_everything_repeats():
+    import torch
+
+    seed.seed_everything(5)
+    a = (np.random.rand(), torch.rand(1).item())
+    seed.seed_everything(5)
+    assert (np.random.rand(), torch.rand(1).item()) == a
+    with pytest.raises(ValueError, match="seed"):
+        seed.seed_everything(-1)
+
+
+def test_compare_and_ratios():
+    calls = []
+    t = timing.compare({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                       warmup=1, repeats=3)
+    assert calls == ["a", "b"] + ["a", "b"] * 3  # interleaved
+    assert len(t["a"].times) == 3
+    r = timing.ratios({"a": timing.Timing((2.0,)), "b": timing.Timing((1.0,))}, "a")
+    assert r == {"a": 1.0, "b": 2.0}
+    with pytest.raises(KeyError):
+        timing.ratios(t, "c")
+
+
+def test_peak_memory_sees_numpy_allocation():
+    def alloc():
+        x = np.ones(50_000_000 // 8)  # 50 MB touched
+        return float(x.sum())
+
+    value, peak = timing.peak_memory(alloc)
+    assert value == 50_000_000 // 8
+    assert peak > 40_000_000
