@@ -38,10 +38,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"paperlab: error: {message} (see 'paperlab --help')\n")
 
 
-def _common(p: argparse.ArgumentParser, seed: bool = True) -> None:
+def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="small size that finishes in minutes")
-    if seed:
-        p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     p.add_argument(
         "--out", type=Path, default=Path("results"), help="output folder (default results/)"
     )
@@ -65,32 +64,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("list", help="systems, their papers, and which are implemented")
 
-    run = sub.add_parser(
-        "run",
-        help="run one system's reproduction",
-        description="Run SYSTEM's reproduction: prints a results table and writes "
-        "OUT/SYSTEM.json, OUT/SYSTEM.md and plots OUT/SYSTEM*.png.",
-    )
-    run.add_argument("system", help="system name (see 'paperlab list')")
-    _common(run)
-
-    rep = sub.add_parser(
-        "reproduce",
-        help="run every (or the named) system's reproduction and write REPORT.md",
-        description="Run the reproductions one after another, go on past failures, and "
-        "write OUT/REPORT.md with each paper's claim beside the numbers measured.",
-    )
-    rep.add_argument("systems", nargs="*", help="systems to run (default: all implemented)")
-    _common(rep)
-
-    bench = sub.add_parser(
-        "bench",
-        help="benchmark one system against its peer",
-        description="Measure SYSTEM's speed/memory/cost as ratios against its peer in one run "
-        "and write OUT/SYSTEM.bench.json.",
-    )
-    bench.add_argument("system", help="system name (see 'paperlab list')")
-    _common(bench)
+    commands = {
+        "run": (
+            "run one system's reproduction",
+            "Run SYSTEM's reproduction: prints a results table and writes OUT/SYSTEM.json, "
+            "OUT/SYSTEM.md and plots OUT/SYSTEM*.png.",
+        ),
+        "reproduce": (
+            "run every (or the named) system's reproduction and write REPORT.md",
+            "Run the reproductions one after another, go on past failures, and write "
+            "OUT/REPORT.md with each paper's claim beside the numbers measured.",
+        ),
+        "bench": (
+            "benchmark one system against its peer",
+            "Measure SYSTEM's speed/memory/cost as ratios against its peer in one run and "
+            "write OUT/SYSTEM.bench.json.",
+        ),
+    }
+    for command, (short, long) in commands.items():
+        p = sub.add_parser(command, help=short, description=long)
+        if command == "reproduce":
+            p.add_argument("systems", nargs="*", help="systems to run (default: all implemented)")
+        else:
+            p.add_argument("system", help="system name (see 'paperlab list')")
+        _common(p)
     return parser
 
 
@@ -98,7 +95,7 @@ def _context(args: argparse.Namespace, name: str) -> results.RunContext:
     return results.RunContext(
         system=name,
         quick=args.quick,
-        seed=getattr(args, "seed", 0),
+        seed=args.seed,
         out_dir=args.out,
         data_root=args.data_root,
     )

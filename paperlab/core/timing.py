@@ -86,20 +86,11 @@ _CLEAR_REFS = Path("/proc/self/clear_refs")
 _STATUS = Path("/proc/self/status")
 
 
-def _vm_hwm_bytes() -> int | None:
+def _status_bytes(field: str) -> int | None:
+    """A ``VmXXX:`` field of ``/proc/self/status`` in bytes, or None off Linux."""
     try:
         for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def _vm_rss_bytes() -> int | None:
-    try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
     except OSError:
         return None
@@ -114,7 +105,7 @@ def peak_memory(fn: Callable[[], Any]) -> tuple[Any, int]:
     Elsewhere it falls back to ``tracemalloc`` (Python allocations only).
     """
     gc.collect()
-    rss = _vm_rss_bytes()
+    rss = _status_bytes("VmRSS")
     try:
         _CLEAR_REFS.write_text("5")
         linux = rss is not None
@@ -122,7 +113,7 @@ def peak_memory(fn: Callable[[], Any]) -> tuple[Any, int]:
         linux = False
     if linux:
         result = fn()
-        hwm = _vm_hwm_bytes()
+        hwm = _status_bytes("VmHWM")
         return result, max(0, (hwm or 0) - rss)
     tracemalloc.start()
     try:
