@@ -1,0 +1,52 @@
+"""Mowst: Mixture of Weak & Strong Experts on Graphs (Zeng et al., ICLR 2024).
+
+A confidence-gated mixture of an MLP (weak expert, node features only) and a GNN (strong
+expert). See :mod:`paperlab.mowst.mowst` for the model, :mod:`paperlab.mowst.training` for
+Mowst / Mowst* training and evaluation, :mod:`paperlab.mowst.datasets` for the staged graphs.
+"""
+
+from paperlab.core.registry import System
+from paperlab.mowst.experts import GAT, GCN, GIN, GNN, MLP, STRONG_EXPERTS, GraphSAGE
+from paperlab.mowst.mowst import (
+    ConfidenceGate,
+    Mowst,
+    MowstOutput,
+    RoutedPrediction,
+    check_graph,
+    dispersion,
+    dispersion_entropy,
+    dispersion_variance,
+    receptive_field,
+)
+from paperlab.mowst.training import (
+    MowstReport,
+    NodeTask,
+    TrainConfig,
+    TrainReport,
+    evaluate,
+    gate_collapsed,
+    mowst_loss,
+    mowst_star_loss,
+    random_gating_scores,
+    roc_auc,
+    train_expert,
+    train_mowst,
+    train_mowst_star,
+)
+
+SYSTEM = System(
+    name="mowst",
+    paper="Mixture of Weak & Strong Experts on Graphs (Zeng et al., ICLR 2024)",
+    claim="A confidence-gated MLP+GNN mixture (Mowst) beats both its experts on homophilous "
+          "and heterophilous graphs at about the cost of one GNN",
+    run="paperlab.mowst.experiment:run",
+    bench="paperlab.mowst.experiment:bench",
+)
+
+__all__ = [
+    "GAT", "GCN", "GIN", "GNN", "MLP", "STRONG_EXPERTS", "GraphSAGE", "ConfidenceGate", "Mowst",
+    "MowstOutput", "RoutedPrediction", "check_graph", "dispersion", "dispersion_entropy",
+    "dispersion_variance", "receptive_field", "MowstReport", "NodeTask", "TrainConfig",
+    "TrainReport", "evaluate", "gate_collapsed", "mowst_loss", "mowst_star_loss",
+    "random_gating_scores", "roc_auc", "train_expert", "train_mowst", "train_mowst_star", "SYSTEM",
+]

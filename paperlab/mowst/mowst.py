@@ -1,0 +1,298 @@
+"""Mowst: a mixture of a weak MLP expert and a strong GNN expert, gated by the MLP's confidence.
+
+For node ``v`` the weak expert gives ``p_v = softmax(z_v)`` from ``x_v`` alone and the strong
+expert gives ``p'_v`` from the graph. The *dispersion* of ``p_v`` (how peaked it is) is mapped by
+a learnable gate ``G`` to a confidence ``C_v = sigmoid(G(D(p_v))) in [0, 1]``:
+
+- Mowst trains with ``L = mean_v [C_v CE(p_v, y_v) + (1 - C_v) CE(p'_v, y_v)]`` and predicts by
+  random gating: use the MLP with probability ``C_v``, else the GNN (:meth:`Mowst.routed_predict`
+  runs the GNN only where it is needed);
+- Mowst* mixes predictions, ``C_v p_v + (1 - C_v) p'_v`` (see :meth:`Mowst.mixture_proba`).
+
+Dispersions are computed without gradient, as in the reference code: the gate learns *how much*
+to trust a given dispersion, the MLP is not pushed to look confident.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+DISPERSIONS = ("variance", "entropy", "variance+entropy")
+
+
+def dispersion_variance(proba: Tensor) -> Tensor:
+    """Normalised variance of each row of ``proba [N, n]``: ``Var_c(p) / Var(e_1)`` in [0, 1].
+
+    Population variance over the n classes; ``Var(e_1) = (n - 1) / n**2`` is the variance of a
+    one-hot vector, the most confident prediction. Uniform -> 0, one-hot -> 1.
+    """
+    n = proba.size(-1)
+    return proba.var(dim=-1, unbiased=False) / ((n - 1) / n**2)
+
+
+def dispersion_entropy(proba: Tensor) -> Tensor:
+    """``1 - H(p) / log n`` per row of ``proba [N, n]``, in [0, 1]. Uniform -> 0, one-hot -> 1."""
+    n = proba.size(-1)
+    entropy = -(proba * proba.clamp_min(1e-12).log()).sum(dim=-1)
+    return (1.0 - entropy / math.log(n)).clamp(0.0, 1.0)
+
+
+def dispersion(proba: Tensor, kind: str = "variance+entropy") -> Tensor:
+    """The dispersion features ``[N, k]`` of ``proba [N, n]`` (k = 1 or 2, columns in [0, 1])."""
+    if kind not in DISPERSIONS:
+        raise ValueError(f"dispersion must be one of {DISPERSIONS}, got '{kind}'")
+    cols = []
+    if "variance" in kind:
+        cols.append(dispersion_variance(proba))
+    if "entropy" in kind:
+        cols.append(dispersion_entropy(proba))
+    return torch.stack(cols, dim=-1)
+
+
+class ConfidenceGate(nn.Module):
+    """The learnable gate G: dispersion features (and optionally x) -> confidence ``C in [0, 1]``.
+
+    With ``monotone=True`` (default) every weight on a path from a dispersion input to the output
+    is kept non-negative (a softplus of a free parameter) and the activations are ReLUs, so ``C``
+    never decreases when the MLP gets more confident -- the property the paper's analysis of
+    ``C = G o D`` relies on. The reference code uses an unconstrained MLP (``monotone=False``).
+
+    Args:
+        num_dispersions: k, the number of dispersion features.
+        hidden_channels: gate width (default 64, the weak expert's width in the recipes).
+        num_layers: gate depth (default 2).
+        num_features: F when the gate also reads the node features, else 0.
+        monotone: constrain C to be non-decreasing in each dispersion feature.
+    """
+
+    def __init__(self, num_dispersions: int, hidden_channels: int = 64, num_layers: int = 2,
+                 num_features: int = 0, monotone: bool = True) -> None:
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"gate num_layers must be >= 1, got {num_layers}")
+        dims = [num_dispersions] + [hidden_channels] * (num_layers - 1) + [1]
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.empty(b, a)) for a, b in zip(dims[:-1], dims[1:], strict=True))
+        self.biases = nn.ParameterList(nn.Parameter(torch.zeros(b)) for b in dims[1:])
+        self.feature_lin = nn.Linear(num_features, dims[1], bias=False) if num_features else None
+        self.monotone = monotone
+        for w in self.weights:
+            nn.init.uniform_(w, -1.0 / math.sqrt(w.size(1)), 1.0 / math.sqrt(w.size(1)))
+
+    def forward(self, disp: Tensor, x: Tensor | None = None) -> Tensor:
+        """``disp [N, k]`` (and ``x [N, F]``) -> confidence ``[N]``."""
+        h = disp
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            w = nn.functional.softplus(w) if self.monotone else w
+            h = nn.functional.linear(h, w, b)
+            if i == 0 and self.feature_lin is not None:
+                if x is None:
+                    raise ValueError("this gate reads node features: pass x")
+                h = h + self.feature_lin(x)
+            if i < len(self.weights) - 1:
+                h = torch.relu(h)
+        return torch.sigmoid(h.squeeze(-1))
+
+
+class MowstOutput(NamedTuple):
+    """Both experts' logits ``[N, C]`` and the confidence ``[N]`` of the weak one."""
+
+    weak_logits: Tensor
+    strong_logits: Tensor
+    confidence: Tensor
+
+
+class RoutedPrediction(NamedTuple):
+    """Class probabilities ``[N, C]`` of routed inference and what it cost.
+
+    ``to_weak [N]`` marks nodes answered by the MLP; the GNN ran on ``nodes_computed`` nodes and
+    ``edges_computed`` edges of the full graph's ``num_nodes`` / ``num_edges``.
+    """
+
+    proba: Tensor
+    to_weak: Tensor
+    nodes_computed: int
+    edges_computed: int
+    num_nodes: int
+    num_edges: int
+
+    @property
+    def edges_saved(self) -> float:
+        """Share of the full graph's messages the routed GNN did not compute."""
+        return 1.0 - self.edges_computed / max(self.num_edges, 1)
+
+
+def check_graph(x: Tensor, adj: Tensor, y: Tensor | None = None,
+                num_classes: int | None = None) -> None:
+    """Raise ``ValueError`` naming the problem unless ``x``, ``adj`` (and ``y``) form a valid graph.
+
+    ``x`` must be a finite float ``[N, F]`` with N >= 1; ``adj`` an integer ``edge_index [2, E]``
+    with entries in ``[0, N)`` or a square CSR ``[N, N]``; ``y`` integer ``[N]`` in
+    ``[0, num_classes)``.
+    """
+    if x.dim() != 2:
+        raise ValueError(f"x must be [num_nodes, num_features], got shape {tuple(x.shape)}")
+    n = x.size(0)
+    if n == 0:
+        raise ValueError("empty graph: x has 0 nodes")
+    if not torch.is_floating_point(x) or not torch.isfinite(x).all():
+        raise ValueError("x must be a finite floating-point tensor (found NaN/inf or ints)")
+    if adj.layout == torch.sparse_csr:
+        if tuple(adj.shape) != (n, n):
+            raise ValueError(f"adj_t must be [{n}, {n}] for {n} nodes, got {tuple(adj.shape)}")
+    else:
+        if adj.dim() != 2 or adj.size(0) != 2 or torch.is_floating_point(adj):
+            raise ValueError(f"edge_index must be an integer [2, E], got {tuple(adj.shape)}")
+        if adj.numel() and (int(adj.min()) < 0 or int(adj.max()) >= n):
+            raise ValueError(f"edge_index has node ids in [{int(adj.min())}, {int(adj.max())}]"
+                             f" but the graph has {n} nodes (valid: 0..{n - 1})")
+    if y is not None:
+        if y.dim() != 1 or y.size(0) != n:
+            raise ValueError(f"labels y must be [{n}] to match x's {n} nodes, "
+                             f"got shape {tuple(y.shape)}")
+        if torch.is_floating_point(y):
+            raise ValueError("labels y must be integer class ids")
+        if num_classes is not None and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+            raise ValueError(f"labels must lie in [0, {num_classes}), got "
+                             f"[{int(y.min())}, {int(y.max())}]")
+
+
+def _edges(adj: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    """(source, target, values) of an ``edge_index`` or a CSR ``adj_t`` (rows = targets)."""
+    if adj.layout == torch.sparse_csr:
+        coo = adj.to_sparse_coo().coalesce()
+        target, source = coo.indices()
+        return source, target, coo.values()
+    return adj[0], adj[1], None
+
+
+def receptive_field(adj: Tensor, seeds: Tensor, hops: int, num_nodes: int
+                    ) -> tuple[Tensor, Tensor, Tensor, int]:
+    """The subgraph a ``hops``-deep GNN needs to compute its output at ``seeds`` exactly.
+
+    Keeps every edge whose target lies within ``hops - 1`` hops of a seed (so those nodes see
+    their whole neighbourhood) and the nodes these edges touch.
+
+    Returns:
+        ``(nodes [n], sub_adj, seed_positions [len(seeds)], num_edges_kept)``; ``sub_adj`` has the
+        input's format (``edge_index`` or CSR), relabelled to positions in ``nodes``.
+    """
+    source, target, values = _edges(adj)
+    inner = torch.zeros(num_nodes, dtype=torch.bool)
+    inner[seeds] = True
+    for _ in range(hops - 1):
+        inner[source[inner[target]]] = True
+    keep = inner[target]
+    touched = inner.clone()
+    touched[source[keep]] = True
+    nodes = touched.nonzero().squeeze(-1)
+    position = torch.full((num_nodes,), -1, dtype=torch.long)
+    position[nodes] = torch.arange(nodes.numel())
+    sub_source, sub_target = position[source[keep]], position[target[keep]]
+    n = nodes.numel()
+    if values is None:
+        sub_adj = torch.stack([sub_source, sub_target])
+    else:
+        sub_adj = torch.sparse_coo_tensor(torch.stack([sub_target, sub_source]), values[keep],
+                                          (n, n)).to_sparse_csr()
+    return nodes, sub_adj, position[seeds], int(keep.sum())
+
+
+class Mowst(nn.Module):
+    """Mixture of a weak (MLP) and a strong (GNN) expert with a learnable confidence gate.
+
+    Args:
+        weak: ``weak(x) -> logits [N, C]``, e.g. :class:`paperlab.mowst.experts.MLP`.
+        strong: ``strong(x, adj) -> logits [N, C]`` with ``adj`` an ``edge_index`` or CSR
+            ``adj_t``; any PyG-style module (ready-made: GCN, GraphSAGE, GAT, GIN).
+        num_classes: C.
+        dispersion: ``"variance"``, ``"entropy"`` or ``"variance+entropy"`` (default).
+        gate_uses_features: the gate also reads ``x_v`` (then pass ``num_features``).
+        num_features: F, needed only with ``gate_uses_features``.
+        gate_hidden, gate_layers: width and depth of G (defaults 64, 2).
+        monotone_gate: keep C non-decreasing in the dispersion (see :class:`ConfidenceGate`).
+
+    The state dict holds the gate as well as both experts.
+    """
+
+    def __init__(self, weak: nn.Module, strong: nn.Module, num_classes: int,
+                 dispersion: str = "variance+entropy", gate_uses_features: bool = False,
+                 num_features: int | None = None, gate_hidden: int = 64, gate_layers: int = 2,
+                 monotone_gate: bool = True) -> None:
+        super().__init__()
+        if dispersion not in DISPERSIONS:
+            raise ValueError(f"dispersion must be one of {DISPERSIONS}, got '{dispersion}'")
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        if gate_uses_features and not num_features:
+            raise ValueError("gate_uses_features=True needs num_features (the size F of x)")
+        self.weak, self.strong = weak, strong
+        self.num_classes = num_classes
+        self.dispersion = dispersion
+        self.gate_uses_features = gate_uses_features
+        self.gate = ConfidenceGate(2 if dispersion == "variance+entropy" else 1, gate_hidden,
+                                   gate_layers, num_features if gate_uses_features else 0,
+                                   monotone_gate)
+
+    def confidence(self, weak_logits: Tensor, x: Tensor | None = None) -> Tensor:
+        """``C [N]`` from the weak expert's logits (dispersion taken without gradient)."""
+        with torch.no_grad():
+            disp = dispersion(torch.softmax(weak_logits, dim=-1), self.dispersion)
+        return self.gate(disp, x if self.gate_uses_features else None)
+
+    def forward(self, x: Tensor, adj: Tensor) -> MowstOutput:
+        """Run both experts and the gate on every node of ``x [N, F]`` and the graph."""
+        weak_logits = self.weak(x)
+        return MowstOutput(weak_logits, self.strong(x, adj), self.confidence(weak_logits, x))
+
+    @staticmethod
+    def mixture_proba(out: MowstOutput) -> Tensor:
+        """Mowst*'s prediction ``C p + (1 - C) p'`` ``[N, C]``.
+
+        Probabilities, not logits, are mixed (the paper's choice; the reference code mixes
+        logits): the mixture is then a proper distribution, C = 1 gives exactly the MLP's
+        prediction and C = 0 the GNN's, training (:func:`mowst_star_loss`) and inference use the
+        same quantity, and it is also the expectation of Mowst's random-gating prediction.
+        """
+        c = out.confidence.unsqueeze(-1)
+        weak, strong = torch.softmax(out.weak_logits, -1), torch.softmax(out.strong_logits, -1)
+        return c * weak + (1 - c) * strong
+
+    @torch.no_grad()
+    def routed_predict(self, x: Tensor, adj: Tensor, to_weak: Tensor | None = None,
+                       generator: torch.Generator | None = None,
+                       hops: int | None = None) -> RoutedPrediction:
+        """Mowst's random-gating inference, running the GNN only where it is used.
+
+        Each node goes to the MLP with probability ``C_v`` (or as ``to_weak [N]`` says); the GNN
+        then runs on the receptive field of the other nodes only (:func:`receptive_field`),
+        which gives exactly the full-graph GNN output at those nodes.
+
+        Args:
+            hops: depth of the strong expert's receptive field; default its ``receptive_hops``.
+        """
+        if hops is None:
+            hops = getattr(self.strong, "receptive_hops", None)
+            if hops is None:
+                raise ValueError("the strong expert has no receptive_hops attribute: pass hops")
+        was_training = self.training
+        self.eval()
+        n = x.size(0)
+        weak_logits = self.weak(x)
+        if to_weak is None:
+            c = self.confidence(weak_logits, x)
+            to_weak = torch.rand(n, generator=generator) < c
+        proba = torch.softmax(weak_logits, -1)
+        seeds = (~to_weak).nonzero().squeeze(-1)
+        nodes_computed = edges_computed = 0
+        if seeds.numel():
+            nodes, sub_adj, pos, edges_computed = receptive_field(adj, seeds, hops, n)
+            nodes_computed = nodes.numel()
+            proba[seeds] = torch.softmax(self.strong(x[nodes], sub_adj)[pos], -1)
+        num_edges = adj.values().numel() if adj.layout == torch.sparse_csr else adj.size(1)
+        self.train(was_training)
+        return RoutedPrediction(proba, to_weak, nodes_computed, edges_computed, n, num_edges)

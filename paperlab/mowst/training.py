@@ -1,0 +1,377 @@
+"""Training and evaluation: one expert alone, Mowst (alternating turns), Mowst* (joint).
+
+All training is full-batch on one graph. Model selection is by the validation score (accuracy,
+or ROC-AUC for binary tasks that ask for it); every routine restores the best state it saw.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy.stats import rankdata
+from torch import Tensor, nn
+
+from paperlab.mowst.mowst import Mowst, MowstOutput, check_graph
+
+METRICS = ("accuracy", "roc_auc")
+
+
+@dataclass
+class NodeTask:
+    """A node-classification task on one graph.
+
+    Attributes:
+        x: node features ``[N, F]`` (float).
+        adj: ``edge_index [2, E]`` or CSR ``adj_t [N, N]``.
+        y: labels ``[N]`` in ``[0, num_classes)`` (values outside the splits are never read).
+        train_idx, val_idx, test_idx: node ids of the splits.
+        num_classes: C.
+        metric: ``"accuracy"`` or ``"roc_auc"`` (binary only; scores the class-1 probability).
+    """
+
+    x: Tensor
+    adj: Tensor
+    y: Tensor
+    train_idx: Tensor
+    val_idx: Tensor
+    test_idx: Tensor
+    num_classes: int
+    metric: str = "accuracy"
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got '{self.metric}'")
+        if self.metric == "roc_auc" and self.num_classes != 2:
+            raise ValueError("roc_auc needs a binary task (num_classes == 2)")
+        check_graph(self.x, self.adj)
+        n = self.x.size(0)
+        if self.y.dim() != 1 or self.y.size(0) != n:
+            raise ValueError(f"labels y must be [{n}] to match x's {n} nodes, "
+                             f"got shape {tuple(self.y.shape)}")
+        for name in ("train_idx", "val_idx", "test_idx"):
+            idx = getattr(self, name)
+            if idx.numel() == 0:
+                raise ValueError(f"{name} is empty")
+            if int(idx.min()) < 0 or int(idx.max()) >= n:
+                raise ValueError(f"{name} has node ids outside [0, {n})")
+            labels = self.y[idx]
+            if int(labels.min()) < 0 or int(labels.max()) >= self.num_classes:
+                raise ValueError(f"labels of {name} must lie in [0, {self.num_classes}), got "
+                                 f"[{int(labels.min())}, {int(labels.max())}]")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings (defaults: the reference recipes' Adam, patience 100 / 10).
+
+    ``max_epochs``/``patience`` bound one expert's training and each inner turn of Mowst;
+    ``max_rounds``/``round_patience`` bound Mowst's big epochs (two turns each).
+    """
+
+    lr: float = 0.01
+    weight_decay: float = 5e-4
+    max_epochs: int = 500
+    patience: int = 100
+    max_rounds: int = 30
+    round_patience: int = 10
+
+
+@dataclass
+class TrainReport:
+    """What a training run did: optimiser steps, wall seconds, best validation score."""
+
+    epochs: int = 0
+    seconds: float = 0.0
+    best_val: float = float("-inf")
+    history: list[float] = field(default_factory=list)
+
+    @property
+    def ms_per_epoch(self) -> float:
+        return 1000.0 * self.seconds / max(self.epochs, 1)
+
+
+def roc_auc(score: Tensor, y: Tensor) -> float:
+    """Area under the ROC curve of ``score [n]`` for binary ``y [n]`` (ties get half credit)."""
+    y_np = y.numpy().astype(bool)
+    pos, neg = int(y_np.sum()), int((~y_np).sum())
+    if pos == 0 or neg == 0:
+        raise ValueError("ROC-AUC needs both classes among the labels")
+    ranks = rankdata(score.numpy())
+    return float((ranks[y_np].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def score(proba: Tensor, y: Tensor, metric: str) -> float:
+    """Accuracy of ``argmax proba [n, C]``, or ROC-AUC of ``proba[:, 1]``, against ``y [n]``."""
+    if metric == "roc_auc":
+        return roc_auc(proba[:, 1], y)
+    return float((proba.argmax(-1) == y).float().mean())
+
+
+def _adam(params: object, cfg: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _fit(step: Callable[[], None], validate: Callable[[], float], module: nn.Module,
+         cfg: TrainConfig, report: TrainReport) -> float:
+    """Run ``step`` up to ``cfg.max_epochs`` times with early stopping on ``validate``.
+
+    Restores ``module`` to its best state and returns the best validation score.
+    """
+    best, best_state, since = float("-inf"), copy.deepcopy(module.state_dict()), 0
+    start = time.perf_counter()
+    for _ in range(cfg.max_epochs):
+        module.train()
+        step()
+        report.epochs += 1
+        module.eval()
+        with torch.no_grad():
+            val = validate()
+        report.history.append(val)
+        if val > best:
+            best, best_state, since = val, copy.deepcopy(module.state_dict()), 0
+        else:
+            since += 1
+            if since >= cfg.patience:
+                break
+    report.seconds += time.perf_counter() - start
+    module.load_state_dict(best_state)
+    module.eval()
+    return best
+
+
+def train_expert(model: nn.Module, task: NodeTask, cfg: TrainConfig | None = None,
+                 uses_graph: bool = True) -> TrainReport:
+    """Train one expert alone with cross-entropy; ``uses_graph=False`` for an MLP."""
+    cfg = cfg or TrainConfig()
+    opt = _adam(model.parameters(), cfg)
+
+    def logits() -> Tensor:
+        return model(task.x, task.adj) if uses_graph else model(task.x)
+
+    def step() -> None:
+        opt.zero_grad()
+        nn.functional.cross_entropy(logits()[task.train_idx], task.y[task.train_idx]).backward()
+        opt.step()
+
+    def validate() -> float:
+        return score(torch.softmax(logits()[task.val_idx], -1), task.y[task.val_idx], task.metric)
+
+    report = TrainReport()
+    report.best_val = _fit(step, validate, model, cfg, report)
+    return report
+
+
+def expected_score(out: MowstOutput, y: Tensor, idx: Tensor, metric: str) -> float:
+    """Validation score of Mowst without sampling noise.
+
+    Accuracy: ``mean_v [C_v 1(MLP right) + (1 - C_v) 1(GNN right)]``, exactly the mean of the
+    random-gating accuracy over draws. ROC-AUC (no closed form): AUC of ``C p + (1 - C) p'``.
+    """
+    if metric == "roc_auc":
+        return score(Mowst.mixture_proba(out)[idx], y[idx], metric)
+    c = out.confidence[idx]
+    weak_ok = (out.weak_logits[idx].argmax(-1) == y[idx]).float()
+    strong_ok = (out.strong_logits[idx].argmax(-1) == y[idx]).float()
+    return float((c * weak_ok + (1 - c) * strong_ok).mean())
+
+
+def random_gating_scores(out: MowstOutput, y: Tensor, idx: Tensor, metric: str,
+                         draws: int = 50, generator: torch.Generator | None = None) -> list[float]:
+    """Mowst's inference: per draw each node uses the MLP with probability C_v, else the GNN."""
+    c = out.confidence[idx]
+    weak = torch.softmax(out.weak_logits[idx], -1)
+    strong = torch.softmax(out.strong_logits[idx], -1)
+    scores = []
+    for _ in range(draws):
+        to_weak = (torch.rand(c.shape, generator=generator) < c).unsqueeze(-1)
+        scores.append(score(torch.where(to_weak, weak, strong), y[idx], metric))
+    return scores
+
+
+@dataclass
+class MowstReport(TrainReport):
+    """A Mowst/Mowst* training run; ``gate_collapsed`` flags C ~ 1 on the training nodes."""
+
+    pretrain: TrainReport | None = None
+    rounds: int = 0
+    kept_turns: int = 0
+    mean_train_confidence: float = float("nan")
+    gate_collapsed: bool = False
+
+
+def gate_collapsed(confidence: Tensor, threshold: float = 0.95) -> bool:
+    """Whether the gate collapsed onto the MLP: mean confidence on training nodes >= threshold.
+
+    Without a pre-trained GNN the MLP fits the training nodes first, the gate learns to trust it
+    everywhere and the GNN never gets a gradient -- Mowst then degenerates to the MLP.
+    """
+    return bool(confidence.mean() >= threshold)
+
+
+def _finish(model: Mowst, task: NodeTask, report: MowstReport) -> MowstReport:
+    model.eval()
+    with torch.no_grad():
+        c = model(task.x, task.adj).confidence[task.train_idx]
+    report.mean_train_confidence = float(c.mean())
+    report.gate_collapsed = gate_collapsed(c)
+    if report.gate_collapsed:
+        warnings.warn(f"Mowst gate collapsed onto the MLP (mean training confidence "
+                      f"{report.mean_train_confidence:.3f}); pre-train the GNN", stacklevel=3)
+    return report
+
+
+def _pretrain(model: Mowst, task: NodeTask, cfg: TrainConfig, report: MowstReport) -> None:
+    report.pretrain = train_expert(model.strong, task, cfg)
+    report.epochs += report.pretrain.epochs
+    report.seconds += report.pretrain.seconds
+
+
+def train_mowst(model: Mowst, task: NodeTask, cfg: TrainConfig | None = None,
+                pretrain_strong: bool = True) -> MowstReport:
+    """Mowst's alternating training.
+
+    Optionally pre-train the GNN alone (default; skip it when ``model.strong`` is already
+    trained), then run big epochs of two turns, each with inner early stopping:
+    (a) MLP + gate with the GNN frozen; (b) GNN with the confidence fixed. A turn is kept only if
+    it beats the best validation score so far (else the model is restored); training stops after
+    ``round_patience`` big epochs without a kept turn.
+    """
+    cfg = cfg or TrainConfig()
+    check_graph(task.x, task.adj)
+    report = MowstReport()
+    if pretrain_strong:
+        _pretrain(model, task, cfg, report)
+    model.eval()
+    with torch.no_grad():
+        report.best_val = expected_score(model(task.x, task.adj), task.y, task.val_idx,
+                                         task.metric)
+    since = 0
+    for _ in range(cfg.max_rounds):
+        report.rounds += 1
+        kept = _weak_turn(model, task, cfg, report)
+        kept = _strong_turn(model, task, cfg, report) or kept
+        since = 0 if kept else since + 1
+        if since >= cfg.round_patience:
+            break
+    return _finish(model, task, report)
+
+
+def _weak_turn(model: Mowst, task: NodeTask, cfg: TrainConfig, report: MowstReport) -> bool:
+    """Turn (a): MLP + gate learn while the GNN is frozen (its predictions computed once)."""
+    x, y, tr = task.x, task.y, task.train_idx
+    with torch.no_grad():
+        strong_logits = model.strong(x, task.adj)
+    opt = _adam(list(model.weak.parameters()) + list(model.gate.parameters()), cfg)
+
+    def step() -> None:
+        opt.zero_grad()
+        weak_logits = model.weak(x)
+        out = MowstOutput(weak_logits, strong_logits, model.confidence(weak_logits, x))
+        mowst_loss(MowstOutput(*(t[tr] for t in out)), y[tr]).backward()
+        opt.step()
+
+    def validate() -> float:
+        weak_logits = model.weak(x)
+        out = MowstOutput(weak_logits, strong_logits, model.confidence(weak_logits, x))
+        return expected_score(out, y, task.val_idx, task.metric)
+
+    return _turn(model, step, validate, cfg, report)
+
+
+def _strong_turn(model: Mowst, task: NodeTask, cfg: TrainConfig, report: MowstReport) -> bool:
+    """Turn (b): the GNN learns its share ``(1 - C)`` of the loss with the confidence fixed."""
+    x, adj, y, tr = task.x, task.adj, task.y, task.train_idx
+    with torch.no_grad():
+        weak_logits = model.weak(x)
+        c = model.confidence(weak_logits, x)
+    opt = _adam(model.strong.parameters(), cfg)
+
+    def step() -> None:
+        opt.zero_grad()
+        out = MowstOutput(weak_logits[tr], model.strong(x, adj)[tr], c[tr])
+        mowst_loss(out, y[tr]).backward()  # the MLP's term is a constant here
+        opt.step()
+
+    def validate() -> float:
+        out = MowstOutput(weak_logits, model.strong(x, adj), c)
+        return expected_score(out, y, task.val_idx, task.metric)
+
+    return _turn(model, step, validate, cfg, report)
+
+
+def _turn(model: Mowst, step: Callable[[], None], validate: Callable[[], float],
+          cfg: TrainConfig, report: MowstReport) -> bool:
+    """One inner turn; keep it only if it beats ``report.best_val`` (else restore the model)."""
+    before = copy.deepcopy(model.state_dict())
+    val = _fit(step, validate, model, cfg, report)
+    if val > report.best_val:
+        report.best_val = val
+        report.kept_turns += 1
+        return True
+    model.load_state_dict(before)
+    return False
+
+
+def mowst_star_loss(out: MowstOutput, y: Tensor) -> Tensor:
+    """Mowst*'s loss: negative log-likelihood of the probability mixture ``C p + (1 - C) p'``."""
+    return nn.functional.nll_loss(Mowst.mixture_proba(out).clamp_min(1e-12).log(), y)
+
+
+def mowst_loss(out: MowstOutput, y: Tensor) -> Tensor:
+    """Mowst's loss: ``mean_v [C_v CE(p_v, y_v) + (1 - C_v) CE(p'_v, y_v)]``."""
+    c = out.confidence
+    weak_ce = nn.functional.cross_entropy(out.weak_logits, y, reduction="none")
+    strong_ce = nn.functional.cross_entropy(out.strong_logits, y, reduction="none")
+    return (c * weak_ce + (1 - c) * strong_ce).mean()
+
+
+def train_mowst_star(model: Mowst, task: NodeTask, cfg: TrainConfig | None = None,
+                     pretrain_strong: bool = True) -> MowstReport:
+    """Mowst*: optionally pre-train the GNN, then train MLP, GNN and gate jointly on
+    :func:`mowst_star_loss` with one optimiser; selection by the mixture's validation score."""
+    cfg = cfg or TrainConfig()
+    check_graph(task.x, task.adj)
+    report = MowstReport()
+    if pretrain_strong:
+        _pretrain(model, task, cfg, report)
+    opt = _adam(model.parameters(), cfg)
+    tr, va = task.train_idx, task.val_idx
+
+    def step() -> None:
+        opt.zero_grad()
+        out = model(task.x, task.adj)
+        mowst_star_loss(MowstOutput(*(t[tr] for t in out)), task.y[tr]).backward()
+        opt.step()
+
+    def validate() -> float:
+        proba = Mowst.mixture_proba(model(task.x, task.adj))
+        return score(proba[va], task.y[va], task.metric)
+
+    report.best_val = _fit(step, validate, model, cfg, report)
+    report.rounds = 1
+    return _finish(model, task, report)
+
+
+def evaluate(model: Mowst, task: NodeTask, idx: Tensor, draws: int = 50,
+             generator: torch.Generator | None = None) -> dict[str, float]:
+    """Scores of a trained mixture on ``idx``: random gating (mean/std over ``draws``),
+    deterministic mixing, each expert alone, and the mean confidence."""
+    model.eval()
+    with torch.no_grad():
+        out = model(task.x, task.adj)
+    random_scores = random_gating_scores(out, task.y, idx, task.metric, draws, generator)
+    y = task.y[idx]
+    return {
+        "random": float(np.mean(random_scores)),
+        "random_std": float(np.std(random_scores)),
+        "deterministic": score(Mowst.mixture_proba(out)[idx], y, task.metric),
+        "weak": score(torch.softmax(out.weak_logits[idx], -1), y, task.metric),
+        "strong": score(torch.softmax(out.strong_logits[idx], -1), y, task.metric),
+        "confidence": float(out.confidence[idx].mean()),
+    }
