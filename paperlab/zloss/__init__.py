@@ -1,0 +1,46 @@
+"""Z-loss and the spherical family (de Brebisson & Vincent, 2016) with the exact factored
+output layer of Vincent et al. (2015): SGD on a D x d output layer in O(d^2) per example.
+
+    >>> from paperlab.zloss import SphericalOutputLayer, z_loss
+    >>> layer = SphericalOutputLayer(dim=64, num_classes=50_000, loss="z", a=1.0, b=10.0)
+    >>> loss, grad_h = layer.step(h, targets)   # h (m, 64), targets (m,); updates W in O(m d^2)
+    >>> h_net.backward(grad_h)                  # into the network below
+    >>> layer.topk(h, 10)                        # O(D d) only when predictions are asked for
+"""
+
+from paperlab.core.registry import System
+from paperlab.zloss.baselines import AdaptiveSoftmaxLayer, FullSoftmaxLayer
+from paperlab.zloss.factored import SphericalOutputLayer
+from paperlab.zloss.losses import (
+    SphericalLoss,
+    log_softmax_loss,
+    make_loss,
+    mse,
+    spherical_softmax,
+    taylor_softmax,
+    z_loss,
+)
+
+__all__ = [
+    "AdaptiveSoftmaxLayer",
+    "FullSoftmaxLayer",
+    "SYSTEM",
+    "SphericalLoss",
+    "SphericalOutputLayer",
+    "log_softmax_loss",
+    "make_loss",
+    "mse",
+    "spherical_softmax",
+    "taylor_softmax",
+    "z_loss",
+]
+
+SYSTEM = System(
+    name="zloss",
+    paper="The Z-loss: a shift and scale invariant classification loss belonging to the "
+          "Spherical Family (de Brebisson & Vincent, 2016)",
+    claim="Z-loss trains a large-vocabulary output layer exactly in O(d^2) per example "
+          "(40x faster than log-softmax at D=793,471) and beats log-softmax on top-k",
+    run="paperlab.zloss.experiment:run",
+    bench="paperlab.zloss.experiment:bench",
+)
