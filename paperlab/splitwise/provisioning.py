@@ -1,0 +1,179 @@
+"""Provisioning search: the highest SLO-meeting request rate of a design, the best
+prompt:token split under a power or cost budget, and the cheapest design for a target rate.
+
+Every configuration is one simulation of a seeded Poisson trace at rate R whose sizes are
+resampled from a source trace (the Azure code or conversation trace). Configurations run in
+parallel on local processes (``concurrent.futures``), or on a Ray cluster when an address is
+given and ``ray`` is importable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from paperlab.splitwise.cluster import Design, baseline_design, simulate_design, splitwise_design
+from paperlab.splitwise.hardware import BLOOM_176B, DGX_A100, INFINIBAND
+from paperlab.splitwise.metrics import latency_summary, slo_report
+from paperlab.splitwise.perf_model import PerfDatabase
+from paperlab.splitwise.trace import Trace, poisson_trace
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """How a design's throughput is measured.
+
+    Attributes:
+        rates: candidate request rates (req/s), ascending; the search bisects over them
+            assuming that a design meeting the SLOs at R also meets them below R.
+        duration_s: length of each generated trace.
+        seed: trace seed (the same trace per rate for every design).
+    """
+
+    rates: tuple[float, ...] = tuple(float(r) for r in range(5, 301, 5))
+    duration_s: float = 120.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.rates or any(b <= a for a, b in zip(self.rates, self.rates[1:], strict=False)):
+            raise ValueError("rates must be a non-empty ascending sequence")
+
+
+@dataclass
+class Evaluation:
+    """One simulated (design, rate): latency summary + SLO report."""
+
+    design: Design
+    rate: float
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def slo_met(self) -> bool:
+        return bool(self.metrics.get("slo_met", False))
+
+
+def evaluate(design: Design, rate: float, source: Trace, perf: PerfDatabase,
+             space: SearchSpace) -> Evaluation:
+    """Simulate ``design`` at ``rate`` and check the nine SLOs."""
+    trace = poisson_trace(source, rate, space.duration_s, seed=space.seed)
+    res = simulate_design(design, trace, perf, BLOOM_176B, INFINIBAND)
+    alone = perf.model(BLOOM_176B.name, DGX_A100.hardware, 8)
+    m = latency_summary(res)
+    m.update(slo_report(res, alone))
+    m["peak_memory_frac"] = float((res.machine_peak_memory / res.machine_max_memory).max())
+    return Evaluation(design, rate, m)
+
+
+def max_rate(design: Design, source: Trace, perf: PerfDatabase,
+             space: SearchSpace) -> tuple[float, list[Evaluation]]:
+    """Highest rate in ``space.rates`` meeting all SLOs (0.0 if none), by bisection.
+
+    Returns the rate and every evaluation made (for latency-vs-rate plots).
+    """
+    lo, hi = -1, len(space.rates)  # rates[lo] passes (virtual), rates[hi] fails (virtual)
+    evals = []
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        ev = evaluate(design, space.rates[mid], source, perf, space)
+        evals.append(ev)
+        if ev.slo_met:
+            lo = mid
+        else:
+            hi = mid
+    return (space.rates[lo] if lo >= 0 else 0.0), evals
+
+
+def _max_rate_job(args: tuple) -> tuple[Design, float, list[Evaluation]]:
+    design, source, perf, space = args
+    rate, evals = max_rate(design, source, perf, space)
+    return design, rate, evals
+
+
+def _evaluate_job(args: tuple) -> Evaluation:
+    return evaluate(*args)
+
+
+def parallel_map(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 2,
+                 ray_address: str | None = None) -> list[Any]:
+    """``[fn(x) for x in items]`` on local processes, or on Ray at ``ray_address``.
+
+    ``workers <= 1`` runs in this process (no pickling; easiest to debug).
+    """
+    items = list(items)
+    if ray_address:
+        try:
+            import ray
+        except ImportError as e:
+            raise RuntimeError("ray_address given but ray is not installed "
+                               "(pip install ray)") from e
+        ray.init(address=ray_address, ignore_reinit_error=True)
+        remote = ray.remote(fn)
+        return ray.get([remote.remote(x) for x in items])
+    if workers <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    with ProcessPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def budget_splits(kind: str, budget: float, by: str = "power", step: int = 1,
+                  min_machines: int = 1) -> list[Design]:
+    """All prompt:token splits of Splitwise-``kind`` that fit ``budget`` (``by`` power or cost),
+    spending as much of it on token machines as fits for each prompt count (every ``step``)."""
+    if by not in ("power", "cost"):
+        raise ValueError(f"budget must be by 'power' or 'cost', got {by!r}")
+    probe = splitwise_design(kind, 1, 1)
+    p_unit = getattr(probe.prompt_sku, by)
+    t_unit = getattr(probe.token_sku, by)
+    designs = []
+    for n_p in range(min_machines, int(budget // p_unit) + 1, step):
+        n_t = int(math.floor((budget - n_p * p_unit) / t_unit + 1e-9))
+        if n_t >= min_machines:
+            designs.append(splitwise_design(kind, n_p, n_t))
+    return designs
+
+
+def baseline_for_budget(hardware: str, budget: float, by: str = "power") -> Design:
+    """Baseline-``hardware`` with as many machines as ``budget`` allows."""
+    probe = baseline_design(hardware, 1)
+    n = int(math.floor(budget / getattr(probe.prompt_sku, by) + 1e-9))
+    return baseline_design(hardware, n)
+
+
+@dataclass
+class SearchResult:
+    """Max rates of candidate designs (``rates[label]``), the best one, every evaluation."""
+
+    best: Design
+    best_rate: float
+    rates: dict[str, float]
+    designs: dict[str, Design]
+    evaluations: list[Evaluation]
+
+
+def best_design(candidates: Iterable[Design], source: Trace, perf: PerfDatabase,
+                space: SearchSpace, workers: int = 2,
+                ray_address: str | None = None) -> SearchResult:
+    """The candidate with the highest SLO-meeting rate (ties: the cheaper one)."""
+    candidates = list(candidates)
+    if not candidates:
+        raise ValueError("no candidate designs (budget too small for one machine of each kind?)")
+    out = parallel_map(_max_rate_job, [(d, source, perf, space) for d in candidates], workers,
+                       ray_address)
+    rates = {d.label: r for d, r, _ in out}
+    evals = [e for _, _, es in out for e in es]
+    best, best_r = max(((d, r) for d, r, _ in out), key=lambda dr: (dr[1], -dr[0].cost))
+    return SearchResult(best, best_r, rates, {d.label: d for d in candidates}, evals)
+
+
+def cheapest_design(candidates: Iterable[Design], target_rate: float, source: Trace,
+                    perf: PerfDatabase, space: SearchSpace, workers: int = 2,
+                    ray_address: str | None = None) -> tuple[Design | None, list[Evaluation]]:
+    """The cheapest candidate that meets all SLOs at ``target_rate`` (None if none does)."""
+    candidates = sorted(candidates, key=lambda d: (d.cost, d.power, d.num_machines))
+    evals = parallel_map(_evaluate_job, [(d, target_rate, source, perf, space)
+                                         for d in candidates], workers, ray_address)
+    ok = [e.design for e in evals if e.slo_met]
+    return (ok[0] if ok else None), evals

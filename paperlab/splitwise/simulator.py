@@ -1,0 +1,758 @@
+"""A discrete-event simulator of an LLM serving cluster, colocated or phase-split (Splitwise).
+
+Reading order: the request/task records, :class:`Machine` (one model instance on one DGX:
+continuous batching with the reference simulator's limits and decode preemption),
+:class:`ChunkedPrefillMachine` (a colocated machine that splits prompts into chunks mixed
+with decodes), the two cluster schedulers (token join-shortest-queue for colocated baselines;
+the mixed-pool scheduler for Splitwise, with KV-cache transfers and pool borrowing), and
+:func:`simulate`, the event loop.
+
+Semantics follow github.com/Mutinifni/splitwise-sim ("reference-compatible"): a run of
+decode-only iterations is simulated as one event until some request finishes or a newly
+arrived task must join at the next iteration boundary; a prompt joins a batch whole (no
+chunking) with at most ``max_batch_tokens`` tokens per iteration (a longer prompt runs alone);
+decode tasks are preempted (kept in memory) when prompts take their slot, and a task waiting
+``max_preemptions`` iteration starts gets priority. Memory gates admission: a task is admitted
+only if its KV cache fits beside the weights.
+
+Speed: plain objects with ``__slots__``, one ``heapq`` of tuples, arrivals streamed from the
+trace arrays (never all in the heap), per-request results written into numpy arrays.
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_left, insort
+from dataclasses import dataclass
+
+import numpy as np
+
+from paperlab.splitwise.hardware import LLM, Link, MachineSKU
+from paperlab.splitwise.perf_model import IterationModel
+from paperlab.splitwise.trace import Trace
+
+PROMPT, TOKEN = 0, 1
+QUEUED, RUNNING, BLOCKED, COMPLETED = 1, 2, 3, 4
+KV_RETRY_S = 1.0  # a KV transfer waiting for destination memory retries every second
+
+
+class _Request:
+    __slots__ = ("idx", "arrival", "prompt", "tokens", "ptask", "ttask", "memory", "pool_n",
+                 "head", "src", "dst", "prompt_end", "prompt_iter_s", "kv_s")
+
+    def __init__(self, idx: int, arrival: float, prompt: int, tokens: int) -> None:
+        self.idx, self.arrival, self.prompt, self.tokens = idx, arrival, prompt, tokens
+        self.memory = 0  # KV bytes this request holds (the reference's request.memory)
+        self.pool_n = 0  # tasks of this request on the machine currently holding it
+        self.head = None
+        self.src = self.dst = None
+        self.prompt_end = self.prompt_iter_s = self.kv_s = 0.0
+
+
+class _Task:
+    __slots__ = ("kind", "req", "state", "npre", "tpi", "mem", "target", "generated",
+                 "generating", "inb", "sel", "arr", "remaining")
+
+    def __init__(self, kind: int, req: _Request, tpi: int, mem: int, target: int) -> None:
+        self.kind, self.req, self.tpi, self.mem, self.target = kind, req, tpi, mem, target
+        self.state = 0
+        self.npre = 0  # iteration starts this task waited through (reference: preemptions)
+        self.generated = self.generating = 0
+        self.inb = False  # in the running batch
+        self.sel = -1  # stamp of the last batch selection that picked it
+        self.arr = req.arrival
+        self.remaining = tpi  # prompt tokens not yet prefilled (chunked prefill only)
+
+
+def _pending_key(t: _Task) -> tuple[int, float]:
+    return (t.npre, t.arr)
+
+
+def _pool_key(r: _Request) -> float:
+    return r.arrival
+
+
+@dataclass(frozen=True)
+class MachineConfig:
+    """Machine-level batching limits (the reference's Splitwise instance defaults).
+
+    Attributes:
+        max_batch_size: requests per iteration.
+        max_batch_tokens: tokens per iteration (prompt tokens + one per decode); a single
+            longer prompt may run alone.
+        max_preemptions: iteration starts a task may wait before it gets priority.
+        chunk_size: if set, use chunked prefill (prompt chunks of at most this many tokens
+            share each iteration with the decodes); None = whole prompts (Splitwise/ORCA).
+    """
+
+    max_batch_size: int = 512
+    max_batch_tokens: int = 2048
+    max_preemptions: int = 4
+    chunk_size: int | None = None
+
+
+class Machine:
+    """One model instance on one DGX machine, with iteration-level (continuous) batching."""
+
+    __slots__ = ("mid", "sku", "tag", "sched_tag", "perf", "sim", "memory", "max_memory",
+                 "sched_memory", "sched_pending_tokens", "pending", "pending_prompts",
+                 "blocked", "batch", "n_prompts_in_batch", "pool", "pool_keys", "batch_tokens",
+                 "iter_dur", "n_contig", "paused", "iter_end", "iter_token", "stamp",
+                 "max_bs", "max_bt", "max_pre", "busy_s", "run_since", "peak_memory",
+                 "kv_per_token")
+
+    def __init__(self, mid: int, sku: MachineSKU, model: LLM, perf: IterationModel,
+                 config: MachineConfig, tag: str | None = None) -> None:
+        if model.weight_bytes >= sku.memory:
+            raise ValueError(f"{model.name} weights ({model.weight_bytes / 1e9:.0f} GB) do not "
+                             f"fit in {sku.name} memory ({sku.memory / 1e9:.0f} GB)")
+        self.mid, self.sku, self.tag, self.sched_tag, self.perf = mid, sku, tag, None, perf
+        self.sim: _Sim | None = None
+        self.memory = self.sched_memory = self.peak_memory = model.weight_bytes
+        self.max_memory = sku.memory
+        self.kv_per_token = model.kv_bytes_per_token
+        self.sched_pending_tokens = 0
+        self.pending: list[_Task] = []  # by (waits, arrival) at insertion
+        self.pending_prompts: list[_Task] = []  # FIFO
+        self.blocked: list[_Task] = []  # preempted decodes
+        self.batch: list[_Task] = []
+        self.n_prompts_in_batch = 0
+        self.pool: list[_Request] = []  # requests with a task here, by arrival
+        self.pool_keys: list[float] = []
+        self.batch_tokens = 0
+        self.iter_dur = 0.0
+        self.n_contig = 0
+        self.paused = False
+        self.iter_end = 0.0
+        self.iter_token = 0
+        self.stamp = 0
+        self.max_bs, self.max_bt = config.max_batch_size, config.max_batch_tokens
+        self.max_pre = config.max_preemptions
+        self.busy_s = self.run_since = 0.0
+
+    # -- memory -------------------------------------------------------------------------------
+    def alloc(self, nbytes: int) -> None:
+        self.memory += nbytes
+        if self.memory > self.peak_memory:
+            self.peak_memory = self.memory
+
+    def free(self, nbytes: int) -> None:
+        self.memory -= nbytes
+        self.sched_memory -= nbytes
+
+    # -- queues -------------------------------------------------------------------------------
+    def _add_pending(self, t: _Task, preempted: bool = False) -> None:
+        insort(self.pending, t, key=_pending_key)
+        if preempted:
+            self.blocked.append(t)
+        if t.kind == PROMPT:
+            self.pending_prompts.append(t)
+
+    def _remove_pending(self, t: _Task) -> None:
+        self.pending.remove(t)
+        if t.state == BLOCKED:
+            self.blocked.remove(t)
+        if t.kind == PROMPT:
+            self.pending_prompts.remove(t)
+
+    def _add_to_pool(self, t: _Task) -> None:
+        r = t.req
+        if r.pool_n == 0:
+            i = bisect_left(self.pool_keys, r.arrival)
+            # insort_right semantics: after equal keys
+            while i < len(self.pool_keys) and self.pool_keys[i] == r.arrival:
+                i += 1
+            self.pool.insert(i, r)
+            self.pool_keys.insert(i, r.arrival)
+            r.head = t
+        r.pool_n += 1
+
+    def _remove_from_pool(self, t: _Task) -> None:
+        r = t.req
+        r.pool_n -= 1
+        if r.pool_n:
+            r.head = r.ttask
+            return
+        i = bisect_left(self.pool_keys, r.arrival)
+        while self.pool[i] is not r:
+            i += 1
+        del self.pool[i]
+        del self.pool_keys[i]
+
+    def _add_to_batch(self, t: _Task) -> None:
+        if not self.batch:
+            self.run_since = self.sim.now
+        self.batch.append(t)
+        t.inb = True
+        if t.kind == PROMPT:
+            self.n_prompts_in_batch += 1
+
+    def _remove_from_batch(self, t: _Task) -> None:
+        self.batch.remove(t)
+        t.inb = False
+        if t.kind == PROMPT:
+            self.n_prompts_in_batch -= 1
+        if not self.batch:
+            self.busy_s += self.sim.now - self.run_since
+
+    # -- arrivals -----------------------------------------------------------------------------
+    def task_arrival(self, t: _Task) -> None:
+        t.state = QUEUED
+        self._add_to_pool(t)
+        self._add_pending(t)
+        if not self.batch:
+            if self.memory + t.mem > self.max_memory:
+                return  # blocked on memory until something frees
+            self.start_iteration()
+            return
+        if len(self.batch) < self.max_bs and self.batch_tokens + t.tpi <= self.max_bt:
+            self.pause()
+            return
+        if t.kind == PROMPT:
+            batch_prompt_tokens = self.batch_tokens - (len(self.batch) - self.n_prompts_in_batch)
+            if self.n_prompts_in_batch < len(self.batch) and \
+                    batch_prompt_tokens + t.tpi <= self.max_bt:
+                self.pause()
+
+    def notify_kv_sent(self) -> None:
+        """A KV transfer from this machine finished (its memory is free again)."""
+        if not self.pending:
+            return
+        t = self.pending[0]
+        if not self.batch:
+            if self.memory + t.mem > self.max_memory:
+                return
+            self.start_iteration()
+            return
+        if len(self.batch) < self.max_bs and self.batch_tokens < self.max_bt:
+            self.pause()
+
+    # -- batch selection ----------------------------------------------------------------------
+    def _select(self) -> list[_Task]:
+        """The reference's selection order: starved tasks, prompts, preempted decodes, the
+        running decodes, then other requests by arrival; returns the new batch."""
+        self.stamp += 1
+        stamp = self.stamp
+        new: list[_Task] = []
+        reqs = set()
+        bt = 0
+        mem = self.memory
+        max_bs, max_bt, max_mem = self.max_bs, self.max_bt, self.max_memory
+        for t in self.pending:
+            if t.npre < self.max_pre:
+                break
+            if len(new) == max_bs or (new and bt + t.tpi > max_bt):
+                break
+            if t.req in reqs:
+                continue
+            if t.state == BLOCKED:
+                pass
+            elif t.mem + mem <= max_mem:
+                mem += t.mem
+            else:
+                continue
+            new.append(t)
+            reqs.add(t.req)
+            bt += t.tpi
+        for t in self.pending_prompts:
+            if len(new) == max_bs or (new and bt + t.tpi > max_bt):
+                break
+            if t.req in reqs:
+                continue
+            if t.mem + mem > max_mem:
+                break
+            mem += t.mem
+            new.append(t)
+            reqs.add(t.req)
+            bt += t.tpi
+        for group in (self.blocked, self.batch):
+            for t in group:
+                if len(new) == max_bs or (new and bt + t.tpi > max_bt):
+                    break
+                if t.req in reqs:
+                    continue
+                new.append(t)
+                reqs.add(t.req)
+                bt += t.tpi
+        for r in self.pool:
+            if len(new) == max_bs:
+                break
+            if r in reqs:
+                continue
+            t = r.head
+            if new and bt + t.tpi > max_bt:
+                break
+            if t.state != BLOCKED:
+                if t.mem + mem > max_mem:
+                    break
+                mem += t.mem
+            new.append(t)
+            reqs.add(r)
+            bt += t.tpi
+        self.batch_tokens = bt
+        for t in new:
+            t.sel = stamp
+        return new
+
+    def start_iteration(self) -> None:
+        new = self._select()
+        stamp = self.stamp
+        for t in [t for t in self.batch if t.sel != stamp]:  # preempt (KV stays in memory)
+            t.state = BLOCKED
+            self._remove_from_batch(t)
+            self._add_pending(t, preempted=True)
+        for t in new:
+            if not t.inb:
+                self._remove_pending(t)
+                self._add_to_batch(t)
+        for r in self.pool:
+            if not r.head.inb:
+                r.head.npre += 1
+        batch = self.batch
+        if not batch:
+            if not self.pool:
+                self.sim.scheduler.notify_free(self)
+            return
+        perf = self.perf
+        if self.n_prompts_in_batch == len(batch):
+            dur = perf.prompt_time(self.batch_tokens)
+        elif self.n_prompts_in_batch == 0:
+            dur = perf.token_time(self.batch_tokens)
+        else:
+            dur = perf.mixed_time(self.batch_tokens - (len(batch) - self.n_prompts_in_batch),
+                                  len(batch) - self.n_prompts_in_batch)
+        if self.n_prompts_in_batch:
+            n = 1
+        else:
+            n = min([t.target - t.generated for t in batch])
+        self.iter_dur, self.n_contig = dur, n
+        for t in batch:
+            t.generating = n
+            if t.state != RUNNING:
+                if t.state == QUEUED:
+                    self._run(t)
+                t.state = RUNNING
+        self._schedule_completion(dur * n)
+
+    def _run(self, t: _Task) -> None:
+        """A task starts: its KV cache is allocated."""
+        r = t.req
+        self.alloc(t.mem)
+        r.memory += t.mem
+        if t.kind == TOKEN:
+            self.sim.token_start[r.idx] = self.sim.now
+        else:
+            r.prompt_iter_s = self.iter_dur
+
+    def _schedule_completion(self, delay: float) -> None:
+        self.iter_token += 1
+        if delay <= 0:
+            self.complete_iteration()
+            return
+        sim = self.sim
+        self.iter_end = sim.now + delay
+        sim.seq += 1
+        heapq.heappush(sim.events, (self.iter_end, sim.seq, self._on_iter_event, self.iter_token))
+
+    def _on_iter_event(self, token: int) -> None:
+        if token == self.iter_token:
+            self.complete_iteration()
+
+    def pause(self) -> None:
+        """Stop a run of decode iterations at the next iteration boundary (a task must join)."""
+        if self.paused or self.n_prompts_in_batch:
+            return
+        self.paused = True
+        now = self.sim.now
+        dur = self.iter_dur
+        start = self.iter_end - dur * self.n_contig
+        elapsed = now - start
+        n = min(int(elapsed // dur) + 1, self.n_contig)
+        self.n_contig = n
+        for t in self.batch:
+            t.generating = n
+        self._schedule_completion(dur * n - elapsed)
+
+    def complete_iteration(self) -> None:
+        self.iter_token += 1
+        done = []
+        for t in self.batch:
+            t.generated += t.generating
+            t.generating = 0
+            if t.generated == t.target:
+                done.append(t)
+        for t in done:
+            self._task_done(t)
+        self.paused = False
+        self.start_iteration()
+
+    def _task_done(self, t: _Task) -> None:
+        sim = self.sim
+        r = t.req
+        t.state = COMPLETED
+        self._remove_from_batch(t)
+        self._remove_from_pool(t)
+        if t.kind == PROMPT:
+            self.sched_pending_tokens -= r.prompt
+            r.prompt_end = sim.now
+            sim.ttft[r.idx] = sim.now - r.arrival
+            if r.ttask is None:  # a one-token request is done at prompt end
+                self.free(r.memory)
+                r.memory = 0
+                sim.finish(r)
+            elif r.dst is not self:
+                sim.start_kv_transfer(r)
+        else:
+            self.sched_pending_tokens -= 1
+            self.free(r.memory)
+            r.memory = 0
+            sim.finish(r)
+
+
+class ChunkedPrefillMachine(Machine):
+    """Colocated machine with chunked prefill (Sarathi-style, as vLLM/SGLang schedule).
+
+    Every iteration runs all admitted decodes plus prompt chunks filling a token budget of
+    ``chunk_size`` (decodes count one token each). A prompt's KV cache is allocated when its
+    first chunk runs; its first token comes when its last chunk finishes. The iteration time
+    is the profiled model's mixed-iteration time at (chunk tokens + decodes); the extra
+    attention cost of later chunks over earlier ones is not in the profile and is ignored.
+    Decode-only stretches run as one event until a request finishes or a prompt arrives.
+    """
+
+    __slots__ = ("chunk", "decodes", "chunks")
+
+    def __init__(self, mid: int, sku: MachineSKU, model: LLM, perf: IterationModel,
+                 config: MachineConfig, tag: str | None = None) -> None:
+        super().__init__(mid, sku, model, perf, config, tag)
+        if config.chunk_size is None or config.chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive token count, got "
+                             f"{config.chunk_size}")
+        self.chunk = config.chunk_size
+        self.decodes: list[_Task] = []  # admitted decode tasks (memory held)
+        self.chunks: list[tuple[_Task, int]] = []  # this iteration's (prompt, tokens)
+
+    def task_arrival(self, t: _Task) -> None:
+        t.state = QUEUED
+        if t.kind == PROMPT:
+            self.pending_prompts.append(t)
+        else:
+            self.pending.append(t)  # waits for its prompt, then for memory
+        if not self.batch and not self.decodes:
+            self.start_iteration()
+        elif t.kind == PROMPT:
+            self.pause()
+
+    def start_iteration(self) -> None:
+        sim = self.sim
+        # admit decodes whose prompt is done, FCFS, while memory allows
+        while self.pending and self.pending[0].req.ptask.state == COMPLETED and \
+                len(self.decodes) < self.max_bs and \
+                self.memory + self.pending[0].mem <= self.max_memory:
+            t = self.pending.pop(0)
+            t.state = RUNNING
+            self._run(t)
+            self.decodes.append(t)
+        budget = max(self.chunk - len(self.decodes), 0)
+        self.chunks = []
+        for t in self.pending_prompts:
+            if budget == 0:
+                break
+            if t.state == QUEUED:
+                if self.memory + t.mem > self.max_memory:
+                    break
+                t.state = RUNNING
+                self._run(t)
+            take = min(t.remaining, budget)
+            self.chunks.append((t, take))
+            budget -= take
+        was_busy = bool(self.batch)
+        self.batch = self.decodes + [t for t, _ in self.chunks]
+        self.n_prompts_in_batch = len(self.chunks)
+        if not self.batch:
+            if was_busy:
+                self.busy_s += sim.now - self.run_since
+            if not self.pending_prompts and not self.pending:
+                sim.scheduler.notify_free(self)
+            return
+        if not was_busy:
+            self.run_since = sim.now
+        chunk_tokens = sum(k for _, k in self.chunks)
+        nd = len(self.decodes)
+        if chunk_tokens and nd:
+            dur = self.perf.mixed_time(chunk_tokens, nd)
+        elif chunk_tokens:
+            dur = self.perf.prompt_time(chunk_tokens)
+        else:
+            dur = self.perf.token_time(nd)
+        self.iter_dur = dur
+        n = 1 if chunk_tokens else min([t.target - t.generated for t in self.decodes])
+        self.n_contig = n
+        for t in self.decodes:
+            t.generating = n
+        self._schedule_completion(dur * n)
+
+    def complete_iteration(self) -> None:
+        self.iter_token += 1
+        finished = []
+        for t in self.decodes:
+            t.generated += t.generating
+            t.generating = 0
+            if t.generated >= t.target:
+                finished.append(t)
+        for t in finished:
+            self.decodes.remove(t)
+            t.state = COMPLETED
+            self.sched_pending_tokens -= 1
+            self.free(t.req.memory)
+            t.req.memory = 0
+            self.sim.finish(t.req)
+        for t, take in self.chunks:
+            t.remaining -= take
+            if t.remaining == 0:
+                r = t.req
+                self.pending_prompts.remove(t)
+                t.state = COMPLETED
+                self.sched_pending_tokens -= r.prompt
+                r.prompt_end = self.sim.now
+                self.sim.ttft[r.idx] = self.sim.now - r.arrival
+                if r.ttask is None:
+                    self.free(r.memory)
+                    r.memory = 0
+                    self.sim.finish(r)
+        self.paused = False
+        self.start_iteration()
+
+
+# -- cluster schedulers --------------------------------------------------------------------------
+class TokenJSQScheduler:
+    """Colocated serving: each request goes whole to the machine with the fewest pending
+    tokens (prompt tokens + one per request)."""
+
+    def __init__(self, machines: list[Machine]) -> None:
+        if not machines:
+            raise ValueError("a cluster needs at least one machine")
+        self.machines = machines
+
+    def place(self, r: _Request) -> tuple[Machine, Machine]:
+        m = min(self.machines, key=_by_pending_tokens)
+        m.sched_pending_tokens += r.prompt + 1
+        return m, m
+
+    def notify_free(self, m: Machine) -> None:
+        pass
+
+
+def _by_pending_tokens(m: Machine) -> int:
+    return m.sched_pending_tokens
+
+
+def _by_sched_memory(m: Machine) -> int:
+    return m.sched_memory
+
+
+class MixedPoolScheduler:
+    """Splitwise's cluster scheduler: a prompt pool, a token pool and a mixed pool.
+
+    The prompt machine is the one with the fewest pending prompt tokens, unless its queue is
+    non-empty and would exceed ``prompt_max_pending_tokens``; the token machine is the one
+    with the least scheduled KV memory, unless the request would fill it. When a pool has no
+    acceptable machine, one is borrowed from the other pool into the mixed pool (it returns
+    when it drains); failing all that, the request runs colocated on the least-loaded machine.
+    """
+
+    def __init__(self, prompt_machines: list[Machine], token_machines: list[Machine],
+                 order: list[Machine], prompt_max_pending_tokens: int = 8192) -> None:
+        if not prompt_machines or not token_machines:
+            raise ValueError("Splitwise needs at least one prompt and one token machine")
+        self.prompt_pool = list(prompt_machines)
+        self.token_pool = list(token_machines)
+        self.mixed_pool: list[Machine] = []
+        self.max_pending = prompt_max_pending_tokens
+        self.machines = order
+
+    def place(self, r: _Request) -> tuple[Machine, Machine]:
+        pmem, tmem = r.ptask.mem, (r.ttask.mem if r.ttask is not None else 0)
+        p = None
+        for pool in (self.prompt_pool, self.mixed_pool):
+            if pool:
+                c = min(pool, key=_by_pending_tokens)
+                if not (c.pending and c.sched_pending_tokens + r.prompt > self.max_pending):
+                    p = c
+                    break
+        tok = None
+        for pool in (self.token_pool, self.mixed_pool):
+            if pool:
+                c = min(pool, key=_by_sched_memory)
+                if c.sched_memory + pmem + tmem < c.max_memory:
+                    tok = c
+                    break
+        if p is None and self.token_pool:
+            p = min(self.token_pool, key=_by_pending_tokens)
+            self.token_pool.remove(p)
+            self.mixed_pool.append(p)
+            p.sched_tag = "mixed"
+        if tok is None and self.prompt_pool:
+            tok = min(self.prompt_pool, key=_by_sched_memory)
+            self.prompt_pool.remove(tok)
+            self.mixed_pool.append(tok)
+            tok.sched_tag = "mixed"
+        if p is None or tok is None:
+            p = tok = min(self.prompt_pool + self.mixed_pool + self.token_pool,
+                          key=_by_pending_tokens)
+        if p is not tok:
+            p.sched_memory += pmem
+            tok.sched_memory += pmem + tmem
+        else:
+            p.sched_memory += pmem + tmem
+        p.sched_pending_tokens += r.prompt
+        tok.sched_pending_tokens += 1
+        return p, tok
+
+    def notify_free(self, m: Machine) -> None:
+        if m.sched_tag == "mixed":
+            m.sched_tag = None
+            self.mixed_pool.remove(m)
+            (self.prompt_pool if m.tag == "prompt" else self.token_pool).append(m)
+
+
+# -- the event loop ------------------------------------------------------------------------------
+@dataclass
+class SimResult:
+    """Per-request outcome arrays (seconds; NaN where a request did not finish).
+
+    Attributes:
+        request_id, arrival_s, prompt_tokens, output_tokens: copied from the trace.
+        ttft_s: arrival to prompt end (excludes the KV transfer).
+        e2e_s: arrival to last token.
+        kv_transfer_s: KV-cache transfer time (0 when prompt and decode ran on one machine).
+        token_start_gap_s: prompt end to the first decode iteration (KV transfer + queueing).
+        machine_peak_memory: (machines,) highest bytes in use on each machine.
+        machine_max_memory: (machines,) capacity of each machine.
+        machine_busy_s: (machines,) seconds each machine had a non-empty batch.
+        end_time_s: simulated time of the last event.
+    """
+
+    request_id: np.ndarray
+    arrival_s: np.ndarray
+    prompt_tokens: np.ndarray
+    output_tokens: np.ndarray
+    ttft_s: np.ndarray
+    e2e_s: np.ndarray
+    kv_transfer_s: np.ndarray
+    token_start_gap_s: np.ndarray
+    machine_peak_memory: np.ndarray
+    machine_max_memory: np.ndarray
+    machine_busy_s: np.ndarray
+    end_time_s: float
+
+    @property
+    def tbt_s(self) -> np.ndarray:
+        """(E2E - TTFT) / output tokens, as the reference reports it (includes KV wait)."""
+        return (self.e2e_s - self.ttft_s) / self.output_tokens
+
+    @property
+    def completed(self) -> int:
+        return int(np.isfinite(self.e2e_s).sum())
+
+
+class _Sim:
+    __slots__ = ("now", "seq", "events", "scheduler", "link", "model", "ttft", "e2e", "kv",
+                 "token_start", "prompt_end")
+
+    def __init__(self, n: int, scheduler, link: Link, model: LLM) -> None:
+        self.now = 0.0
+        self.seq = 0
+        self.events: list = []
+        self.scheduler, self.link, self.model = scheduler, link, model
+        self.ttft = np.full(n, np.nan)
+        self.e2e = np.full(n, np.nan)
+        self.kv = np.zeros(n)
+        self.token_start = np.full(n, np.nan)
+        self.prompt_end = np.full(n, np.nan)
+
+    def push(self, delay: float, fn, arg) -> None:
+        self.seq += 1
+        heapq.heappush(self.events, (self.now + delay, self.seq, fn, arg))
+
+    def finish(self, r: _Request) -> None:
+        self.e2e[r.idx] = self.now - r.arrival
+        self.prompt_end[r.idx] = r.prompt_end
+
+    def start_kv_transfer(self, r: _Request) -> None:
+        dst = r.dst
+        if dst.memory + r.memory <= dst.max_memory:
+            dst.alloc(r.memory)
+            d = self.link.transfer_time(r.prompt * self.model.kv_bytes_per_token, r.prompt,
+                                        r.prompt_iter_s, self.model.num_layers)
+            r.kv_s = d
+            self.kv[r.idx] = d
+            self.push(d, self._kv_done, r)
+        else:
+            self.push(KV_RETRY_S, self.start_kv_transfer, r)
+
+    def _kv_done(self, r: _Request) -> None:
+        r.src.free(r.memory)
+        r.dst.task_arrival(r.ttask)
+        r.src.notify_kv_sent()
+
+
+def simulate(trace: Trace, machines: list[Machine], scheduler, model: LLM,
+             link: Link, end_time_s: float = float("inf")) -> SimResult:
+    """Run ``trace`` through a cluster; return per-request latencies.
+
+    Args:
+        trace: the requests.
+        machines: the cluster's machines (fresh ones: a Machine holds run state).
+        scheduler: a :class:`TokenJSQScheduler` or :class:`MixedPoolScheduler` over them.
+        model: the served LLM (sets KV bytes per token).
+        link: how KV caches move between machines.
+        end_time_s: stop the clock here (requests still running get NaN).
+    """
+    n = len(trace)
+    sim = _Sim(n, scheduler, link, model)
+    for m in machines:
+        if m.sim is not None:
+            raise ValueError(f"machine {m.mid} was already used in a simulation; build fresh "
+                             f"machines for each run")
+        m.sim = sim
+    kv_tok = model.kv_bytes_per_token
+    arrivals = trace.arrival_s.tolist()
+    prompts = trace.prompt_tokens.tolist()
+    outputs = trace.output_tokens.tolist()
+    events = sim.events
+    pop = heapq.heappop
+    place = scheduler.place
+    i = 0
+    inf = float("inf")
+    while True:
+        ta = arrivals[i] if i < n else inf
+        if events and events[0][0] < ta:
+            if events[0][0] >= end_time_s:
+                break
+            t, _, fn, arg = pop(events)
+            sim.now = t
+            fn(arg)
+            continue
+        if i >= n or ta >= end_time_s:
+            break
+        sim.now = ta
+        p, o = prompts[i], outputs[i]
+        r = _Request(i, ta, p, o)
+        r.ptask = _Task(PROMPT, r, p, (p + 1) * kv_tok, 1)
+        r.ttask = _Task(TOKEN, r, 1, (o - 1) * kv_tok, o - 1) if o > 1 else None
+        i += 1
+        src, dst = place(r)
+        r.src, r.dst = src, dst
+        src.task_arrival(r.ptask)
+        if dst is src and r.ttask is not None:
+            src.task_arrival(r.ttask)
+    return SimResult(
+        request_id=trace.request_id, arrival_s=trace.arrival_s,
+        prompt_tokens=trace.prompt_tokens, output_tokens=trace.output_tokens,
+        ttft_s=sim.ttft, e2e_s=sim.e2e, kv_transfer_s=sim.kv,
+        token_start_gap_s=sim.token_start - sim.prompt_end,
+        machine_peak_memory=np.array([m.peak_memory for m in machines], dtype=np.float64),
+        machine_max_memory=np.array([m.max_memory for m in machines], dtype=np.float64),
+        machine_busy_s=np.array([m.busy_s for m in machines]),
+        end_time_s=sim.now)
