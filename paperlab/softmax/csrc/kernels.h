@@ -10,7 +10,6 @@
  *   TARGET         the per-function target attribute (empty for portable C)
  *   VLOAD VSTORE VSTREAM VSET1 VADD VSUB VMUL VFMA(a,b,c)=a*b+c
  *   VMAX_B(a,b)    max that returns b when either is NaN (the x86 MAXPS rule)
- *   VMIN_B(a,b)    min, same rule
  *   VROUND         round to nearest integer
  *   EXP_REDUCED(x, n)  p with exp(x) = p * 2^n, p in [0.7, 1.42], n written to *n
  *   VSCALE_ACC(v,d)  v * 2^d for integral d <= 0, may flush below 2^-126 (sums)
@@ -147,9 +146,10 @@ TARGET static void NAME(vsubc)(const T *x, T *y, size_t n, T c)
 
 /* ---- two-pass: extended-exponent sum (pass 1) and scaling (pass 2) ---------------- */
 
-/* The (p, n) of the two-pass kernels: x clamped to [-XCLAMP, XCLAMP], NaN kept. */
-#define TWO_PASS_REDUCE(xv, nptr) \
-    EXP_REDUCED(VMIN_B(VSET1(XCLAMP), VMAX_B(VSET1(-XCLAMP), (xv))), (nptr))
+/* The (p, n) of the two-pass kernels. x is clamped below at -XCLAMP (NaN kept) so that
+ * -inf gives a finite n whose term vanishes; no upper clamp is needed, since +inf (NaN p)
+ * or x > XCLAMP (exponent over EXT_LIMIT) sends the row to the three-pass kernel anyway. */
+#define TWO_PASS_REDUCE(xv, nptr) EXP_REDUCED(VMAX_B(VSET1(-XCLAMP), (xv)), (nptr))
 
 /* Pass 1 over one block: per-lane accumulators (v, e) represent v * 2^e; each element
  * moves the accumulator to the larger exponent before adding, so nothing overflows. */

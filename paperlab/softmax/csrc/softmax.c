@@ -134,7 +134,6 @@ static inline float exp_reduced_f32(float x, float *n_out)
 #define VMUL(a, b) ((a) * (b))
 #define VFMA(a, b, c) fmaf(a, b, c)
 #define VMAX_B(a, b) ((a) > (b) ? (a) : (b))
-#define VMIN_B(a, b) ((a) < (b) ? (a) : (b))
 #define EXP_REDUCED(x, n) exp_reduced_f32(x, n)
 #define VSCALE_ACC(v, d) scale_acc_f32(v, d)
 #define VSCALE_OUT(v, d) scale_out_f32(v, d)
@@ -223,7 +222,6 @@ static inline double exp_reduced_f64(double x, double *n_out)
 #undef VMUL
 #undef VFMA
 #undef VMAX_B
-#undef VMIN_B
 #undef EXP_REDUCED
 #undef VSCALE_ACC
 #undef VSCALE_OUT
@@ -288,7 +286,6 @@ TARGET static inline __m256 exp_reduced_avx2(__m256 x, __m256 *n_out)
 #define VMUL _mm256_mul_ps
 #define VFMA _mm256_fmadd_ps
 #define VMAX_B _mm256_max_ps
-#define VMIN_B _mm256_min_ps
 #define EXP_REDUCED(x, n) exp_reduced_avx2(x, n)
 #define VSCALE_ACC scale_acc_avx2
 #define VSCALE_OUT scale_out_avx2
@@ -312,7 +309,6 @@ TARGET static inline __m256 exp_reduced_avx2(__m256 x, __m256 *n_out)
 #undef VMUL
 #undef VFMA
 #undef VMAX_B
-#undef VMIN_B
 #undef EXP_REDUCED
 #undef VSCALE_ACC
 #undef VSCALE_OUT
@@ -349,7 +345,6 @@ TARGET static inline __m512 exp_reduced_avx512(__m512 x, __m512 *n_out)
 #define VMUL _mm512_mul_ps
 #define VFMA _mm512_fmadd_ps
 #define VMAX_B _mm512_max_ps
-#define VMIN_B _mm512_min_ps
 #define EXP_REDUCED(x, n) exp_reduced_avx512(x, n)
 #define VSCALE_ACC _mm512_scalef_ps
 #define VSCALE_OUT _mm512_scalef_ps
@@ -362,24 +357,26 @@ typedef void (*rows_fn)(const char *, char *, ptrdiff_t, ptrdiff_t, size_t, ptrd
                         ptrdiff_t, int, int, int);
 typedef ext_sum (*pass1_fn)(const char *, size_t);
 typedef void (*pass2_fn)(const char *, char *, size_t, ext_sum, int, int);
+typedef float (*read_fn)(const float *, size_t);
 
 typedef struct {
     const char *name;
     rows_fn rows;
     pass1_fn pass1;
     pass2_fn pass2;
+    read_fn read;
 } isa_kernels;
 
 enum { ISA_PORTABLE, ISA_AVX2, ISA_AVX512, ISA_COUNT };
 
 static const isa_kernels KERNELS[ISA_COUNT] = {
-    {"portable", rows_c_f32, pass1_c_f32, pass2_c_f32},
+    {"portable", rows_c_f32, pass1_c_f32, pass2_c_f32, rmax_c_f32},
 #if HAVE_X86_KERNELS
-    {"avx2-fma", rows_avx2, pass1_avx2, pass2_avx2},
-    {"avx512f", rows_avx512, pass1_avx512, pass2_avx512},
+    {"avx2-fma", rows_avx2, pass1_avx2, pass2_avx2, rmax_avx2},
+    {"avx512f", rows_avx512, pass1_avx512, pass2_avx512, rmax_avx512},
 #else
-    {"avx2-fma", NULL, NULL, NULL},
-    {"avx512f", NULL, NULL, NULL},
+    {"avx2-fma", NULL, NULL, NULL, NULL},
+    {"avx512f", NULL, NULL, NULL, NULL},
 #endif
 };
 
@@ -545,6 +542,29 @@ static PyObject *py_pass2(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(read_doc, "read_pass(x)\n--\n\n"
+             "Maximum of a contiguous 1-D float32 block by the kernels in use: one read of\n"
+             "4 bytes per element and nothing else, to measure read bandwidth; GIL released.");
+
+static PyObject *py_read_pass(PyObject *self, PyObject *arg)
+{
+    matrix x;
+    (void)self;
+    if (get_matrix(arg, &x, 0, "x") < 0) return NULL;
+    if (x.rows != 1 || x.is_double) {
+        PyBuffer_Release(&x.view);
+        PyErr_SetString(PyExc_ValueError, "read_pass takes one float32 row");
+        return NULL;
+    }
+    float m;
+    read_fn fn = KERNELS[g_isa].read;
+    Py_BEGIN_ALLOW_THREADS
+    m = fn((const float *)x.data, (size_t)x.n);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&x.view);
+    return PyFloat_FromDouble(m);
+}
+
 static PyObject *py_isa(PyObject *self, PyObject *unused)
 {
     (void)self;
@@ -595,6 +615,7 @@ static PyMethodDef methods[] = {
     {"rows", py_rows, METH_VARARGS, rows_doc},
     {"extexp_sum", py_pass1, METH_O, pass1_doc},
     {"extexp_scale", py_pass2, METH_VARARGS, pass2_doc},
+    {"read_pass", py_read_pass, METH_O, read_doc},
     {"isa", py_isa, METH_NOARGS, "Name of the float32 kernels in use."},
     {"supported_isas", py_supported_isas, METH_NOARGS, "Instruction sets this CPU runs."},
     {"set_isa", py_set_isa, METH_O, set_isa_doc},
