@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from paperlab.core.progress import track
 from paperlab.splitwise.cluster import Design, baseline_design, simulate_design, splitwise_design
 from paperlab.splitwise.hardware import BLOOM_176B, DGX_A100, INFINIBAND
 from paperlab.splitwise.metrics import latency_summary, slo_report
@@ -97,12 +98,17 @@ def _evaluate_job(args: tuple) -> Evaluation:
 
 
 def parallel_map(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 2,
-                 ray_address: str | None = None) -> list[Any]:
+                 ray_address: str | None = None, description: str | None = None) -> list[Any]:
     """``[fn(x) for x in items]`` on local processes, or on Ray at ``ray_address``.
 
-    ``workers <= 1`` runs in this process (no pickling; easiest to debug).
+    ``workers <= 1`` runs in this process (no pickling; easiest to debug). With a
+    ``description`` a progress bar counts finished items.
     """
     items = list(items)
+
+    def progress(it):
+        return track(it, description, total=len(items)) if description else it
+
     if ray_address:
         try:
             import ray
@@ -113,9 +119,9 @@ def parallel_map(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 
         remote = ray.remote(fn)
         return ray.get([remote.remote(x) for x in items])
     if workers <= 1 or len(items) <= 1:
-        return [fn(x) for x in items]
+        return list(progress(fn(x) for x in items))
     with ProcessPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        return list(pool.map(fn, items))
+        return list(progress(pool.map(fn, items)))
 
 
 def budget_splits(kind: str, budget: float, by: str = "power", step: int = 1,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, insort
 from dataclasses import dataclass
+from operator import attrgetter
 
 import numpy as np
 
@@ -68,8 +69,7 @@ def _pending_key(t: _Task) -> tuple[int, float]:
     return (t.npre, t.arr)
 
 
-def _pool_key(r: _Request) -> float:
-    return r.arrival
+_arrival_key = attrgetter("arr")
 
 
 @dataclass(frozen=True)
@@ -295,19 +295,12 @@ class Machine:
         return new
 
     def start_iteration(self) -> None:
-        new = self._select()
-        stamp = self.stamp
-        for t in [t for t in self.batch if t.sel != stamp]:  # preempt (KV stays in memory)
-            t.state = BLOCKED
-            self._remove_from_batch(t)
-            self._add_pending(t, preempted=True)
-        for t in new:
-            if not t.inb:
-                self._remove_pending(t)
-                self._add_to_batch(t)
-        for r in self.pool:
-            if not r.head.inb:
-                r.head.npre += 1
+        if self.pending:
+            self._rebatch()
+        else:
+            # nothing waits: every request here is in the (decode-only) batch, which the
+            # full selection would keep as is (it is within both limits)
+            self.batch_tokens = len(self.batch)
         batch = self.batch
         if not batch:
             if not self.pool:
@@ -333,6 +326,51 @@ class Machine:
                     self._run(t)
                 t.state = RUNNING
         self._schedule_completion(dur * n)
+
+    def _rebatch(self) -> None:
+        """Select the next batch, preempt decodes left out, count waits of the others."""
+        if not self.pending_prompts and not self.blocked and \
+                self.pending[0].npre < self.max_pre and \
+                len(self.batch) < min(self.max_bs, self.max_bt):
+            self._append_decodes()
+            return
+        new = self._select()
+        stamp = self.stamp
+        for t in [t for t in self.batch if t.sel != stamp]:  # preempt (KV stays in memory)
+            t.state = BLOCKED
+            self._remove_from_batch(t)
+            self._add_pending(t, preempted=True)
+        for t in new:
+            if not t.inb:
+                self._remove_pending(t)
+                self._add_to_batch(t)
+        # every request here has its head task either in the batch or pending
+        for t in self.pending:
+            if t.req.head is t:
+                t.npre += 1
+
+    def _append_decodes(self) -> None:
+        """What :meth:`_select` does when only decodes wait, none starved or preempted, and
+        the running decodes are within both limits: keep them all, then admit the waiting
+        ones by arrival while the limits and memory allow."""
+        batch = self.batch
+        bt = len(batch)
+        mem = self.memory
+        max_bs, max_bt, max_mem = self.max_bs, self.max_bt, self.max_memory
+        waiting = self.pending
+        admitted = []
+        for t in sorted(waiting, key=_arrival_key) if len(waiting) > 1 else waiting:
+            if bt == max_bs or bt + 1 > max_bt or t.mem + mem > max_mem:
+                break
+            mem += t.mem
+            bt += 1
+            admitted.append(t)
+        for t in admitted:
+            self._remove_pending(t)
+            self._add_to_batch(t)
+        self.batch_tokens = bt
+        for t in waiting:
+            t.npre += 1
 
     def _run(self, t: _Task) -> None:
         """A task starts: its KV cache is allocated."""
@@ -543,12 +581,8 @@ class TokenJSQScheduler:
         pass
 
 
-def _by_pending_tokens(m: Machine) -> int:
-    return m.sched_pending_tokens
-
-
-def _by_sched_memory(m: Machine) -> int:
-    return m.sched_memory
+_by_pending_tokens = attrgetter("sched_pending_tokens")
+_by_sched_memory = attrgetter("sched_memory")
 
 
 class MixedPoolScheduler:

@@ -1,0 +1,405 @@
+"""Reproduction and benchmark for Splitwise.
+
+``run``: the paper's iso-power comparison. For each trace (code; conversation too in full
+mode), every design gets the same power budget (``budget_h100`` DGX-H100s' worth); each
+Splitwise design's prompt:token split is searched; the throughput of a configuration is the
+highest Poisson request rate meeting all nine SLOs. Also: a chunked-prefill colocated
+baseline, the cheapest design at Baseline-H100's throughput (cost at equal throughput), the
+reference-compatibility error on the staged reference outputs, and two plots.
+
+``bench``: our wall time against the reference simulator (when a checkout is given through
+``PAPERLAB_SPLITWISE_REFERENCE`` or ``python -m paperlab.splitwise bench --reference PATH``)
+on rr_code_70_2min with the same cluster, percentile agreement, simulated requests per second,
+peak memory, and a 1M-request trace.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from paperlab.core import plots, timing
+from paperlab.core.results import Result, RunContext
+from paperlab.splitwise.cluster import Design, baseline_design, simulate_design, splitwise_design
+from paperlab.splitwise.hardware import DGX_H100
+from paperlab.splitwise.metrics import latency_summary
+from paperlab.splitwise.perf_model import PerfDatabase
+from paperlab.splitwise.provisioning import (
+    Evaluation,
+    SearchSpace,
+    _evaluate_job,
+    _max_rate_job,
+    baseline_for_budget,
+    budget_splits,
+    parallel_map,
+)
+from paperlab.splitwise.trace import Trace, poisson_trace, read_azure_csv, read_reference_csv
+
+DATA = "splitwise"
+HOW = ("Stage the Splitwise data under <data root>/splitwise/ (see "
+       "../shared/data/splitwise/PROVENANCE.md: the Azure LLM inference trace 2023 from "
+       "github.com/Azure/AzurePublicDataset and perf_model.csv/test_trace.csv from "
+       "github.com/Mutinifni/splitwise-sim).")
+KINDS = ("AA", "HH", "HA", "HHcap")
+# paper iso-power configurations (40 DGX-H100s of power), from the reference's plots notebook
+PAPER_ISO_POWER = {
+    "code": {"Baseline-A100": "70", "Baseline-H100": "40", "Splitwise-AA": "55P/15T",
+             "Splitwise-HH": "35P/5T", "Splitwise-HA": "35P/8T", "Splitwise-HHcap": "35P/7T"},
+    "conv": {"Baseline-A100": "70", "Baseline-H100": "40", "Splitwise-AA": "45P/25T",
+             "Splitwise-HH": "25P/15T", "Splitwise-HA": "25P/26T", "Splitwise-HHcap": "25P/21T"},
+}
+ANCHORS = (  # (design, reference output file) on test_trace.csv
+    (baseline_design("H100", 1), "test_trace__baseline_h100x1__detailed.csv"),
+    (splitwise_design("HA", 1, 1), "test_trace__splitwise_ha_1h100p_1a100t__detailed.csv"),
+)
+
+
+@dataclass
+class RunConfig:
+    """Sizes of the reproduction.
+
+    Attributes:
+        budget_h100: power budget in DGX-H100 machines (paper: 40).
+        traces: Azure traces to use ("code", "conv").
+        duration_s: length of each generated Poisson trace.
+        rates: candidate request rates (req/s) for the max-rate search.
+        split_step: step over the number of prompt machines in the split search.
+        refine: after the coarse split search, also try every prompt count near the best.
+        curve_points: rates per design on the latency-vs-rate plot.
+        chunk_size: chunk of the chunked-prefill baseline (tokens).
+        workers: local processes for configurations in parallel.
+    """
+
+    budget_h100: int
+    traces: tuple[str, ...]
+    duration_s: float
+    rates: tuple[float, ...]
+    split_step: int
+    refine: bool
+    curve_points: int = 6
+    chunk_size: int = 512
+    workers: int = 2
+    ray_address: str | None = field(default_factory=lambda: os.environ.get(
+        "PAPERLAB_SPLITWISE_RAY_ADDRESS") or None)
+
+    @classmethod
+    def quick(cls) -> RunConfig:
+        return cls(budget_h100=10, traces=("code",), duration_s=60.0,
+                   rates=tuple(float(r) for r in range(2, 81, 2)), split_step=2, refine=False,
+                   curve_points=5)
+
+    @classmethod
+    def full(cls) -> RunConfig:
+        return cls(budget_h100=40, traces=("code", "conv"), duration_s=120.0,
+                   rates=tuple(float(r) for r in range(5, 301, 5)), split_step=5, refine=True)
+
+
+def _load(ctx: RunContext) -> tuple[PerfDatabase, dict[str, Trace], dict]:
+    root = ctx.require(DATA, HOW)
+    perf_path = root / "splitwise_sim" / "perf_model.csv"
+    db = PerfDatabase.from_csv(perf_path)
+    traces = {k: read_azure_csv(root / "azure_llm_2023" / f"AzureLLMInferenceTrace_{k}.csv")
+              for k in ("code", "conv")}
+    data = {"perf_model": str(perf_path), "perf_keys": len(db.keys()),
+            **{f"azure_{k}": {"path": str(root / 'azure_llm_2023'), "rows": len(t),
+                              "prompt_mean": float(t.prompt_tokens.mean()),
+                              "output_mean": float(t.output_tokens.mean())}
+               for k, t in traces.items()}}
+    return db, traces, data
+
+
+def reference_compat_error(root, db: PerfDatabase) -> float:
+    """Largest |ours - reference| over per-request TTFT, E2E and token-start gap (which is
+    the KV-transfer time when nothing queues) on test_trace.csv, in seconds."""
+    trace = read_reference_csv(root / "splitwise_sim" / "test_trace.csv")
+    worst = 0.0
+    for design, fname in ANCHORS:
+        res = simulate_design(design, trace, db)
+        with open(root / "anchor_runs" / fname, newline="") as f:
+            rows = {int(r["request_ids"]): r for r in csv.DictReader(f)}
+        pos = {int(rid): i for i, rid in enumerate(trace.request_id)}
+        for rid, r in rows.items():
+            i = pos[rid]
+            for ours, col in ((res.ttft_s[i], "ttft_times"), (res.e2e_s[i], "response_times"),
+                              (res.token_start_gap_s[i], "nth_token_overheads")):
+                worst = max(worst, abs(float(ours) - float(r[col])))
+    return worst
+
+
+def _candidates(budget: float, step: int, chunk: int) -> list[Design]:
+    out = [baseline_for_budget("A100", budget), baseline_for_budget("H100", budget)]
+    n_h = out[1].n_prompt
+    out.append(baseline_design("H100", n_h, chunk_size=chunk))
+    for kind in KINDS:
+        out += budget_splits(kind, budget, "power", step)
+    return out
+
+
+def _refinements(best: Design, budget: float, step: int) -> list[Design]:
+    """Every split with a prompt count within ``step`` of the best coarse one."""
+    near = {d.n_prompt: d for d in budget_splits(best.name.split("-", 1)[1], budget, "power")}
+    return [near[n] for n in range(best.n_prompt - step + 1, best.n_prompt + step)
+            if n in near and n != best.n_prompt]
+
+
+def _iso_power(trace_name: str, source: Trace, db: PerfDatabase, cfg: RunConfig,
+               space: SearchSpace) -> tuple[dict[str, tuple[Design, float]], dict, list]:
+    """Best configuration and max rate per design kind under the power budget."""
+    budget = cfg.budget_h100 * DGX_H100.power
+    cands = _candidates(budget, cfg.split_step, cfg.chunk_size)
+    jobs = [(d, source, db, space) for d in cands]
+    out = parallel_map(_max_rate_job, jobs, cfg.workers, cfg.ray_address,
+                       description=f"iso-power search, {trace_name} trace")
+    all_rates = {d.label: (d, r) for d, r, _ in out}
+    evals = [e for _, _, es in out for e in es]
+    best: dict[str, tuple[Design, float]] = {}
+    for d, r in all_rates.values():
+        if d.name not in best or (r, -d.cost) > (best[d.name][1], -best[d.name][0].cost):
+            best[d.name] = (d, r)
+    if cfg.refine:
+        more = [x for k, (d, _) in best.items() if d.split
+                for x in _refinements(d, budget, cfg.split_step) if x.label not in all_rates]
+        out2 = parallel_map(_max_rate_job, [(d, source, db, space) for d in more], cfg.workers,
+                            cfg.ray_address, description="refining the best splits")
+        for d, r, es in out2:
+            all_rates[d.label] = (d, r)
+            evals += es
+            if (r, -d.cost) > (best[d.name][1], -best[d.name][0].cost):
+                best[d.name] = (d, r)
+    return best, all_rates, evals
+
+
+def _cheapest_at(target: float, max_cost: float, source: Trace, db: PerfDatabase,
+                 cfg: RunConfig, space: SearchSpace) -> dict[str, Design | None]:
+    """Cheapest Baseline-H100 and Splitwise-HH/-HA meeting the SLOs at ``target`` req/s,
+    evaluating candidates in cost order in small parallel rounds until one passes."""
+    found: dict[str, Design | None] = {}
+    n_max = int(max_cost // DGX_H100.cost) + 1
+    pools = {"Baseline-H100": [baseline_design("H100", n) for n in range(1, n_max + 1)]}
+    for kind in ("HH", "HA"):
+        probe = splitwise_design(kind, 1, 1)
+        pools[f"Splitwise-{kind}"] = [
+            splitwise_design(kind, p, t) for p in range(1, n_max + 1)
+            for t in range(1, int(max_cost // probe.token_sku.cost) + 1)
+            if p * probe.prompt_sku.cost + t * probe.token_sku.cost <= max_cost]
+    for name, pool in pools.items():
+        pool.sort(key=lambda d: (d.cost, d.num_machines))
+        found[name] = None
+        chunk = max(2, 2 * cfg.workers)
+        for i in range(0, len(pool), chunk):
+            evs = parallel_map(_evaluate_job, [(d, target, source, db, space)
+                                               for d in pool[i:i + chunk]], cfg.workers,
+                               cfg.ray_address)
+            ok = [e.design for e in evs if e.slo_met]
+            if ok:
+                found[name] = ok[0]
+                break
+    return found
+
+
+def _latency_curves(best: dict[str, tuple[Design, float]], source: Trace, db: PerfDatabase,
+                    cfg: RunConfig, space: SearchSpace) -> list[Evaluation]:
+    top = max(r for _, r in best.values()) or cfg.rates[len(cfg.rates) // 2]
+    rates = sorted({float(x) for x in np.linspace(top / cfg.curve_points, top * 1.2,
+                                                  cfg.curve_points).round(1)})
+    jobs = [(d, r, source, db, space) for d, _ in best.values() for r in rates]
+    return parallel_map(_evaluate_job, jobs, cfg.workers, cfg.ray_address,
+                        description="latency vs rate")
+
+
+def _plot_latency(curves: list[Evaluation], path, title: str) -> None:
+    fig, axes = plots.figure(1, 2, title=title)
+    by: dict[str, list[Evaluation]] = {}
+    for e in curves:
+        by.setdefault(e.design.label, []).append(e)
+    for label, es in by.items():
+        es.sort(key=lambda e: e.rate)
+        x = [e.rate for e in es]
+        axes[0].plot(x, [e.metrics.get("ttft_p99_s", np.nan) for e in es], marker="o",
+                     label=label)
+        axes[1].plot(x, [e.metrics.get("e2e_p50_s", np.nan) for e in es], marker="o",
+                     label=label)
+    axes[0].set(xlabel="request rate (req/s)", ylabel="TTFT p99 (s)", yscale="log")
+    axes[1].set(xlabel="request rate (req/s)", ylabel="E2E p50 (s)", yscale="log")
+    axes[1].legend(fontsize=6)
+    plots.save(fig, path)
+
+
+def _plot_pareto(all_rates: dict, path, title: str) -> None:
+    fig, ax = plots.figure(1, 1, title=title, size=4.5)
+    pts: dict[str, list[tuple[float, float]]] = {}
+    for d, r in all_rates.values():
+        pts.setdefault(d.name, []).append((d.cost, r))
+    for name, xy in pts.items():
+        ax.scatter([c for c, _ in xy], [r for _, r in xy], label=name, s=14)
+    front, best_r = [], -1.0
+    for c, r in sorted((c, r) for xy in pts.values() for c, r in xy):
+        if r > best_r:
+            front.append((c, r))
+            best_r = r
+    ax.step([c for c, _ in front], [r for _, r in front], where="post", color="k", lw=1,
+            label="Pareto front")
+    ax.set(xlabel="cluster cost (relative)", ylabel="max SLO-meeting rate (req/s)")
+    ax.legend(fontsize=6)
+    plots.save(fig, path)
+
+
+def run(ctx: RunContext) -> Result:
+    cfg = RunConfig.quick() if ctx.quick else RunConfig.full()
+    db, sources, data = _load(ctx)
+    root = ctx.require(DATA, HOW)
+    rows: list[dict] = []
+    summary: dict = {}
+    notes: list[str] = []
+    for tname in cfg.traces:
+        space = SearchSpace(rates=cfg.rates, duration_s=cfg.duration_s, seed=ctx.seed)
+        best, all_rates, _ = _iso_power(tname, sources[tname], db, cfg, space)
+        h100 = best["Baseline-H100"]
+        for name, (d, r) in best.items():
+            base = h100[1] if h100[1] > 0 else float("nan")
+            rows.append({"method": d.label, "trace": tname, "design": name,
+                         "power": round(d.power, 1), "cost": round(d.cost, 2),
+                         "max_rate_rps": r, "throughput_vs_baseline_h100": r / base,
+                         "paper_config_at_40_h100": PAPER_ISO_POWER[tname].get(name, "-")})
+        sfx = "" if tname == "code" else f"_{tname}"
+        for name, (_, r) in best.items():
+            summary[f"max_rate_{name.lower().replace('-', '_')}{sfx}"] = r
+        split_best = max((v for k, v in best.items() if k.startswith("Splitwise")),
+                         key=lambda dr: dr[1])
+        summary[f"best_splitwise{sfx}"] = split_best[0].label
+        summary[f"throughput_ratio_best_splitwise_vs_baseline_h100{sfx}"] = (
+            split_best[1] / h100[1] if h100[1] > 0 else float("nan"))
+        curves = _latency_curves(best, sources[tname], db, cfg, space)
+        _plot_latency(curves, ctx.plot_path(f"latency_vs_rate_{tname}"),
+                      f"{tname} trace, iso-power ({cfg.budget_h100} DGX-H100 power)")
+        _plot_pareto(all_rates, ctx.plot_path(f"pareto_{tname}"),
+                     f"{tname} trace: cost vs throughput (all configurations searched)")
+        if tname == "code" and h100[1] > 0:
+            cheapest = _cheapest_at(h100[1], h100[0].cost, sources[tname], db, cfg, space)
+            base_cost = cheapest["Baseline-H100"].cost if cheapest["Baseline-H100"] else None
+            split = [d for k, d in cheapest.items() if k.startswith("Splitwise") and d]
+            if base_cost and split:
+                d = min(split, key=lambda x: x.cost)
+                summary["cost_ratio_cheapest_splitwise_vs_baseline_h100_at_equal_rate"] = (
+                    d.cost / base_cost)
+                summary["cheapest_at_equal_rate"] = {k: (v.label if v else None)
+                                                     for k, v in cheapest.items()}
+    summary["reference_compat_max_abs_err_s"] = reference_compat_error(root, db)
+    notes.append(f"iso-power budget = {cfg.budget_h100} DGX-H100s of power (paper: 40); "
+                 f"traces of {cfg.duration_s:.0f} s per rate, seed {ctx.seed}; max rate on a "
+                 f"{cfg.rates[1] - cfg.rates[0]:g} req/s grid by bisection")
+    notes.append("SLOs as the reference notebook: slowdown vs BLOOM-176B alone on DGX-A100 "
+                 "with TBT baseline = token predictor at x = prompt size (reference quirk)")
+    if ctx.quick:
+        notes.append("quick mode: budget scaled down 4x, 60 s traces, prompt-count step 2; "
+                     "run without --quick for the paper's 40-H100 budget and both traces")
+    return Result(results=rows, summary=summary, data=data, notes=notes)
+
+
+# -- benchmark ---------------------------------------------------------------------------------
+@dataclass
+class BenchConfig:
+    """Sizes of the benchmark: the big-trace length and timing repeats."""
+
+    big_requests: int
+    repeats: int
+    designs: tuple[Design, ...]
+
+    @classmethod
+    def quick(cls) -> BenchConfig:
+        return cls(big_requests=200_000, repeats=1, designs=(splitwise_design("HA", 35, 8),))
+
+    @classmethod
+    def full(cls) -> BenchConfig:
+        return cls(big_requests=1_000_000, repeats=3,
+                   designs=(splitwise_design("HA", 35, 8), baseline_design("A100", 70)))
+
+
+def _agreement(ours, ref) -> dict[str, float]:
+    """Relative difference of TTFT/TBT/E2E p50/p90/p99 and the per-request max abs diff."""
+    out = {}
+    idx = ref.request_id
+    o_tbt = (ours.e2e_s - ours.ttft_s)[idx] / ours.output_tokens[idx]
+    r_tbt = (ref.e2e_s - ref.ttft_s) / ours.output_tokens[idx]
+    worst = 0.0
+    for name, a, b in (("ttft", ours.ttft_s[idx], ref.ttft_s), ("tbt", o_tbt, r_tbt),
+                       ("e2e", ours.e2e_s[idx], ref.e2e_s)):
+        for q in (50, 90, 99):
+            pa, pb = np.percentile(a, q), np.percentile(b, q)
+            worst = max(worst, abs(pa - pb) / pb)
+        out[f"max_abs_diff_{name}_s"] = float(np.max(np.abs(a - b)))
+    out["max_rel_diff_percentiles"] = float(worst)
+    return out
+
+
+def bench(ctx: RunContext) -> Result:
+    from paperlab.splitwise.peer import run_reference
+
+    cfg = BenchConfig.quick() if ctx.quick else BenchConfig.full()
+    db, sources, data = _load(ctx)
+    root = ctx.require(DATA, HOW)
+    trace_path = root / "generated_traces" / "rr_code_70_2min.csv"
+    trace = read_reference_csv(trace_path)
+    data["bench_trace"] = {"path": str(trace_path), "requests": len(trace)}
+    ref_path = os.environ.get("PAPERLAB_SPLITWISE_REFERENCE")
+    ref_python = os.environ.get("PAPERLAB_SPLITWISE_REFERENCE_PYTHON", "python")
+    rows, summary, notes = [], {}, []
+    for design in cfg.designs:
+        ours_res, peak = timing.peak_memory(lambda d=design: simulate_design(d, trace, db))
+        cpu0 = time.process_time()
+        contenders = {"ours": lambda d=design: simulate_design(d, trace, db)}
+        peer: dict = {}
+        if ref_path:
+            contenders["reference"] = lambda d=design, store=peer: store.__setitem__(
+                "run", run_reference(ref_path, d, trace, ref_python))
+        t = timing.compare(contenders, warmup=0, repeats=cfg.repeats)
+        cpu = (time.process_time() - cpu0) / cfg.repeats
+        row = {"method": f"ours: {design.label}", "trace": "rr_code_70_2min",
+               "wall_s": t["ours"].median, "sim_requests_per_s": len(trace) / t["ours"].median,
+               "peak_memory_mb": peak / 2**20, "completed": ours_res.completed}
+        lat = latency_summary(ours_res)
+        row.update({k: lat[k] for k in ("ttft_p50_s", "ttft_p99_s", "e2e_p50_s", "e2e_p99_s")})
+        rows.append(row)
+        if ref_path:
+            ref = peer["run"]
+            agree = _agreement(ours_res, ref)
+            speedup = t["reference"].median / t["ours"].median
+            rows.append({"method": f"reference: {design.label}", "trace": "rr_code_70_2min",
+                         "wall_s": t["reference"].median,
+                         "sim_requests_per_s": len(trace) / t["reference"].median,
+                         "completed": len(ref.request_id)})
+            key = design.name.lower().replace("-", "_")
+            summary[f"speedup_vs_reference_{key}"] = speedup
+            summary[f"percentile_max_rel_diff_{key}"] = agree["max_rel_diff_percentiles"]
+            summary[f"per_request_max_abs_diff_s_{key}"] = max(
+                v for k, v in agree.items() if k.startswith("max_abs"))
+        else:
+            summary.setdefault("ours_cpu_s_per_run", cpu)
+    if not ref_path:
+        notes.append("reference not run: set PAPERLAB_SPLITWISE_REFERENCE=<splitwise-sim "
+                     "checkout> (and PAPERLAB_SPLITWISE_REFERENCE_PYTHON) or use "
+                     "'python -m paperlab.splitwise bench --reference PATH'")
+    # the big trace: Poisson at 70 req/s from the code trace on Splitwise-HA 35P/8T
+    design = splitwise_design("HA", 35, 8)
+    t0 = time.perf_counter()
+    big = poisson_trace(sources["code"], 70.0, cfg.big_requests / 70.0, seed=ctx.seed)
+    gen_s = time.perf_counter() - t0
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    big_res, big_peak = timing.peak_memory(lambda: simulate_design(design, big, db))
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    rows.append({"method": f"ours: {design.label}", "trace": f"poisson70_{len(big)}",
+                 "wall_s": wall, "cpu_s": cpu, "sim_requests_per_s": len(big) / wall,
+                 "peak_memory_mb": big_peak / 2**20, "completed": big_res.completed})
+    summary.update({"big_trace_requests": len(big), "big_trace_wall_s": wall,
+                    "big_trace_cpu_s": cpu, "big_trace_generate_s": gen_s,
+                    "big_trace_peak_memory_mb": big_peak / 2**20,
+                    "big_trace_requests_per_cpu_s": len(big) / cpu})
+    notes.append("wall times on a shared 2-core machine are noisy; cpu_s is this process's CPU "
+                 "time (less sensitive to other load)")
+    return Result(results=rows, summary=summary, data=data, notes=notes)
