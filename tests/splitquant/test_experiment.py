@@ -1,0 +1,88 @@
+"""Reproduction plumbing: data parsers, batching, the evaluated variants, registration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from paperlab.core import registry
+from paperlab.core.data import DataNotFoundError
+from paperlab.core.results import RunContext
+from paperlab.splitquant import quantize_model, split_model
+from paperlab.splitquant.experiment import (
+    Config,
+    make_batches,
+    read_emotion,
+    read_sms_spam,
+    run,
+    variant,
+)
+from paperlab.splitquant.models import SmallCNN
+
+
+def test_system_is_registered() -> None:
+    system = registry.get("splitquant")
+    assert system.load("run") is run
+    assert Config.quick().spam_test < Config.full().spam_test
+
+
+def test_read_sms_spam(tmp_path: Path) -> None:
+    path = tmp_path / "SMSSpamCollection"
+    path.write_text("ham\tsee you at 5\nspam\tWIN a prize; txt 8008\n\n", encoding="utf-8")
+    texts, labels = read_sms_spam(path)
+    assert texts == ["see you at 5", "WIN a prize; txt 8008"] and labels.tolist() == [0, 1]
+    path.write_text("ham\tfine\nmaybe spam without a tab\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"SMSSpamCollection:2: expected 'ham\|spam<TAB>text'"):
+        read_sms_spam(path)
+
+
+def test_read_emotion(tmp_path: Path) -> None:
+    path = tmp_path / "test.txt"
+    path.write_text("text;label_name\ni feel good; really;joy\nso scared;fear\n", encoding="utf-8")
+    texts, labels = read_emotion(path)
+    assert texts == ["i feel good; really", "so scared"] and labels.tolist() == [1, 4]
+    path.write_text("text;label_name\nmeh;boredom\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="test.txt:2"):
+        read_emotion(path)
+    path.write_text("i feel good;joy\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="header"):
+        read_emotion(path)
+
+
+class _WordTokenizer:
+    """Stands in for the MiniLM tokenizer: one id per word, [CLS]=1 ... [SEP]=2."""
+
+    def __call__(self, texts: list[str], truncation: bool, max_length: int) -> dict:
+        return {"input_ids": [([1] + [3 + len(w) for w in t.split()] + [2])[:max_length]
+                              for t in texts]}
+
+
+def test_batches_are_length_sorted_and_keep_positions() -> None:
+    texts = ["a b c d e", "a", "a b", "a b c d e f g h"]
+    batches = make_batches(_WordTokenizer(), texts, max_length=6, size=2)
+    lengths = [int(m.sum(1).max()) for _, m, _ in batches]
+    assert lengths == sorted(lengths) and lengths[-1] == 6  # truncated
+    positions = torch.cat([rows for _, _, rows in batches])
+    assert sorted(positions.tolist()) == [0, 1, 2, 3]
+    for ids, mask, rows in batches:
+        for r, i in enumerate(rows.tolist()):
+            n = min(len(texts[i].split()) + 2, 6)
+            assert mask[r].tolist() == [1] * n + [0] * (ids.shape[1] - n)
+
+
+def test_variants_evaluated_equal_the_split_quantised_model() -> None:
+    torch.manual_seed(0)
+    model, x = SmallCNN(width=4).eval(), torch.randn(3, 3, 32, 32)
+    split = split_model(model)
+    with torch.no_grad():
+        assert variant(model, None)(x).equal(model(x))
+        assert torch.allclose(variant(model, 4)(x), quantize_model(model, 4)(x))
+        assert torch.allclose(variant(model, 2, split)(x), quantize_model(split, 2)(x), atol=1e-5)
+
+
+def test_run_names_the_missing_data(tmp_path: Path) -> None:
+    ctx = RunContext(system="splitquant", quick=True, out_dir=tmp_path, data_root=tmp_path)
+    with pytest.raises(DataNotFoundError, match="text/sms_spam/SMSSpamCollection"):
+        run(ctx)
