@@ -84,13 +84,14 @@ def _validate(name: str, arrival: np.ndarray, prompt: np.ndarray, output: np.nda
         if bad.any():
             i = int(np.argmax(bad))
             raise TraceError(f"{name}: row {first_row + i + 1}: {problem} "
-                             f"(arrival={arrival[i]!r}, prompt={prompt[i]}, output={output[i]})")
+                             f"(arrival={float(arrival[i])!r}, prompt={prompt[i]}, "
+                             f"output={output[i]})")
     if len(arrival) > 1:
         back = np.diff(arrival) < 0
         if back.any():
             i = int(np.argmax(back)) + 1
             raise TraceError(f"{name}: row {first_row + i + 1}: arrivals out of order "
-                             f"({arrival[i]!r} s comes after {arrival[i - 1]!r} s)")
+                             f"({float(arrival[i])!r} s comes after {float(arrival[i - 1])!r} s)")
 
 
 def _read_columns(path: Path, wanted: tuple[str, ...]) -> dict[str, list[str]]:
