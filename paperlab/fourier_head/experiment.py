@@ -57,7 +57,7 @@ class ToyConfig:
     @classmethod
     def full(cls) -> ToyConfig:
         # 500 epochs of ~240 models is hours on this shared 2-core CPU; see the README.
-        return cls(epochs=60)
+        return cls(epochs=100)
 
 
 @dataclass
@@ -183,10 +183,7 @@ def run_toy(cfg: ToyConfig, seed: int) -> tuple[list[dict[str, Any]], dict[str, 
         entry["smoothness"].append(float(metrics.smoothness(pmfs[e]).mean()))
     rows = []
     for (name, label), entry in scores.items():
-        member = next(m for m in model.members if _label(m) == label)
-        row: dict[str, Any] = {"method": label, "dataset": name, "head": member.head,
-                               "frequencies": member.frequencies or None,
-                               "gamma": member.gamma if member.head == "fourier" else None}
+        row: dict[str, Any] = {"method": label, "dataset": name}
         for key, vals in entry.items():
             row[key], row[f"{key}_std"] = _aggregate(vals)
         rows.append(row)
@@ -194,7 +191,7 @@ def run_toy(cfg: ToyConfig, seed: int) -> tuple[list[dict[str, Any]], dict[str, 
                                         for g, (n, _) in enumerate(data.groups) if n == name]))
                    for name in cfg.datasets}
     for name, value in true_smooth.items():
-        rows.append({"method": "true pmf", "dataset": name, "head": "truth", "smoothness": value})
+        rows.append({"method": "true pmf", "dataset": name, "smoothness": value})
     examples = {"members": model.members, "pmfs": pmfs, "data": data}
     return rows, examples, {"seeds": seeds, "groups": data.groups}
 
@@ -347,11 +344,16 @@ def run_forecast(cfg: ForecastConfig, seed: int) -> tuple[list[dict[str, Any]], 
     rows = []
     for (name, head), entry in per_seed.items():
         label = "linear" if head == "linear" else f"fourier N={cfg.frequencies}"
-        row: dict[str, Any] = {"method": f"forecast {label}", "dataset": name, "head": head}
+        row: dict[str, Any] = {"method": f"forecast {label}", "dataset": name}
         for key, vals in entry.items():
             row[key], row[f"{key}_std"] = _aggregate(vals)
         rows.append(row)
     return rows, info
+
+
+def _forecast_row(rows: list[dict[str, Any]], dataset: str, head: str) -> dict[str, Any]:
+    return next(r for r in rows if r["dataset"] == dataset
+                and r["method"].startswith(f"forecast {head}"))
 
 
 def _plot_forecast(cfg: ForecastConfig, rows: list[dict[str, Any]], path: Path) -> None:
@@ -359,8 +361,7 @@ def _plot_forecast(cfg: ForecastConfig, rows: list[dict[str, Any]], path: Path) 
     fig, axes = plots.figure(1, 2, "Forecasting: linear vs Fourier head (lower is better)")
     for ax, key in zip(axes, ("crps", "nll"), strict=True):
         for k, head in enumerate(("linear", "fourier")):
-            sel = [next(r for r in rows if r["dataset"] == n and r["head"] == head)
-                   for n in names]
+            sel = [_forecast_row(rows, n, head) for n in names]
             ax.bar(np.arange(len(names)) + 0.4 * k - 0.2, [r[key] for r in sel], 0.4,
                    yerr=[r[f"{key}_std"] for r in sel], label=head, capsize=2)
         ax.set_xticks(range(len(names)), names)
@@ -388,8 +389,7 @@ def run(ctx: RunContext) -> Result:
     n, gamma = toy_cfg.headline
     headline = f"fourier N={n} gamma={gamma:g}"
     lin, four = _find(toy_rows, "gmm2", "linear"), _find(toy_rows, "gmm2", headline)
-    fc_lin = next(r for r in fc_rows if r["dataset"] == "all" and r["head"] == "linear")
-    fc_four = next(r for r in fc_rows if r["dataset"] == "all" and r["head"] == "fourier")
+    fc_lin, fc_four = (_forecast_row(fc_rows, "all", head) for head in ("linear", "fourier"))
     summary = {
         "kl_gmm2_linear": lin["kl"],
         "kl_gmm2_fourier_n12": four["kl"],
@@ -402,7 +402,8 @@ def run(ctx: RunContext) -> Result:
     }
     best = {}
     for name in toy_cfg.datasets:
-        fourier_rows = [r for r in toy_rows if r["dataset"] == name and r["head"] == "fourier"]
+        fourier_rows = [r for r in toy_rows
+                        if r["dataset"] == name and r["method"].startswith("fourier")]
         top = min(fourier_rows, key=lambda r: r["kl"])
         best[name] = f"{top['method']} (KL {top['kl']:.3f})"
     notes = [

@@ -213,8 +213,8 @@ def _check_features(h: Tensor, dim_in: int) -> None:
 class _FourierLayer(nn.Module):
     """What both heads share: the coefficient layer, the density, the regulariser."""
 
-    def __init__(self, dim_in: int, num_frequencies: int, regularization_gamma: float,
-                 value_range: tuple[float, float]):
+    def __init__(self, dim_in: int, num_frequencies: int, regularization_gamma: float = 1e-6,
+                 value_range: tuple[float, float] = (-1.0, 1.0)):
         super().__init__()
         if dim_in < 1:
             raise ValueError(f"dim_in must be >= 1, got {dim_in}")
