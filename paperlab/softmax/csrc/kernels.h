@@ -15,6 +15,8 @@
  *   VSCALE_ACC(v,d)  v * 2^d for integral d <= 0, may flush below 2^-126 (sums)
  *   VSCALE_OUT(v,d)  v * 2^d for integral d <= 0, exact down to denormals (outputs)
  *   VFENCE()       store fence after streaming stores
+ *   PREFETCH(p)    software prefetch of the line at p (no-op in portable C): on one core the
+ *                  hardware prefetcher alone falls behind these compute-heavy loops
  *   XCLAMP         |x| clamp of the two-pass kernels; ZMIN: exp(z) is 0 below it
  *   TMAX           largest finite T
  *
@@ -45,7 +47,10 @@ TARGET static T NAME(rmax)(const T *x, size_t n)
     for (int u = 0; u < U; u++) acc[u] = VSET1(-INFINITY);
     size_t i = 0;
     for (; i + U * W <= n; i += U * W)
-        for (int u = 0; u < U; u++) acc[u] = VMAX_B(VLOAD(x + i + u * W), acc[u]);
+        for (int u = 0; u < U; u++) {
+            PREFETCH(x + i + u * W + AHEAD);
+            acc[u] = VMAX_B(VLOAD(x + i + u * W), acc[u]);
+        }
     for (; i + W <= n; i += W) acc[0] = VMAX_B(VLOAD(x + i), acc[0]);
     for (int u = 1; u < U; u++) acc[0] = VMAX_B(acc[u], acc[0]);
     T lanes[W];
@@ -68,6 +73,7 @@ TARGET static double NAME(sumexp_block)(const T *x, T *y, size_t n, T m)
     size_t i = 0;
     for (; i + U * W <= n; i += U * W)
         for (int u = 0; u < U; u++) {
+            PREFETCH(x + i + u * W + AHEAD);
             V e = NAME(exp_neg)(VSUB(VLOAD(x + i + u * W), vm));
             if (y) VSTORE(y + i + u * W, e);
             acc[u] = VADD(acc[u], e);
@@ -116,6 +122,7 @@ TARGET static void NAME(vexpscale)(const T *x, T *y, size_t n, T m, T s, int nt)
     const V vm = VSET1(m), vs = VSET1(s);
     for (; i + W <= n; i += W) {
         V nn;
+        PREFETCH(x + i + AHEAD);
         V z = VMAX_B(VSET1(ZMIN), VSUB(VLOAD(x + i), vm));
         V p = EXP_REDUCED(z, &nn);
         V r = VSCALE_OUT(VMUL(p, vs), nn);
@@ -131,7 +138,10 @@ TARGET static void NAME(vscale)(T *y, size_t n, T s)
 {
     const V vs = VSET1(s);
     size_t i = 0;
-    for (; i + W <= n; i += W) VSTORE(y + i, VMUL(VLOAD(y + i), vs));
+    for (; i + W <= n; i += W) {
+        PREFETCH(y + i + AHEAD);
+        VSTORE(y + i, VMUL(VLOAD(y + i), vs));
+    }
     for (; i < n; i++) y[i] *= s;
 }
 
@@ -140,7 +150,10 @@ TARGET static void NAME(vsubc)(const T *x, T *y, size_t n, T c)
 {
     const V vc = VSET1(c);
     size_t i = 0;
-    for (; i + W <= n; i += W) VSTORE(y + i, VSUB(VLOAD(x + i), vc));
+    for (; i + W <= n; i += W) {
+        PREFETCH(x + i + AHEAD);
+        VSTORE(y + i, VSUB(VLOAD(x + i), vc));
+    }
     for (; i < n; i++) y[i] = x[i] - c;
 }
 
@@ -164,6 +177,7 @@ TARGET static ext_sum NAME(extexp_block)(const T *x, size_t n)
     for (; i + U * W <= n; i += U * W)
         for (int u = 0; u < U; u++) {
             V nn;
+            PREFETCH(x + i + u * W + AHEAD);
             V p = TWO_PASS_REDUCE(VLOAD(x + i + u * W), &nn);
             V emax = VMAX_B(nn, e[u]); /* a NaN exponent keeps e; p carries the NaN */
             v[u] = VADD(VSCALE_ACC(v[u], VSUB(e[u], emax)), VSCALE_ACC(p, VSUB(nn, emax)));
@@ -206,6 +220,7 @@ TARGET static void NAME(vscaleextexp)(const T *x, T *y, size_t n, ext_sum sum, i
     const V vs = VSET1((T)(1.0 / sum.value)), ve = VSET1((T)sum.exponent);
     for (; i + W <= n; i += W) {
         V nn;
+        PREFETCH(x + i + AHEAD);
         V p = TWO_PASS_REDUCE(VLOAD(x + i), &nn);
         V r = VSCALE_OUT(VMUL(p, vs), VSUB(nn, ve));
         if (nt) VSTREAM(y + i, r);
@@ -227,6 +242,7 @@ TARGET static online_sum NAME(online_block)(const T *x, size_t n)
     size_t i = 0;
     for (; i + U * W <= n; i += U * W)
         for (int u = 0; u < U; u++) {
+            PREFETCH(x + i + u * W + AHEAD);
             V xv = VLOAD(x + i + u * W);
             V mnew = VMAX_B(xv, m[u]);
             d[u] = VFMA(d[u], NAME(exp_neg)(VSUB(m[u], mnew)), NAME(exp_neg)(VSUB(xv, mnew)));

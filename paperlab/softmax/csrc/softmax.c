@@ -28,6 +28,10 @@
 #define ALG_ONLINE 3
 
 #define M_LN2_D 0.69314718055994530942
+/* Software prefetch distance, in elements (4 KiB of float32). */
+#ifndef AHEAD
+#define AHEAD 1024
+#endif
 /* Two-pass rows whose largest exponent n = round(x log2 e) exceeds this go to three-pass. */
 #define EXT_LIMIT 1048576.0
 
@@ -138,6 +142,7 @@ static inline float exp_reduced_f32(float x, float *n_out)
 #define VSCALE_ACC(v, d) scale_acc_f32(v, d)
 #define VSCALE_OUT(v, d) scale_out_f32(v, d)
 #define VFENCE() ((void)0)
+#define PREFETCH(p) ((void)0)
 #define XCLAMP 1.0e6f
 #define ZMIN (-200.0f)
 #define TMAX FLT_MAX
@@ -290,6 +295,8 @@ TARGET static inline __m256 exp_reduced_avx2(__m256 x, __m256 *n_out)
 #define VSCALE_ACC scale_acc_avx2
 #define VSCALE_OUT scale_out_avx2
 #define VFENCE() _mm_sfence()
+#undef PREFETCH
+#define PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
 #define XCLAMP 1.0e6f
 #define ZMIN (-200.0f)
 #define TMAX FLT_MAX
