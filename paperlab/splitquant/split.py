@@ -61,8 +61,13 @@ def _lloyd_sorted(xs: np.ndarray, prefix: np.ndarray, prefix_sq: np.ndarray,
     return np.sort(centres), inertia
 
 
-def _kmeans_pp_init(xs: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ seeding (D^2 sampling) on 1-D data."""
+def _kmeans_pp_init(xs: np.ndarray, k: int, rng: np.random.Generator,
+                    max_points: int = 4096) -> np.ndarray:
+    """k-means++ seeding (D^2 sampling) on 1-D data, from a random subsample of ``max_points``
+    when the data are larger (seeding only picks starting points; Lloyd then uses all data).
+    """
+    if len(xs) > max_points:
+        xs = xs[rng.choice(len(xs), max_points, replace=False)]
     centres = [xs[rng.integers(len(xs))]]
     dist = (xs - centres[0]) ** 2
     for _ in range(1, k):
