@@ -115,7 +115,7 @@ class ToyEnsemble(nn.Module):
             h = torch.relu(layer(h))
         a, b = self.n_linear, self.n_linear + self.n_fourier
         logits = [self.linear(h[:a])]
-        reg = torch.zeros(len(self.members), device=x.device)
+        reg = x.new_zeros(len(self.members))
         if self.n_fourier:
             dist, c_re, c_im = fourier_density(self.fourier(h[a:b]) * self.coef_mask)
             logits.append(log_pmf(dist, self.num_bins))
