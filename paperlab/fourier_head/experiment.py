@@ -57,7 +57,7 @@ class ToyConfig:
     @classmethod
     def full(cls) -> ToyConfig:
         # 500 epochs of ~240 models is hours on this shared 2-core CPU; see the README.
-        return cls(epochs=100)
+        return cls(epochs=60)
 
 
 @dataclass
@@ -434,6 +434,23 @@ def _train_step(head: torch.nn.Module, h: torch.Tensor, target: torch.Tensor) ->
     loss.backward()
 
 
+def _saved_for_backward(head: torch.nn.Module, h: torch.Tensor, target: torch.Tensor) -> int:
+    """Bytes of the distinct tensors autograd keeps for the backward pass of one step.
+
+    Deterministic, unlike an RSS high-water mark on a shared machine; parameters saved by a
+    matmul count too (once each).
+    """
+    seen: dict[tuple[int, tuple[int, ...]], int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        seen[(t.data_ptr(), tuple(t.shape))] = t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        _train_step(head, h, target)
+    return sum(seen.values())
+
+
 def bench(ctx: RunContext) -> Result:
     """Forward+backward time and peak memory of FourierHead vs nn.Linear over bin counts."""
     torch.set_num_threads(1)
@@ -450,19 +467,25 @@ def bench(ctx: RunContext) -> Result:
                for name, hd in heads.items()}
         times = timing.compare(fns, warmup=cfg.warmup, repeats=cfg.repeats)
         peaks = {name: timing.peak_memory(fn)[1] for name, fn in fns.items()}
+        saved = {name: _saved_for_backward(hd, h, target) for name, hd in heads.items()}
         rows.append({"method": f"{bins} bins", "bins": bins,
                      "linear_ms": 1e3 * times["linear"].median,
                      "fourier_ms": 1e3 * times["fourier"].median,
                      "fourier_over_linear_time": times["fourier"].median
                      / times["linear"].median,
-                     "linear_peak_mib": peaks["linear"] / 2**20,
-                     "fourier_peak_mib": peaks["fourier"] / 2**20})
+                     "linear_saved_mib": saved["linear"] / 2**20,
+                     "fourier_saved_mib": saved["fourier"] / 2**20,
+                     "linear_rss_peak_mib": peaks["linear"] / 2**20,
+                     "fourier_rss_peak_mib": peaks["fourier"] / 2**20})
     first, last = rows[0], rows[-1]
     summary = {f"time_ratio_{first['bins']}_bins": first["fourier_over_linear_time"],
-               f"time_ratio_{last['bins']}_bins": last["fourier_over_linear_time"]}
+               f"time_ratio_{last['bins']}_bins": last["fourier_over_linear_time"],
+               f"saved_ratio_{last['bins']}_bins": last["fourier_saved_mib"]
+               / last["linear_saved_mib"]}
     notes = [f"batch {cfg.batch}, dim_in {cfg.dim_in}, N={cfg.frequencies}, 1 thread, "
              f"median of {cfg.repeats} interleaved repeats; ratio > 1 means the Fourier head is "
-             "slower. Peak memory is the rise of the process RSS high-water mark (coarse: "
-             "allocator reuse can hide small allocations)."]
+             "slower. *_saved_mib: tensors autograd keeps for backward (exact); *_rss_peak_mib: "
+             "rise of the process RSS high-water mark (coarse: allocator reuse hides small "
+             "allocations)."]
     return Result(results=rows, summary=summary,
                   data={"inputs": "random normal features, random target bins"}, notes=notes)
