@@ -67,10 +67,12 @@ class ConfidenceGate(nn.Module):
         num_layers: gate depth (default 2).
         num_features: F when the gate also reads the node features, else 0.
         monotone: constrain C to be non-decreasing in each dispersion feature.
+        output_bias: initial bias of the last layer (default -2: C ~ 0.1 for an undecided MLP,
+            so a mixture built on a pre-trained GNN starts out close to that GNN).
     """
 
     def __init__(self, num_dispersions: int, hidden_channels: int = 64, num_layers: int = 2,
-                 num_features: int = 0, monotone: bool = True) -> None:
+                 num_features: int = 0, monotone: bool = True, output_bias: float = -2.0) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"gate num_layers must be >= 1, got {num_layers}")
@@ -82,6 +84,7 @@ class ConfidenceGate(nn.Module):
         self.monotone = monotone
         for w in self.weights:
             nn.init.uniform_(w, -1.0 / math.sqrt(w.size(1)), 1.0 / math.sqrt(w.size(1)))
+        nn.init.constant_(self.biases[-1], output_bias)
 
     def forward(self, disp: Tensor, x: Tensor | None = None) -> Tensor:
         """``disp [N, k]`` (and ``x [N, F]``) -> confidence ``[N]``."""
