@@ -157,7 +157,8 @@ def build_cluster(design: Design, perf: PerfDatabase | dict[str, IterationModel]
 
 def simulate_design(design: Design, trace: Trace, perf: PerfDatabase | dict,
                     model: LLM = BLOOM_176B, link: Link = INFINIBAND,
-                    config: MachineConfig = DEFAULT_CONFIG) -> SimResult:
-    """Simulate ``trace`` on a fresh cluster of ``design``."""
+                    config: MachineConfig = DEFAULT_CONFIG,
+                    max_outstanding: int | None = None) -> SimResult:
+    """Simulate ``trace`` on a fresh cluster of ``design`` (see :func:`simulate`)."""
     machines, sched = build_cluster(design, perf, model, config)
-    return simulate(trace, machines, sched, model, link)
+    return simulate(trace, machines, sched, model, link, max_outstanding=max_outstanding)

@@ -52,13 +52,13 @@ class _Request:
 
 class _Task:
     __slots__ = ("kind", "req", "state", "npre", "tpi", "mem", "target", "generated",
-                 "generating", "inb", "sel", "arr", "remaining")
+                 "inb", "sel", "arr", "remaining")
 
     def __init__(self, kind: int, req: _Request, tpi: int, mem: int, target: int) -> None:
         self.kind, self.req, self.tpi, self.mem, self.target = kind, req, tpi, mem, target
         self.state = 0
         self.npre = 0  # iteration starts this task waited through (reference: preemptions)
-        self.generated = self.generating = 0
+        self.generated = 0  # decode iterations done (prompt: 1 when prefilled)
         self.inb = False  # in the running batch
         self.sel = -1  # stamp of the last batch selection that picked it
         self.arr = req.arrival
@@ -97,7 +97,7 @@ class Machine:
     __slots__ = ("mid", "sku", "tag", "sched_tag", "perf", "sim", "memory", "max_memory",
                  "sched_memory", "sched_pending_tokens", "pending", "pending_prompts",
                  "blocked", "batch", "n_prompts_in_batch", "pool", "pool_keys", "batch_tokens",
-                 "iter_dur", "n_contig", "paused", "iter_end", "iter_token", "stamp",
+                 "iter_dur", "n_contig", "paused", "joined", "iter_end", "iter_token", "stamp",
                  "max_bs", "max_bt", "max_pre", "busy_s", "run_since", "peak_memory",
                  "kv_per_token")
 
@@ -116,6 +116,7 @@ class Machine:
         self.pending_prompts: list[_Task] = []  # FIFO
         self.blocked: list[_Task] = []  # preempted decodes
         self.batch: list[_Task] = []
+        self.joined: list[_Task] = []  # tasks that entered the batch at this iteration start
         self.n_prompts_in_batch = 0
         self.pool: list[_Request] = []  # requests with a task here, by arrival
         self.pool_keys: list[float] = []
@@ -183,6 +184,7 @@ class Machine:
         if not self.batch:
             self.run_since = self.sim.now
         self.batch.append(t)
+        self.joined.append(t)
         t.inb = True
         if t.kind == PROMPT:
             self.n_prompts_in_batch += 1
@@ -319,12 +321,11 @@ class Machine:
         else:
             n = min([t.target - t.generated for t in batch])
         self.iter_dur, self.n_contig = dur, n
-        for t in batch:
-            t.generating = n
-            if t.state != RUNNING:
-                if t.state == QUEUED:
-                    self._run(t)
-                t.state = RUNNING
+        for t in self.joined:
+            if t.state == QUEUED:
+                self._run(t)
+            t.state = RUNNING
+        self.joined.clear()
         self._schedule_completion(dur * n)
 
     def _rebatch(self) -> None:
@@ -406,17 +407,15 @@ class Machine:
         start = self.iter_end - dur * self.n_contig
         elapsed = now - start
         n = min(int(elapsed // dur) + 1, self.n_contig)
-        self.n_contig = n
-        for t in self.batch:
-            t.generating = n
+        self.n_contig = n  # every task in the batch advances by n_contig iterations
         self._schedule_completion(dur * n - elapsed)
 
     def complete_iteration(self) -> None:
         self.iter_token += 1
         done = []
+        n = self.n_contig
         for t in self.batch:
-            t.generated += t.generating
-            t.generating = 0
+            t.generated += n
             if t.generated == t.target:
                 done.append(t)
         for t in done:
@@ -526,16 +525,13 @@ class ChunkedPrefillMachine(Machine):
         self.iter_dur = dur
         n = 1 if chunk_tokens else min([t.target - t.generated for t in self.decodes])
         self.n_contig = n
-        for t in self.decodes:
-            t.generating = n
         self._schedule_completion(dur * n)
 
     def complete_iteration(self) -> None:
         self.iter_token += 1
         finished = []
         for t in self.decodes:
-            t.generated += t.generating
-            t.generating = 0
+            t.generated += self.n_contig
             if t.generated >= t.target:
                 finished.append(t)
         for t in finished:
@@ -692,7 +688,7 @@ class SimResult:
 
 class _Sim:
     __slots__ = ("now", "seq", "events", "scheduler", "link", "model", "ttft", "e2e", "kv",
-                 "token_start", "prompt_end")
+                 "token_start", "prompt_end", "done")
 
     def __init__(self, n: int, scheduler, link: Link, model: LLM) -> None:
         self.now = 0.0
@@ -704,6 +700,7 @@ class _Sim:
         self.kv = np.zeros(n)
         self.token_start = np.full(n, np.nan)
         self.prompt_end = np.full(n, np.nan)
+        self.done = 0
 
     def push(self, delay: float, fn, arg) -> None:
         self.seq += 1
@@ -712,6 +709,7 @@ class _Sim:
     def finish(self, r: _Request) -> None:
         self.e2e[r.idx] = self.now - r.arrival
         self.prompt_end[r.idx] = r.prompt_end
+        self.done += 1
 
     def start_kv_transfer(self, r: _Request) -> None:
         dst = r.dst
@@ -732,7 +730,8 @@ class _Sim:
 
 
 def simulate(trace: Trace, machines: list[Machine], scheduler, model: LLM,
-             link: Link, end_time_s: float = float("inf")) -> SimResult:
+             link: Link, end_time_s: float = float("inf"),
+             max_outstanding: int | None = None) -> SimResult:
     """Run ``trace`` through a cluster; return per-request latencies.
 
     Args:
@@ -742,6 +741,9 @@ def simulate(trace: Trace, machines: list[Machine], scheduler, model: LLM,
         model: the served LLM (sets KV bytes per token).
         link: how KV caches move between machines.
         end_time_s: stop the clock here (requests still running get NaN).
+        max_outstanding: give up (remaining requests get NaN) once more requests than this
+            have arrived but not finished: a search-time guard against simulating hopelessly
+            overloaded clusters, whose queues make every iteration slower.
     """
     n = len(trace)
     sim = _Sim(n, scheduler, link, model)
@@ -769,6 +771,8 @@ def simulate(trace: Trace, machines: list[Machine], scheduler, model: LLM,
             fn(arg)
             continue
         if i >= n or ta >= end_time_s:
+            break
+        if max_outstanding is not None and i - sim.done > max_outstanding:
             break
         sim.now = ta
         p, o = prompts[i], outputs[i]

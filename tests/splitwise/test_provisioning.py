@@ -11,6 +11,7 @@ from paperlab.splitwise import (
     baseline_for_budget,
     budget_splits,
     cheapest_design,
+    evaluate,
     max_rate,
     splitwise_design,
 )
@@ -72,3 +73,15 @@ def test_parallel_search_equals_serial_and_cheapest(db, azure_code):
 def test_search_space_validation():
     with pytest.raises(ValueError, match="ascending"):
         SearchSpace(rates=(3.0, 2.0))
+
+
+def test_overload_guard_never_changes_the_answer(db, azure_code):
+    """Abandoning hopeless runs gives the same max rate as simulating them to the end."""
+    d = splitwise_design("HH", 2, 1)
+    rates = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+    guarded = max_rate(d, azure_code, db, SearchSpace(rates, 30.0, 0, give_up_s=5.0))
+    full = max_rate(d, azure_code, db, SearchSpace(rates, 30.0, 0, give_up_s=0.0))
+    assert guarded[0] == full[0]
+    # on a hopeless rate the guard fires: requests are left unfinished and the SLOs fail
+    ev = evaluate(d, 64.0, azure_code, db, SearchSpace(rates, 30.0, 0, give_up_s=5.0))
+    assert ev.metrics["completed"] < ev.metrics["requests"] and not ev.slo_met
