@@ -18,6 +18,7 @@ from paperlab.splitwise.cluster import (
     baseline_design,
     build_cluster,
     design_by_name,
+    roofline_models,
     simulate_design,
     splitwise_design,
 )
@@ -84,6 +85,6 @@ __all__ = [
     "SimResult", "TokenJSQScheduler", "Trace", "TraceError", "baseline_design",
     "baseline_for_budget", "best_design", "budget_splits", "build_cluster", "cheapest_design",
     "design_by_name", "evaluate", "latency_summary", "max_rate", "poisson_trace",
-    "read_azure_csv", "read_reference_csv", "simulate", "simulate_design", "slo_report",
-    "slowdowns", "splitwise_design",
+    "read_azure_csv", "read_reference_csv", "roofline_models", "simulate", "simulate_design",
+    "slo_report", "slowdowns", "splitwise_design",
 ]

@@ -25,7 +25,7 @@ from paperlab.splitwise.hardware import (
     Link,
     MachineSKU,
 )
-from paperlab.splitwise.perf_model import IterationModel, PerfDatabase
+from paperlab.splitwise.perf_model import IterationModel, PerfDatabase, RooflineModel
 from paperlab.splitwise.simulator import (
     ChunkedPrefillMachine,
     Machine,
@@ -116,6 +116,21 @@ def design_by_name(name: str, n_prompt: int, n_token: int = 0) -> Design:
     if name.startswith("Baseline-"):
         return baseline_design(name.split("-", 1)[1], n_prompt)
     return splitwise_design(name.split("-", 1)[1], n_prompt, n_token)
+
+
+def roofline_models(model: LLM = BLOOM_176B, **kwargs) -> dict[str, RooflineModel]:
+    """Analytic iteration models for every SKU (hardware key -> model), for designs whose
+    hardware was never profiled; ``kwargs`` go to :class:`RooflineModel` (mfu, mbu, ...)."""
+    out = {}
+    for sku in (DGX_A100, DGX_H100):
+        out[sku.hardware] = RooflineModel(
+            params=model.params, weight_bytes=model.weight_bytes,
+            kv_bytes_per_token=model.kv_bytes_per_token, flops=sku.gpus * sku.peak_flops,
+            mem_bw=sku.gpus * sku.mem_bw, **kwargs)
+    # a 70% power cap slows compute-bound prefill (the profile's pcap rows: prompt x1.3)
+    h = out[DGX_H100.hardware]
+    out[DGX_H100_PCAP.hardware] = replace(h, flops=h.flops / 1.3)
+    return out
 
 
 def build_cluster(design: Design, perf: PerfDatabase | dict[str, IterationModel],

@@ -87,3 +87,15 @@ def test_roofline_shapes():
     assert a.token_time(8) < 1.2 * a.token_time(1)
     assert h.prompt_time(4096) < a.prompt_time(4096)
     assert h.token_time(1) < a.token_time(1)
+
+
+def test_roofline_cluster_simulates_without_a_profile(azure_code):
+    from paperlab.splitwise import poisson_trace, roofline_models, simulate_design, splitwise_design
+    models = roofline_models()
+    trace = poisson_trace(azure_code, 5.0, 20.0, seed=0)
+    res = simulate_design(splitwise_design("HHcap", 1, 1), trace, models)
+    assert res.completed == len(trace) and np.all(res.ttft_s <= res.e2e_s)
+    cap, h = models["h100-80gb-pcap"], models["h100-80gb"]
+    assert cap.prompt_time(8192) > h.prompt_time(8192)
+    with pytest.raises(KeyError, match="no performance model for"):
+        simulate_design(splitwise_design("HA", 1, 1), trace, {"h100-80gb": h})
