@@ -86,3 +86,30 @@ def test_run_names_the_missing_data(tmp_path: Path) -> None:
     ctx = RunContext(system="splitquant", quick=True, out_dir=tmp_path, data_root=tmp_path)
     with pytest.raises(DataNotFoundError, match="text/sms_spam/SMSSpamCollection"):
         run(ctx)
+
+
+def test_quanto_backend_gives_our_predictions() -> None:
+    pytest.importorskip("optimum.quanto")
+    from transformers import BertConfig, BertModel
+
+    from paperlab.splitquant.experiment import HIDDEN, embed, quanto_rows
+    from paperlab.splitquant.models import SentenceEncoder, mlp_head
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=40, hidden_size=HIDDEN, num_hidden_layers=1, num_attention_heads=4,
+                     intermediate_size=64, max_position_embeddings=16)
+    encoder = SentenceEncoder(BertModel(cfg).eval())
+    heads = [mlp_head(HIDDEN, 3).eval()]
+    texts = ["a b c", "a", "a b c d e", "b b"]
+    batches = make_batches(_WordTokenizer(), texts, max_length=8, size=2)
+    split_encoder = split_model(encoder)
+    ours = {}
+    for split in (False, True):
+        enc = variant(encoder, 2, split_encoder if split else None)
+        with torch.no_grad():
+            ours[("sms_spam", split)] = [
+                variant(h, 2, split_model(h) if split else None)(embed(enc, batches)).argmax(1)
+                for h in heads]
+    rows = quanto_rows(encoder, split_encoder, heads, batches, torch.tensor([0, 1, 2, 0]), ours, 0)
+    assert [r["method"] for r in rows] == ["quanto int2", "quanto int2+splitquant"]
+    assert all(r["agree_with_ours"] == 1.0 for r in rows)
