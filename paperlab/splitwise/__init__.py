@@ -48,6 +48,7 @@ from paperlab.splitwise.provisioning import (
     best_design,
     budget_splits,
     cheapest_design,
+    cheapest_for_rate,
     evaluate,
     max_rate,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "PerfDatabase", "PiecewiseLinear", "ProfiledModel", "RooflineModel", "SearchSpace",
     "SimResult", "TokenJSQScheduler", "Trace", "TraceError", "baseline_design",
     "baseline_for_budget", "best_design", "budget_splits", "build_cluster", "cheapest_design",
+    "cheapest_for_rate",
     "design_by_name", "evaluate", "latency_summary", "max_rate", "poisson_trace",
     "read_azure_csv", "read_reference_csv", "roofline_models", "simulate", "simulate_design",
     "slo_report", "slowdowns", "splitwise_design",

@@ -35,6 +35,7 @@ from paperlab.splitwise.provisioning import (
     _max_rate_job,
     baseline_for_budget,
     budget_splits,
+    cheapest_for_rate,
     parallel_map,
 )
 from paperlab.splitwise.trace import Trace, poisson_trace, read_azure_csv, read_reference_csv
@@ -175,30 +176,13 @@ def _iso_power(trace_name: str, source: Trace, db: PerfDatabase, cfg: RunConfig,
 
 def _cheapest_at(target: float, max_cost: float, source: Trace, db: PerfDatabase,
                  cfg: RunConfig, space: SearchSpace) -> dict[str, Design | None]:
-    """Cheapest Baseline-H100 and Splitwise-HH/-HA meeting the SLOs at ``target`` req/s,
-    evaluating candidates in cost order in small parallel rounds until one passes."""
-    found: dict[str, Design | None] = {}
-    n_max = int(max_cost // DGX_H100.cost) + 1
-    pools = {"Baseline-H100": [baseline_design("H100", n) for n in range(1, n_max + 1)]}
-    for kind in ("HH", "HA"):
-        probe = splitwise_design(kind, 1, 1)
-        pools[f"Splitwise-{kind}"] = [
-            splitwise_design(kind, p, t) for p in range(1, n_max + 1)
-            for t in range(1, int(max_cost // probe.token_sku.cost) + 1)
-            if p * probe.prompt_sku.cost + t * probe.token_sku.cost <= max_cost]
-    for name, pool in pools.items():
-        pool.sort(key=lambda d: (d.cost, d.num_machines))
-        found[name] = None
-        chunk = max(2, 2 * cfg.workers)
-        for i in range(0, len(pool), chunk):
-            evs = parallel_map(_evaluate_job, [(d, target, source, db, space)
-                                               for d in pool[i:i + chunk]], cfg.workers,
-                               cfg.ray_address)
-            ok = [e.design for e in evs if e.slo_met]
-            if ok:
-                found[name] = ok[0]
-                break
-    return found
+    """Cheapest Baseline-H100, Splitwise-HH and Splitwise-HA meeting the SLOs at ``target``
+    req/s, costing at most ``max_cost``."""
+    return {name: cheapest_for_rate(kind, target, max_cost, source, db, space,
+                                    prompt_step=cfg.split_step, workers=cfg.workers,
+                                    ray_address=cfg.ray_address)
+            for name, kind in (("Baseline-H100", "Baseline-H100"), ("Splitwise-HH", "HH"),
+                               ("Splitwise-HA", "HA"))}
 
 
 def _latency_curves(best: dict[str, tuple[Design, float]], source: Trace, db: PerfDatabase,

@@ -183,6 +183,49 @@ def best_design(candidates: Iterable[Design], source: Trace, perf: PerfDatabase,
     return SearchResult(best, best_r, rates, {d.label: d for d in candidates}, evals)
 
 
+def _fewest_passing(designs: Sequence[Design], target_rate: float, source: Trace,
+                    perf: PerfDatabase, space: SearchSpace) -> Design | None:
+    """The first of ``designs`` (ordered by growing capacity) meeting the SLOs at
+    ``target_rate``, by bisection (assumes more machines never hurt)."""
+    lo, hi = -1, len(designs)  # designs[lo] fails (virtual), designs[hi] passes (virtual)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if evaluate(designs[mid], target_rate, source, perf, space).slo_met:
+            hi = mid
+        else:
+            lo = mid
+    return designs[hi] if hi < len(designs) else None
+
+
+def _fewest_passing_job(args: tuple) -> Design | None:
+    return _fewest_passing(*args)
+
+
+def cheapest_for_rate(kind: str, target_rate: float, max_cost: float, source: Trace,
+                      perf: PerfDatabase, space: SearchSpace, prompt_step: int = 1,
+                      workers: int = 2, ray_address: str | None = None) -> Design | None:
+    """Cheapest design of ``kind`` ("Baseline-A100", "Baseline-H100" or a Splitwise kind
+    "AA"/"HH"/"HA"/"HHcap") costing at most ``max_cost`` that meets the SLOs at
+    ``target_rate``: for a baseline the fewest machines, for Splitwise the fewest token
+    machines for every prompt count (every ``prompt_step``), each found by bisection."""
+    if kind.startswith("Baseline-"):
+        hw = kind.split("-", 1)[1]
+        n_max = int(max_cost // baseline_design(hw, 1).cost + 1e-9)
+        return _fewest_passing([baseline_design(hw, n) for n in range(1, n_max + 1)],
+                               target_rate, source, perf, space)
+    probe = splitwise_design(kind, 1, 1)
+    pc, tc = probe.prompt_sku.cost, probe.token_sku.cost
+    jobs = []
+    for p in range(1, int(max_cost // pc) + 1, prompt_step):
+        t_max = int((max_cost - p * pc) // tc + 1e-9)
+        if t_max >= 1:
+            jobs.append(([splitwise_design(kind, p, t) for t in range(1, t_max + 1)],
+                         target_rate, source, perf, space))
+    found = [d for d in parallel_map(_fewest_passing_job, jobs, workers, ray_address,
+                                     description=f"cheapest Splitwise-{kind}") if d]
+    return min(found, key=lambda d: (d.cost, d.num_machines)) if found else None
+
+
 def cheapest_design(candidates: Iterable[Design], target_rate: float, source: Trace,
                     perf: PerfDatabase, space: SearchSpace, workers: int = 2,
                     ray_address: str | None = None) -> tuple[Design | None, list[Evaluation]]:

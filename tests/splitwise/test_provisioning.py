@@ -11,6 +11,7 @@ from paperlab.splitwise import (
     baseline_for_budget,
     budget_splits,
     cheapest_design,
+    cheapest_for_rate,
     evaluate,
     max_rate,
     splitwise_design,
@@ -68,6 +69,10 @@ def test_parallel_search_equals_serial_and_cheapest(db, azure_code):
     passing = sorted(e.design.n_prompt for e in evals if e.slo_met)
     assert best is not None and best.n_prompt == passing[0] <= 3
     assert all(not e.slo_met for e in evals if e.design.n_prompt < best.n_prompt)
+    assert cheapest_for_rate("Baseline-H100", target, 4 * 4.76, azure_code, db, SPACE) == best
+    split = cheapest_for_rate("HH", target, 4 * 4.76, azure_code, db, SPACE, workers=1)
+    assert split is None or (split.cost <= 4 * 4.76 and evaluate(
+        split, target, azure_code, db, SPACE).slo_met)
 
 
 def test_search_space_validation():
