@@ -240,7 +240,10 @@ def _plot_sweep(cfg: ToyConfig, rows: list[dict[str, Any]], path: Path) -> None:
                 ax.axhline(_find(rows, name, method)[key], color=style[0],
                            ls=style[1:], label=method)
             ax.set_title(f"{name}: {key}")
-            ax.set_xlabel("frequencies N")
+            if key == "kl":  # a stuck GMM head can be 10x worse than the rest
+                ax.set_yscale("log")
+            else:
+                ax.set_xlabel("frequencies N")
             if row == 0 and col == 0:
                 ax.legend()
     plots.save(fig, path)
