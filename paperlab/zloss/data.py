@@ -103,4 +103,4 @@ def ngram_examples(stream: np.ndarray, context: int) -> tuple[np.ndarray, np.nda
     if len(stream) <= context:
         raise ValueError(f"stream of {len(stream)} tokens is too short for context {context}")
     windows = np.lib.stride_tricks.sliding_window_view(stream, context + 1)
-    return np.ascontiguousarray(windows[:, :context]), np.ascontiguousarray(windows[:, context])
+    return windows[:, :context].copy(), windows[:, context].copy()

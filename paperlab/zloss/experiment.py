@@ -53,7 +53,7 @@ class LMConfig:
     train_examples: int | None = None  # None: the whole training split
     epochs: int = 1
     test_examples: int | None = None
-    encoder_lr: float = 2e-3  # Adam on embeddings + hidden layer (every method alike)
+    encoder_lr: float = 2e-3  # (sparse) Adam on embeddings + hidden layer, every method alike
     output_lr: dict[str, float] = field(default_factory=lambda: {
         "log_softmax": 0.5, "z": 0.5, "spherical_softmax": 0.05,
         "taylor_softmax": 0.5, "mse": 0.5})
@@ -93,17 +93,25 @@ class Config:
 class NGramEncoder(nn.Module):
     """Bengio-style n-gram encoder: ``h = [tanh(Linear(concat(embeddings))), 1]``.
 
-    The constant 1 makes the (bias-free) output layer's last column a per-word bias.
+    The constant 1 makes the (bias-free) output layer's last column a per-word bias. The
+    embedding gradient is sparse, so the input side, too, costs nothing per step that
+    grows with the vocabulary (see :func:`encoder_optimizers`).
     """
 
     def __init__(self, vocab_size: int, context: int, embed_dim: int, hidden_dim: int) -> None:
         super().__init__()
-        self.embed = nn.Embedding(vocab_size, embed_dim)
+        self.embed = nn.Embedding(vocab_size, embed_dim, sparse=True)
         self.hidden = nn.Linear(context * embed_dim, hidden_dim)
 
     def forward(self, contexts: Tensor) -> Tensor:
         h = torch.tanh(self.hidden(self.embed(contexts).flatten(1)))
         return torch.cat([h, h.new_ones(h.shape[0], 1)], 1)
+
+
+def encoder_optimizers(encoder: NGramEncoder, lr: float) -> list[torch.optim.Optimizer]:
+    """Adam on the hidden layer, its sparse variant on the embeddings (rows in the batch only)."""
+    return [torch.optim.SparseAdam(list(encoder.embed.parameters()), lr=lr),
+            torch.optim.Adam(encoder.hidden.parameters(), lr=lr)]
 
 
 def output_layer(method: str, dim: int, num_classes: int, cfg: LMConfig) -> nn.Module:
@@ -139,7 +147,7 @@ def train_lm(method: str, corpus: LMCorpus, cfg: LMConfig, seed: int,
 
     encoder = NGramEncoder(corpus.vocab_size, cfg.context, cfg.embed_dim, cfg.hidden_dim)
     layer = output_layer(method, cfg.hidden_dim + 1, corpus.vocab_size, cfg)
-    optimizer = torch.optim.Adam(encoder.parameters(), lr=cfg.encoder_lr)
+    optimizers = encoder_optimizers(encoder, cfg.encoder_lr)
     batches = math.ceil(len(y_train) / cfg.batch_size)
     start = time.perf_counter()
     for epoch in range(cfg.epochs):
@@ -148,9 +156,11 @@ def train_lm(method: str, corpus: LMCorpus, cfg: LMConfig, seed: int,
             idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             h = encoder(x_train[idx])
             _, grad_h = layer.step(h, y_train[idx])
-            optimizer.zero_grad(set_to_none=True)
+            for optimizer in optimizers:
+                optimizer.zero_grad(set_to_none=True)
             h.backward(grad_h)
-            optimizer.step()
+            for optimizer in optimizers:
+                optimizer.step()
         if isinstance(layer, SphericalOutputLayer):
             layer.refresh()  # O(D d^2) once an epoch: wipes accumulated rounding error
     train_seconds = time.perf_counter() - start

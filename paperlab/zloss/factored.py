@@ -30,9 +30,11 @@ shift-invariant loss such as the Z-loss would not notice it, but keeping it make
 implicit ``W`` equal plain SGD on the explicit ``W`` exactly, for every spherical loss.
 
 Only plain SGD works this way (no momentum, Adam or weight decay on this layer).
-Rounding errors accumulate in ``U^-1`` and ``Q``; :meth:`SphericalOutputLayer.stabilize`
-recomputes ``U^-1`` (O(d^3)) every ``stabilize_every`` updates and :meth:`refresh` folds
-``U`` into ``V`` and recomputes ``Q`` exactly (O(D d^2), call it rarely, e.g. once an epoch).
+Rounding errors accumulate in ``U^-1`` and ``Q``, and ``U`` drifts towards singular (each
+``A`` shrinks the directions of recent ``h`` when ``beta > 0``, as for the Z-loss). So every
+``stabilize_every`` updates :meth:`SphericalOutputLayer.stabilize` recomputes ``U^-1`` by
+inversion (O(d^3)) and, when the condition number of ``U`` exceeds ``max_condition``,
+:meth:`refresh` folds ``U`` into ``V`` and recomputes ``Q`` exactly (O(D d^2)).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class SphericalOutputLayer(nn.Module):
         loss: a :class:`SphericalLoss` or its name for :func:`make_loss` (default ``"z"``).
         lr: SGD learning rate on the mean loss of a minibatch.
         stabilize_every: recompute ``U^-1`` by inversion every this many updates (0: never).
+        max_condition: at those times, :meth:`refresh` (O(D d^2)) when ``cond(U)`` exceeds it.
         init_std: standard deviation of the initial weights (default ``1/sqrt(dim)``).
         dtype: float dtype of all state (float32 default; float64 for checks).
         generator: optional ``torch.Generator`` for the initial weights.
@@ -63,7 +66,8 @@ class SphericalOutputLayer(nn.Module):
     """
 
     def __init__(self, dim: int, num_classes: int, loss: SphericalLoss | str = "z",
-                 lr: float = 0.1, stabilize_every: int = 100, init_std: float | None = None,
+                 lr: float = 0.1, stabilize_every: int = 100, max_condition: float = 100.0,
+                 init_std: float | None = None,
                  dtype: torch.dtype = torch.float32, generator: torch.Generator | None = None,
                  **loss_params: float) -> None:
         super().__init__()
@@ -75,7 +79,9 @@ class SphericalOutputLayer(nn.Module):
             raise ValueError(f"stabilize_every must be >= 0, got {stabilize_every}")
         self.loss_fn = make_loss(loss, **loss_params) if isinstance(loss, str) else loss
         self.dim, self.num_classes = dim, num_classes
-        self.lr, self.stabilize_every = lr, stabilize_every
+        if not max_condition > 1:
+            raise ValueError(f"max_condition must be > 1, got {max_condition}")
+        self.lr, self.stabilize_every, self.max_condition = lr, stabilize_every, max_condition
         std = dim ** -0.5 if init_std is None else init_std
         V = torch.randn(num_classes, dim, dtype=dtype, generator=generator).mul_(std)
         eye = torch.eye(dim, dtype=dtype)
@@ -86,6 +92,7 @@ class SphericalOutputLayer(nn.Module):
         self.register_buffer("Q", V.T @ V)
         self.register_buffer("w_bar", V.sum(0))
         self.updates = 0
+        self.refreshes = 0  # how often stabilize() had to fall back to the O(D d^2) refresh
 
     # ---- reading the implicit W --------------------------------------------------------
     @property
@@ -196,8 +203,13 @@ class SphericalOutputLayer(nn.Module):
 
     @torch.no_grad()
     def stabilize(self) -> None:
-        """Recompute ``U^-1`` from ``U`` by inversion: O(d^3)."""
-        self.U_inv.copy_(torch.linalg.inv(self.U))
+        """Recompute ``U^-1`` by inversion (O(d^3)); :meth:`refresh` if ``U`` is ill-conditioned."""
+        singular_values = torch.linalg.svdvals(self.U)
+        if singular_values[0] > self.max_condition * singular_values[-1]:
+            self.refresh()
+            self.refreshes += 1
+        else:
+            self.U_inv.copy_(torch.linalg.inv(self.U))
 
     @torch.no_grad()
     def refresh(self) -> None:
@@ -220,4 +232,5 @@ class SphericalOutputLayer(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"dim={self.dim}, num_classes={self.num_classes}, loss={self.loss_fn.name}, "
-                f"lr={self.lr:g}, stabilize_every={self.stabilize_every}")
+                f"lr={self.lr:g}, stabilize_every={self.stabilize_every}, "
+                f"max_condition={self.max_condition:g}")

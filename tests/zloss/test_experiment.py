@@ -1,0 +1,63 @@
+"""The experiment end to end at toy sizes: the LM learns an easy stream; the sweep and run()."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from paperlab.core.data import DataNotFoundError, require
+from paperlab.core.results import RunContext
+from paperlab.zloss.data import BROWN_RELPATH, HOW_TO_GET, LMCorpus
+from paperlab.zloss.experiment import (
+    Config,
+    LMConfig,
+    SweepConfig,
+    bench,
+    run,
+    sweep_summary,
+    train_lm,
+    vocabulary_sweep,
+)
+
+TINY_LM = LMConfig(context=2, embed_dim=8, hidden_dim=16, batch_size=32, epochs=4,
+                   encoder_lr=0.02, test_examples=200,
+                   output_lr={"log_softmax": 0.5, "z": 0.1, "taylor_softmax": 0.5})
+TINY_SWEEP = SweepConfig(sizes=(50, 400), dim=8, batch_size=16, warmup=0, repeats=1)
+
+
+def cyclic_corpus(vocab: int = 30, length: int = 1500) -> LMCorpus:
+    """Word t+1 is word t plus one (mod vocab): a stream any working LM predicts exactly."""
+    stream = np.arange(length) % vocab
+    return LMCorpus([f"w{i}" for i in range(vocab)], stream, stream[:300], stream[:300], 1, length)
+
+
+@pytest.mark.parametrize("method", ["log_softmax", "z", "taylor_softmax"])
+def test_lm_learns_an_easy_stream(method):
+    row = train_lm(method, cyclic_corpus(), TINY_LM, seed=0)
+    assert row["top1"] > 0.9, row
+    assert row["top10"] >= row["top5"] >= row["top1"]
+    assert (row["perplexity"] is None) == (method == "z")
+
+
+def test_sweep_rows_and_summary():
+    rows = vocabulary_sweep(TINY_SWEEP, seed=0)
+    assert [r["vocab_size"] for r in rows] == [50, 400]
+    for r in rows:
+        assert min(r["full_softmax_s"], r["adaptive_softmax_s"], r["zloss_factored_s"]) > 0
+    summary = sweep_summary(rows)
+    assert summary["step_time_growth_0k_to_0k"] > 0 and "speedup_vs_softmax_at_793k" not in summary
+
+
+def test_run_on_brown_at_toy_size(tmp_path):
+    try:
+        require(BROWN_RELPATH, HOW_TO_GET)
+    except DataNotFoundError:
+        pytest.skip("Brown corpus not staged")
+    cfg = Config(LMConfig(embed_dim=4, hidden_dim=8, train_examples=256, test_examples=64,
+                          methods=("log_softmax", "z")), TINY_SWEEP)
+    result = run(RunContext("zloss", quick=True, out_dir=tmp_path), cfg)
+    assert {"top10_acc_softmax", "top10_acc_zloss"} <= set(result.summary)
+    assert result.data["vocab_size"] >= 40_000
+    assert (tmp_path / "zloss_topk.png").exists() and (tmp_path / "zloss_step_time.png").exists()
+    out = bench(RunContext("zloss", quick=True, out_dir=tmp_path), TINY_SWEEP)
+    assert out.results and (tmp_path / "zloss_bench_step_time.png").exists()
