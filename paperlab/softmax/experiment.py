@@ -152,6 +152,7 @@ def _plot(rows: list[dict], ctx: RunContext, single: list[str], batched: list[st
         style = "k--" if m == READ_PASS else "o-"
         ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=m, markersize=3)
     ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
     ax.set_xlabel("elements in the row")
     ax.set_ylabel("GB/s of input (thread CPU time)")
     ax.legend(fontsize=7)
@@ -162,8 +163,8 @@ def _plot(rows: list[dict], ctx: RunContext, single: list[str], batched: list[st
         bx.bar(np.arange(len(methods)) + i * width, vals, width, label=shape)
     bx.set_xticks(np.arange(len(methods)) + 0.4 - width / 2)
     bx.set_xticklabels(methods, rotation=60, ha="right", fontsize=7)
-    bx.set_ylabel("GB/s of input")
-    bx.set_title("batched rows")
+    bx.set_yscale("log", base=2)
+    bx.set_ylabel("GB/s of input, batched rows")
     bx.legend(fontsize=7)
     plots.save(fig, ctx.plot_path("throughput"))
 

@@ -172,7 +172,7 @@ def _compute(x2: np.ndarray, y2: np.ndarray, algorithm: str, threads: int | None
                 "paperlab.softmax: the C extension is not built (no C compiler at install); "
                 "using the slow NumPy fallback",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
             _warned = True
         y2[...] = numpy_fallback.softmax_rows(x2, algorithm, log)
