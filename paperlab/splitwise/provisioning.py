@@ -143,7 +143,7 @@ def budget_splits(kind: str, budget: float, by: str = "power", step: int = 1,
     p_unit = getattr(probe.prompt_sku, by)
     t_unit = getattr(probe.token_sku, by)
     designs = []
-    for n_p in range(min_machines, int(budget // p_unit) + 1, step):
+    for n_p in range(min_machines, math.floor(budget / p_unit + 1e-9) + 1, step):
         n_t = int(math.floor((budget - n_p * p_unit) / t_unit + 1e-9))
         if n_t >= min_machines:
             designs.append(splitwise_design(kind, n_p, n_t))
@@ -210,14 +210,14 @@ def cheapest_for_rate(kind: str, target_rate: float, max_cost: float, source: Tr
     machines for every prompt count (every ``prompt_step``), each found by bisection."""
     if kind.startswith("Baseline-"):
         hw = kind.split("-", 1)[1]
-        n_max = int(max_cost // baseline_design(hw, 1).cost + 1e-9)
+        n_max = math.floor(max_cost / baseline_design(hw, 1).cost + 1e-9)
         return _fewest_passing([baseline_design(hw, n) for n in range(1, n_max + 1)],
                                target_rate, source, perf, space)
     probe = splitwise_design(kind, 1, 1)
     pc, tc = probe.prompt_sku.cost, probe.token_sku.cost
     jobs = []
-    for p in range(1, int(max_cost // pc) + 1, prompt_step):
-        t_max = int((max_cost - p * pc) // tc + 1e-9)
+    for p in range(1, math.floor(max_cost / pc + 1e-9) + 1, prompt_step):
+        t_max = math.floor((max_cost - p * pc) / tc + 1e-9)
         if t_max >= 1:
             jobs.append(([splitwise_design(kind, p, t) for t in range(1, t_max + 1)],
                          target_rate, source, perf, space))
