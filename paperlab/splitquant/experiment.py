@@ -77,19 +77,19 @@ class Config:
     """
 
     spam_test: int = 2787
-    spam_train: int = 2787
-    emotion_train: int = 4000
+    spam_train: int = 1500
+    emotion_train: int = 2000
     emotion_test: int = 2000
     max_length: int = 64
     head_seeds: int = 5
     head_epochs: int = 300
     cnn_width: int = 16
-    cnn_train_per_class: int = 2000
-    cnn_test_per_class: int = 500
-    cnn_epochs: int = 10
+    cnn_train_per_class: int = 1000
+    cnn_test_per_class: int = 300
+    cnn_epochs: int = 8
     cnn_seeds: int = 2
     bits: tuple[int, ...] = (8, 4, 2)
-    quanto_eval: int = 600
+    quanto_eval: int = 300
 
     @classmethod
     def quick(cls) -> Config:
