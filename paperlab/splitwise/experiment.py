@@ -207,8 +207,15 @@ def _plot_latency(curves: list[Evaluation], path, title: str) -> None:
                      label=label)
         axes[1].plot(x, [e.metrics.get("e2e_p50_s", np.nan) for e in es], marker="o",
                      label=label)
+    from matplotlib.ticker import LogLocator, ScalarFormatter
+
     axes[0].set(xlabel="request rate (req/s)", ylabel="TTFT p99 (s)", yscale="log")
     axes[1].set(xlabel="request rate (req/s)", ylabel="E2E p50 (s)", yscale="log")
+    for ax in axes:  # plain numbers on the log axes
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(ScalarFormatter(useOffset=False))
+        ax.yaxis.set_minor_locator(LogLocator(subs=()))
     axes[1].legend(fontsize=6)
     plots.save(fig, path)
 
