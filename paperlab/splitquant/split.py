@@ -229,6 +229,10 @@ def _check_float_model(model: nn.Module) -> None:
         if _is_quantized(module):
             raise TypeError(f"layer '{name}' ({type(module).__name__}) is already quantised; "
                             "split_model must run before the quantiser")
+        weight = getattr(module, "weight", None)
+        if isinstance(weight, torch.Tensor) and not weight.is_floating_point():
+            raise TypeError(f"layer '{name}' has a {weight.dtype} weight; split_model needs a "
+                            "floating-point model (split before quantising)")
     for name, param in model.named_parameters():
         if not param.is_floating_point():
             raise TypeError(f"parameter '{name}' has dtype {param.dtype}; split_model needs a "

@@ -243,6 +243,11 @@ def test_integer_models_are_rejected() -> None:
     model[0].weight = nn.Parameter(torch.ones(32, 20, dtype=torch.int8), requires_grad=False)
     with pytest.raises(TypeError, match="floating-point model"):
         split_model(model)
+    buffered = nn.Linear(4, 4)
+    del buffered.weight
+    buffered.register_buffer("weight", torch.ones(4, 4, dtype=torch.int8))
+    with pytest.raises(TypeError, match="torch.int8 weight"):
+        split_model(nn.Sequential(buffered))
 
 
 def test_already_quantised_models_are_rejected() -> None:
