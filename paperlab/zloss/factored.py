@@ -184,10 +184,12 @@ class SphericalOutputLayer(nn.Module):
         same = (targets[:, None] == targets[None, :]).to(H.dtype)
         EtE = (D * alpha[:, None] * alpha + alpha[:, None] * gamma + gamma[:, None] * alpha
                + same * gamma[:, None] * gamma)
-        # Q' = A Q A - eta (A K H + H^T K^T A) + eta^2 H^T E^T E H
-        QA = times_A(self.Q).T                                  # Q A (Q, A symmetric)
-        AKH = times_A(K) @ H
-        Q_new = times_A(QA) - eta * (AKH + AKH.T) + eta ** 2 * H.T @ EtE @ H
+        # Q' = A Q A - eta (A K H + H^T K^T A) + eta^2 H^T E^T E H, where (A = I - eta BH^T H)
+        # A Q A = Q - eta (BH^T QH + QH^T BH) + eta^2 BH^T (H QH^T) BH. Grouped into two
+        # (d, 2m) x (2m, d) products: 4 m d^2 flops for the whole Q update.
+        cross = torch.cat([BH.T, times_A(K)], 1) @ torch.cat([QH, H], 0)
+        square = torch.cat([BH.T, H.T], 1) @ torch.cat([(H @ QH.T) @ BH, EtE @ H], 0)
+        Q_new = self.Q - eta * (cross + cross.T) + eta ** 2 * square
         self.Q.copy_((Q_new + Q_new.T) / 2)
         self.w_bar.copy_(times_A(self.w_bar[:, None]).squeeze(1) - eta * H.T @ (D * alpha + gamma))
         self.r.copy_(times_A(self.r[:, None]).squeeze(1) - eta * H.T @ alpha)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -61,3 +63,9 @@ def test_run_on_brown_at_toy_size(tmp_path):
     assert (tmp_path / "zloss_topk.png").exists() and (tmp_path / "zloss_step_time.png").exists()
     out = bench(RunContext("zloss", quick=True, out_dir=tmp_path), TINY_SWEEP)
     assert out.results and (tmp_path / "zloss_bench_step_time.png").exists()
+
+
+def test_divergence_is_reported_not_raised():
+    cfg = replace(TINY_LM, output_lr={"mse": 1e4}, epochs=1)
+    row = train_lm("mse", cyclic_corpus(), cfg, seed=0)
+    assert "diverged" in row and "top1" not in row
