@@ -1,6 +1,7 @@
 /*
  * Softmax kernels, written once over a tiny vector vocabulary and compiled once per
- * (instruction set, element type) by softmax.c, which defines before each inclusion:
+ * (instruction set, element type) by softmax.c, which defines before each inclusion (and
+ * this file undefines at its end):
  *
  *   T, V, W        element type, vector type, lanes per vector
  *   U              independent accumulators in the reductions (hides FMA latency)
@@ -11,7 +12,8 @@
  *   VLOAD VSTORE VSTREAM VSET1 VADD VSUB VMUL VFMA(a,b,c)=a*b+c
  *   VMAX_B(a,b)    max that returns b when either is NaN (the x86 MAXPS rule)
  *   VROUND         round to nearest integer
- *   EXP_REDUCED(x, n)  p with exp(x) = p * 2^n, p in [0.7, 1.42], n written to *n
+ *   POLY_EXP       defined: use the float polynomial below as NAME(exp_reduced); else the
+ *                  instantiation provides NAME(exp_reduced) itself (float64: libm exp)
  *   VSCALE_ACC(v,d)  v * 2^d for integral d <= 0, may flush below 2^-126 (sums)
  *   VSCALE_OUT(v,d)  v * 2^d for integral d <= 0, exact down to denormals (outputs)
  *   VFENCE()       store fence after streaming stores
@@ -27,14 +29,33 @@
  * handed to the three-pass kernel, which has no such limit.
  */
 
-/* ---- exp on the non-positive half-line ------------------------------------------ */
+/* ---- exp ------------------------------------------------------------------------- */
+
+#ifdef POLY_EXP
+/* p with exp(x) = p * 2^n, p in [0.71, 1.42]: Cody-Waite reduction by ln 2 and the
+ * degree-5 polynomial of the paper (XNNPACK's constants). n is written to *n_out. */
+TARGET static inline V NAME(exp_reduced)(V x, V *n_out)
+{
+    V n = VROUND(VMUL(x, VSET1(0x1.715476p+0f)));
+    V t = VFMA(n, VSET1(-0x1.62E43p-1f), x);
+    t = VFMA(n, VSET1(0x1.05C61p-29f), t);
+    V p = VSET1(0x1.0F9F9Cp-7f);
+    p = VFMA(p, t, VSET1(0x1.573A1Ap-5f));
+    p = VFMA(p, t, VSET1(0x1.555A80p-3f));
+    p = VFMA(p, t, VSET1(0x1.FFFDC6p-2f));
+    p = VFMA(p, t, VSET1(0x1.FFFFF6p-1f));
+    *n_out = n;
+    return VFMA(p, t, VSET1(1.0f));
+}
+#endif
+
 
 /* exp(z) for z <= 0 (or NaN, which propagates): 0 below ZMIN, denormals kept. */
 TARGET static inline V NAME(exp_neg)(V z)
 {
     V n;
     z = VMAX_B(VSET1(ZMIN), z); /* keeps a NaN z */
-    V p = EXP_REDUCED(z, &n);
+    V p = NAME(exp_reduced)(z, &n);
     return VSCALE_OUT(p, n);
 }
 
@@ -124,7 +145,7 @@ TARGET static void NAME(vexpscale)(const T *x, T *y, size_t n, T m, T s, int nt)
         V nn;
         PREFETCH(x + i + AHEAD);
         V z = VMAX_B(VSET1(ZMIN), VSUB(VLOAD(x + i), vm));
-        V p = EXP_REDUCED(z, &nn);
+        V p = NAME(exp_reduced)(z, &nn);
         V r = VSCALE_OUT(VMUL(p, vs), nn);
         if (nt) VSTREAM(y + i, r);
         else VSTORE(y + i, r);
@@ -162,7 +183,7 @@ TARGET static void NAME(vsubc)(const T *x, T *y, size_t n, T c)
 /* The (p, n) of the two-pass kernels. x is clamped below at -XCLAMP (NaN kept) so that
  * -inf gives a finite n whose term vanishes; no upper clamp is needed, since +inf (NaN p)
  * or x > XCLAMP (exponent over EXT_LIMIT) sends the row to the three-pass kernel anyway. */
-#define TWO_PASS_REDUCE(xv, nptr) EXP_REDUCED(VMAX_B(VSET1(-XCLAMP), (xv)), (nptr))
+#define TWO_PASS_REDUCE(xv, nptr) NAME(exp_reduced)(VMAX_B(VSET1(-XCLAMP), (xv)), (nptr))
 
 /* Pass 1 over one block: per-lane accumulators (v, e) represent v * 2^e; each element
  * moves the accumulator to the larger exponent before adding, so nothing overflows. */
@@ -333,3 +354,31 @@ static void NAME(pass2)(const char *x, char *y, size_t n, ext_sum sum, int log_o
     if (log_out) NAME(vsubc)((const T *)x, (T *)y, n, (T)(log(sum.value) + sum.exponent * M_LN2_D));
     else NAME(vscaleextexp)((const T *)x, (T *)y, n, sum, nt);
 }
+
+#undef T
+#undef V
+#undef W
+#undef U
+#undef BLOCK
+#undef ALIGN
+#undef NAME
+#undef TAIL
+#undef TARGET
+#undef VLOAD
+#undef VSTORE
+#undef VSTREAM
+#undef VSET1
+#undef VADD
+#undef VSUB
+#undef VMUL
+#undef VFMA
+#undef VMAX_B
+#undef VROUND
+#undef POLY_EXP
+#undef VSCALE_ACC
+#undef VSCALE_OUT
+#undef VFENCE
+#undef PREFETCH
+#undef XCLAMP
+#undef ZMIN
+#undef TMAX

@@ -105,21 +105,6 @@ static inline float round_f32(float x)
     return (x + big) - big;
 }
 
-/* Cody-Waite reduction and the degree-5 polynomial of the paper (XNNPACK constants). */
-static inline float exp_reduced_f32(float x, float *n_out)
-{
-    float n = round_f32(x * 0x1.715476p+0f);
-    float t = fmaf(n, -0x1.62E43p-1f, x);
-    t = fmaf(n, 0x1.05C61p-29f, t);
-    float p = 0x1.0F9F9Cp-7f;
-    p = fmaf(p, t, 0x1.573A1Ap-5f);
-    p = fmaf(p, t, 0x1.555A80p-3f);
-    p = fmaf(p, t, 0x1.FFFDC6p-2f);
-    p = fmaf(p, t, 0x1.FFFFF6p-1f);
-    *n_out = n;
-    return fmaf(p, t, 1.0f);
-}
-
 #define T float
 #define V float
 #define W 1
@@ -138,7 +123,8 @@ static inline float exp_reduced_f32(float x, float *n_out)
 #define VMUL(a, b) ((a) * (b))
 #define VFMA(a, b, c) fmaf(a, b, c)
 #define VMAX_B(a, b) ((a) > (b) ? (a) : (b))
-#define EXP_REDUCED(x, n) exp_reduced_f32(x, n)
+#define VROUND(x) round_f32(x)
+#define POLY_EXP 1
 #define VSCALE_ACC(v, d) scale_acc_f32(v, d)
 #define VSCALE_OUT(v, d) scale_out_f32(v, d)
 #define VFENCE() ((void)0)
@@ -147,27 +133,6 @@ static inline float exp_reduced_f32(float x, float *n_out)
 #define ZMIN (-200.0f)
 #define TMAX FLT_MAX
 #include "kernels.h"
-#undef T
-#undef V
-#undef W
-#undef BLOCK
-#undef ALIGN
-#undef NAME
-#undef TAIL
-#undef VLOAD
-#undef VSTORE
-#undef VSTREAM
-#undef VSET1
-#undef VADD
-#undef VSUB
-#undef VMUL
-#undef VFMA
-#undef EXP_REDUCED
-#undef VSCALE_ACC
-#undef VSCALE_OUT
-#undef XCLAMP
-#undef ZMIN
-#undef TMAX
 
 /* ---- portable C, float64 (libm exp of the reduced argument) ------------------------ */
 
@@ -177,7 +142,7 @@ static inline int clamp_exponent_d(double d)
     return d > 2200.0 ? 2200 : (int)d;
 }
 
-static inline double exp_reduced_f64(double x, double *n_out)
+static inline double exp_reduced_c_f64(double x, double *n_out)
 {
     const double big = 0x1.8p52;
     double n = (x * 0x1.71547652b82fep+0 + big) - big;
@@ -190,10 +155,12 @@ static inline double exp_reduced_f64(double x, double *n_out)
 #define T double
 #define V double
 #define W 1
+#define U 4
 #define BLOCK 256
 #define ALIGN 1
 #define NAME(f) f##_c_f64
 #define TAIL(f) f##_c_f64
+#define TARGET
 #define VLOAD(p) (*(p))
 #define VSTORE(p, v) (*(p) = (v))
 #define VSTREAM(p, v) (*(p) = (v))
@@ -202,38 +169,15 @@ static inline double exp_reduced_f64(double x, double *n_out)
 #define VSUB(a, b) ((a) - (b))
 #define VMUL(a, b) ((a) * (b))
 #define VFMA(a, b, c) fma(a, b, c)
-#define EXP_REDUCED(x, n) exp_reduced_f64(x, n)
+#define VMAX_B(a, b) ((a) > (b) ? (a) : (b))
 #define VSCALE_ACC(v, d) ldexp(v, clamp_exponent_d(d))
 #define VSCALE_OUT(v, d) ldexp(v, clamp_exponent_d(d))
+#define VFENCE() ((void)0)
+#define PREFETCH(p) ((void)0)
 #define XCLAMP 1.0e6
 #define ZMIN (-1000.0)
 #define TMAX DBL_MAX
 #include "kernels.h"
-#undef T
-#undef V
-#undef W
-#undef U
-#undef BLOCK
-#undef ALIGN
-#undef NAME
-#undef TAIL
-#undef TARGET
-#undef VLOAD
-#undef VSTORE
-#undef VSTREAM
-#undef VSET1
-#undef VADD
-#undef VSUB
-#undef VMUL
-#undef VFMA
-#undef VMAX_B
-#undef EXP_REDUCED
-#undef VSCALE_ACC
-#undef VSCALE_OUT
-#undef VFENCE
-#undef XCLAMP
-#undef ZMIN
-#undef TMAX
 
 #if HAVE_X86_KERNELS
 /* ---- AVX2 + FMA, float32 --------------------------------------------------------- */
@@ -259,21 +203,6 @@ TARGET static inline __m256 scale_out_avx2(__m256 v, __m256 d)
     return _mm256_mul_ps(_mm256_mul_ps(v, pow2_avx2(d1)), pow2_avx2(d2));
 }
 
-TARGET static inline __m256 exp_reduced_avx2(__m256 x, __m256 *n_out)
-{
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(0x1.715476p+0f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 t = _mm256_fmadd_ps(n, _mm256_set1_ps(-0x1.62E43p-1f), x);
-    t = _mm256_fmadd_ps(n, _mm256_set1_ps(0x1.05C61p-29f), t);
-    __m256 p = _mm256_set1_ps(0x1.0F9F9Cp-7f);
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0x1.573A1Ap-5f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0x1.555A80p-3f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0x1.FFFDC6p-2f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0x1.FFFFF6p-1f));
-    *n_out = n;
-    return _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.0f));
-}
-
 #define T float
 #define V __m256
 #define W 8
@@ -291,58 +220,28 @@ TARGET static inline __m256 exp_reduced_avx2(__m256 x, __m256 *n_out)
 #define VMUL _mm256_mul_ps
 #define VFMA _mm256_fmadd_ps
 #define VMAX_B _mm256_max_ps
-#define EXP_REDUCED(x, n) exp_reduced_avx2(x, n)
+#define VROUND(x) _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define POLY_EXP 1
 #define VSCALE_ACC scale_acc_avx2
 #define VSCALE_OUT scale_out_avx2
 #define VFENCE() _mm_sfence()
-#undef PREFETCH
 #define PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
 #define XCLAMP 1.0e6f
 #define ZMIN (-200.0f)
 #define TMAX FLT_MAX
 #include "kernels.h"
-#undef V
-#undef W
-#undef BLOCK
-#undef ALIGN
-#undef NAME
-#undef TARGET
-#undef VLOAD
-#undef VSTORE
-#undef VSTREAM
-#undef VSET1
-#undef VADD
-#undef VSUB
-#undef VMUL
-#undef VFMA
-#undef VMAX_B
-#undef EXP_REDUCED
-#undef VSCALE_ACC
-#undef VSCALE_OUT
 
 /* ---- AVX-512F, float32 ------------------------------------------------------------ */
 #define TARGET __attribute__((target("avx512f")))
 
-TARGET static inline __m512 exp_reduced_avx512(__m512 x, __m512 *n_out)
-{
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(0x1.715476p+0f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 t = _mm512_fmadd_ps(n, _mm512_set1_ps(-0x1.62E43p-1f), x);
-    t = _mm512_fmadd_ps(n, _mm512_set1_ps(0x1.05C61p-29f), t);
-    __m512 p = _mm512_set1_ps(0x1.0F9F9Cp-7f);
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0x1.573A1Ap-5f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0x1.555A80p-3f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0x1.FFFDC6p-2f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0x1.FFFFF6p-1f));
-    *n_out = n;
-    return _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.0f));
-}
-
+#define T float
 #define V __m512
 #define W 16
+#define U 4
 #define BLOCK 4096
 #define ALIGN 64
 #define NAME(f) f##_avx512
+#define TAIL(f) f##_c_f32
 #define VLOAD(p) _mm512_loadu_ps(p)
 #define VSTORE(p, v) _mm512_storeu_ps(p, v)
 #define VSTREAM(p, v) _mm512_stream_ps(p, v)
@@ -352,9 +251,15 @@ TARGET static inline __m512 exp_reduced_avx512(__m512 x, __m512 *n_out)
 #define VMUL _mm512_mul_ps
 #define VFMA _mm512_fmadd_ps
 #define VMAX_B _mm512_max_ps
-#define EXP_REDUCED(x, n) exp_reduced_avx512(x, n)
+#define VROUND(x) _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define POLY_EXP 1
 #define VSCALE_ACC _mm512_scalef_ps
 #define VSCALE_OUT _mm512_scalef_ps
+#define VFENCE() _mm_sfence()
+#define PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#define XCLAMP 1.0e6f
+#define ZMIN (-200.0f)
+#define TMAX FLT_MAX
 #include "kernels.h"
 #endif /* HAVE_X86_KERNELS */
 
@@ -443,10 +348,23 @@ static int get_matrix(PyObject *obj, matrix *m, int writable, const char *what)
     return 0;
 }
 
-static int get_pair(PyObject *xo, PyObject *yo, matrix *x, matrix *y)
+/* get_matrix, then insist on exactly max_rows rows (0: any number). */
+static int get_rows(PyObject *obj, matrix *m, int writable, const char *what, Py_ssize_t max_rows)
 {
-    if (get_matrix(xo, x, 0, "x") < 0) return -1;
-    if (get_matrix(yo, y, 1, "y") < 0) {
+    if (get_matrix(obj, m, writable, what) < 0) return -1;
+    if (max_rows && m->rows != max_rows) {
+        PyErr_Format(PyExc_ValueError, "%s must be a single row", what);
+        PyBuffer_Release(&m->view);
+        return -1;
+    }
+    return 0;
+}
+
+/* x (read) and y (written) of one shape and dtype. */
+static int get_pair(PyObject *xo, PyObject *yo, matrix *x, matrix *y, Py_ssize_t max_rows)
+{
+    if (get_rows(xo, x, 0, "x", max_rows) < 0) return -1;
+    if (get_rows(yo, y, 1, "y", max_rows) < 0) {
         PyBuffer_Release(&x->view);
         return -1;
     }
@@ -454,15 +372,6 @@ static int get_pair(PyObject *xo, PyObject *yo, matrix *x, matrix *y)
         PyErr_SetString(PyExc_ValueError, "x and y must have the same shape and dtype");
         PyBuffer_Release(&x->view);
         PyBuffer_Release(&y->view);
-        return -1;
-    }
-    return 0;
-}
-
-static int check_algorithm(int algorithm)
-{
-    if (algorithm < ALG_TWO_PASS || algorithm > ALG_ONLINE) {
-        PyErr_Format(PyExc_ValueError, "unknown algorithm code %d", algorithm);
         return -1;
     }
     return 0;
@@ -476,24 +385,26 @@ static PyObject *py_rows(PyObject *self, PyObject *args)
     PyObject *xo, *yo;
     int algorithm, log_out, nt;
     Py_ssize_t r0, r1;
+    matrix x, y;
     (void)self;
     if (!PyArg_ParseTuple(args, "OOiinnp", &xo, &yo, &algorithm, &log_out, &r0, &r1, &nt))
         return NULL;
-    if (check_algorithm(algorithm) < 0) return NULL;
-    matrix x, y;
-    if (get_pair(xo, yo, &x, &y) < 0) return NULL;
-    if (r0 < 0 || r1 > x.rows || r0 > r1) {
-        PyBuffer_Release(&x.view);
-        PyBuffer_Release(&y.view);
-        return PyErr_Format(PyExc_IndexError, "row range [%zd, %zd) outside 0..%zd", r0, r1,
-                            x.rows);
+    if (algorithm < ALG_TWO_PASS || algorithm > ALG_ONLINE)
+        return PyErr_Format(PyExc_ValueError, "unknown algorithm code %d", algorithm);
+    if (get_pair(xo, yo, &x, &y, 0) < 0) return NULL;
+    int ok = 0 <= r0 && r0 <= r1 && r1 <= x.rows;
+    if (ok) {
+        rows_fn fn = x.is_double ? rows_c_f64 : KERNELS[g_isa].rows;
+        Py_BEGIN_ALLOW_THREADS
+        fn(x.data, y.data, x.row_stride, y.row_stride, (size_t)x.n, r0, r1, algorithm, log_out,
+           nt);
+        Py_END_ALLOW_THREADS
+    } else {
+        PyErr_Format(PyExc_IndexError, "row range [%zd, %zd) outside 0..%zd", r0, r1, x.rows);
     }
-    rows_fn fn = x.is_double ? rows_c_f64 : KERNELS[g_isa].rows;
-    Py_BEGIN_ALLOW_THREADS
-    fn(x.data, y.data, x.row_stride, y.row_stride, (size_t)x.n, r0, r1, algorithm, log_out, nt);
-    Py_END_ALLOW_THREADS
     PyBuffer_Release(&x.view);
     PyBuffer_Release(&y.view);
+    if (!ok) return NULL;
     Py_RETURN_NONE;
 }
 
@@ -504,14 +415,9 @@ PyDoc_STRVAR(pass1_doc, "extexp_sum(x)\n--\n\n"
 static PyObject *py_pass1(PyObject *self, PyObject *arg)
 {
     matrix x;
-    (void)self;
-    if (get_matrix(arg, &x, 0, "x") < 0) return NULL;
-    if (x.rows != 1) {
-        PyBuffer_Release(&x.view);
-        PyErr_SetString(PyExc_ValueError, "extexp_sum takes one row");
-        return NULL;
-    }
     ext_sum s;
+    (void)self;
+    if (get_rows(arg, &x, 0, "x", 1) < 0) return NULL;
     pass1_fn fn = x.is_double ? pass1_c_f64 : KERNELS[g_isa].pass1;
     Py_BEGIN_ALLOW_THREADS
     s = fn(x.data, (size_t)x.n);
@@ -529,17 +435,11 @@ static PyObject *py_pass2(PyObject *self, PyObject *args)
     PyObject *xo, *yo;
     ext_sum s;
     int log_out, nt;
+    matrix x, y;
     (void)self;
     if (!PyArg_ParseTuple(args, "OOddpp", &xo, &yo, &s.value, &s.exponent, &log_out, &nt))
         return NULL;
-    matrix x, y;
-    if (get_pair(xo, yo, &x, &y) < 0) return NULL;
-    if (x.rows != 1) {
-        PyBuffer_Release(&x.view);
-        PyBuffer_Release(&y.view);
-        PyErr_SetString(PyExc_ValueError, "extexp_scale takes one row");
-        return NULL;
-    }
+    if (get_pair(xo, yo, &x, &y, 1) < 0) return NULL;
     pass2_fn fn = x.is_double ? pass2_c_f64 : KERNELS[g_isa].pass2;
     Py_BEGIN_ALLOW_THREADS
     fn(x.data, y.data, (size_t)x.n, s, log_out, nt);
@@ -556,19 +456,18 @@ PyDoc_STRVAR(read_doc, "read_pass(x)\n--\n\n"
 static PyObject *py_read_pass(PyObject *self, PyObject *arg)
 {
     matrix x;
+    float m = 0;
     (void)self;
-    if (get_matrix(arg, &x, 0, "x") < 0) return NULL;
-    if (x.rows != 1 || x.is_double) {
-        PyBuffer_Release(&x.view);
-        PyErr_SetString(PyExc_ValueError, "read_pass takes one float32 row");
-        return NULL;
+    if (get_rows(arg, &x, 0, "x", 1) < 0) return NULL;
+    int ok = !x.is_double;
+    if (ok) {
+        read_fn fn = KERNELS[g_isa].read;
+        Py_BEGIN_ALLOW_THREADS
+        m = fn((const float *)x.data, (size_t)x.n);
+        Py_END_ALLOW_THREADS
     }
-    float m;
-    read_fn fn = KERNELS[g_isa].read;
-    Py_BEGIN_ALLOW_THREADS
-    m = fn((const float *)x.data, (size_t)x.n);
-    Py_END_ALLOW_THREADS
     PyBuffer_Release(&x.view);
+    if (!ok) return PyErr_Format(PyExc_TypeError, "read_pass takes float32");
     return PyFloat_FromDouble(m);
 }
 
