@@ -165,7 +165,7 @@ def build_cluster(design: Design, perf: PerfDatabase | dict[str, IterationModel]
                       else (design.token_sku, tp, design.n_token))
         machines += [Machine(len(machines) + i, sku, model, pm, config, tag) for i in range(n)]
     sched = MixedPoolScheduler([m for m in machines if m.tag == "prompt"],
-                               [m for m in machines if m.tag == "token"], machines,
+                               [m for m in machines if m.tag == "token"],
                                prompt_max_pending_tokens)
     return machines, sched
 

@@ -39,7 +39,7 @@ KV_RETRY_S = 1.0  # a KV transfer waiting for destination memory retries every s
 
 class _Request:
     __slots__ = ("idx", "arrival", "prompt", "tokens", "ptask", "ttask", "memory", "pool_n",
-                 "head", "src", "dst", "prompt_end", "prompt_iter_s", "kv_s")
+                 "head", "src", "dst", "prompt_end", "prompt_iter_s")
 
     def __init__(self, idx: int, arrival: float, prompt: int, tokens: int) -> None:
         self.idx, self.arrival, self.prompt, self.tokens = idx, arrival, prompt, tokens
@@ -47,7 +47,7 @@ class _Request:
         self.pool_n = 0  # tasks of this request on the machine currently holding it
         self.head = None
         self.src = self.dst = None
-        self.prompt_end = self.prompt_iter_s = self.kv_s = 0.0
+        self.prompt_end = self.prompt_iter_s = 0.0
 
 
 class _Task:
@@ -592,14 +592,13 @@ class MixedPoolScheduler:
     """
 
     def __init__(self, prompt_machines: list[Machine], token_machines: list[Machine],
-                 order: list[Machine], prompt_max_pending_tokens: int = 8192) -> None:
+                 prompt_max_pending_tokens: int = 8192) -> None:
         if not prompt_machines or not token_machines:
             raise ValueError("Splitwise needs at least one prompt and one token machine")
         self.prompt_pool = list(prompt_machines)
         self.token_pool = list(token_machines)
         self.mixed_pool: list[Machine] = []
         self.max_pending = prompt_max_pending_tokens
-        self.machines = order
 
     def place(self, r: _Request) -> tuple[Machine, Machine]:
         pmem, tmem = r.ptask.mem, (r.ttask.mem if r.ttask is not None else 0)
@@ -717,7 +716,6 @@ class _Sim:
             dst.alloc(r.memory)
             d = self.link.transfer_time(r.prompt * self.model.kv_bytes_per_token, r.prompt,
                                         r.prompt_iter_s, self.model.num_layers)
-            r.kv_s = d
             self.kv[r.idx] = d
             self.push(d, self._kv_done, r)
         else:
