@@ -50,8 +50,9 @@ class SweepConfig:
 
     @classmethod
     def full(cls) -> SweepConfig:
-        grid = tuple(range(45, 100, 5))
-        return cls(a1_values=grid, a2_values=grid, n0=200, repetitions=4)
+        # The paper's n0 = 200 (N = 1600); a 10-step grid keeps it to ~15 minutes of CPU.
+        return cls(a1_values=(45, 55, 65, 75, 85), a2_values=(50, 60, 70, 80, 90), n0=200,
+                   repetitions=3)
 
     def cells(self) -> list[tuple[int, int]]:
         return [(a1, a2) for a1 in self.a1_values for a2 in self.a2_values
@@ -65,6 +66,7 @@ class BenchConfig:
     sizes: tuple[int, ...]
     repeats: int = 1
     a: tuple[float, ...] = (20.0, 40.0, 80.0, 240.0)
+    paris_max_n: int = 30000  # Paris grows ~N^1.35 here: ~30 s at 10^4 nodes, minutes beyond
 
     @classmethod
     def quick(cls) -> BenchConfig:
@@ -226,12 +228,16 @@ def _plot_dendrograms(ctx: RunContext, networks: list, fitted: dict) -> None:
     from scipy.cluster.hierarchy import dendrogram
 
     fig, axes = plots.figure(len(networks), 2, title="Dendrograms over the detected "
-                             "communities (height = 1 - edge density / max weight)", size=3.0)
+                             "communities (height = -log10 of the merge's edge density)", size=3.0)
     for row, net in enumerate(networks):
         for col, m in enumerate(("bottom_up", "top_down")):
             est, ax = fitted[(net.name, m)], axes[row, col]
             if len(est.dendrogram_):
-                dendrogram(est.dendrogram_, ax=ax, no_labels=True, color_threshold=0)
+                # 1 - density crowds every merge of a sparse graph near 1; the log keeps
+                # the order of the heights (hence the inversions) and spreads them out.
+                Z = est.dendrogram_.copy()
+                Z[:, 2] = -np.log10(np.maximum(1.0 - Z[:, 2], 1e-12))
+                dendrogram(Z, ax=ax, no_labels=True, color_threshold=0)
             ax.set_title(f"{net.name}: {m} ({est.n_clusters_} leaves, "
                          f"{metrics.count_inversions(est.dendrogram_)} inversions)", fontsize=7)
     plots.save(fig, ctx.plot_path("dendrograms"))
@@ -278,26 +284,31 @@ def bench(ctx: RunContext) -> Result:
     rows = []
     for N in track(config.sizes, "bench sizes", total=len(config.sizes)):
         model = HSBM(3, 2, N // 8, config.a, seed=ctx.seed, regime="bounded")
-        times: dict[str, list[float]] = {name: [] for name in contenders}
+        running = {name: make for name, make in contenders.items()
+                   if name != "paris" or N <= config.paris_max_n}
+        times: dict[str, list[float]] = {name: [] for name in running}
         memory: dict[str, int] = {}
         accuracy: dict[str, float] = {}
         for _ in range(config.repeats):  # round-robin: a slow spell hits everyone alike
-            for name, make in contenders.items():
+            for name, make in running.items():
                 start = time.perf_counter()
                 est, extra = peak_memory(lambda make=make, A=model.adjacency: make().fit(A))
                 times[name].append(time.perf_counter() - start)
                 memory[name] = max(memory.get(name, 0), extra)
                 leaf = est.level(min(8, est.n_clusters_))
                 accuracy[name] = metrics.accuracy(model.labels[3], leaf)
-        paris = float(np.median(times["paris"]))
-        for name in contenders:
+        paris = float(np.median(times["paris"])) if "paris" in times else None
+        for name in running:
             median = float(np.median(times[name]))
             rows.append({"method": name, "N": model.n_nodes, "edges": model.adjacency.nnz // 2,
                          "seconds": median, "seconds_per_1k_nodes": 1000 * median / model.n_nodes,
                          "peak_extra_MB": memory[name] / 2**20,
-                         "speedup_vs_paris": paris / median, "leaf_accuracy": accuracy[name]})
+                         "speedup_vs_paris": paris / median if paris else None,
+                         "leaf_accuracy": accuracy[name]})
     largest = max(r["N"] for r in rows)
     at = {r["method"]: r for r in rows if r["N"] == largest}
+    with_paris = max(r["N"] for r in rows if r["method"] == "paris")
+    vs = {r["method"]: r["speedup_vs_paris"] for r in rows if r["N"] == with_paris}
     fig, (ax_t, ax_m) = plots.figure(1, 2, title="Scaling on a bounded-degree HSBM "
                                      "(mean degree ~60)")
     for name in contenders:
@@ -314,11 +325,14 @@ def bench(ctx: RunContext) -> Result:
     summary = {"largest_N": largest,
                "bottom_up_seconds_at_largest_N": at["bottom_up"]["seconds"],
                "bottom_up_within_60s": at["bottom_up"]["seconds"] <= 60,
-               "bottom_up_speedup_vs_paris": at["bottom_up"]["speedup_vs_paris"],
-               "top_down_speedup_vs_paris": at["top_down"]["speedup_vs_paris"]}
+               "largest_N_with_paris": with_paris,
+               "bottom_up_speedup_vs_paris": vs["bottom_up"],
+               "top_down_speedup_vs_paris": vs["top_down"]}
     return Result(results=rows, summary=summary,
                   data={"model": "binary HSBM depth 3, p_t = a_t / N", **asdict(config)},
                   notes=["bottom_up is given K = 8; bottom_up_estimated_K also estimates K "
                          "(the first bulk Bethe-Hessian eigenvalue converges slowly).",
+                         f"Paris runs up to N = {config.paris_max_n} only; speed-ups vs Paris "
+                         "are at the largest N it ran.",
                          "Times are medians over round-robin repeats on a shared 2-core "
                          "machine; compare the ratios, not the absolute seconds."])
