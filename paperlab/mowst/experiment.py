@@ -6,7 +6,8 @@ test split (accuracy, ROC-AUC on minesweeper/tolokers). Ablations: the dispersio
 deterministic inference, and GNN pre-training on/off.
 
 The sizes can be narrowed from the environment for a partial full run (the command used is
-recorded in the README): ``MOWST_DATASETS=cora,texas``, ``MOWST_SEEDS=3``, ``MOWST_MAX_EPOCHS=200``.
+recorded in the README): ``MOWST_DATASETS=cora,texas``, ``MOWST_SEEDS=3`` and the training
+limits ``MOWST_MAX_EPOCHS``, ``MOWST_PATIENCE``, ``MOWST_MAX_ROUNDS``.
 """
 
 from __future__ import annotations
@@ -63,10 +64,10 @@ class Config:
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(datasets=("cora", "chameleon_filtered", "amherst41"), seeds=2,
-                   ablation_datasets=("cora", "amherst41"), ablation_seeds=2,
-                   train=TrainConfig(max_epochs=150, patience=30, max_rounds=4, round_patience=1),
-                   bench_repeats=3)
+        return cls(datasets=("cora", "chameleon_filtered", "reed98"), seeds=2,
+                   ablation_datasets=("cora",), ablation_seeds=1,
+                   train=TrainConfig(max_epochs=100, patience=20, max_rounds=2, round_patience=1),
+                   bench_datasets=("cora", "reed98"), bench_repeats=3)
 
     @classmethod
     def full(cls) -> Config:
@@ -79,7 +80,7 @@ class Config:
                    bench_datasets=("cora", "amherst41", "tolokers"))
 
     def with_env(self) -> Config:
-        """Apply ``MOWST_DATASETS`` / ``MOWST_SEEDS`` / ``MOWST_MAX_EPOCHS`` overrides."""
+        """Apply the ``MOWST_*`` environment overrides (see the module docstring)."""
         cfg = self
         if os.environ.get("MOWST_DATASETS"):
             names = tuple(os.environ["MOWST_DATASETS"].split(","))
@@ -88,11 +89,10 @@ class Config:
         if os.environ.get("MOWST_SEEDS"):
             seeds = int(os.environ["MOWST_SEEDS"])
             cfg = replace(cfg, seeds=seeds, ablation_seeds=min(cfg.ablation_seeds, seeds))
-        if os.environ.get("MOWST_MAX_EPOCHS"):
-            epochs = int(os.environ["MOWST_MAX_EPOCHS"])
-            cfg = replace(cfg, train=replace(cfg.train, max_epochs=epochs,
-                                             patience=min(cfg.train.patience, epochs)))
-        return cfg
+        train = {key: int(os.environ[f"MOWST_{key.upper()}"])
+                 for key in ("max_epochs", "patience", "max_rounds")
+                 if os.environ.get(f"MOWST_{key.upper()}")}
+        return replace(cfg, train=replace(cfg.train, **train)) if train else cfg
 
 
 def _task(graph: datasets.Graph, seed: int) -> NodeTask:

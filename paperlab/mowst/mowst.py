@@ -167,9 +167,9 @@ def check_graph(x: Tensor, adj: Tensor, y: Tensor | None = None,
 def _edges(adj: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
     """(source, target, values) of an ``edge_index`` or a CSR ``adj_t`` (rows = targets)."""
     if adj.layout == torch.sparse_csr:
-        coo = adj.to_sparse_coo().coalesce()
-        target, source = coo.indices()
-        return source, target, coo.values()
+        crow = adj.crow_indices()
+        target = torch.repeat_interleave(torch.arange(crow.numel() - 1), crow.diff())
+        return adj.col_indices(), target, adj.values()
     return adj[0], adj[1], None
 
 
@@ -182,7 +182,8 @@ def receptive_field(adj: Tensor, seeds: Tensor, hops: int, num_nodes: int
 
     Returns:
         ``(nodes [n], sub_adj, seed_positions [len(seeds)], num_edges_kept)``; ``sub_adj`` has the
-        input's format (``edge_index`` or CSR), relabelled to positions in ``nodes``.
+        input's format (``edge_index`` or CSR), relabelled to positions in ``nodes`` (the input
+        itself when the field is the whole graph, as for most seeds on a small-world graph).
     """
     source, target, values = _edges(adj)
     inner = torch.zeros(num_nodes, dtype=torch.bool)
@@ -193,6 +194,8 @@ def receptive_field(adj: Tensor, seeds: Tensor, hops: int, num_nodes: int
     touched = inner.clone()
     touched[source[keep]] = True
     nodes = touched.nonzero().squeeze(-1)
+    if bool(keep.all()) and nodes.numel() == num_nodes:
+        return nodes, adj, seeds, int(keep.numel())
     position = torch.full((num_nodes,), -1, dtype=torch.long)
     position[nodes] = torch.arange(nodes.numel())
     sub_source, sub_target = position[source[keep]], position[target[keep]]
