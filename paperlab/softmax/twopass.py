@@ -225,7 +225,7 @@ def _two_pass_split(x: np.ndarray, y: np.ndarray, threads: int, log: bool, strea
     blocks = [(a, min(a + step, n)) for a in range(0, n, step)]
     parts = _parallel(lambda a, b: _C.extexp_sum(x[a:b]), blocks)
     value, exponent = combine_partial_sums(parts)
-    if not abs(exponent) <= numpy_fallback.EXT_LIMIT or math.isnan(exponent):
+    if not abs(exponent) <= numpy_fallback.EXT_LIMIT:
         # extreme row (|max x| above ~7e5): the kernel's three-pass route, on one thread
         _C.rows(x[None], y[None], _CODES["three_pass_recompute"], log, 0, 1, stream)
         return
