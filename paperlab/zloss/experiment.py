@@ -13,7 +13,8 @@ from __future__ import annotations
 import gc
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -72,21 +73,32 @@ class SweepConfig:
     batch_size: int = 128  # m: softmax logits are m x D floats (406 MB at D = 793,471)
     warmup: int = 1
     repeats: int = 3
-    threads: int = 1  # every contender on one core: the 2-core machine is shared
 
 @dataclass
 class Config:
     lm: LMConfig
     sweep: SweepConfig
+    threads: int = 1  # torch threads for every method alike (the 2-core machine is shared)
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(LMConfig(train_examples=30_000, test_examples=5_000),
+        return cls(LMConfig(train_examples=20_000, test_examples=3_000),
                    SweepConfig(sizes=(10_000, 100_000, PAPER_VOCAB), repeats=1))
 
     @classmethod
     def full(cls) -> Config:
-        return cls(LMConfig(), SweepConfig())
+        return cls(LMConfig(train_examples=100_000, test_examples=10_000), SweepConfig())
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch threads, then restore the previous number."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 # ---- the language model ----------------------------------------------------------------
@@ -247,13 +259,8 @@ def vocabulary_sweep(cfg: SweepConfig, seed: int) -> list[dict[str, Any]]:
     minibatch ``h`` ``(m, d)`` with Zipf-distributed targets.
     """
     rng = seed_everything(seed)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
-        return [time_contenders(D, cfg, rng)
-                for D in track(cfg.sizes, "vocabulary sweep", total=len(cfg.sizes))]
-    finally:
-        torch.set_num_threads(threads)
+    return [time_contenders(D, cfg, rng)
+            for D in track(cfg.sizes, "vocabulary sweep", total=len(cfg.sizes))]
 
 
 def time_contenders(D: int, cfg: SweepConfig, rng: np.random.Generator) -> dict[str, Any]:
@@ -317,9 +324,10 @@ def plot_topk(rows: list[dict[str, Any]], ctx: RunContext) -> None:
 def run(ctx: RunContext, config: Config | None = None) -> Result:
     cfg = config or (Config.quick() if ctx.quick else Config.full())
     corpus, data = load_corpus(ctx)
-    lm_rows = [train_lm(method, corpus, cfg.lm, ctx.seed) for method in cfg.lm.methods]
+    with torch_threads(cfg.threads):
+        lm_rows = [train_lm(method, corpus, cfg.lm, ctx.seed) for method in cfg.lm.methods]
+        sweep_rows = vocabulary_sweep(cfg.sweep, ctx.seed)
     plot_topk(lm_rows, ctx)
-    sweep_rows = vocabulary_sweep(cfg.sweep, ctx.seed)
     plot_sweep(sweep_rows, ctx, "step_time")
     by_method = {r["method"]: r for r in lm_rows}
     summary = {
@@ -329,7 +337,9 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
     }
     notes = [
         f"LM: {cfg.lm.context}-word context, {cfg.lm.hidden_dim}+1 hidden units, vocabulary "
-        f"{corpus.vocab_size}; output layers by plain SGD, the encoder by Adam; one seed.",
+        f"{corpus.vocab_size}; output layers by plain SGD, the encoder by (sparse) Adam; "
+        f"one seed; {cfg.lm.train_examples or len(corpus.train)} training examples; "
+        f"{cfg.threads} torch thread(s) for everything.",
         f"Z-loss a={cfg.lm.z_a:g}, b={cfg.lm.z_b:g}; spherical layers are trained through the "
         "factored O(d^2) update, the log-softmax through an O(Dd) in-place SGD step.",
         "Sweep: layers timed one after another (one D x d matrix in memory at a time), "
@@ -341,13 +351,15 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
     return Result(results=lm_rows + sweep_rows, summary=summary, data=data, notes=notes)
 
 
-def bench(ctx: RunContext, config: SweepConfig | None = None) -> Result:
+def bench(ctx: RunContext, config: SweepConfig | None = None, threads: int = 1) -> Result:
     cfg = config or SweepConfig()
     if ctx.quick and config is None:
         cfg = replace(cfg, repeats=2)
-    rows = vocabulary_sweep(cfg, ctx.seed)
+    with torch_threads(threads):
+        rows = vocabulary_sweep(cfg, ctx.seed)
     plot_sweep(rows, ctx, "bench_step_time")
     return Result(results=rows, summary=sweep_summary(rows),
                   data={"synthetic": f"h ~ N(0, I_{cfg.dim}), Zipf targets, m={cfg.batch_size}"},
                   notes=["Peer: torch.nn.AdaptiveLogSoftmaxWithLoss and a full softmax with an "
-                         "in-place SGD step; the layers are timed one after another."])
+                         "in-place SGD step; the layers are timed one after another, "
+                         f"{threads} torch thread(s) each."])
