@@ -15,6 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
+from torch_geometric.datasets import (
+    Actor,
+    HeterophilousGraphDataset,
+    LINKXDataset,
+    Planetoid,
+    WebKB,
+)
 from torch_geometric.utils import coalesce, remove_self_loops, to_torch_csr_tensor, to_undirected
 
 from paperlab.core.data import writable_copy
@@ -100,38 +107,33 @@ def _pyg(root: Path, folder: str, make: Callable[[str], object]) -> object:
     return make(str(writable_copy(root / folder, f"mowst-{folder}-{tag}")))[0]
 
 
-def _planetoid(name: str) -> Callable[[Path], Graph]:
+def _masked(name: str, folder: str, make: Callable[[str], object], metric: str,
+            homophilous: bool, split_source: str) -> Callable[[Path], Graph]:
+    """A loader for a PyG data set that ships its splits as ``train/val/test_mask``."""
     def load(root: Path) -> Graph:
-        from torch_geometric.datasets import Planetoid
-        d = _pyg(root, "planetoid", lambda r: Planetoid(r, name))
-        return _build(name.lower(), d.x, d.y, d.edge_index,
-                      _mask_splits(d.train_mask, d.val_mask, d.test_mask), "accuracy", True,
-                      "Planetoid public split")
+        d = _pyg(root, folder, make)
+        return _build(name, d.x, d.y, d.edge_index,
+                      _mask_splits(d.train_mask, d.val_mask, d.test_mask), metric, homophilous,
+                      split_source)
     return load
+
+
+def _planetoid(name: str) -> Callable[[Path], Graph]:
+    return _masked(name.lower(), "planetoid", lambda r: Planetoid(r, name), "accuracy", True,
+                   "Planetoid public split")
 
 
 def _geom_gcn(name: str) -> Callable[[Path], Graph]:
-    def load(root: Path) -> Graph:
-        from torch_geometric.datasets import Actor, WebKB
-        if name == "actor":
-            d = _pyg(root, "actor", lambda r: Actor(r))
-        else:
-            d = _pyg(root, "webkb", lambda r: WebKB(r, name.capitalize()))
-        return _build(name, d.x, d.y, d.edge_index,
-                      _mask_splits(d.train_mask, d.val_mask, d.test_mask), "accuracy", False,
-                      "Geom-GCN 60/20/20")
-    return load
+    if name == "actor":
+        return _masked(name, "actor", Actor, "accuracy", False, "Geom-GCN 60/20/20")
+    return _masked(name, "webkb", lambda r: WebKB(r, name.capitalize()), "accuracy", False,
+                   "Geom-GCN 60/20/20")
 
 
 def _heterophilous(name: str) -> Callable[[Path], Graph]:
-    def load(root: Path) -> Graph:
-        from torch_geometric.datasets import HeterophilousGraphDataset
-        d = _pyg(root, "heterophilous",
-                 lambda r: HeterophilousGraphDataset(r, name.capitalize()))
-        return _build(name, d.x, d.y, d.edge_index,
-                      _mask_splits(d.train_mask, d.val_mask, d.test_mask), "roc_auc", False,
-                      "Platonov et al. 50/25/25")
-    return load
+    return _masked(name, "heterophilous",
+                   lambda r: HeterophilousGraphDataset(r, name.capitalize()), "roc_auc", False,
+                   "Platonov et al. 50/25/25")
 
 
 def _filtered(name: str) -> Callable[[Path], Graph]:
@@ -153,7 +155,6 @@ def _filtered(name: str) -> Callable[[Path], Graph]:
 
 def _facebook100(name: str) -> Callable[[Path], Graph]:
     def load(root: Path) -> Graph:
-        from torch_geometric.datasets import LINKXDataset
         d = _pyg(root, "linkx", lambda r: LINKXDataset(r, name))
         return _build(name, d.x, d.y, d.edge_index, random_splits(d.y), "accuracy", False,
                       "seeded 50/25/25 of labelled")
