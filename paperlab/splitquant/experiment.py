@@ -239,7 +239,8 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
     return float((logits.argmax(1) == y).float().mean())
 
 
-def variant(model: nn.Module, bits: int | None, split: nn.Module | None = None) -> nn.Module:
+def variant(model: nn.Module, bits: int | None, split: nn.Module | None = None,
+            keep_zeros: bool = False) -> nn.Module:
     """FP32 ``model`` (``bits=None``), or it fake-quantised; with ``split`` (``split_model(model)``)
     the split copies are quantised and returned merged (the same function, one layer each).
     """
@@ -247,7 +248,7 @@ def variant(model: nn.Module, bits: int | None, split: nn.Module | None = None) 
         return model
     if split is None:
         return quantize_model(model, bits)
-    return merge_split_layers(quantize_model(split, bits), inplace=True)
+    return merge_split_layers(quantize_model(split, bits, keep_zeros=keep_zeros), inplace=True)
 
 
 def method_name(bits: int | None, split: bool) -> str:
@@ -415,6 +416,11 @@ def cnn_task(ctx: RunContext, cfg: Config) -> tuple[list[dict], dict]:
                 for m, sm in zip(models, splits, strict=True)]
         rows.append({"task": "cifar10", "method": method_name(bits, split), "bits": bits or 32,
                      "split": split, **_stats(accs)})
+    if 2 in cfg.bits:  # diagnostic, not in the paper: split copies with their zeros kept exact
+        accs = [accuracy(predict(variant(m, 2, sm, keep_zeros=True), x_te), y_te)
+                for m, sm in zip(models, splits, strict=True)]
+        rows.append({"task": "cifar10", "method": "int2+splitquant, zeros kept (diagnostic)",
+                     "bits": 2, "split": True, **_stats(accs)})
     data = {"train": len(x_tr), "test": len(x_te), "model": f"SmallCNN(width={cfg.cnn_width})",
             "note": "CIFAR-10 Q75 JPEG re-encodings; train from train_subset2000, test from test/"}
     return rows, data
@@ -435,7 +441,8 @@ def plot(rows: list[dict], path: Path) -> None:
     tasks = list(dict.fromkeys(r["task"] for r in rows if not r["method"].startswith("quanto")))
     fig, axes = plots.figure(1, len(tasks), "SplitQuant: accuracy vs weight bits")
     for ax, task in zip(np.atleast_1d(axes), tasks, strict=True):
-        ours = [r for r in rows if r["task"] == task and not r["method"].startswith("quanto")]
+        ours = [r for r in rows if r["task"] == task and not r["method"].startswith("quanto")
+                and "diagnostic" not in r["method"]]
         fp32 = _acc(ours, task, "fp32")
         for split, label in ((False, "plain quantisation"), (True, "SplitQuant + quantisation")):
             pts = sorted((r["bits"], r["accuracy"], r["std"]) for r in ours

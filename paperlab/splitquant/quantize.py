@@ -86,18 +86,25 @@ def _quantised_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, QUANTISED_LAYERS)]
 
 
-def quantize_model(model: nn.Module, bits: int, group_size: int = 128,
-                   inplace: bool = False) -> nn.Module:
+def quantize_model(model: nn.Module, bits: int, group_size: int = 128, inplace: bool = False,
+                   keep_zeros: bool = False) -> nn.Module:
     """Weight-only fake quantisation of every Linear/Conv layer (split copies included).
 
     Returns a model whose layer weights are replaced by their dequantised values, so it runs
     in float and shows exactly the accuracy the low-bit weights give.
+
+    ``keep_zeros`` (not in the paper) keeps weights that are exactly zero at zero. The affine
+    INT2/INT4 grid does not contain 0 in general, so the zeros a split copy holds for the
+    other clusters' positions are otherwise quantised to a small non-zero level.
     """
     _check_bits(bits)
     out = model if inplace else copy.deepcopy(model)
     for layer in _quantised_layers(out):
         with torch.no_grad():
-            layer.weight.copy_(fake_quantize_weight(layer.weight, bits, group_size))
+            quantised = fake_quantize_weight(layer.weight, bits, group_size)
+            if keep_zeros:
+                quantised = torch.where(layer.weight == 0, torch.zeros_like(quantised), quantised)
+            layer.weight.copy_(quantised)
     return out
 
 

@@ -129,3 +129,15 @@ def test_bad_weights() -> None:
         fake_quantize_weight(torch.ones(3, 3, dtype=torch.int32), 4)
     with pytest.raises(ValueError, match="out_features"):
         fake_quantize_weight(torch.ones(5), 4)
+
+
+def test_keep_zeros_leaves_exact_zeros_at_zero() -> None:
+    w = torch.randn(6, 256, generator=torch.Generator().manual_seed(5))
+    w[w.abs() < 0.5] = 0  # like a split copy: the other clusters' positions are zero
+    model = nn.Sequential(nn.Linear(256, 6))
+    with torch.no_grad():
+        model[0].weight.copy_(w)
+    plain = quantize_model(model, 2)[0].weight
+    kept = quantize_model(model, 2, keep_zeros=True)[0].weight
+    assert (plain[w == 0] != 0).any()  # the affine grid has no exact zero here
+    assert (kept[w == 0] == 0).all() and torch.equal(kept[w != 0], plain[w != 0])
