@@ -316,7 +316,8 @@ def plot_topk(rows: list[dict[str, Any]], ctx: RunContext) -> None:
                label=row["method"])
     ax.set_xticks(np.arange(3) + 0.4 - width / 2, ["top-1", "top-5", "top-10"])
     ax.set_ylabel("accuracy")
-    ax.legend()
+    ax.set_ylim(0, 1.35 * max(row["top10"] for row in rows))
+    ax.legend(loc="upper left", ncols=2)
     plots.save(fig, ctx.plot_path("topk"))
 
 
@@ -327,7 +328,7 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
     with torch_threads(cfg.threads):
         lm_rows = [train_lm(method, corpus, cfg.lm, ctx.seed) for method in cfg.lm.methods]
         sweep_rows = vocabulary_sweep(cfg.sweep, ctx.seed)
-    plot_topk(lm_rows, ctx)
+    plot_topk([row for row in lm_rows if "top10" in row], ctx)
     plot_sweep(sweep_rows, ctx, "step_time")
     by_method = {r["method"]: r for r in lm_rows}
     summary = {
