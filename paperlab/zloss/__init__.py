@@ -1,11 +1,14 @@
 """Z-loss and the spherical family (de Brebisson & Vincent, 2016) with the exact factored
 output layer of Vincent et al. (2015): SGD on a D x d output layer in O(d^2) per example.
 
-    >>> from paperlab.zloss import SphericalOutputLayer, z_loss
-    >>> layer = SphericalOutputLayer(dim=64, num_classes=50_000, loss="z", a=1.0, b=10.0)
-    >>> loss, grad_h = layer.step(h, targets)   # h (m, 64), targets (m,); updates W in O(m d^2)
-    >>> h_net.backward(grad_h)                  # into the network below
-    >>> layer.topk(h, 10)                        # O(D d) only when predictions are asked for
+Usage::
+
+    from paperlab.zloss import SphericalOutputLayer
+    layer = SphericalOutputLayer(dim=64, num_classes=50_000, loss="z", a=1.0, b=10.0)
+    h = encoder(x)                             # (m, 64), part of an autograd graph
+    loss, grad_h = layer.step(h, targets)      # exact SGD step on W in O(m d^2)
+    h.backward(grad_h)                         # into the network below
+    layer.topk(h, 10)                          # O(D d), only when predictions are asked for
 """
 
 from paperlab.core.registry import System

@@ -74,8 +74,11 @@ class SweepConfig:
     warmup: int = 1
     repeats: int = 3
 
+
 @dataclass
 class Config:
+    """Both parts of the reproduction; ``quick()`` finishes in minutes, ``full()`` is larger."""
+
     lm: LMConfig
     sweep: SweepConfig
     threads: int = 1  # torch threads for every method alike (the 2-core machine is shared)
