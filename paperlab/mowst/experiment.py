@@ -249,6 +249,7 @@ def _plot_confidence(confidences: dict[str, np.ndarray], ctx: RunContext) -> Non
         ax.set_xlabel("confidence C (1 = MLP)")
     for ax in axes[len(keys):]:
         ax.axis("off")
+    fig.tight_layout()
     plots.save(fig, ctx.plot_path("confidence"))
 
 
@@ -261,7 +262,7 @@ def _plot_scores(rows: list[dict[str, Any]], names: list[str], ctx: RunContext) 
         ax.bar(np.arange(len(names)) + i * width, [table[(d, m)]["mean"] for d in names],
                width, yerr=[table[(d, m)]["std"] for d in names], label=m)
     ax.set_xticks(np.arange(len(names)) + 0.4, names, rotation=30, ha="right")
-    ax.legend(ncol=2)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     plots.save(fig, ctx.plot_path("scores"))
 
 

@@ -222,7 +222,9 @@ def _finish(model: Mowst, task: NodeTask, report: MowstReport) -> MowstReport:
     report.gate_collapsed = gate_collapsed(c)
     if report.gate_collapsed:
         warnings.warn(f"Mowst gate collapsed onto the MLP (mean training confidence "
-                      f"{report.mean_train_confidence:.3f}); pre-train the GNN", stacklevel=3)
+                      f"{report.mean_train_confidence:.3f}): the GNN gets almost no share of the "
+                      "loss; pre-train it (pretrain_strong=True) unless it already was",
+                      stacklevel=3)
     return report
 
 
