@@ -90,7 +90,7 @@ class Config:
 
     @classmethod
     def full(cls) -> Config:
-        return cls(LMConfig(train_examples=100_000, test_examples=10_000), SweepConfig())
+        return cls(LMConfig(train_examples=300_000, test_examples=20_000), SweepConfig())
 
 
 @contextmanager
@@ -334,9 +334,11 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
     plot_topk([row for row in lm_rows if "top10" in row], ctx)
     plot_sweep(sweep_rows, ctx, "step_time")
     by_method = {r["method"]: r for r in lm_rows}
+    softmax_s, zloss_s = (by_method.get(m, {}).get("train_s") for m in ("log_softmax", "z"))
     summary = {
         "top10_acc_softmax": by_method.get("log_softmax", {}).get("top10"),
         "top10_acc_zloss": by_method.get("z", {}).get("top10"),
+        "lm_train_speedup_zloss_vs_softmax": softmax_s / zloss_s if softmax_s and zloss_s else None,
         **sweep_summary(sweep_rows),
     }
     notes = [
