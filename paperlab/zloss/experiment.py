@@ -319,7 +319,9 @@ def plot_topk(rows: list[dict[str, Any]], ctx: RunContext) -> None:
                label=row["method"])
     ax.set_xticks(np.arange(3) + 0.4 - width / 2, ["top-1", "top-5", "top-10"])
     ax.set_ylabel("accuracy")
-    ax.set_ylim(0, 1.35 * max(row["top10"] for row in rows))
+    best = max((row["top10"] for row in rows), default=0.0)
+    if best > 0:  # room above the bars for the legend
+        ax.set_ylim(0, 1.35 * best)
     ax.legend(loc="upper left", ncols=2)
     plots.save(fig, ctx.plot_path("topk"))
 
