@@ -189,22 +189,22 @@ def receptive_field(adj: Tensor, seeds: Tensor, hops: int, num_nodes: int
     inner = torch.zeros(num_nodes, dtype=torch.bool)
     inner[seeds] = True
     for _ in range(hops - 1):
-        inner[source[inner[target]]] = True
+        inner.index_fill_(0, source[inner[target]], True)
     keep = inner[target]
-    touched = inner.clone()
-    touched[source[keep]] = True
+    touched = inner.clone().index_fill_(0, source[keep], True)
+    if bool(touched.all()):  # the whole graph: computing every message is no more work
+        return torch.arange(num_nodes), adj, seeds, int(target.numel())
     nodes = touched.nonzero().squeeze(-1)
-    if bool(keep.all()) and nodes.numel() == num_nodes:
-        return nodes, adj, seeds, int(keep.numel())
     position = torch.full((num_nodes,), -1, dtype=torch.long)
     position[nodes] = torch.arange(nodes.numel())
     sub_source, sub_target = position[source[keep]], position[target[keep]]
     n = nodes.numel()
     if values is None:
         sub_adj = torch.stack([sub_source, sub_target])
-    else:
-        sub_adj = torch.sparse_coo_tensor(torch.stack([sub_target, sub_source]), values[keep],
-                                          (n, n)).to_sparse_csr()
+    else:  # CSR rows stay sorted: relabelling keeps the order of the targets
+        crow = torch.zeros(n + 1, dtype=torch.long)
+        crow[1:] = torch.bincount(sub_target, minlength=n).cumsum(0)
+        sub_adj = torch.sparse_csr_tensor(crow, sub_source, values[keep], (n, n))
     return nodes, sub_adj, position[seeds], int(keep.sum())
 
 
