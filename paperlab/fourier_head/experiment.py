@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -384,9 +386,24 @@ def _plot_forecast(cfg: ForecastConfig, rows: list[dict[str, Any]], path: Path) 
 # Entry points
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Small models: extra threads only spin on a shared CPU. Restored for whoever runs next."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run(ctx: RunContext) -> Result:
     """The toy sweep and the forecasting stand-in; rows of both, the issue's summary keys."""
-    torch.set_num_threads(1)  # small models: threads only add contention on a shared CPU
+    with _one_thread():
+        return _run(ctx)
+
+
+def _run(ctx: RunContext) -> Result:
     toy_cfg = ToyConfig.quick() if ctx.quick else ToyConfig.full()
     fc_cfg = ForecastConfig.quick() if ctx.quick else ForecastConfig.full()
 
@@ -481,7 +498,11 @@ def _saved_for_backward(head: torch.nn.Module, h: torch.Tensor, target: torch.Te
 
 def bench(ctx: RunContext) -> Result:
     """Forward+backward time and peak memory of FourierHead vs nn.Linear over bin counts."""
-    torch.set_num_threads(1)
+    with _one_thread():
+        return _bench(ctx)
+
+
+def _bench(ctx: RunContext) -> Result:
     cfg = BenchConfig.quick() if ctx.quick else BenchConfig.full()
     seed_everything(ctx.seed)
     rows = []
