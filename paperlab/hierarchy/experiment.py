@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -198,9 +199,9 @@ def _plot_sweep(ctx: RunContext, config: SweepConfig, rate: dict[tuple, float],
     plots.save(fig, ctx.plot_path("sweep"))
 
 
-def _real(ctx: RunContext, seed: int) -> tuple[list[dict[str, Any]], dict[str, Any], dict]:
+def _real(ctx: RunContext, root: Path, seed: int,
+          ) -> tuple[list[dict[str, Any]], dict[str, Any], dict]:
     """High school and power grid: levels vs truth where there is one, inversions, plots."""
-    root = ctx.require("graphs/hsbm", HOW_TO_GET)
     networks = [datasets.load_high_school(root / "highschool2013"),
                 datasets.load_power_grid(root / "powergrid")]
     rows, fitted, info = [], {}, {}
@@ -246,6 +247,7 @@ def _plot_dendrograms(ctx: RunContext, networks: list, fitted: dict) -> None:
 
 def run(ctx: RunContext) -> Result:
     """The paper's sweep and real-data comparison (see the module docstring)."""
+    root = ctx.require("graphs/hsbm", HOW_TO_GET)  # fail before minutes of simulation
     config = SweepConfig.quick() if ctx.quick else SweepConfig.full()
     records = _sweep(config, ctx.seed)
     rows, summary, rate = _summarise_sweep(config, records)
@@ -253,7 +255,7 @@ def run(ctx: RunContext) -> Result:
     _plot_sweep(ctx, config, rate, methods)
     detail = ctx.out_dir / f"{ctx.system}_sweep.json"
     atomic_write_text(detail, json.dumps({"config": asdict(config), "records": records}) + "\n")
-    real_rows, real_summary, real_info = _real(ctx, ctx.seed)
+    real_rows, real_summary, real_info = _real(ctx, root, ctx.seed)
     summary.update(real_summary)
     notes = [
         f"Sweep: {len(config.cells())} (a1, a2) cells x {config.repetitions} graphs, n0 = "

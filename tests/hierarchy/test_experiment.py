@@ -1,0 +1,40 @@
+import pytest
+
+from paperlab.hierarchy.experiment import SweepConfig, _summarise_sweep
+from paperlab.hierarchy.theory import chernoff_hellinger
+
+
+def _records(config, exact):
+    """Fabricated fits: ``exact(method, a1, a2, level)`` says which are exact."""
+    out = []
+    for a1, a2 in config.cells():
+        for method in ("bottom_up", "top_down"):
+            row = {"a1": a1, "a2": a2, "rep": 0, "method": method, "seconds": 0.0,
+                   "n_clusters": 8, "tree_recovered": True}
+            for level in (1, 2, 3):
+                ok = exact(method, a1, a2, level)
+                row[f"accuracy_l{level}"] = 1.0 if ok else 0.9
+                row[f"ami_l{level}"] = 1.0 if ok else 0.5
+            out.append(row)
+    return out
+
+
+def test_summary_agrees_fully_with_a_theory_following_fit():
+    config = SweepConfig(a1_values=(42, 45, 60), a2_values=(50, 70, 90), repetitions=1)
+
+    def theory(method, a1, a2, level):
+        return bool(chernoff_hellinger((40, a1, a2, 100)).recoverable(method)[level - 1])
+
+    rows, summary, _ = _summarise_sweep(config, _records(config, theory))
+    assert summary["theory_agreement"] == 1.0
+    # (42, 50) is the one cell where theory gives bottom-up levels top-down cannot reach
+    assert summary["levels_where_bottom_up_beats_top_down"] == [1, 2, 3]
+    assert {r["method"] for r in rows} == {"bottom_up", "top_down"}
+
+
+def test_summary_counts_disagreement():
+    config = SweepConfig(a1_values=(45,), a2_values=(50,), repetitions=1)
+    rows, summary, _ = _summarise_sweep(config, _records(config, lambda *_: True))
+    # theory at (45, 50): bottom-up 1,1,1; top-down 1,0,0 -> 2 of 6 predictions wrong
+    assert summary["theory_agreement"] == pytest.approx(4 / 6)
+    assert summary["levels_where_bottom_up_beats_top_down"] == []
