@@ -53,7 +53,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; for ``run``/``bench`` of a system that declares ``options``, with its flags."""
     parser = _Parser(
         prog="paperlab",
         description="Eleven machine-learning papers as tested APIs: run a paper's headline "
@@ -81,14 +82,43 @@ def build_parser() -> argparse.ArgumentParser:
             "write OUT/SYSTEM.bench.json.",
         ),
     }
+    subparsers = {}
     for command, (short, long) in commands.items():
-        p = sub.add_parser(command, help=short, description=long)
+        p = subparsers[command] = sub.add_parser(command, help=short, description=long)
         if command == "reproduce":
             p.add_argument("systems", nargs="*", help="systems to run (default: all implemented)")
         else:
             p.add_argument("system", help="system name (see 'paperlab list')")
         _common(p)
+    command, name = _named_system(argv or [])
+    for flag, help_text in _system_options(name):
+        subparsers[command].add_argument(
+            f"--{flag.replace('_', '-')}", dest=f"option_{flag}", metavar=flag.upper(),
+            help=help_text,
+        )
     return parser
+
+
+def _named_system(argv: Sequence[str]) -> tuple[str, str | None]:
+    """``(command, SYSTEM)`` of a ``run``/``bench`` command line, before full parsing."""
+    if not argv or argv[0] not in ("run", "bench"):
+        return "", None
+    tokens = iter(argv[1:])
+    for token in tokens:
+        if token in ("--seed", "--out", "--data-root"):
+            next(tokens, None)  # skip the flag's value
+        elif not token.startswith("-"):
+            return argv[0], token
+    return argv[0], None
+
+
+def _system_options(name: str | None) -> tuple[tuple[str, str], ...]:
+    if name is None:
+        return ()
+    try:
+        return registry.get(name).options
+    except LookupError:  # reported, in one line, when the command runs
+        return ()
 
 
 def _context(args: argparse.Namespace, name: str) -> results.RunContext:
@@ -98,6 +128,7 @@ def _context(args: argparse.Namespace, name: str) -> results.RunContext:
         seed=args.seed,
         out_dir=args.out,
         data_root=args.data_root,
+        options={k[len("option_"):]: v for k, v in vars(args).items() if k.startswith("option_")},
     )
 
 
@@ -195,7 +226,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``paperlab``; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         if args.command == "list":
             return cmd_list(args)

@@ -60,6 +60,9 @@ class System:
         claim: the paper's headline claim, one line (REPORT.md puts it beside our numbers).
         run: ``"module:function"`` of the reproduction, ``f(ctx) -> Result``.
         bench: ``"module:function"`` of the peer benchmark, or ``None``.
+        options: extra ``--flag VALUE`` options of this system's ``run``/``bench`` as
+            ``(flag, help)`` pairs, e.g. ``(("reference", "path to a peer checkout"),)``;
+            the values reach the system as ``ctx.options["reference"]`` (``None`` if unset).
     """
 
     name: str
@@ -67,6 +70,7 @@ class System:
     claim: str
     run: str
     bench: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
 
     def load(self, which: str = "run") -> Callable[[Any], Any]:
         """Import and return the ``run`` or ``bench`` function."""

@@ -76,6 +76,14 @@ SYSTEM = System(
           "20% lower cost, or 2.35x throughput at the same cost and power",
     run="paperlab.splitwise.experiment:run",
     bench="paperlab.splitwise.experiment:bench",
+    options=(
+        ("reference", "bench: a checkout of github.com/Mutinifni/splitwise-sim to run beside ours "
+                      "(or $PAPERLAB_SPLITWISE_REFERENCE)"),
+        ("reference_python", "bench: interpreter with the reference's requirements "
+                             "(or $PAPERLAB_SPLITWISE_REFERENCE_PYTHON; default python)"),
+        ("ray_address", "run: Ray cluster for the provisioning search "
+                        "(or $PAPERLAB_SPLITWISE_RAY_ADDRESS; default local processes)"),
+    ),
 )
 
 __all__ = [

@@ -8,7 +8,7 @@ baseline, the cheapest design at Baseline-H100's throughput (cost at equal throu
 reference-compatibility error on the staged reference outputs, and two plots.
 
 ``bench``: our wall time against the reference simulator (when a checkout is given through
-``PAPERLAB_SPLITWISE_REFERENCE`` or ``python -m paperlab.splitwise bench --reference PATH``)
+``paperlab bench splitwise --reference PATH`` or ``PAPERLAB_SPLITWISE_REFERENCE``)
 on rr_code_70_2min with the same cluster, percentile agreement, simulated requests per second,
 peak memory, and a 1M-request trace.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -241,6 +241,8 @@ def _plot_pareto(all_rates: dict, path, title: str) -> None:
 
 def run(ctx: RunContext) -> Result:
     cfg = RunConfig.quick() if ctx.quick else RunConfig.full()
+    if ctx.options.get("ray_address"):
+        cfg = replace(cfg, ray_address=ctx.options["ray_address"])
     db, sources, data = _load(ctx)
     root = ctx.require(DATA, HOW)
     rows: list[dict] = []
@@ -336,8 +338,9 @@ def bench(ctx: RunContext) -> Result:
     trace_path = root / "generated_traces" / "rr_code_70_2min.csv"
     trace = read_reference_csv(trace_path)
     data["bench_trace"] = {"path": str(trace_path), "requests": len(trace)}
-    ref_path = os.environ.get("PAPERLAB_SPLITWISE_REFERENCE")
-    ref_python = os.environ.get("PAPERLAB_SPLITWISE_REFERENCE_PYTHON", "python")
+    ref_path = ctx.options.get("reference") or os.environ.get("PAPERLAB_SPLITWISE_REFERENCE")
+    ref_python = (ctx.options.get("reference_python")
+                  or os.environ.get("PAPERLAB_SPLITWISE_REFERENCE_PYTHON", "python"))
     rows, summary, notes = [], {}, []
     for design in cfg.designs:
         ours_res, peak = timing.peak_memory(lambda d=design: simulate_design(d, trace, db))
@@ -371,9 +374,9 @@ def bench(ctx: RunContext) -> Result:
         else:
             summary.setdefault("ours_cpu_s_per_run", cpu)
     if not ref_path:
-        notes.append("reference not run: set PAPERLAB_SPLITWISE_REFERENCE=<splitwise-sim "
-                     "checkout> (and PAPERLAB_SPLITWISE_REFERENCE_PYTHON) or use "
-                     "'python -m paperlab.splitwise bench --reference PATH'")
+        notes.append("reference not run: give 'paperlab bench splitwise --reference "
+                     "<splitwise-sim checkout> [--reference-python PY]' (or set "
+                     "PAPERLAB_SPLITWISE_REFERENCE)")
     # the big trace: Poisson at 70 req/s from the code trace on Splitwise-HA 35P/8T
     design = splitwise_design("HA", 35, 8)
     t0 = time.perf_counter()

@@ -94,3 +94,15 @@ def test_python_m_paperlab_help():
     out = subprocess.run([sys.executable, "-m", "paperlab", "--help"], capture_output=True,
                          text=True, check=True).stdout
     assert "reproduce" in out and "bench" in out
+
+
+def test_system_declared_flags_reach_ctx_options(tmp_path):
+    out = str(tmp_path)
+    assert cli.main(["run", "toy_options", "--peer-path", "/x/y", "--out", out]) == 0
+    assert json.loads((tmp_path / "toy_options.json").read_text())["results"][0] == {
+        "method": "echo", "peer_path": "/x/y"}
+    assert cli.main(["run", "toy_options", "--out", out]) == 0  # unset -> None
+    assert json.loads((tmp_path / "toy_options.json").read_text())["results"][0][
+        "peer_path"] is None
+    with pytest.raises(SystemExit):  # another system's flag is still a bad flag
+        cli.main(["run", "toy", "--peer-path", "/x/y", "--out", out])

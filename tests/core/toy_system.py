@@ -36,3 +36,11 @@ TOY = register(System(name="toy", paper="Toy paper", claim="ours beats baseline"
 register(System(name="toy_data", paper="Toy data paper", claim="reads a file",
                 run=f"{__name__}:run_needing_data"))
 register(System(name="toy_broken", paper="Broken paper", claim="fails", run=f"{__name__}:explode"))
+
+
+def echo_options(ctx: RunContext) -> Result:
+    return Result(results=[{"method": "echo", **ctx.options}], summary={})
+
+
+register(System(name="toy_options", paper="Options paper", claim="takes its own flags",
+                run=f"{__name__}:echo_options", options=(("peer_path", "where the peer is"),)))
