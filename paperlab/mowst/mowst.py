@@ -222,7 +222,8 @@ class Mowst(nn.Module):
         gate_hidden, gate_layers: width and depth of G (defaults 64, 2).
         monotone_gate: keep C non-decreasing in the dispersion (see :class:`ConfidenceGate`).
 
-    The state dict holds the gate as well as both experts.
+    Mowst's loss mixes the experts' *losses*; Mowst* mixes their *probabilities* (not logits,
+    see :meth:`mixture_proba`). The state dict holds the gate as well as both experts.
     """
 
     def __init__(self, weak: nn.Module, strong: nn.Module, num_classes: int,

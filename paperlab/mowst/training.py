@@ -336,7 +336,13 @@ def mowst_loss(out: MowstOutput, y: Tensor) -> Tensor:
 def train_mowst_star(model: Mowst, task: NodeTask, cfg: TrainConfig | None = None,
                      pretrain_strong: bool = True) -> MowstReport:
     """Mowst*: optionally pre-train the GNN, then train MLP, GNN and gate jointly on
-    :func:`mowst_star_loss` with one optimiser; selection by the mixture's validation score."""
+    :func:`mowst_star_loss` with one optimiser; selection by the mixture's validation score.
+
+    The mixture is of *probabilities* ``C p + (1 - C) p'``, not logits (the reference code mixes
+    logits): training and the deterministic inference then optimise and predict the same
+    distribution, and C = 1 / C = 0 reduce it exactly to the MLP / the GNN
+    (see :meth:`~paperlab.mowst.mowst.Mowst.mixture_proba`).
+    """
     cfg = cfg or TrainConfig()
     check_graph(task.x, task.adj)
     report = MowstReport()
