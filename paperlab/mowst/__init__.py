@@ -41,6 +41,13 @@ SYSTEM = System(
           "and heterophilous graphs at about the cost of one GNN",
     run="paperlab.mowst.experiment:run",
     bench="paperlab.mowst.experiment:bench",
+    options=(
+        ("datasets", "comma-separated data sets to run instead of the size's list"),
+        ("seeds", "number of seeds (splits) instead of the size's"),
+        ("max_epochs", "training limit: epochs per expert or turn"),
+        ("patience", "training limit: early-stopping patience in epochs"),
+        ("max_rounds", "training limit: Mowst's alternating turns"),
+    ),
 )
 
 __all__ = [

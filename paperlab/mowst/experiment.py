@@ -5,15 +5,14 @@ GraphSAGE alone, then Mowst and Mowst* on top of each pre-trained GNN, and score
 test split (accuracy, ROC-AUC on minesweeper/tolokers). Ablations: the dispersion, random vs
 deterministic inference, and GNN pre-training on/off.
 
-The sizes can be narrowed from the environment for a partial full run (the command used is
-recorded in the README): ``MOWST_DATASETS=cora,texas``, ``MOWST_SEEDS=3`` and the training
-limits ``MOWST_MAX_EPOCHS``, ``MOWST_PATIENCE``, ``MOWST_MAX_ROUNDS``.
+The sizes can be narrowed by flags for a partial full run (the command used is recorded in
+the README): ``--datasets cora,texas``, ``--seeds 3`` and the training limits
+``--max-epochs``, ``--patience``, ``--max-rounds`` (``SYSTEM.options``, read as ``ctx.options``).
 """
 
 from __future__ import annotations
 
 import copy
-import os
 import statistics
 from collections import defaultdict
 from collections.abc import Callable
@@ -79,19 +78,18 @@ class Config:
                                      round_patience=2),
                    bench_datasets=("cora", "amherst41", "tolokers"))
 
-    def with_env(self) -> Config:
-        """Apply the ``MOWST_*`` environment overrides (see the module docstring)."""
+    def with_options(self, options: dict[str, str | None]) -> Config:
+        """Narrow the size by the system's flags (see the module docstring); unset flags keep it."""
         cfg = self
-        if os.environ.get("MOWST_DATASETS"):
-            names = tuple(os.environ["MOWST_DATASETS"].split(","))
+        if options.get("datasets"):
+            names = tuple(options["datasets"].split(","))
             cfg = replace(cfg, datasets=names,
                           ablation_datasets=tuple(d for d in cfg.ablation_datasets if d in names))
-        if os.environ.get("MOWST_SEEDS"):
-            seeds = int(os.environ["MOWST_SEEDS"])
+        if options.get("seeds"):
+            seeds = int(options["seeds"])
             cfg = replace(cfg, seeds=seeds, ablation_seeds=min(cfg.ablation_seeds, seeds))
-        train = {key: int(os.environ[f"MOWST_{key.upper()}"])
-                 for key in ("max_epochs", "patience", "max_rounds")
-                 if os.environ.get(f"MOWST_{key.upper()}")}
+        train = {key: int(options[key]) for key in ("max_epochs", "patience", "max_rounds")
+                 if options.get(key)}
         return replace(cfg, train=replace(cfg.train, **train)) if train else cfg
 
 
@@ -268,7 +266,7 @@ def _plot_scores(rows: list[dict[str, Any]], names: list[str], ctx: RunContext) 
 
 def run(ctx: RunContext, config: Config | None = None) -> Result:
     """Headline comparison: MLP, GCN, SAGE, Mowst and Mowst* on every configured data set."""
-    cfg = config or (Config.quick() if ctx.quick else Config.full()).with_env()
+    cfg = config or (Config.quick() if ctx.quick else Config.full()).with_options(ctx.options)
     torch.set_num_threads(1)  # the machine is shared; small graphs gain nothing from threads
     records: list[dict[str, Any]] = []
     confidences: dict[str, np.ndarray] = {}
@@ -336,7 +334,7 @@ def _epoch_timings(graph: datasets.Graph, cfg: Config, backbone: str) -> dict[st
 
 def bench(ctx: RunContext, config: Config | None = None) -> Result:
     """Training and inference time of Mowst against the plain GNN on the same graphs."""
-    cfg = config or (Config.quick() if ctx.quick else Config.full()).with_env()
+    cfg = config or (Config.quick() if ctx.quick else Config.full()).with_options(ctx.options)
     torch.set_num_threads(1)
     rows, described = [], []
     for name in cfg.bench_datasets:

@@ -28,3 +28,14 @@ def test_run_reports_every_method_and_the_issue_summary_keys(tmp_path) -> None:
     assert set(result.summary) == SUMMARY_KEYS
     assert all(0 <= r["mean"] <= 100 for r in result.results)
     assert (tmp_path / "mowst_confidence.png").exists()
+
+
+def test_flags_narrow_the_size():
+    from paperlab.mowst.experiment import Config
+
+    cfg = Config.full().with_options({"datasets": "cora,texas", "seeds": "2", "patience": "7",
+                                      "max_epochs": None})
+    assert cfg.datasets == ("cora", "texas") and cfg.ablation_datasets == ("cora",)
+    assert cfg.seeds == 2 and cfg.ablation_seeds == 2
+    assert cfg.train.patience == 7 and cfg.train.max_epochs == Config.full().train.max_epochs
+    assert Config.quick().with_options({}) == Config.quick()
