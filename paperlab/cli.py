@@ -133,17 +133,22 @@ def _context(args: argparse.Namespace, name: str) -> results.RunContext:
 
 
 def _print_record(rec: dict[str, Any]) -> None:
-    table = Table(title=f"{rec['system']} ({'quick' if rec['quick'] else 'full'})")
-    cols = results.columns(rec["results"])
-    for c in cols:
-        table.add_column(c)
-    for row in rec["results"]:
-        table.add_row(*(results.fmt(row.get(c)) for c in cols))
-    console.print(table)
+    """The results table: a rich table on a terminal, Markdown (nothing cut) elsewhere."""
+    size = "quick" if rec["quick"] else "full"
+    if console.is_terminal:
+        table = Table(title=f"{rec['system']} ({size})")
+        cols = results.columns(rec["results"])
+        for c in cols:
+            table.add_column(c, overflow="fold")
+        for row in rec["results"]:
+            table.add_row(*(results.fmt(row.get(c)) for c in cols))
+        console.print(table)
+    else:
+        print(f"{rec['system']} ({size})\n\n{results.markdown_table(rec['results'])}")
     for k, v in rec["summary"].items():
-        console.print(f"  {k}: {results.fmt(v)}")
+        console.print(f"  {k}: {results.fmt(v)}", markup=False, highlight=False)
     for note in rec.get("notes", []):
-        console.print(f"  note: {note}")
+        console.print(f"  note: {note}", markup=False, highlight=False)
 
 
 def execute(name: str, which: str, ctx: results.RunContext) -> dict[str, Any]:
