@@ -156,8 +156,14 @@ def execute(name: str, which: str, ctx: results.RunContext) -> dict[str, Any]:
     system = registry.get(name)
     fn = system.load(which)
     seed_everything(ctx.seed)
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
     start = time.perf_counter()
-    result = fn(ctx)
+    try:
+        result = fn(ctx)
+    finally:  # a system that pins torch's threads must not pin them for the next one
+        if threads is not None:
+            torch.set_num_threads(threads)
     if not isinstance(result, results.Result):
         raise TypeError(f"{name}.{which} returned {type(result).__name__}, not Result")
     rec = results.record(system, ctx, result, time.perf_counter() - start)

@@ -1,10 +1,12 @@
-"""Seeding and deterministic settings for python, NumPy and (when installed) torch."""
+"""Seeding, deterministic settings and thread counts for python, NumPy and torch."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -30,3 +32,22 @@ def seed_everything(seed: int, deterministic: bool = True) -> np.random.Generato
             if hasattr(torch.backends, "cudnn"):
                 torch.backends.cudnn.benchmark = False
     return np.random.default_rng(seed)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads, then restore the previous number.
+
+    Small models gain nothing from threads, and on a shared CPU the extra threads only spin;
+    restoring keeps the setting from leaking into whatever runs next.
+    """
+    import torch
+
+    if n < 1:
+        raise ValueError(f"thread count must be >= 1, got {n}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

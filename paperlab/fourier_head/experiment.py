@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ import torch.nn.functional as F
 from paperlab.core import plots, timing
 from paperlab.core.progress import track
 from paperlab.core.results import Result, RunContext
-from paperlab.core.seed import seed_everything
+from paperlab.core.seed import seed_everything, torch_threads
 from paperlab.fourier_head import forecast, metrics, toy
 from paperlab.fourier_head.fourier import FourierHead, bin_centers
 from paperlab.fourier_head.sweep import Member, ToyEnsemble, predict, train
@@ -386,20 +384,9 @@ def _plot_forecast(cfg: ForecastConfig, rows: list[dict[str, Any]], path: Path) 
 # Entry points
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Small models: extra threads only spin on a shared CPU. Restored for whoever runs next."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def run(ctx: RunContext) -> Result:
     """The toy sweep and the forecasting stand-in; rows of both, the issue's summary keys."""
-    with _one_thread():
+    with torch_threads(1):
         return _run(ctx)
 
 
@@ -498,7 +485,7 @@ def _saved_for_backward(head: torch.nn.Module, h: torch.Tensor, target: torch.Te
 
 def bench(ctx: RunContext) -> Result:
     """Forward+backward time and peak memory of FourierHead vs nn.Linear over bin counts."""
-    with _one_thread():
+    with torch_threads(1):
         return _bench(ctx)
 
 

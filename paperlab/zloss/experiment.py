@@ -13,8 +13,7 @@ from __future__ import annotations
 import gc
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,7 +24,7 @@ from torch import Tensor, nn
 from paperlab.core import plots, timing
 from paperlab.core.progress import track
 from paperlab.core.results import Result, RunContext
-from paperlab.core.seed import seed_everything
+from paperlab.core.seed import seed_everything, torch_threads
 from paperlab.zloss.baselines import AdaptiveSoftmaxLayer, FullSoftmaxLayer
 from paperlab.zloss.data import (
     BROWN_RELPATH,
@@ -91,17 +90,6 @@ class Config:
     @classmethod
     def full(cls) -> Config:
         return cls(LMConfig(train_examples=300_000, test_examples=20_000), SweepConfig())
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` torch threads, then restore the previous number."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # ---- the language model ----------------------------------------------------------------

@@ -106,3 +106,13 @@ def test_system_declared_flags_reach_ctx_options(tmp_path):
         "peer_path"] is None
     with pytest.raises(SystemExit):  # another system's flag is still a bad flag
         cli.main(["run", "toy", "--peer-path", "/x/y", "--out", out])
+
+
+def test_a_system_pinning_torch_threads_does_not_leak(tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    assert cli.main(["run", "toy_threads", "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "toy_threads.json").read_text())["results"][0][
+        "threads"] == before + 1
+    assert torch.get_num_threads() == before

@@ -106,3 +106,15 @@ def test_peak_memory_sees_numpy_allocation():
     value, peak = timing.peak_memory(alloc)
     assert value == 50_000_000 // 8
     assert peak > 40_000_000
+
+
+def test_torch_threads_restores():
+    import torch
+
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError), seed.torch_threads(before + 1):
+        assert torch.get_num_threads() == before + 1
+        raise RuntimeError
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="thread count"), seed.torch_threads(0):
+        pass

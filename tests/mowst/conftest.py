@@ -8,9 +8,6 @@ from torch_geometric.utils import to_torch_csr_tensor, to_undirected
 
 from paperlab.mowst import NodeTask
 
-# The machine is shared: with several threads per process, small sparse ops spin and crawl.
-torch.set_num_threads(1)
-
 
 def make_task(n: int = 200, num_classes: int = 3, num_features: int = 16,
               feature_signal: float = 1.0, seed: int = 0, csr: bool = True) -> NodeTask:
