@@ -18,13 +18,25 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Timing:
-    """Wall-clock seconds of repeated calls (after warm-up)."""
+    """Seconds per call of repeated calls (after warm-up).
+
+    Attributes:
+        times: wall-clock seconds per call, one per repeat.
+        cpu_times: CPU seconds of the calling thread per call, one per repeat. On a shared
+            machine the wall clock also counts time spent waiting for a core; the thread's
+            CPU clock does not, so single-threaded ratios stay meaningful under load.
+    """
 
     times: tuple[float, ...]
+    cpu_times: tuple[float, ...] = ()
 
     @property
     def median(self) -> float:
         return statistics.median(self.times)
+
+    @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu_times)
 
     @property
     def best(self) -> float:
@@ -39,39 +51,46 @@ class Timing:
         return q[2] - q[0]
 
 
-def _once(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def measure(fn: Callable[[], Any], warmup: int = 1, repeats: int = 5) -> Timing:
-    """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed."""
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
-    for _ in range(warmup):
+def _once(fn: Callable[[], Any], inner: int) -> tuple[float, float]:
+    """(wall, thread-CPU) seconds per call of ``inner`` back-to-back calls."""
+    start, start_cpu = time.perf_counter(), time.thread_time()
+    for _ in range(inner):
         fn()
-    return Timing(tuple(_once(fn) for _ in range(repeats)))
+    return (time.perf_counter() - start) / inner, (time.thread_time() - start_cpu) / inner
+
+
+def measure(fn: Callable[[], Any], warmup: int = 1, repeats: int = 5, inner: int = 1) -> Timing:
+    """Call ``fn`` ``warmup`` times untimed, then time ``repeats`` samples of ``inner`` calls."""
+    return compare({"fn": fn}, warmup, repeats, inner)["fn"]
 
 
 def compare(
-    contenders: Mapping[str, Callable[[], Any]], warmup: int = 1, repeats: int = 5
+    contenders: Mapping[str, Callable[[], Any]],
+    warmup: int = 1,
+    repeats: int = 5,
+    inner: int = 1,
 ) -> dict[str, Timing]:
-    """Time several functions round-robin in one run (each round calls each once).
+    """Time several functions round-robin in one run (each round samples each once).
 
     Interleaving means a slow spell on a shared machine lands on all contenders alike,
-    so the ratios of medians are stable even when the absolute times are not.
+    so the ratios of medians are stable even when the absolute times are not. A sample is
+    ``inner`` back-to-back calls (for calls too short to time alone); times are per call.
     """
     if not contenders:
         raise ValueError("compare() needs at least one contender")
+    if repeats < 1 or inner < 1:
+        raise ValueError(f"repeats and inner must be >= 1, got {repeats} and {inner}")
     for fn in contenders.values():
         for _ in range(warmup):
             fn()
-    times: dict[str, list[float]] = {name: [] for name in contenders}
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
     for _ in range(repeats):
         for name, fn in contenders.items():
-            times[name].append(_once(fn))
-    return {name: Timing(tuple(t)) for name, t in times.items()}
+            samples[name].append(_once(fn, inner))
+    return {
+        name: Timing(tuple(w for w, _ in s), tuple(c for _, c in s))
+        for name, s in samples.items()
+    }
 
 
 def ratios(timings: Mapping[str, Timing], baseline: str) -> dict[str, float]:

@@ -13,8 +13,6 @@ bins, linear head vs Fourier head, scored by CRPS and log-likelihood on held-out
 
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -448,24 +446,6 @@ def _train_step(head: torch.nn.Module, h: torch.Tensor, target: torch.Tensor) ->
     loss.backward()
 
 
-def _cpu_medians(fns: dict[str, Any], warmup: int, repeats: int) -> dict[str, float]:
-    """Median thread CPU seconds per call, interleaved like ``timing.compare``.
-
-    On a machine shared by many processes a wall clock also counts the time this process waits
-    for a core; its thread's CPU clock does not, so the ratio stays meaningful under load.
-    """
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.thread_time()
-            fn()
-            times[name].append(time.thread_time() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
 def _saved_for_backward(head: torch.nn.Module, h: torch.Tensor, target: torch.Tensor) -> int:
     """Bytes of the distinct tensors autograd keeps for the backward pass of one step.
 
@@ -502,7 +482,7 @@ def _bench(ctx: RunContext) -> Result:
         fns = {name: (lambda hd=hd, h=h, target=target: _train_step(hd, h, target))
                for name, hd in heads.items()}
         times = timing.compare(fns, warmup=cfg.warmup, repeats=cfg.repeats)
-        cpu = _cpu_medians(fns, cfg.warmup, cfg.repeats)
+        cpu = {name: t.cpu_median for name, t in times.items()}
         peaks = {name: timing.peak_memory(fn)[1] for name, fn in fns.items()}
         saved = {name: _saved_for_backward(hd, h, target) for name, hd in heads.items()}
         rows.append({"method": f"{bins} bins", "bins": bins,

@@ -16,8 +16,6 @@ disk, because the paper's claim is about memory traffic, not about data.
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -81,22 +79,8 @@ def _time(contenders: dict[str, Callable[[], object]], inner: int, repeats: int)
 
     Returns {name: (median wall seconds, median thread-CPU seconds) per call}.
     """
-    cpu: dict[str, list[float]] = {name: [] for name in contenders}
-
-    def sampled(name: str, fn: Callable[[], object]) -> Callable[[], None]:
-        def call() -> None:
-            start = time.thread_time()
-            for _ in range(inner):
-                fn()
-            cpu[name].append((time.thread_time() - start) / inner)
-
-        return call
-
-    walls = timing.compare({k: sampled(k, f) for k, f in contenders.items()}, 1, repeats)
-    return {
-        k: (walls[k].median / inner, statistics.median(cpu[k][1:]))  # [0]: the warm-up
-        for k in contenders
-    }
+    times = timing.compare(contenders, 1, repeats, inner)
+    return {k: (t.median, t.cpu_median) for k, t in times.items()}
 
 
 def _kernel(algorithm: str, x: np.ndarray, y: np.ndarray) -> Callable[[], object]:

@@ -91,11 +91,25 @@ def test_compare_and_ratios():
     t = timing.compare({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
                        warmup=1, repeats=3)
     assert calls == ["a", "b"] + ["a", "b"] * 3  # interleaved
-    assert len(t["a"].times) == 3
+    assert len(t["a"].times) == len(t["a"].cpu_times) == 3
     r = timing.ratios({"a": timing.Timing((2.0,)), "b": timing.Timing((1.0,))}, "a")
     assert r == {"a": 1.0, "b": 2.0}
     with pytest.raises(KeyError):
         timing.ratios(t, "c")
+
+
+def test_compare_inner_calls_and_cpu_clock():
+    import time
+
+    calls = []
+    t = timing.compare({"spin": lambda: calls.append(1), "sleep": lambda: time.sleep(0.01)},
+                       warmup=2, repeats=3, inner=4)
+    assert len(calls) == 2 + 3 * 4
+    assert t["sleep"].median >= 0.009  # per call, not per sample of 4
+    assert t["sleep"].cpu_median < t["sleep"].median / 2  # sleeping burns no CPU
+    with pytest.raises(ValueError, match="inner"):
+        timing.compare({"a": lambda: None}, inner=0)
+    assert len(timing.measure(lambda: None, repeats=2).times) == 2
 
 
 def test_peak_memory_sees_numpy_allocation():
