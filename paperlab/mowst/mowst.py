@@ -112,21 +112,21 @@ class MowstOutput(NamedTuple):
 class RoutedPrediction(NamedTuple):
     """Class probabilities ``[N, C]`` of routed inference and what it cost.
 
-    ``to_weak [N]`` marks nodes answered by the MLP; the GNN ran on ``nodes_computed`` nodes and
-    ``edges_computed`` edges of the full graph's ``num_nodes`` / ``num_edges``.
+    ``to_weak [N]`` marks nodes answered by the MLP; the GNN read the features of
+    ``nodes_computed`` nodes and computed ``messages_computed`` messages (edges summed over its
+    layers) of the ``messages_full`` a full-graph pass computes.
     """
 
     proba: Tensor
     to_weak: Tensor
     nodes_computed: int
-    edges_computed: int
-    num_nodes: int
-    num_edges: int
+    messages_computed: int
+    messages_full: int
 
     @property
-    def edges_saved(self) -> float:
-        """Share of the full graph's messages the routed GNN did not compute."""
-        return 1.0 - self.edges_computed / max(self.num_edges, 1)
+    def messages_saved(self) -> float:
+        """Share of a full-graph pass's messages the routed GNN did not compute."""
+        return 1.0 - self.messages_computed / max(self.messages_full, 1)
 
 
 def check_graph(x: Tensor, adj: Tensor, y: Tensor | None = None,
@@ -276,16 +276,21 @@ class Mowst(nn.Module):
         """Mowst's random-gating inference, running the GNN only where it is used.
 
         Each node goes to the MLP with probability ``C_v`` (or as ``to_weak [N]`` says); the GNN
-        then runs on the receptive field of the other nodes only (:func:`receptive_field`),
-        which gives exactly the full-graph GNN output at those nodes.
+        then computes its output at the other nodes only, which equals the full-graph output
+        there: layer by layer when the strong expert has ``forward_at`` (the ready-made GNNs,
+        :meth:`~paperlab.mowst.experts.GNN.forward_at`), else by running it on the
+        :func:`receptive_field` subgraph.
 
         Args:
-            hops: depth of the strong expert's receptive field; default its ``receptive_hops``.
+            hops: receptive-field depth for a strong expert without ``forward_at``; default its
+                ``receptive_hops``.
         """
-        if hops is None:
+        layerwise = hasattr(self.strong, "forward_at")
+        if not layerwise and hops is None:
             hops = getattr(self.strong, "receptive_hops", None)
             if hops is None:
-                raise ValueError("the strong expert has no receptive_hops attribute: pass hops")
+                raise ValueError("the strong expert has neither forward_at nor a receptive_hops "
+                                 "attribute: pass hops")
         was_training = self.training
         self.eval()
         n = x.size(0)
@@ -295,11 +300,16 @@ class Mowst(nn.Module):
             to_weak = torch.rand(n, generator=generator) < c
         proba = torch.softmax(weak_logits, -1)
         seeds = (~to_weak).nonzero().squeeze(-1)
-        nodes_computed = edges_computed = 0
-        if seeds.numel():
-            nodes, sub_adj, pos, edges_computed = receptive_field(adj, seeds, hops, n)
-            nodes_computed = nodes.numel()
-            proba[seeds] = torch.softmax(self.strong(x[nodes], sub_adj)[pos], -1)
         num_edges = adj.values().numel() if adj.layout == torch.sparse_csr else adj.size(1)
+        nodes_computed = messages = 0
+        full = (hops or 1) * num_edges
+        if seeds.numel() and layerwise:
+            local = self.strong.forward_at(x, adj, seeds)
+            nodes_computed, messages, full = local.nodes_read, local.messages, local.messages_full
+            proba[seeds] = torch.softmax(local.logits, -1)
+        elif seeds.numel():
+            nodes, sub_adj, pos, kept = receptive_field(adj, seeds, hops, n)
+            nodes_computed, messages = nodes.numel(), hops * kept
+            proba[seeds] = torch.softmax(self.strong(x[nodes], sub_adj)[pos], -1)
         self.train(was_training)
-        return RoutedPrediction(proba, to_weak, nodes_computed, edges_computed, n, num_edges)
+        return RoutedPrediction(proba, to_weak, nodes_computed, messages, full)

@@ -26,6 +26,7 @@ from paperlab.mowst import (
     random_gating_scores,
     receptive_field,
 )
+from paperlab.mowst.experts import as_adj_t, gcn_adjacency, row_block
 from tests.mowst.conftest import make_task
 
 
@@ -139,7 +140,8 @@ def test_routed_inference_matches_the_full_graph_gnn(strong, csr: bool) -> None:
         weak = torch.softmax(model.weak(task.x), -1)
     assert torch.allclose(routed.proba[~to_weak], full[~to_weak], atol=1e-5)
     assert torch.allclose(routed.proba[to_weak], weak[to_weak], atol=1e-6)
-    assert 0 < routed.nodes_computed <= 150 and 0 < routed.edges_computed <= routed.num_edges
+    assert 0 < routed.nodes_computed <= 150
+    assert 0 < routed.messages_computed <= routed.messages_full
 
 
 def test_receptive_field_of_a_path_graph() -> None:
@@ -152,13 +154,64 @@ def test_receptive_field_of_a_path_graph() -> None:
     assert nodes[pos].tolist() == [0] and sub.max() < 3
 
 
+def test_gcn_normalising_once_equals_pyg_per_layer_gcnconv(task) -> None:
+    from torch_geometric.nn import GCNConv
+
+    torch.manual_seed(0)
+    ours = GCN(task.x.size(1), 16, task.num_classes).eval()
+    convs = [GCNConv(task.x.size(1), 16), GCNConv(16, task.num_classes)]
+    for conv, mine in zip(convs, ours.convs, strict=True):
+        conv.load_state_dict(mine.state_dict())
+    with torch.no_grad():
+        h = torch.relu(ours.norms[0](convs[0](task.x, task.adj)))
+        reference = convs[1](h, task.adj)
+        assert torch.allclose(ours(task.x, task.adj), reference, atol=1e-5)
+
+
+def test_row_block_keeps_the_rows_edges_over_sorted_sources() -> None:
+    n = 10
+    line = torch.stack([torch.arange(n - 1), torch.arange(1, n)])
+    adj_t = as_adj_t(torch.cat([line, line.flip(0)], 1), n)
+    block, sources = row_block(adj_t, torch.tensor([0, 4]))
+    assert sources.tolist() == [0, 1, 3, 4, 5]
+    assert block.to_dense().tolist() == [[0, 1, 0, 0, 0],   # 1 -> 0
+                                         [0, 0, 1, 0, 1]]   # 3 -> 4, 5 -> 4
+    full, every = row_block(adj_t, torch.arange(n))
+    assert full is adj_t and every.tolist() == list(range(n))
+
+
+def test_gcn_adjacency_matches_pyg_gcn_norm(task) -> None:
+    from torch_geometric.nn.conv.gcn_conv import gcn_norm
+
+    reference, _ = gcn_norm(task.adj, None, task.x.size(0))
+    assert torch.allclose(gcn_adjacency(task.adj, task.x.size(0)).to_dense(), reference.to_dense())
+
+
+@pytest.mark.parametrize("strong", [GCN, GraphSAGE])
+def test_forward_at_reads_only_the_layers_receptive_field(strong) -> None:
+    n = 10
+    line = torch.stack([torch.arange(n - 1), torch.arange(1, n)])
+    adj = as_adj_t(torch.cat([line, line.flip(0)], 1), n)
+    x = torch.randn(n, 4)
+    gnn = strong(4, 8, 3).eval()  # two layers: node 0 depends on nodes 0, 1, 2 only
+    with torch.no_grad():
+        local = gnn.forward_at(x, adj, torch.tensor([0]))
+        assert torch.allclose(local.logits, gnn(x, adj)[:1], atol=1e-5)
+    assert local.nodes_read == 3
+    # last layer: edges into node 0 (1->0); first layer: edges into 0 and 1 (1->0, 0->1, 2->1);
+    # GCN's A + I adds a self-loop to each of those rows (1 + 2 more)
+    self_loops = n if strong is GCN else 0
+    assert local.messages == (1 + 3) + (3 if strong is GCN else 0)
+    assert local.messages_full == 2 * (2 * (n - 1) + self_loops)
+
+
 def test_routing_far_from_seeds_saves_messages() -> None:
     task = make_task(n=150)
     model = _mowst(task, strong=GraphSAGE).eval()
     to_weak = torch.ones(150, dtype=torch.bool)
     to_weak[0] = False
     routed = model.routed_predict(task.x, task.adj, to_weak=to_weak)
-    assert routed.edges_saved > 0 and routed.nodes_computed < 150
+    assert routed.messages_saved > 0 and routed.nodes_computed < 150
 
 
 def test_routed_inference_needs_hops_for_a_foreign_strong_expert(task) -> None:
