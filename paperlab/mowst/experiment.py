@@ -179,7 +179,7 @@ def _run_seed(graph: datasets.Graph, seed: int, cfg: Config, ablate: bool,
         for method, disp, trainer in variants:
             # The trained GNN above is the pre-training: Mowst starts from a copy of it.
             model = Mowst(_mlp(graph, cfg), copy.deepcopy(gnn), graph.num_classes, disp)
-            rep = trainer(model, task, cfg.train, pretrain_strong=False)
+            rep = trainer(model, task, cfg.train, strong_pretrained=True)
             ev = evaluate(model, task, task.test_idx, cfg.draws, gen)
             extra = {"confidence": ev["confidence"], "train_s": gnn_rep.seconds + rep.seconds,
                      "ms_per_epoch": (gnn_rep.seconds + rep.seconds) * 1000
@@ -376,9 +376,9 @@ def bench(ctx: RunContext, config: Config | None = None) -> Result:
             gnn = _gnn(backbone, graph, cfg)
             gnn_rep = train_expert(gnn, task, cfg.train)
             model = Mowst(_mlp(graph, cfg), copy.deepcopy(gnn), graph.num_classes)
-            rep = train_mowst(model, task, cfg.train, pretrain_strong=False)
+            rep = train_mowst(model, task, cfg.train, strong_pretrained=True)
             star = Mowst(_mlp(graph, cfg), copy.deepcopy(gnn), graph.num_classes)
-            star_rep = train_mowst_star(star, task, cfg.train, pretrain_strong=False)
+            star_rep = train_mowst_star(star, task, cfg.train, strong_pretrained=True)
             epoch_ms = _epoch_timings(graph, cfg, backbone)
             routed = _routed_stats(model, task, cfg, ctx.seed)
             sweep = _routed_sweep(model, task, cfg, ctx.seed)

@@ -70,6 +70,20 @@ def test_gate_collapse_without_pretraining_is_detected_and_reported() -> None:
     assert gate_collapsed(torch.full((5,), 0.99)) and not gate_collapsed(torch.full((5,), 0.5))
 
 
+def test_high_confidence_over_a_pretrained_gnn_is_reported_not_flagged() -> None:
+    # The collapse set-up, but the caller says the GNN was trained beforehand: a high confidence
+    # is then the gate's verdict (the WebKB case), so it is reported and not flagged.
+    torch.manual_seed(0)
+    task = make_task(n=200, num_features=64, feature_signal=3.0)
+    model = Mowst(MLP(64, 32, 3), GCN(64, 32, 3), 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+        report = train_mowst_star(model, task, FAST, strong_pretrained=True)
+    assert report.pretrain is None and report.mean_train_confidence >= 0.95
+    assert not report.gate_collapsed
+
+
 def test_pretrained_mowst_star_does_not_collapse() -> None:
     torch.manual_seed(0)
     task = make_task(n=200, feature_signal=0.5)
