@@ -244,9 +244,9 @@ def train_mowst(model: Mowst, task: NodeTask, cfg: TrainConfig | None = None,
 
     Optionally pre-train the GNN alone (default; pass ``strong_pretrained=True`` instead when
     ``model.strong`` was trained beforehand, which skips it), then run big epochs of two turns,
-    each with inner early stopping: (a) MLP + gate with the GNN frozen; (b) GNN with the confidence fixed. A turn is kept only if
-    it beats the best validation score so far (else the model is restored); training stops after
-    ``round_patience`` big epochs without a kept turn.
+    each with inner early stopping: (a) MLP + gate with the GNN frozen; (b) GNN with the
+    confidence fixed. A turn is kept only if it beats the best validation score so far (else the
+    model is restored); training stops after ``round_patience`` big epochs without a kept turn.
     """
     cfg = cfg or TrainConfig()
     check_graph(task.x, task.adj)
