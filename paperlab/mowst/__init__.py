@@ -6,7 +6,20 @@ Mowst / Mowst* training and evaluation, :mod:`paperlab.mowst.datasets` for the s
 """
 
 from paperlab.core.registry import System
-from paperlab.mowst.experts import GAT, GCN, GIN, GNN, MLP, STRONG_EXPERTS, GraphSAGE
+from paperlab.mowst.experts import (
+    GAT,
+    GCN,
+    GIN,
+    GNN,
+    MLP,
+    STRONG_EXPERTS,
+    GraphSAGE,
+    LocalOutput,
+    as_adj_t,
+    gcn_adjacency,
+    row_block,
+    with_self_loops,
+)
 from paperlab.mowst.mowst import (
     ConfidenceGate,
     Mowst,
@@ -42,7 +55,7 @@ SYSTEM = System(
     run="paperlab.mowst.experiment:run",
     bench="paperlab.mowst.experiment:bench",
     options=(
-        ("datasets", "comma-separated data sets to run instead of the size's list"),
+        ("datasets", "comma-separated data sets to run (or bench) instead of the size's list"),
         ("seeds", "number of seeds (splits) instead of the size's"),
         ("max_epochs", "training limit: epochs per expert or turn"),
         ("patience", "training limit: early-stopping patience in epochs"),
@@ -51,7 +64,8 @@ SYSTEM = System(
 )
 
 __all__ = [
-    "GAT", "GCN", "GIN", "GNN", "MLP", "STRONG_EXPERTS", "GraphSAGE", "ConfidenceGate", "Mowst",
+    "GAT", "GCN", "GIN", "GNN", "MLP", "STRONG_EXPERTS", "GraphSAGE", "LocalOutput", "as_adj_t",
+    "gcn_adjacency", "row_block", "with_self_loops", "ConfidenceGate", "Mowst",
     "MowstOutput", "RoutedPrediction", "check_graph", "dispersion", "dispersion_entropy",
     "dispersion_variance", "receptive_field", "MowstReport", "NodeTask", "TrainConfig",
     "TrainReport", "evaluate", "gate_collapsed", "mowst_loss", "mowst_star_loss",

@@ -6,8 +6,9 @@ test split (accuracy, ROC-AUC on minesweeper/tolokers). Ablations: the dispersio
 deterministic inference, and GNN pre-training on/off.
 
 The sizes can be narrowed by flags for a partial full run (the command used is recorded in
-the README): ``--datasets cora,texas``, ``--seeds 3`` and the training limits
-``--max-epochs``, ``--patience``, ``--max-rounds`` (``SYSTEM.options``, read as ``ctx.options``).
+the README): ``--datasets cora,texas`` (also the graphs ``bench`` uses), ``--seeds 3`` and the
+training limits ``--max-epochs``, ``--patience``, ``--max-rounds`` (``SYSTEM.options``, read as
+``ctx.options``).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class Config:
         cfg = self
         if options.get("datasets"):
             names = tuple(options["datasets"].split(","))
-            cfg = replace(cfg, datasets=names,
+            cfg = replace(cfg, datasets=names, bench_datasets=names,
                           ablation_datasets=tuple(d for d in cfg.ablation_datasets if d in names))
         if options.get("seeds"):
             seeds = int(options["seeds"])
