@@ -30,12 +30,35 @@ def test_run_reports_every_method_and_the_issue_summary_keys(tmp_path) -> None:
     assert (tmp_path / "mowst_confidence.png").exists()
 
 
+def test_bench_reports_ratios_and_the_routing_sweep(tmp_path) -> None:
+    cfg = experiment.Config(datasets=("texas",), seeds=1, ablation_datasets=(), ablation_seeds=0,
+                            bench_datasets=("texas",), bench_repeats=1,
+                            train=TrainConfig(max_epochs=4, patience=2, max_rounds=1))
+    ctx = RunContext("mowst", quick=True, seed=0, out_dir=tmp_path)
+    try:
+        result = experiment.bench(ctx, cfg)
+    except DataNotFoundError:
+        pytest.skip("staged graph data not available")
+    assert [(r["dataset"], r["backbone"]) for r in result.results] == [("texas", "GCN"),
+                                                                        ("texas", "SAGE")]
+    for row in result.results:
+        ratios = [row[f"routed_ratio_at_{share:g}"] for share in experiment.ROUTED_SHARES]
+        assert all(r > 0 for r in ratios)
+        paying = [s for s, r in zip(experiment.ROUTED_SHARES, ratios, strict=True) if r <= 1]
+        assert row["break_even_share"] == (min(paying) if paying else None)
+        assert 0 <= row["messages_saved"] <= 1 and row["mowst_train_ratio"] > 1
+    assert result.summary["goal_routed_inference_le_1x"] == (
+        result.summary["routed_inference_time_ratio_vs_gnn"] <= 1)
+    assert (tmp_path / "mowst_routed_inference.png").exists()
+
+
 def test_flags_narrow_the_size():
     from paperlab.mowst.experiment import Config
 
     cfg = Config.full().with_options({"datasets": "cora,texas", "seeds": "2", "patience": "7",
                                       "max_epochs": None})
     assert cfg.datasets == ("cora", "texas") and cfg.ablation_datasets == ("cora",)
+    assert cfg.bench_datasets == ("cora", "texas")
     assert cfg.seeds == 2 and cfg.ablation_seeds == 2
     assert cfg.train.patience == 7 and cfg.train.max_epochs == Config.full().train.max_epochs
     assert Config.quick().with_options({}) == Config.quick()
