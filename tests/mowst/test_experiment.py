@@ -13,15 +13,20 @@ SUMMARY_KEYS = {"datasets", "mowst_beats_both_experts", "mean_gain_over_gnn_pts"
                 "train_time_ratio_vs_gnn", "routed_inference_time_ratio_vs_gnn"}
 
 
-def test_run_reports_every_method_and_the_issue_summary_keys(tmp_path) -> None:
-    cfg = experiment.Config(datasets=("texas",), seeds=1, ablation_datasets=("texas",),
-                            ablation_seeds=1, bench_repeats=1, draws=5,
+def _on_texas(entry, tmp_path, seed: int = 0, ablate: bool = False):
+    """``entry`` (experiment.run or .bench) on the smallest staged graph at a toy size."""
+    cfg = experiment.Config(datasets=("texas",), seeds=1, ablation_datasets=("texas",) * ablate,
+                            ablation_seeds=int(ablate), bench_datasets=("texas",),
+                            bench_repeats=1, draws=5,
                             train=TrainConfig(max_epochs=4, patience=2, max_rounds=1))
-    ctx = RunContext("mowst", quick=True, seed=2, out_dir=tmp_path)
     try:
-        result = experiment.run(ctx, cfg)
+        return entry(RunContext("mowst", quick=True, seed=seed, out_dir=tmp_path), cfg)
     except DataNotFoundError:
         pytest.skip("staged graph data not available")
+
+
+def test_run_reports_every_method_and_the_issue_summary_keys(tmp_path) -> None:
+    result = _on_texas(experiment.run, tmp_path, seed=2, ablate=True)
     methods = {r["method"] for r in result.results}
     assert {"MLP", "GCN", "SAGE", "Mowst-GCN", "Mowst*-GCN", "Mowst-SAGE", "Mowst*-SAGE",
             "Mowst-GCN (no pre-training)", "Mowst-GCN (entropy only)"} <= methods
@@ -31,14 +36,7 @@ def test_run_reports_every_method_and_the_issue_summary_keys(tmp_path) -> None:
 
 
 def test_bench_reports_ratios_and_the_routing_sweep(tmp_path) -> None:
-    cfg = experiment.Config(datasets=("texas",), seeds=1, ablation_datasets=(), ablation_seeds=0,
-                            bench_datasets=("texas",), bench_repeats=1,
-                            train=TrainConfig(max_epochs=4, patience=2, max_rounds=1))
-    ctx = RunContext("mowst", quick=True, seed=0, out_dir=tmp_path)
-    try:
-        result = experiment.bench(ctx, cfg)
-    except DataNotFoundError:
-        pytest.skip("staged graph data not available")
+    result = _on_texas(experiment.bench, tmp_path)
     assert [(r["dataset"], r["backbone"]) for r in result.results] == [("texas", "GCN"),
                                                                         ("texas", "SAGE")]
     for row in result.results:
