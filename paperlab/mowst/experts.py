@@ -208,7 +208,8 @@ class GNN(nn.Module):
             block, sources = row_block(adj_t, frontiers[-1])
             blocks.append(block)
             frontiers.append(sources)
-        h = x if frontiers[-1].numel() == x.size(0) else x[frontiers[-1]]
+        # index_select, not x[ids]: advanced indexing copied rows ~5x slower here
+        h = x if frontiers[-1].numel() == x.size(0) else x.index_select(0, frontiers[-1])
         position = torch.empty(x.size(0), dtype=torch.long)
         for i, conv in enumerate(self.convs):
             block, sources, targets = blocks[-1 - i], frontiers[-1 - i], frontiers[-2 - i]
@@ -217,13 +218,13 @@ class GNN(nn.Module):
                     h = conv((h, h), block)
                 else:
                     position[sources] = torch.arange(sources.numel())
-                    h = conv((h, h[position[targets]]), block)
+                    h = conv((h, h.index_select(0, position[targets])), block)
             else:
                 h = conv(h, block)
             h = self._between_layers(i, h)
         order = torch.empty(x.size(0), dtype=torch.long)
         order[frontiers[0]] = torch.arange(nodes.numel())
-        h = h[order[nodes]]  # back to the caller's order of nodes
+        h = h.index_select(0, order[nodes])  # back to the caller's order of nodes
         messages = sum(int(b.values().numel()) for b in blocks)
         full = len(self.convs) * adj_t.values().numel()
         return LocalOutput(h, frontiers[-1].numel(), messages, full)
