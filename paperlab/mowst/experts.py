@@ -100,12 +100,15 @@ def gcn_adjacency(adj: Tensor, num_nodes: int) -> Tensor:
     return torch.sparse_csr_tensor(crow, col, inv_sqrt[row] * val * inv_sqrt[col], adj_t.shape)
 
 
-def row_block(adj_t: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+def row_block(adj_t: Tensor, rows: Tensor, all_from: float | None = None
+              ) -> tuple[Tensor, Tensor]:
     """Rows ``rows [m]`` (sorted node ids) of a CSR ``adj_t [N, N]`` as a block over their sources.
 
     Returns ``(block [m, s], sources [s])``: ``sources`` are the sorted ids of ``rows`` and of
     their in-neighbours, and ``block``'s column j stands for node ``sources[j]``. When ``rows`` is
-    every node the block is ``adj_t`` itself. Costs O(N + edges into ``rows``); the row slicing
+    every node the block is ``adj_t`` itself; with ``all_from``, the sources become every node
+    (columns keep their ids) once there would be at least that many. Costs O(N + edges into
+    ``rows``); the row slicing
     runs in SciPy's compiled CSR code (a chain of torch index ops was ~20x slower).
     """
     n = adj_t.size(0)
@@ -120,6 +123,8 @@ def row_block(adj_t: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
     used[rows.numpy()] = True
     used[cols] = True
     sources = np.flatnonzero(used)
+    if all_from is not None and sources.size >= all_from:
+        sources = np.arange(n)
     if sources.size < n:  # relabel the columns to positions in sources
         position = np.empty(n, dtype=np.int64)
         position[sources] = np.arange(sources.size)
@@ -128,6 +133,9 @@ def row_block(adj_t: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
                                     torch.from_numpy(cols), torch.from_numpy(part.data),
                                     (rows.numel(), sources.size))
     return block, torch.from_numpy(sources)
+
+
+FULL_LAYER_SHARE = 0.5  # forward_at runs a layer on every node once it needs this share of them
 
 
 class LocalOutput(NamedTuple):
@@ -200,17 +208,20 @@ class GNN(nn.Module):
 
         The last layer runs on ``nodes``, the one before on them and their in-neighbours, and
         so on outwards (each layer on a :func:`row_block` of the adjacency), so a node far from
-        ``nodes`` costs nothing.
+        ``nodes`` costs nothing. A layer whose nodes would be at least ``FULL_LAYER_SHARE`` of
+        the graph runs on all of it: slicing and gathering would cost more than they save.
         """
-        adj_t = (self.adjacency or as_adj_t)(adj, x.size(0))
-        blocks, frontiers = [], [nodes.sort().values]
+        n = x.size(0)
+        adj_t = (self.adjacency or as_adj_t)(adj, n)
+        wide = FULL_LAYER_SHARE * n  # a layer needing this many nodes runs on all of them
+        blocks, frontiers = [], [torch.arange(n) if nodes.numel() >= wide else nodes.sort().values]
         for _ in self.convs:
-            block, sources = row_block(adj_t, frontiers[-1])
+            block, sources = row_block(adj_t, frontiers[-1], all_from=wide)
             blocks.append(block)
             frontiers.append(sources)
         # index_select, not x[ids]: advanced indexing copied rows ~5x slower here
-        h = x if frontiers[-1].numel() == x.size(0) else x.index_select(0, frontiers[-1])
-        position = torch.empty(x.size(0), dtype=torch.long)
+        h = x if frontiers[-1].numel() == n else x.index_select(0, frontiers[-1])
+        position = torch.empty(n, dtype=torch.long)
         for i, conv in enumerate(self.convs):
             block, sources, targets = blocks[-1 - i], frontiers[-1 - i], frontiers[-2 - i]
             if self.pair_input:
@@ -222,9 +233,8 @@ class GNN(nn.Module):
             else:
                 h = conv(h, block)
             h = self._between_layers(i, h)
-        order = torch.empty(x.size(0), dtype=torch.long)
-        order[frontiers[0]] = torch.arange(nodes.numel())
-        h = h.index_select(0, order[nodes])  # back to the caller's order of nodes
+        position[frontiers[0]] = torch.arange(frontiers[0].numel())
+        h = h.index_select(0, position[nodes])  # back to the caller's nodes, in their order
         messages = sum(int(b.values().numel()) for b in blocks)
         full = len(self.convs) * adj_t.values().numel()
         return LocalOutput(h, frontiers[-1].numel(), messages, full)
