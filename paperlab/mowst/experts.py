@@ -66,6 +66,12 @@ def as_adj_t(adj: Tensor, num_nodes: int) -> Tensor:
     return to_torch_csr_tensor(adj.flip(0), size=(num_nodes, num_nodes))
 
 
+def _row_of_each_entry(adj_t: Tensor) -> Tensor:
+    """The row (target) id of every stored entry of a CSR ``adj_t``, in storage order."""
+    crow = adj_t.crow_indices()
+    return torch.repeat_interleave(torch.arange(crow.numel() - 1), crow.diff())
+
+
 def with_self_loops(adj: Tensor, num_nodes: int) -> Tensor:
     """CSR ``adj_t`` of ``adj`` with a self-loop (weight 1) appended to every row.
 
@@ -74,7 +80,7 @@ def with_self_loops(adj: Tensor, num_nodes: int) -> Tensor:
     """
     adj_t = as_adj_t(adj, num_nodes)
     crow, col = adj_t.crow_indices(), adj_t.col_indices()
-    row = torch.repeat_interleave(torch.arange(num_nodes), crow.diff())
+    row = _row_of_each_entry(adj_t)
     nodes = torch.arange(num_nodes)
     new_crow = crow + torch.arange(num_nodes + 1)
     new_col = torch.empty(col.numel() + num_nodes, dtype=col.dtype)
@@ -94,7 +100,7 @@ def gcn_adjacency(adj: Tensor, num_nodes: int) -> Tensor:
     """
     adj_t = with_self_loops(adj, num_nodes)
     crow, col, val = adj_t.crow_indices(), adj_t.col_indices(), adj_t.values()
-    row = torch.repeat_interleave(torch.arange(num_nodes), crow.diff())
+    row = _row_of_each_entry(adj_t)
     deg = torch.zeros(num_nodes, dtype=val.dtype).index_add_(0, row, val)
     inv_sqrt = deg.pow(-0.5).masked_fill_(deg == 0, 0.0)
     return torch.sparse_csr_tensor(crow, col, inv_sqrt[row] * val * inv_sqrt[col], adj_t.shape)
@@ -108,8 +114,8 @@ def row_block(adj_t: Tensor, rows: Tensor, all_from: float | None = None
     their in-neighbours, and ``block``'s column j stands for node ``sources[j]``. When ``rows`` is
     every node the block is ``adj_t`` itself; with ``all_from``, the sources become every node
     (columns keep their ids) once there would be at least that many. Costs O(N + edges into
-    ``rows``); the row slicing
-    runs in SciPy's compiled CSR code (a chain of torch index ops was ~20x slower).
+    ``rows``); the row slicing runs in SciPy's compiled CSR code (a chain of torch index ops was
+    ~20x slower).
     """
     n = adj_t.size(0)
     if rows.numel() == n:
@@ -204,7 +210,7 @@ class GNN(nn.Module):
         return x
 
     def forward_at(self, x: Tensor, adj: Tensor, nodes: Tensor) -> LocalOutput:
-        """Logits at distinct ``nodes [m]`` only: ``forward(x, adj)[nodes]``, layer by layer.
+        """Logits at ``nodes [m]`` (node ids) only: ``forward(x, adj)[nodes]``, layer by layer.
 
         The last layer runs on ``nodes``, the one before on them and their in-neighbours, and
         so on outwards (each layer on a :func:`row_block` of the adjacency), so a node far from
@@ -212,6 +218,11 @@ class GNN(nn.Module):
         the graph runs on all of it: slicing and gathering would cost more than they save.
         """
         n = x.size(0)
+        if nodes.dim() != 1 or torch.is_floating_point(nodes):
+            raise ValueError(f"nodes must be a 1-D tensor of node ids, got {tuple(nodes.shape)}")
+        if nodes.numel() and (int(nodes.min()) < 0 or int(nodes.max()) >= n):
+            raise ValueError(f"nodes has ids in [{int(nodes.min())}, {int(nodes.max())}] but the "
+                             f"graph has {n} nodes (valid: 0..{n - 1})")
         adj_t = (self.adjacency or as_adj_t)(adj, n)
         wide = FULL_LAYER_SHARE * n  # a layer needing this many nodes runs on all of them
         blocks, frontiers = [], [torch.arange(n) if nodes.numel() >= wide else nodes.sort().values]

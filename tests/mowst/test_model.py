@@ -205,6 +205,14 @@ def test_forward_at_reads_only_the_layers_receptive_field(strong) -> None:
     assert local.messages_full == 2 * (2 * (n - 1) + self_loops)
 
 
+def test_forward_at_rejects_bad_node_ids(task) -> None:
+    gnn = GCN(task.x.size(1), 8, task.num_classes).eval()
+    with pytest.raises(ValueError, match="200 nodes"):
+        gnn.forward_at(task.x, task.adj, torch.tensor([0, 200]))
+    with pytest.raises(ValueError, match="1-D"):
+        gnn.forward_at(task.x, task.adj, torch.zeros(2, 2, dtype=torch.long))
+
+
 def test_routing_far_from_seeds_saves_messages() -> None:
     task = make_task(n=150)
     model = _mowst(task, strong=GraphSAGE).eval()
