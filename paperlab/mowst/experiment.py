@@ -117,36 +117,32 @@ def _test_score(model: torch.nn.Module, task: NodeTask, uses_graph: bool) -> flo
     return score(torch.softmax(logits[task.test_idx], -1), task.y[task.test_idx], task.metric)
 
 
-def _routed_stats(model: Mowst, task: NodeTask, cfg: Config, seed: int) -> dict[str, float]:
-    """Share of nodes routed to the MLP, messages saved, routed vs full-GNN inference time."""
-    gen = torch.Generator().manual_seed(seed)
-    routed = model.routed_predict(task.x, task.adj, generator=gen)
+def _routed_time_ratio(model: Mowst, task: NodeTask, cfg: Config, **route: Any) -> float:
+    """Median time of ``routed_predict(**route)`` over one full-graph GNN forward, interleaved."""
     model.eval()
     with torch.no_grad():
         times = timing.compare({
             "gnn": lambda: model.strong(task.x, task.adj),
-            "routed": lambda: model.routed_predict(task.x, task.adj, generator=gen),
+            "routed": lambda: model.routed_predict(task.x, task.adj, **route),
         }, warmup=1, repeats=cfg.bench_repeats)
+    return times["routed"].median / times["gnn"].median
+
+
+def _routed_stats(model: Mowst, task: NodeTask, cfg: Config, seed: int) -> dict[str, float]:
+    """Share of nodes routed to the MLP, messages saved, routed vs full-GNN inference time."""
+    gen = torch.Generator().manual_seed(seed)
+    routed = model.routed_predict(task.x, task.adj, generator=gen)
     return {"routed_to_mlp": float(routed.to_weak.float().mean()),
             "messages_saved": routed.messages_saved,
-            "routed_time_ratio": times["routed"].median / times["gnn"].median}
+            "routed_time_ratio": _routed_time_ratio(model, task, cfg, generator=gen)}
 
 
 def _routed_sweep(model: Mowst, task: NodeTask, cfg: Config, seed: int) -> dict[str, float]:
     """Routed / full-GNN inference time when a given share of the nodes (drawn uniformly) goes
     to the MLP: where routing starts to pay on this graph, whatever the gate learned."""
     gen = torch.Generator().manual_seed(seed)
-    ratios = {}
-    model.eval()
-    with torch.no_grad():
-        for share in ROUTED_SHARES:
-            to_weak = torch.rand(task.x.size(0), generator=gen) < share
-            times = timing.compare({
-                "gnn": lambda: model.strong(task.x, task.adj),
-                "routed": lambda w=to_weak: model.routed_predict(task.x, task.adj, to_weak=w),
-            }, warmup=1, repeats=cfg.bench_repeats)
-            ratios[f"{share:g}"] = times["routed"].median / times["gnn"].median
-    return ratios
+    shares = {f"{s:g}": torch.rand(task.x.size(0), generator=gen) < s for s in ROUTED_SHARES}
+    return {share: _routed_time_ratio(model, task, cfg, to_weak=w) for share, w in shares.items()}
 
 
 def _run_seed(graph: datasets.Graph, seed: int, cfg: Config, ablate: bool,
