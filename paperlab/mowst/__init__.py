@@ -59,7 +59,8 @@ SYSTEM = System(
         ("seeds", "number of seeds (splits) instead of the size's"),
         ("max_epochs", "training limit: epochs per expert or turn"),
         ("patience", "training limit: early-stopping patience in epochs"),
-        ("max_rounds", "training limit: Mowst's alternating turns"),
+        ("max_rounds", "training limit: Mowst's big epochs (two turns each)"),
+        ("turn_patience", "early-stopping patience of Mowst's turns (default: --patience)"),
     ),
 )
 

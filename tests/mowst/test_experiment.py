@@ -10,7 +10,8 @@ from paperlab.mowst import experiment
 from paperlab.mowst.training import TrainConfig
 
 SUMMARY_KEYS = {"datasets", "mowst_beats_both_experts", "mean_gain_over_gnn_pts",
-                "train_time_ratio_vs_gnn", "routed_inference_time_ratio_vs_gnn"}
+                "train_time_ratio_vs_gnn", "routed_inference_time_ratio_vs_gnn",
+                "short_turns_train_time_ratio_vs_gnn", "short_turns_mean_score_change_pts"}
 
 
 def _on_texas(entry, tmp_path, seed: int = 0, ablate: bool = False):
@@ -29,7 +30,8 @@ def test_run_reports_every_method_and_the_issue_summary_keys(tmp_path) -> None:
     result = _on_texas(experiment.run, tmp_path, seed=2, ablate=True)
     methods = {r["method"] for r in result.results}
     assert {"MLP", "GCN", "SAGE", "Mowst-GCN", "Mowst*-GCN", "Mowst-SAGE", "Mowst*-SAGE",
-            "Mowst-GCN (no pre-training)", "Mowst-GCN (entropy only)"} <= methods
+            "Mowst-GCN (no pre-training)", "Mowst-GCN (entropy only)",
+            "Mowst-GCN (short turns)", "Mowst-SAGE (short turns)"} <= methods
     assert set(result.summary) == SUMMARY_KEYS
     assert all(0 <= r["mean"] <= 100 for r in result.results)
     assert (tmp_path / "mowst_confidence.png").exists()
@@ -45,6 +47,7 @@ def test_bench_reports_ratios_and_the_routing_sweep(tmp_path) -> None:
         paying = [s for s, r in zip(experiment.ROUTED_SHARES, ratios, strict=True) if r <= 1]
         assert row["break_even_share"] == (min(paying) if paying else None)
         assert 0 <= row["messages_saved"] <= 1 and row["mowst_train_ratio"] > 1
+        assert row["mowst_short_turns_train_ratio"] > 1 and 0 <= row["mowst_short_turns_val"] <= 1
     assert result.summary["goal_routed_inference_le_1x"] == (
         result.summary["routed_inference_time_ratio_vs_gnn"] <= 1)
     assert (tmp_path / "mowst_routed_inference.png").exists()
@@ -54,9 +57,10 @@ def test_flags_narrow_the_size():
     from paperlab.mowst.experiment import Config
 
     cfg = Config.full().with_options({"datasets": "cora,texas", "seeds": "2", "patience": "7",
-                                      "max_epochs": None})
+                                      "max_epochs": None, "turn_patience": "3"})
     assert cfg.datasets == ("cora", "texas") and cfg.ablation_datasets == ("cora",)
     assert cfg.bench_datasets == ("cora", "texas")
     assert cfg.seeds == 2 and cfg.ablation_seeds == 2
     assert cfg.train.patience == 7 and cfg.train.max_epochs == Config.full().train.max_epochs
+    assert cfg.train.turn_patience == 3 and cfg.short_turns().turn_patience == 7 // 5
     assert Config.quick().with_options({}) == Config.quick()

@@ -95,6 +95,40 @@ def test_pretrained_mowst_star_does_not_collapse() -> None:
     assert not report.gate_collapsed
 
 
+def test_turn_patience_bounds_the_turns_and_the_reference_default_runs_them_out(task) -> None:
+    # patience >= max_epochs: with the reference setting every turn runs all max_epochs epochs;
+    # a turn patience of 1 stops a turn at its first epoch without a new best.
+    cfg = TrainConfig(max_epochs=40, patience=40, max_rounds=1, round_patience=1)
+    reports = {}
+    for turn_patience in (None, 1):
+        torch.manual_seed(0)
+        model = Mowst(MLP(16, 16, 3), GCN(16, 16, 3), 3)
+        cfg_t = TrainConfig(**{**cfg.__dict__, "turn_patience": turn_patience})
+        reports[turn_patience] = train_mowst(model, task, cfg_t, strong_pretrained=True)
+    assert reports[None].epochs == 2 * 40
+    assert reports[1].epochs < 40
+
+
+def test_each_side_keeps_one_optimiser_across_its_turns(task, monkeypatch) -> None:
+    # As in the reference code: Adam's moments carry over from one turn to the next.
+    import paperlab.mowst.training as training
+
+    made = []
+    real = training._adam
+    monkeypatch.setattr(training, "_adam", lambda params, cfg: made.append(1) or real(params, cfg))
+    cfg = TrainConfig(max_epochs=3, patience=1, max_rounds=3, round_patience=3)
+    report = train_mowst(Mowst(MLP(16, 16, 3), GCN(16, 16, 3), 3), task, cfg,
+                         strong_pretrained=True)
+    assert report.rounds == 3 and len(made) == 2
+
+
+@pytest.mark.parametrize("field, value", [("patience", 0), ("max_epochs", 0),
+                                          ("turn_patience", 0), ("max_rounds", -1)])
+def test_train_config_rejects_limits_below_one(field: str, value: int) -> None:
+    with pytest.raises(ValueError, match=f"{field} must be >= 1"):
+        TrainConfig(**{field: value})
+
+
 def _bad(task: NodeTask, **change) -> dict:
     fields = dict(x=task.x, adj=task.adj, y=task.y, train_idx=task.train_idx,
                   val_idx=task.val_idx, test_idx=task.test_idx, num_classes=task.num_classes)
