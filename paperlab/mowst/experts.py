@@ -209,13 +209,23 @@ class GNN(nn.Module):
             x = self._between_layers(i, conv(x, adj))
         return x
 
-    def forward_at(self, x: Tensor, adj: Tensor, nodes: Tensor) -> LocalOutput:
+    def prepare(self, adj: Tensor, num_nodes: int) -> Tensor:
+        """The CSR ``adj_t [N, N]`` the layers read (GCN: normalised; GAT: with self-loops).
+
+        Serving many small queries, compute it once and pass it to :meth:`forward_at` with
+        ``prepared=True``: :meth:`forward` redoes this O(N + E) step on every call.
+        """
+        return (self.adjacency or as_adj_t)(adj, num_nodes)
+
+    def forward_at(self, x: Tensor, adj: Tensor, nodes: Tensor,
+                   prepared: bool = False) -> LocalOutput:
         """Logits at ``nodes [m]`` (node ids) only: ``forward(x, adj)[nodes]``, layer by layer.
 
         The last layer runs on ``nodes``, the one before on them and their in-neighbours, and
         so on outwards (each layer on a :func:`row_block` of the adjacency), so a node far from
         ``nodes`` costs nothing. A layer whose nodes would be at least ``FULL_LAYER_SHARE`` of
         the graph runs on all of it: slicing and gathering would cost more than they save.
+        ``prepared=True``: ``adj`` is already :meth:`prepare`'s output.
         """
         n = x.size(0)
         if nodes.dim() != 1 or torch.is_floating_point(nodes):
@@ -223,7 +233,7 @@ class GNN(nn.Module):
         if nodes.numel() and (int(nodes.min()) < 0 or int(nodes.max()) >= n):
             raise ValueError(f"nodes has ids in [{int(nodes.min())}, {int(nodes.max())}] but the "
                              f"graph has {n} nodes (valid: 0..{n - 1})")
-        adj_t = (self.adjacency or as_adj_t)(adj, n)
+        adj_t = adj if prepared else self.prepare(adj, n)
         wide = FULL_LAYER_SHARE * n  # a layer needing this many nodes runs on all of them
         blocks, frontiers = [], [torch.arange(n) if nodes.numel() >= wide else nodes.sort().values]
         for _ in self.convs:

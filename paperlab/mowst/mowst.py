@@ -110,9 +110,9 @@ class MowstOutput(NamedTuple):
 
 
 class RoutedPrediction(NamedTuple):
-    """Class probabilities ``[N, C]`` of routed inference and what it cost.
+    """Class probabilities ``[m, C]`` of routed inference at ``m`` query nodes and what it cost.
 
-    ``to_weak [N]`` marks nodes answered by the MLP; the GNN read the features of
+    ``to_weak [m]`` marks nodes answered by the MLP; the GNN read the features of
     ``nodes_computed`` nodes and computed ``messages_computed`` messages (edges summed over its
     layers) of the ``messages_full`` a full-graph pass computes.
     """
@@ -270,22 +270,29 @@ class Mowst(nn.Module):
         return c * weak + (1 - c) * strong
 
     @torch.no_grad()
-    def routed_predict(self, x: Tensor, adj: Tensor, to_weak: Tensor | None = None,
-                       generator: torch.Generator | None = None,
-                       hops: int | None = None) -> RoutedPrediction:
+    def routed_predict(self, x: Tensor, adj: Tensor, nodes: Tensor | None = None,
+                       to_weak: Tensor | None = None, generator: torch.Generator | None = None,
+                       hops: int | None = None, prepared: bool = False) -> RoutedPrediction:
         """Mowst's random-gating inference, running the GNN only where it is used.
 
-        Each node goes to the MLP with probability ``C_v`` (or as ``to_weak [N]`` says); the GNN
-        then computes its output at the other nodes only, which equals the full-graph output
+        Each query node goes to the MLP with probability ``C_v`` (or as ``to_weak`` says); the
+        GNN then computes its output at the other nodes only, which equals the full-graph output
         there: layer by layer when the strong expert has ``forward_at`` (the ready-made GNNs,
         :meth:`~paperlab.mowst.experts.GNN.forward_at`), else by running it on the
         :func:`receptive_field` subgraph.
 
         Args:
+            nodes: query node ids ``[m]`` (default: every node, ``m = N``); the MLP and the gate
+                then run on these nodes only -- online serving of a few nodes at a time.
+            to_weak: ``[m]`` bool, forces the routing instead of drawing it from ``C``.
             hops: receptive-field depth for a strong expert without ``forward_at``; default its
                 ``receptive_hops``.
+            prepared: ``adj`` is the strong expert's ``prepare(adj, N)`` output, computed once
+                for many queries (layer-wise experts only).
         """
         layerwise = hasattr(self.strong, "forward_at")
+        if prepared and not layerwise:
+            raise ValueError("prepared=True needs a strong expert with forward_at")
         if not layerwise and hops is None:
             hops = getattr(self.strong, "receptive_hops", None)
             if hops is None:
@@ -294,22 +301,36 @@ class Mowst(nn.Module):
         was_training = self.training
         self.eval()
         n = x.size(0)
-        weak_logits = self.weak(x)
+        if nodes is None:
+            nodes, xq = torch.arange(n), x
+        else:
+            if nodes.dim() != 1 or torch.is_floating_point(nodes):
+                raise ValueError(f"nodes must be a 1-D tensor of node ids, got "
+                                 f"{tuple(nodes.shape)}")
+            if nodes.numel() and (int(nodes.min()) < 0 or int(nodes.max()) >= n):
+                raise ValueError(f"nodes has ids in [{int(nodes.min())}, {int(nodes.max())}] but"
+                                 f" the graph has {n} nodes (valid: 0..{n - 1})")
+            xq = x.index_select(0, nodes)
+        weak_logits = self.weak(xq)
         if to_weak is None:
-            c = self.confidence(weak_logits, x)
-            to_weak = torch.rand(n, generator=generator) < c
+            c = self.confidence(weak_logits, xq)
+            to_weak = torch.rand(nodes.numel(), generator=generator) < c
+        elif to_weak.shape != nodes.shape:
+            raise ValueError(f"to_weak must be [{nodes.numel()}] (one flag per query node), got "
+                             f"{tuple(to_weak.shape)}")
         proba = torch.softmax(weak_logits, -1)
-        seeds = (~to_weak).nonzero().squeeze(-1)
+        rows = (~to_weak).nonzero().squeeze(-1)  # positions of the queries the GNN answers
+        seeds = nodes[rows]
         num_edges = adj.values().numel() if adj.layout == torch.sparse_csr else adj.size(1)
         nodes_computed = messages = 0
         full = (hops or 1) * num_edges
         if seeds.numel() and layerwise:
-            local = self.strong.forward_at(x, adj, seeds)
+            local = self.strong.forward_at(x, adj, seeds, prepared=prepared)
             nodes_computed, messages, full = local.nodes_read, local.messages, local.messages_full
-            proba[seeds] = torch.softmax(local.logits, -1)
+            proba[rows] = torch.softmax(local.logits, -1)
         elif seeds.numel():
-            nodes, sub_adj, pos, kept = receptive_field(adj, seeds, hops, n)
-            nodes_computed, messages = nodes.numel(), hops * kept
-            proba[seeds] = torch.softmax(self.strong(x[nodes], sub_adj)[pos], -1)
+            field, sub_adj, pos, kept = receptive_field(adj, seeds, hops, n)
+            nodes_computed, messages = field.numel(), hops * kept
+            proba[rows] = torch.softmax(self.strong(x[field], sub_adj)[pos], -1)
         self.train(was_training)
         return RoutedPrediction(proba, to_weak, nodes_computed, messages, full)

@@ -213,6 +213,37 @@ def test_forward_at_rejects_bad_node_ids(task) -> None:
         gnn.forward_at(task.x, task.adj, torch.zeros(2, 2, dtype=torch.long))
 
 
+@pytest.mark.parametrize("strong", [GCN, GAT])
+def test_query_nodes_with_a_prepared_graph_match_the_whole_graph_answer(strong) -> None:
+    # Online serving: a few query nodes at a time, the adjacency normalised once (GCN) or given
+    # its self-loops once (GAT); answers equal the whole-graph routed prediction at those nodes.
+    task = make_task(n=150)
+    torch.manual_seed(2)
+    model = _mowst(task, strong=strong).eval()
+    to_weak = torch.rand(150) < 0.5
+    whole = model.routed_predict(task.x, task.adj, to_weak=to_weak)
+    ready = model.strong.prepare(task.adj, 150)
+    queries = torch.tensor([7, 3, 120, 3, 64])
+    for prepared, adj in ((False, task.adj), (True, ready)):
+        routed = model.routed_predict(task.x, adj, nodes=queries, to_weak=to_weak[queries],
+                                      prepared=prepared)
+        assert torch.allclose(routed.proba, whole.proba[queries], atol=1e-5)
+    one = model.routed_predict(task.x, ready, nodes=torch.tensor([7]), prepared=True,
+                               generator=torch.Generator().manual_seed(0))
+    assert one.proba.shape == (1, 3) and one.to_weak.shape == (1,)
+
+
+def test_query_nodes_are_validated(task) -> None:
+    model = _mowst(task).eval()
+    with pytest.raises(ValueError, match="200 nodes"):
+        model.routed_predict(task.x, task.adj, nodes=torch.tensor([5, 200]))
+    with pytest.raises(ValueError, match="1-D"):
+        model.routed_predict(task.x, task.adj, nodes=torch.tensor([[1.0]]))
+    with pytest.raises(ValueError, match=r"to_weak must be \[2\]"):
+        model.routed_predict(task.x, task.adj, nodes=torch.tensor([1, 2]),
+                             to_weak=torch.ones(200, dtype=torch.bool))
+
+
 def test_routing_far_from_seeds_saves_messages() -> None:
     task = make_task(n=150)
     model = _mowst(task, strong=GraphSAGE).eval()
@@ -234,6 +265,8 @@ def test_routed_inference_needs_hops_for_a_foreign_strong_expert(task) -> None:
     model = Mowst(MLP(task.x.size(1), 8, task.num_classes), Foreign(), task.num_classes)
     with pytest.raises(ValueError, match="hops"):
         model.routed_predict(task.x, task.adj)
+    with pytest.raises(ValueError, match="prepared=True needs"):
+        model.routed_predict(task.x, task.adj, hops=1, prepared=True)
     assert model.routed_predict(task.x, task.adj, hops=1).proba.shape == (200, 3)
 
 
