@@ -48,8 +48,11 @@ def test_bench_reports_ratios_and_the_routing_sweep(tmp_path) -> None:
         assert row["break_even_share"] == (min(paying) if paying else None)
         assert 0 <= row["messages_saved"] <= 1 and row["mowst_train_ratio"] > 1
         assert row["mowst_short_turns_train_ratio"] > 1 and 0 <= row["mowst_short_turns_val"] <= 1
+        assert row["query_routed_inference_ratio"] > 0 and 0 <= row["query_routed_to_mlp"] <= 1
     assert result.summary["goal_routed_inference_le_1x"] == (
         result.summary["routed_inference_time_ratio_vs_gnn"] <= 1)
+    assert result.summary["goal_routed_inference_le_1x_per_query"] == (
+        result.summary["query_routed_inference_time_ratio_vs_gnn"] <= 1)
     assert (tmp_path / "mowst_routed_inference.png").exists()
 
 
