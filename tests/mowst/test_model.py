@@ -180,6 +180,17 @@ def test_row_block_keeps_the_rows_edges_over_sorted_sources() -> None:
     assert full is adj_t and every.tolist() == list(range(n))
 
 
+@pytest.mark.parametrize("m", [1, 3, 40, 150])  # few rows sort their ids, many mark flags
+def test_row_block_equals_dense_slicing(task, m: int) -> None:
+    adj_t = gcn_adjacency(task.adj, 200)
+    rows = torch.randperm(200, generator=torch.Generator().manual_seed(m))[:m].sort().values
+    block, sources = row_block(adj_t, rows)
+    dense = adj_t.to_dense()
+    expected = torch.unique(torch.cat([rows, dense[rows].nonzero()[:, 1]]))
+    assert torch.equal(sources, expected)
+    assert torch.equal(block.to_dense(), dense[rows][:, sources])
+
+
 def test_gcn_adjacency_matches_pyg_gcn_norm(task) -> None:
     from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
