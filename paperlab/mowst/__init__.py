@@ -26,6 +26,7 @@ from paperlab.mowst.mowst import (
     MowstOutput,
     RoutedPrediction,
     check_graph,
+    check_node_ids,
     dispersion,
     dispersion_entropy,
     dispersion_variance,
@@ -67,7 +68,8 @@ SYSTEM = System(
 __all__ = [
     "GAT", "GCN", "GIN", "GNN", "MLP", "STRONG_EXPERTS", "GraphSAGE", "LocalOutput", "as_adj_t",
     "gcn_adjacency", "row_block", "with_self_loops", "ConfidenceGate", "Mowst",
-    "MowstOutput", "RoutedPrediction", "check_graph", "dispersion", "dispersion_entropy",
+    "MowstOutput", "RoutedPrediction", "check_graph", "check_node_ids", "dispersion",
+    "dispersion_entropy",
     "dispersion_variance", "receptive_field", "MowstReport", "NodeTask", "TrainConfig",
     "TrainReport", "evaluate", "gate_collapsed", "mowst_loss", "mowst_star_loss",
     "random_gating_scores", "roc_auc", "train_expert", "train_mowst", "train_mowst_star", "SYSTEM",

@@ -23,6 +23,8 @@ from torch import Tensor, nn
 from torch_geometric.nn import GATConv, GCNConv, GINConv, SAGEConv
 from torch_geometric.utils import to_torch_csr_tensor
 
+from paperlab.mowst.mowst import check_node_ids
+
 
 class MLP(nn.Module):
     """The weak expert: an MLP on each node's own features.
@@ -232,11 +234,7 @@ class GNN(nn.Module):
         ``prepared=True``: ``adj`` is already :meth:`prepare`'s output.
         """
         n = x.size(0)
-        if nodes.dim() != 1 or torch.is_floating_point(nodes):
-            raise ValueError(f"nodes must be a 1-D tensor of node ids, got {tuple(nodes.shape)}")
-        if nodes.numel() and (int(nodes.min()) < 0 or int(nodes.max()) >= n):
-            raise ValueError(f"nodes has ids in [{int(nodes.min())}, {int(nodes.max())}] but the "
-                             f"graph has {n} nodes (valid: 0..{n - 1})")
+        check_node_ids(nodes, n)
         adj_t = adj if prepared else self.prepare(adj, n)
         wide = FULL_LAYER_SHARE * n  # a layer needing this many nodes runs on all of them
         blocks, frontiers = [], [torch.arange(n) if nodes.numel() >= wide else nodes.sort().values]

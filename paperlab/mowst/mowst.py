@@ -164,6 +164,15 @@ def check_graph(x: Tensor, adj: Tensor, y: Tensor | None = None,
                              f"[{int(y.min())}, {int(y.max())}]")
 
 
+def check_node_ids(nodes: Tensor, num_nodes: int) -> None:
+    """Raise ``ValueError`` unless ``nodes`` is a 1-D integer tensor of ids in [0, num_nodes)."""
+    if nodes.dim() != 1 or torch.is_floating_point(nodes):
+        raise ValueError(f"nodes must be a 1-D tensor of node ids, got {tuple(nodes.shape)}")
+    if nodes.numel() and (int(nodes.min()) < 0 or int(nodes.max()) >= num_nodes):
+        raise ValueError(f"nodes has ids in [{int(nodes.min())}, {int(nodes.max())}] but the "
+                         f"graph has {num_nodes} nodes (valid: 0..{num_nodes - 1})")
+
+
 def _edges(adj: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
     """(source, target, values) of an ``edge_index`` or a CSR ``adj_t`` (rows = targets)."""
     if adj.layout == torch.sparse_csr:
@@ -305,12 +314,7 @@ class Mowst(nn.Module):
         if nodes is None:
             nodes, xq = torch.arange(n), x
         else:
-            if nodes.dim() != 1 or torch.is_floating_point(nodes):
-                raise ValueError(f"nodes must be a 1-D tensor of node ids, got "
-                                 f"{tuple(nodes.shape)}")
-            if nodes.numel() and (int(nodes.min()) < 0 or int(nodes.max()) >= n):
-                raise ValueError(f"nodes has ids in [{int(nodes.min())}, {int(nodes.max())}] but"
-                                 f" the graph has {n} nodes (valid: 0..{n - 1})")
+            check_node_ids(nodes, n)
             xq = x.index_select(0, nodes)
         weak_logits = self.weak(xq)
         if to_weak is None:
