@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import GATConv, GCNConv, GINConv, SAGEConv
 from torch_geometric.utils import to_torch_csr_tensor
 
-from paperlab.mowst.mowst import check_node_ids
+from paperlab.mowst.mowst import _row_of_each_entry, check_node_ids
 
 
 class MLP(nn.Module):
@@ -65,12 +65,6 @@ def as_adj_t(adj: Tensor, num_nodes: int) -> Tensor:
     if adj.layout == torch.sparse_csr:
         return adj
     return to_torch_csr_tensor(adj.flip(0), size=(num_nodes, num_nodes))
-
-
-def _row_of_each_entry(adj_t: Tensor) -> Tensor:
-    """The row (target) id of every stored entry of a CSR ``adj_t``, in storage order."""
-    crow = adj_t.crow_indices()
-    return torch.repeat_interleave(torch.arange(crow.numel() - 1), crow.diff())
 
 
 def with_self_loops(adj: Tensor, num_nodes: int) -> Tensor:

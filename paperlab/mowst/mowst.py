@@ -173,12 +173,16 @@ def check_node_ids(nodes: Tensor, num_nodes: int) -> None:
                          f"graph has {num_nodes} nodes (valid: 0..{num_nodes - 1})")
 
 
+def _row_of_each_entry(adj_t: Tensor) -> Tensor:
+    """The row (target) id of every stored entry of a CSR ``adj_t``, in storage order."""
+    crow = adj_t.crow_indices()
+    return torch.repeat_interleave(torch.arange(crow.numel() - 1), crow.diff())
+
+
 def _edges(adj: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
     """(source, target, values) of an ``edge_index`` or a CSR ``adj_t`` (rows = targets)."""
     if adj.layout == torch.sparse_csr:
-        crow = adj.crow_indices()
-        target = torch.repeat_interleave(torch.arange(crow.numel() - 1), crow.diff())
-        return adj.col_indices(), target, adj.values()
+        return adj.col_indices(), _row_of_each_entry(adj), adj.values()
     return adj[0], adj[1], None
 
 
