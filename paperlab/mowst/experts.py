@@ -55,7 +55,9 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor, adj: object = None) -> Tensor:
         """``x [N, F]`` -> logits ``[N, C]``; ``adj`` is ignored (a drop-in for a GNN)."""
-        for lin, norm in zip(self.lins[:-1], self.norms, strict=True):
+        # zip over the ModuleLists, not self.lins[:-1]: slicing builds a new ModuleList, 11 us
+        # of a 60 us single-node forward when serving one query at a time
+        for lin, norm in zip(self.lins, self.norms, strict=False):
             x = nn.functional.dropout(torch.relu(norm(lin(x))), self.dropout, self.training)
         return self.lins[-1](x)
 

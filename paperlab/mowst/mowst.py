@@ -36,9 +36,8 @@ def dispersion_variance(proba: Tensor) -> Tensor:
 
 def dispersion_entropy(proba: Tensor) -> Tensor:
     """``1 - H(p) / log n`` per row of ``proba [N, n]``, in [0, 1]. Uniform -> 0, one-hot -> 1."""
-    n = proba.size(-1)
-    entropy = -(proba * proba.clamp_min(1e-12).log()).sum(dim=-1)
-    return (1.0 - entropy / math.log(n)).clamp(0.0, 1.0)
+    entropy = torch.special.entr(proba).sum(dim=-1)  # entr(p) = -p log p, 0 at p = 0
+    return (1.0 - entropy / math.log(proba.size(-1))).clamp(0.0, 1.0)
 
 
 def dispersion(proba: Tensor, kind: str = "variance+entropy") -> Tensor:
