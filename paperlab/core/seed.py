@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import random
@@ -32,6 +33,19 @@ def seed_everything(seed: int, deterministic: bool = True) -> np.random.Generato
             if hasattr(torch.backends, "cudnn"):
                 torch.backends.cudnn.benchmark = False
     return np.random.default_rng(seed)
+
+
+def derive_seed(seed: int, *keys: str) -> int:
+    """A seed in ``[0, 2**31)`` for the part of an experiment named by ``keys``, stable across
+    processes and Python versions (not ``hash()``, which is salted per process).
+
+    Seeding each method of an experiment with its own derived seed keeps its result independent
+    of which methods ran before it in the same process.
+    """
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    digest = hashlib.blake2b("\x1f".join((str(seed), *keys)).encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "little") >> 1
 
 
 @contextmanager

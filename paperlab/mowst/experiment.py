@@ -27,7 +27,7 @@ import torch
 from paperlab.core import plots, timing
 from paperlab.core.progress import track
 from paperlab.core.results import Result, RunContext
-from paperlab.core.seed import seed_everything
+from paperlab.core.seed import derive_seed, seed_everything
 from paperlab.mowst import datasets
 from paperlab.mowst.experts import MLP, STRONG_EXPERTS
 from paperlab.mowst.mowst import Mowst, MowstOutput
@@ -176,22 +176,31 @@ def _query_serving(model: Mowst, task: NodeTask, cfg: Config, seed: int) -> dict
 
 def _run_seed(graph: datasets.Graph, seed: int, cfg: Config, ablate: bool,
               confidences: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    """Every method on one split; one record per method with its test score and costs."""
-    seed_everything(seed)
+    """Every method on one split; one record per method with its test score and costs.
+
+    Each method starts from its own seed (:func:`~paperlab.core.seed.derive_seed` of the seed
+    and its name), so its result does not depend on which methods ran before it.
+    """
     task = _task(graph, seed)
-    gen = torch.Generator().manual_seed(seed)
     records = []
+
+    def start(method: str) -> torch.Generator:
+        """Seed everything for ``method``; its own generator for the random-gating draws."""
+        seed_everything(derive_seed(seed, method))
+        return torch.Generator().manual_seed(derive_seed(seed, method, "draws"))
 
     def add(method: str, value: float, **extra: Any) -> None:
         records.append({"dataset": graph.name, "method": method, "seed": seed, "score": value,
                         **extra})
 
+    start("MLP")
     mlp = _mlp(graph, cfg)
     rep = train_expert(mlp, task, cfg.train, uses_graph=False)
     add("MLP", _test_score(mlp, task, False), ms_per_epoch=rep.ms_per_epoch,
         train_s=rep.seconds)
     for backbone in BACKBONES:
         name = NAMES[backbone]
+        start(name)
         gnn = _gnn(backbone, graph, cfg)
         gnn_rep = train_expert(gnn, task, cfg.train)
         add(name, _test_score(gnn, task, True), ms_per_epoch=gnn_rep.ms_per_epoch,
@@ -205,6 +214,7 @@ def _run_seed(graph: datasets.Graph, seed: int, cfg: Config, ablate: bool,
                          (f"Mowst-{name} (entropy only)", "entropy", train_mowst, cfg.train)]
         for method, disp, trainer, train_cfg in variants:
             # The trained GNN above is the pre-training: Mowst starts from a copy of it.
+            gen = start(method)
             model = Mowst(_mlp(graph, cfg), copy.deepcopy(gnn), graph.num_classes, disp)
             rep = trainer(model, task, train_cfg, strong_pretrained=True)
             ev = evaluate(model, task, task.test_idx, cfg.draws, gen)
@@ -223,6 +233,7 @@ def _run_seed(graph: datasets.Graph, seed: int, cfg: Config, ablate: bool,
             else:
                 add(method, ev["deterministic"], **extra)
         if ablate and backbone == "gcn":
+            gen = start(f"Mowst-{name} (no pre-training)")
             model = Mowst(_mlp(graph, cfg), _gnn(backbone, graph, cfg), graph.num_classes)
             rep = train_mowst(model, task, cfg.train, pretrain_strong=False)
             ev = evaluate(model, task, task.test_idx, cfg.draws, gen)

@@ -67,3 +67,13 @@ def test_flags_narrow_the_size():
     assert cfg.train.patience == 7 and cfg.train.max_epochs == Config.full().train.max_epochs
     assert cfg.train.turn_patience == 3 and cfg.short_turns().turn_patience == 7 // 5
     assert Config.quick().with_options({}) == Config.quick()
+
+
+def test_a_baseline_does_not_depend_on_the_methods_run_before_it(tmp_path) -> None:
+    # the ablation adds GCN-based variants that train before SAGE: SAGE must not move
+    with_ablation = _on_texas(experiment.run, tmp_path, ablate=True).results
+    without = _on_texas(experiment.run, tmp_path, ablate=False).results
+    score = {r["method"]: r["mean"] for r in without}
+    for row in with_ablation:
+        if row["method"] in ("MLP", "GCN", "SAGE", "Mowst-SAGE", "Mowst*-SAGE"):
+            assert row["mean"] == score[row["method"]], row["method"]
