@@ -36,7 +36,8 @@ def dispersion_variance(proba: Tensor) -> Tensor:
 
 def dispersion_entropy(proba: Tensor) -> Tensor:
     """``1 - H(p) / log n`` per row of ``proba [N, n]``, in [0, 1]. Uniform -> 0, one-hot -> 1."""
-    entropy = torch.special.entr(proba).sum(dim=-1)  # entr(p) = -p log p, 0 at p = 0
+    # entr(p) = -p log p; the clamp keeps its gradient finite at p = 0 for callers who need one
+    entropy = torch.special.entr(proba.clamp_min(1e-12)).sum(dim=-1)
     return (1.0 - entropy / math.log(proba.size(-1))).clamp(0.0, 1.0)
 
 

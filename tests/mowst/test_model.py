@@ -55,6 +55,12 @@ def test_dispersion_in_unit_interval_with_known_extremes(n: int, seed: int) -> N
     assert torch.allclose(dispersion(onehot), torch.ones(1, 2), atol=1e-5)
 
 
+def test_dispersion_has_a_finite_gradient_at_a_one_hot_prediction() -> None:
+    proba = torch.tensor([[1.0, 0.0, 0.0]], requires_grad=True)
+    dispersion(proba).sum().backward()
+    assert torch.isfinite(proba.grad).all()
+
+
 def test_dispersion_grows_as_prediction_sharpens_towards_one_class() -> None:
     t = torch.linspace(0, 1, 21)[:, None]
     n = 5
