@@ -55,15 +55,25 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; for ``run``/``bench`` of a system that declares ``options``, with its flags."""
+    system = _named_system(argv or [])
+    return _make_parser(system.options if system is not None else (), add_help=True)
+
+
+def _make_parser(
+    options: Sequence[registry.Option], add_help: bool
+) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="paperlab",
+        add_help=add_help,
         description="Eleven machine-learning papers as tested APIs: run a paper's headline "
         "comparison on real data, or benchmark a system against its peer.",
         epilog="Examples: 'paperlab list', 'paperlab run mowst --quick', "
+        "'paperlab run mowst --help' (the system's own options), "
         "'paperlab reproduce --quick', 'paperlab bench softmax'.",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sub.add_parser("list", help="systems, their papers, and which are implemented")
+    sub.add_parser("list", help="systems, their papers, and which are implemented",
+                   add_help=add_help)
 
     commands = {
         "run": (
@@ -82,43 +92,54 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
             "write OUT/SYSTEM.bench.json.",
         ),
     }
-    subparsers = {}
     for command, (short, long) in commands.items():
-        p = subparsers[command] = sub.add_parser(command, help=short, description=long)
+        p = sub.add_parser(command, help=short, description=long, add_help=add_help)
         if command == "reproduce":
             p.add_argument("systems", nargs="*", help="systems to run (default: all implemented)")
         else:
             p.add_argument("system", help="system name (see 'paperlab list')")
         _common(p)
-    command, name = _named_system(argv or [])
-    for flag, help_text in _system_options(name):
-        subparsers[command].add_argument(
-            f"--{flag.replace('_', '-')}", dest=f"option_{flag}", metavar=flag.upper(),
-            help=help_text,
-        )
+        if command != "reproduce" and options:
+            group = p.add_argument_group("options of this system")
+            for option in options:
+                group.add_argument(
+                    option.flag, dest=f"option_{option.name}", default=None,
+                    metavar=option.metavar or option.name.upper(), help=option.help,
+                    type=_option_type(option),
+                )
     return parser
 
 
-def _named_system(argv: Sequence[str]) -> tuple[str, str | None]:
-    """``(command, SYSTEM)`` of a ``run``/``bench`` command line, before full parsing."""
+def _option_type(option: registry.Option) -> Any:
+    """argparse ``type=`` for an option: its parser, with errors as one-line usage errors."""
+
+    def convert(text: str) -> Any:
+        try:
+            return option.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = option.name  # argparse names the converter in some messages
+    return convert
+
+
+def _named_system(argv: Sequence[str]) -> registry.System | None:
+    """The system a ``run``/``bench`` command line names, found before full parsing.
+
+    Parsed with the same parser (no system options, no ``--help``), so which flags take a
+    value is known in one place only. An unknown or unbuilt system is reported, in one line,
+    when the command runs.
+    """
     if not argv or argv[0] not in ("run", "bench"):
-        return "", None
-    tokens = iter(argv[1:])
-    for token in tokens:
-        if token in ("--seed", "--out", "--data-root"):
-            next(tokens, None)  # skip the flag's value
-        elif not token.startswith("-"):
-            return argv[0], token
-    return argv[0], None
-
-
-def _system_options(name: str | None) -> tuple[tuple[str, str], ...]:
-    if name is None:
-        return ()
+        return None
     try:
-        return registry.get(name).options
-    except LookupError:  # reported, in one line, when the command runs
-        return ()
+        known, _ = _make_parser((), add_help=False).parse_known_args(argv)
+    except SystemExit:  # e.g. no system named yet: the full parse reports it
+        return None
+    try:
+        return registry.get(known.system)
+    except LookupError:
+        return None
 
 
 def _context(args: argparse.Namespace, name: str) -> results.RunContext:
@@ -180,8 +201,11 @@ def cmd_list(_: argparse.Namespace) -> int:
     table.add_column("paper")
     table.add_column("implemented")
     for name in registry.names():
-        title = registry.CATALOGUE.get(name, "(registered)")
-        table.add_row(name, title, "yes" if registry.is_implemented(name) else "not yet")
+        try:
+            title, built = registry.get(name).paper, "yes"
+        except registry.NotImplementedSystemError:
+            title, built = "(planned)", "not yet"
+        table.add_row(name, title, built)
     console.print(table)
     return 0
 
@@ -204,7 +228,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             registry.get(name)  # unknown / not implemented: one-line usage error up front
         todo = list(args.systems)
     else:
-        todo = [n for n in registry.CATALOGUE if registry.is_implemented(n)]
+        todo = [n for n in registry.PACKAGES if registry.is_implemented(n)]
     outcomes = []
     for name in todo:
         console.rule(f"[bold]{name}")

@@ -1,8 +1,8 @@
-"""The catalogue of systems and the registry a system joins with a few lines.
+"""The registry: which packages are systems, and the declaration a system joins with.
 
-A system's ``__init__.py`` declares::
+A system's ``__init__.py`` declares, without importing anything heavy::
 
-    from paperlab.core.registry import System
+    from paperlab.core.registry import Option, System
 
     SYSTEM = System(
         name="mowst",
@@ -10,44 +10,108 @@ A system's ``__init__.py`` declares::
         claim="A confidence-gated MLP+GNN mixture beats both experts ...",
         run="paperlab.mowst.experiment:run",
         bench="paperlab.mowst.experiment:bench",
+        options=(Option("seeds", int, "number of seeds (splits)", min=1),),
     )
 
-``run`` and ``bench`` are ``"module:function"`` strings so that listing systems imports
-nothing heavy; each function takes a :class:`~paperlab.core.results.RunContext` and returns
-a :class:`~paperlab.core.results.Result`.
+``run`` and ``bench`` are ``"module:function"`` strings so that listing systems, or showing
+``paperlab run SYSTEM --help``, imports nothing heavy; each function takes a
+:class:`~paperlab.core.results.RunContext` (and an optional ``config`` override) and returns a
+:class:`~paperlab.core.results.Result`. Each system owns its paper title and claim; this module
+keeps only the names of the packages it may import.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-# The eleven papers, in the order of the README. A system is "implemented" once its
-# package ``paperlab.<name>`` exists and declares ``SYSTEM``.
-CATALOGUE: dict[str, str] = {
-    "mowst": "Mixture of Weak & Strong Experts on Graphs",
-    "splitwise": "Splitwise: Efficient Generative LLM Inference Using Phase Splitting",
-    "entropic_student": "Supervised Compression for Resource-Constrained Edge Computing Systems",
-    "splitquant": "SplitQuant: Layer Splitting for Low-Bit Neural Network Quantization",
-    "diffrate": "DiffRate: Differentiable Compression Rate for Efficient Vision Transformers",
-    "hierarchy": "When Does Bottom-up Beat Top-down in Hierarchical Community Detection?",
-    "fourier_head": "Fourier Head: Helping LLMs Learn Complex Probability Distributions",
-    "softmax": "The Two-Pass Softmax Algorithm",
-    "pitome": "Accelerating Transformers with Spectrum-Preserving Token Merging (PiToMe)",
-    "zloss": "The Z-loss: a Shift and Scale Invariant Classification Loss",
-    "alp": "ALP: Data Augmentation Using Lexicalized PCFGs for Few-Shot Text Classification",
-}
+# The eleven systems, in the order of the README: the packages ``paperlab.<name>`` the registry
+# may import. A system is "implemented" once its package exists and declares ``SYSTEM``.
+PACKAGES: tuple[str, ...] = (
+    "mowst",
+    "splitwise",
+    "entropic_student",
+    "splitquant",
+    "diffrate",
+    "hierarchy",
+    "fourier_head",
+    "softmax",
+    "pitome",
+    "zloss",
+    "alp",
+)
 
 
 class UnknownSystemError(LookupError):
-    """Raised for a system name that is neither in the catalogue nor registered."""
+    """Raised for a system name that is neither a known package nor registered."""
 
 
 class NotImplementedSystemError(LookupError):
-    """Raised for a catalogued system whose package does not exist yet."""
+    """Raised for a known system whose package does not exist yet."""
+
+
+def comma_list(text: str) -> tuple[str, ...]:
+    """Parse ``"a,b,c"`` into ``("a", "b", "c")``; empty items are an error."""
+    items = tuple(part.strip() for part in text.split(","))
+    if not all(items):
+        raise ValueError(f"expected a comma-separated list without empty items, got {text!r}")
+    return items
+
+
+_TYPE_WORDS: dict[Any, str] = {int: "an integer", float: "a number", str: "text", Path: "a path"}
+
+
+@dataclass(frozen=True)
+class Option:
+    """A command-line option of a system's ``run``/``bench``: ``--name VALUE``.
+
+    Attributes:
+        name: Python name (``max_epochs``); the flag is ``--max-epochs``. When it equals a field
+            of the experiment's ``Config`` the value replaces that field (see
+            :func:`paperlab.core.config.resolve_config`).
+        type: converter from the command-line text: ``int``, ``float``, ``str``, ``Path`` or any
+            callable that raises ``ValueError`` on bad text (e.g. :func:`comma_list`).
+        help: one line for ``--help``.
+        min, max: inclusive bounds for numbers (``None``: unbounded).
+        choices: the allowed values, if only some are.
+        metavar: placeholder shown in ``--help`` (default: the upper-cased name).
+    """
+
+    name: str
+    type: Callable[[str], Any] = str
+    help: str = ""
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[Any, ...] | None = None
+    metavar: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def parse(self, text: str) -> Any:
+        """Convert and validate ``text``; raise ``ValueError`` with a one-line reason."""
+        try:
+            value = self.type(text)
+        except (TypeError, ValueError) as exc:
+            expected = _TYPE_WORDS.get(self.type, getattr(self.type, "__name__", "a value"))
+            detail = "" if self.type in _TYPE_WORDS else f" ({exc})"
+            raise ValueError(f"{self.flag} expects {expected}, got {text!r}{detail}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{self.flag} expects a finite number, got {text!r}")
+        if self.min is not None and value < self.min:
+            raise ValueError(f"{self.flag} must be >= {self.min:g}, got {text}")
+        if self.max is not None and value > self.max:
+            raise ValueError(f"{self.flag} must be <= {self.max:g}, got {text}")
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(str(c) for c in self.choices)
+            raise ValueError(f"{self.flag} must be one of {allowed}, got {text!r}")
+        return value
 
 
 @dataclass(frozen=True)
@@ -57,12 +121,11 @@ class System:
     Attributes:
         name: package name under ``paperlab`` (also the results file stem).
         paper: paper title and venue, one line.
-        claim: the paper's headline claim, one line (REPORT.md puts it beside our numbers).
-        run: ``"module:function"`` of the reproduction, ``f(ctx) -> Result``.
+        claim: the paper's headline claim, one line.
+        run: ``"module:function"`` of the reproduction, ``f(ctx, config=None) -> Result``.
         bench: ``"module:function"`` of the peer benchmark, or ``None``.
-        options: extra ``--flag VALUE`` options of this system's ``run``/``bench`` as
-            ``(flag, help)`` pairs, e.g. ``(("reference", "path to a peer checkout"),)``;
-            the values reach the system as ``ctx.options["reference"]`` (``None`` if unset).
+        options: the system's own typed command-line options; their parsed values reach
+            ``run``/``bench`` as ``ctx.options[name]`` (``None`` when unset).
     """
 
     name: str
@@ -70,9 +133,14 @@ class System:
     claim: str
     run: str
     bench: str | None = None
-    options: tuple[tuple[str, str], ...] = ()
+    options: Sequence[Option] = ()
 
-    def load(self, which: str = "run") -> Callable[[Any], Any]:
+    def __post_init__(self) -> None:
+        for option in self.options:
+            if not isinstance(option, Option):
+                raise TypeError(f"{self.name}: options must be Option(...), got {option!r}")
+
+    def load(self, which: str = "run") -> Callable[..., Any]:
         """Import and return the ``run`` or ``bench`` function."""
         target = self.run if which == "run" else self.bench
         if target is None:
@@ -98,20 +166,20 @@ def is_implemented(name: str) -> bool:
 
 
 def names() -> list[str]:
-    """Catalogued names followed by any extra registered ones."""
-    return list(CATALOGUE) + [n for n in _REGISTERED if n not in CATALOGUE]
+    """The project's systems followed by any extra registered ones."""
+    return list(PACKAGES) + [n for n in _REGISTERED if n not in PACKAGES]
 
 
 def get(name: str) -> System:
-    """Find a system by name.
+    """Find a system by name (imports only its light ``__init__``).
 
     Raises:
         UnknownSystemError: the name is not a system at all.
-        NotImplementedSystemError: the name is catalogued but not built yet.
+        NotImplementedSystemError: the name is a planned system not built yet.
     """
     if name in _REGISTERED:
         return _REGISTERED[name]
-    if name not in CATALOGUE:
+    if name not in PACKAGES:
         known = ", ".join(names())
         raise UnknownSystemError(f"unknown system '{name}'; known systems: {known}")
     if not is_implemented(name):

@@ -44,7 +44,8 @@ class RunContext:
         seed: base seed; experiments over several seeds use ``seed, seed+1, ...``.
         out_dir: folder for ``<system>.json``, ``.md`` and ``<system>*.png``.
         data_root: explicit ``--data-root`` or ``None`` (then the usual search order).
-        options: values of the system's own flags (``System.options``), ``None`` when unset.
+        options: parsed values of the system's typed options (``System.options``), ``None``
+            when unset.
     """
 
     system: str
@@ -52,7 +53,7 @@ class RunContext:
     seed: int = 0
     out_dir: Path = Path("results")
     data_root: Path | None = None
-    options: dict[str, str | None] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
     def plot_path(self, name: str) -> Path:
         """``<out_dir>/<system>_<name>.png`` (the folder is created)."""

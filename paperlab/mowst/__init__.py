@@ -5,7 +5,7 @@ expert). See :mod:`paperlab.mowst.mowst` for the model, :mod:`paperlab.mowst.tra
 Mowst / Mowst* training and evaluation, :mod:`paperlab.mowst.datasets` for the staged graphs.
 """
 
-from paperlab.core.registry import System
+from paperlab.core.registry import Option, System, comma_list
 from paperlab.mowst.experts import (
     GAT,
     GCN,
@@ -56,12 +56,14 @@ SYSTEM = System(
     run="paperlab.mowst.experiment:run",
     bench="paperlab.mowst.experiment:bench",
     options=(
-        ("datasets", "comma-separated data sets to run (or bench) instead of the size's list"),
-        ("seeds", "number of seeds (splits) instead of the size's"),
-        ("max_epochs", "training limit: epochs per expert or turn"),
-        ("patience", "training limit: early-stopping patience in epochs"),
-        ("max_rounds", "training limit: Mowst's big epochs (two turns each)"),
-        ("turn_patience", "early-stopping patience of Mowst's turns (default: --patience)"),
+        Option("datasets", comma_list,
+               "comma-separated data sets to run (or bench) instead of the size's list"),
+        Option("seeds", int, "number of seeds (splits) instead of the size's", min=1),
+        Option("max_epochs", int, "training limit: epochs per expert or turn", min=1),
+        Option("patience", int, "training limit: early-stopping patience in epochs", min=1),
+        Option("max_rounds", int, "training limit: Mowst's big epochs (two turns each)", min=1),
+        Option("turn_patience", int,
+               "early-stopping patience of Mowst's turns (default: --patience)", min=1),
     ),
 )
 

@@ -83,11 +83,11 @@ class Config:
                                      round_patience=2),
                    bench_datasets=("cora", "amherst41", "tolokers"))
 
-    def with_options(self, options: dict[str, str | None]) -> Config:
+    def with_options(self, options: dict[str, Any]) -> Config:
         """Narrow the size by the system's flags (see the module docstring); unset flags keep it."""
         cfg = self
         if options.get("datasets"):
-            names = tuple(options["datasets"].split(","))
+            names = tuple(options["datasets"])
             cfg = replace(cfg, datasets=names, bench_datasets=names,
                           ablation_datasets=tuple(d for d in cfg.ablation_datasets if d in names))
         if options.get("seeds"):

@@ -12,7 +12,9 @@ Public API::
     latency_summary(res)["ttft_p99_s"], slo_report(res, db.model("bloom-176b", "a100-80gb", 8))
 """
 
-from paperlab.core.registry import System
+from pathlib import Path
+
+from paperlab.core.registry import Option, System
 from paperlab.splitwise.cluster import (
     Design,
     baseline_design,
@@ -77,12 +79,15 @@ SYSTEM = System(
     run="paperlab.splitwise.experiment:run",
     bench="paperlab.splitwise.experiment:bench",
     options=(
-        ("reference", "bench: a checkout of github.com/Mutinifni/splitwise-sim to run beside ours "
-                      "(or $PAPERLAB_SPLITWISE_REFERENCE)"),
-        ("reference_python", "bench: interpreter with the reference's requirements "
-                             "(or $PAPERLAB_SPLITWISE_REFERENCE_PYTHON; default python)"),
-        ("ray_address", "run: Ray cluster for the provisioning search "
-                        "(or $PAPERLAB_SPLITWISE_RAY_ADDRESS; default local processes)"),
+        Option("reference", Path,
+               "bench: a checkout of github.com/Mutinifni/splitwise-sim to run beside ours "
+               "(or $PAPERLAB_SPLITWISE_REFERENCE)"),
+        Option("reference_python", str,
+               "bench: interpreter with the reference's requirements "
+               "(or $PAPERLAB_SPLITWISE_REFERENCE_PYTHON; default python)"),
+        Option("ray_address", str,
+               "run: Ray cluster for the provisioning search "
+               "(or $PAPERLAB_SPLITWISE_RAY_ADDRESS; default local processes)"),
     ),
 )
 

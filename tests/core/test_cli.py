@@ -62,9 +62,9 @@ def test_data_root_flag_is_used(tmp_path):
 def test_list_shows_catalogue(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
-    for name in registry.CATALOGUE:
+    for name in registry.PACKAGES:
         assert name in out
-    assert "not yet" in out or all(registry.is_implemented(n) for n in registry.CATALOGUE)
+    assert "not yet" in out or all(registry.is_implemented(n) for n in registry.PACKAGES)
 
 
 def test_reproduce_goes_on_past_failure_and_reports(tmp_path):

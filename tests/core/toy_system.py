@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from paperlab.core import plots
-from paperlab.core.registry import System, register
+from paperlab.core.registry import Option, System, register
 from paperlab.core.results import Result, RunContext
 
 
@@ -43,7 +43,7 @@ def echo_options(ctx: RunContext) -> Result:
 
 
 register(System(name="toy_options", paper="Options paper", claim="takes its own flags",
-                run=f"{__name__}:echo_options", options=(("peer_path", "where the peer is"),)))
+                run=f"{__name__}:echo_options", options=(Option("peer_path", str, "where the peer is"),)))
 
 
 def pin_threads(ctx: RunContext) -> Result:

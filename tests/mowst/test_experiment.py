@@ -59,8 +59,8 @@ def test_bench_reports_ratios_and_the_routing_sweep(tmp_path) -> None:
 def test_flags_narrow_the_size():
     from paperlab.mowst.experiment import Config
 
-    cfg = Config.full().with_options({"datasets": "cora,texas", "seeds": "2", "patience": "7",
-                                      "max_epochs": None, "turn_patience": "3"})
+    cfg = Config.full().with_options({"datasets": ("cora", "texas"), "seeds": 2, "patience": 7,
+                                      "max_epochs": None, "turn_patience": 3})
     assert cfg.datasets == ("cora", "texas") and cfg.ablation_datasets == ("cora",)
     assert cfg.bench_datasets == ("cora", "texas")
     assert cfg.seeds == 2 and cfg.ablation_seeds == 2
