@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from paperlab.core.claims import Claim
+
 # The eleven systems, in the order of the README: the packages ``paperlab.<name>`` the registry
 # may import. A system is "implemented" once its package exists and declares ``SYSTEM``.
 PACKAGES: tuple[str, ...] = (
@@ -126,6 +128,8 @@ class System:
         bench: ``"module:function"`` of the peer benchmark, or ``None``.
         options: the system's own typed command-line options; their parsed values reach
             ``run``/``bench`` as ``ctx.options[name]`` (``None`` when unset).
+        claims: the paper's headline claims, each with the summary keys that measure it and
+            the rule that turns our figure into a verdict (see :mod:`paperlab.core.claims`).
     """
 
     name: str
@@ -134,11 +138,18 @@ class System:
     run: str
     bench: str | None = None
     options: Sequence[Option] = ()
+    claims: Sequence[Claim] = ()
 
     def __post_init__(self) -> None:
         for option in self.options:
             if not isinstance(option, Option):
                 raise TypeError(f"{self.name}: options must be Option(...), got {option!r}")
+        for claim in self.claims:
+            if not isinstance(claim, Claim):
+                raise TypeError(f"{self.name}: claims must be Claim(...), got {claim!r}")
+        ids = [claim.id for claim in self.claims]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"{self.name}: claim ids repeat: {ids}")
 
     def load(self, which: str = "run") -> Callable[..., Any]:
         """Import and return the ``run`` or ``bench`` function."""

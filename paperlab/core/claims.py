@@ -1,0 +1,315 @@
+"""A paper's headline claims as data, and the rule that turns our figure into a verdict.
+
+Each system declares its claims next to ``SYSTEM`` (``System(..., claims=(Claim(...), ...))``)
+using the summary keys its experiment already writes::
+
+    from paperlab.core.claims import Claim, Threshold, ratio
+
+    Claim(
+        id="kl_gmm2",
+        text="The Fourier head's KL on the gmm2 toy is lower than the linear head's",
+        paper="KL 0.238 -> 0.171 (ratio 0.72)",
+        rule=Threshold(ratio("kl_gmm2_fourier_n12", "kl_gmm2_linear"), paper=0.72,
+                       tolerance=0.1, null=1.0, better="lower"),
+    )
+
+:func:`judge` applies the claims to one run's summary. It is honest by construction: a claim
+whose summary key is missing (or ``None``/NaN) is :attr:`Verdict.NOT_MEASURED`, never
+reproduced; a claim the quick size cannot measure is not measured in a quick run; and a quick
+run is capped at :attr:`Verdict.DIRECTION` unless the claim says its quick size is the paper's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Literal
+
+from paperlab.core.results import fmt
+
+
+class Verdict(str, Enum):
+    """How our figure compares with the paper's."""
+
+    REPRODUCED = "reproduced"  # the paper's figure within the stated tolerance
+    DIRECTION = "direction"  # same sign or ordering, different size
+    NOT_REPRODUCED = "not reproduced"
+    NOT_MEASURED = "not measured"  # key missing, run failed, or not at this size
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class NotMeasured(ValueError):
+    """A summary value a rule needs is missing, ``None``, NaN or not a number."""
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def number(summary: Mapping[str, Any], key: str) -> float:
+    """``summary[key]`` as a finite-or-infinite float; :class:`NotMeasured` if absent."""
+    value = summary.get(key)
+    if not _present(value):
+        raise NotMeasured(f"no {key} in the summary")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise NotMeasured(f"{key} is {type(value).__name__}, not a number")
+    return float(value)
+
+
+def _fmt(value: float) -> str:
+    if math.isinf(value) or math.isnan(value):
+        return str(value)
+    if value == int(value) and abs(value) < 1e6:
+        return str(int(value))
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One number computed from summary keys, and how to show it.
+
+    Build with :func:`value`, :func:`ratio`, :func:`difference` or :func:`count`.
+
+    Attributes:
+        keys: the summary keys it reads.
+        fn: ``fn(summary) -> float``; raises :class:`NotMeasured` when a key is unusable.
+        show: ``show(summary, value) -> str``: our figure as a reader sees it.
+    """
+
+    keys: tuple[str, ...]
+    fn: Callable[[Mapping[str, Any]], float]
+    show: Callable[[Mapping[str, Any], float], str]
+
+    def __call__(self, summary: Mapping[str, Any]) -> float:
+        return self.fn(summary)
+
+
+def value(key: str, unit: str = "") -> Measure:
+    """The number ``summary[key]`` (``unit`` is appended when shown, e.g. ``"x"``)."""
+    return Measure((key,), lambda s: number(s, key), lambda s, v: f"{_fmt(v)}{unit}")
+
+
+def ratio(numerator: str, denominator: str) -> Measure:
+    """``summary[numerator] / summary[denominator]``, shown with both values."""
+
+    def fn(s: Mapping[str, Any]) -> float:
+        num, den = number(s, numerator), number(s, denominator)
+        if den == 0:
+            raise NotMeasured(f"{denominator} is 0")
+        return num / den
+
+    def show(s: Mapping[str, Any], v: float) -> str:
+        return f"{_fmt(number(s, numerator))} / {_fmt(number(s, denominator))} = {_fmt(v)}"
+
+    return Measure((numerator, denominator), fn, show)
+
+
+def difference(minuend: str, subtrahend: str, unit: str = "") -> Measure:
+    """``summary[minuend] - summary[subtrahend]``, shown with both values."""
+
+    def show(s: Mapping[str, Any], v: float) -> str:
+        return (f"{_fmt(number(s, minuend))} - {_fmt(number(s, subtrahend))} "
+                f"= {v:+.3g}{unit}")
+
+    return Measure((minuend, subtrahend),
+                   lambda s: number(s, minuend) - number(s, subtrahend), show)
+
+
+def count(key: str, of: str = "") -> Measure:
+    """``len(summary[key])`` for a list value (e.g. the data sets where a method won).
+
+    ``of`` names the whole when shown (``"3 of 10 levels"`` for ``of="10 levels"``).
+    """
+
+    def fn(s: Mapping[str, Any]) -> float:
+        items = s.get(key)
+        if items is None:
+            raise NotMeasured(f"no {key} in the summary")
+        if not isinstance(items, (list, tuple)):
+            raise NotMeasured(f"{key} is {type(items).__name__}, not a list")
+        return float(len(items))
+
+    def show(s: Mapping[str, Any], v: float) -> str:
+        items = ", ".join(str(i) for i in s[key])
+        return f"{_fmt(v)}{' of ' + of if of else ''}" + (f" ({items})" if items else "")
+
+    return Measure((key,), fn, show)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """The usual rule: one measured number against the paper's figure and a null value.
+
+    * ``reproduced``: ``|ours - paper| <= tolerance`` (with ``at_least``: ours is at least
+      the paper's figure minus the tolerance, on the better side);
+    * ``direction``: not that, but ours is strictly on the paper's side of ``null`` (the
+      value of no effect: a ratio of 1, a gain of 0);
+    * ``not reproduced``: otherwise.
+
+    Attributes:
+        measure: the number (see :func:`value`, :func:`ratio`, ...).
+        paper: the paper's figure on the same scale.
+        tolerance: absolute tolerance, on the same scale (>= 0).
+        null: the value that means no effect; ``paper`` must be on its ``better`` side.
+        better: ``"higher"`` or ``"lower"``: which side of ``null`` the paper's effect is on.
+        at_least: beating the paper's figure also counts as reproduced.
+    """
+
+    measure: Measure
+    paper: float
+    tolerance: float
+    null: float
+    better: Literal["higher", "lower"] = "higher"
+    at_least: bool = False
+
+    def __post_init__(self) -> None:
+        if self.better not in ("higher", "lower"):
+            raise ValueError(f"better must be 'higher' or 'lower', got {self.better!r}")
+        if not self.tolerance >= 0:
+            raise ValueError(f"tolerance must be >= 0, got {self.tolerance}")
+        if not self._beyond_null(self.paper):
+            raise ValueError(f"the paper's figure {self.paper} is not {self.better} than the "
+                             f"null value {self.null}")
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self.measure.keys
+
+    def _beyond_null(self, v: float) -> bool:
+        return v > self.null if self.better == "higher" else v < self.null
+
+    def __call__(self, summary: Mapping[str, Any]) -> Verdict:
+        v = self.measure(summary)
+        if math.isnan(v):
+            raise NotMeasured("the measured value is NaN")
+        gap = v - self.paper if self.better == "higher" else self.paper - v
+        if abs(gap) <= self.tolerance or (self.at_least and gap >= 0):
+            return Verdict.REPRODUCED
+        return Verdict.DIRECTION if self._beyond_null(v) else Verdict.NOT_REPRODUCED
+
+    def describe(self) -> str:
+        sign = ">" if self.better == "higher" else "<"
+        if self.at_least:
+            edge = self.paper - self.tolerance if self.better == "higher" else (
+                self.paper + self.tolerance)
+            near = f"{sign}= {_fmt(edge)}"
+        else:
+            near = f"within ±{_fmt(self.tolerance)} of {_fmt(self.paper)}"
+        return f"reproduced if {near}; direction if {sign} {_fmt(self.null)}"
+
+
+Rule = Callable[[Mapping[str, Any]], Verdict]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One headline claim of a paper, and how our summary judges it.
+
+    Attributes:
+        id: short identifier, unique within the system (``"iso_power_throughput"``).
+        text: the claim in one line.
+        paper: the paper's figure as a reader should see it (``"2.35x"``).
+        rule: ``rule(summary) -> Verdict``: a :class:`Threshold` or any plain predicate; it
+            may raise :class:`NotMeasured` for an unusable value.
+        keys: the summary keys the rule reads (default: the rule's own ``keys``); a missing
+            one makes the claim not measured before the rule is asked.
+        ours: ``ours(summary) -> str``, our figure as shown (default: the rule's measure).
+        how: the rule in words (default: ``rule.describe()``).
+        quick: whether the quick size measures this claim at all.
+        quick_is_paper_size: the quick size is the paper's for this claim, so a quick run may
+            call it reproduced (otherwise a quick run is capped at direction).
+    """
+
+    id: str
+    text: str
+    paper: str
+    rule: Rule
+    keys: tuple[str, ...] = ()
+    ours: Callable[[Mapping[str, Any]], str] | None = None
+    how: str = ""
+    quick: bool = True
+    quick_is_paper_size: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.id or not self.text or not self.paper:
+            raise ValueError(f"a claim needs an id, a text and the paper's figure: {self!r}")
+        if not callable(self.rule):
+            raise TypeError(f"claim {self.id}: rule must be callable, got {self.rule!r}")
+        if not self.keys:
+            object.__setattr__(self, "keys", tuple(getattr(self.rule, "keys", ())))
+        if not self.keys:
+            raise ValueError(f"claim {self.id}: name the summary keys it reads (keys=...)")
+        if not self.how and hasattr(self.rule, "describe"):
+            object.__setattr__(self, "how", self.rule.describe())
+
+    def show(self, summary: Mapping[str, Any]) -> str:
+        """Our figure, as text (the keys' values when the rule has no measure)."""
+        if self.ours is not None:
+            return self.ours(summary)
+        measure = getattr(self.rule, "measure", None)
+        if isinstance(measure, Measure):
+            return measure.show(summary, measure(summary))
+        return "; ".join(f"{k} = {fmt(summary[k])}" for k in self.keys)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A claim's verdict on one run.
+
+    Attributes:
+        claim: the claim judged.
+        verdict: the verdict.
+        ours: our figure as text (``"-"`` when not measured).
+        reason: why the verdict is what it is, when that is not plain from the figures
+            (a missing key, the quick cap, a failed run); empty otherwise.
+        size: ``"quick"`` or ``"full"``.
+    """
+
+    claim: Claim
+    verdict: Verdict
+    ours: str
+    reason: str = ""
+    size: str = "full"
+
+
+def judge(claims: Sequence[Claim], summary: Mapping[str, Any] | None,
+          quick: bool) -> list[Judgement]:
+    """Verdicts of ``claims`` on one run's ``summary`` (``None``: the run produced none).
+
+    Raises:
+        TypeError: an entry of ``claims`` is not a :class:`Claim`.
+    """
+    size = "quick" if quick else "full"
+    out = []
+    for claim in claims:
+        if not isinstance(claim, Claim):
+            raise TypeError(f"claims must be Claim(...), got {claim!r}")
+        out.append(_judge_one(claim, summary, quick, size))
+    return out
+
+
+def _judge_one(claim: Claim, summary: Mapping[str, Any] | None, quick: bool,
+               size: str) -> Judgement:
+    def unmeasured(reason: str) -> Judgement:
+        return Judgement(claim, Verdict.NOT_MEASURED, "-", reason, size)
+
+    if quick and not claim.quick:
+        return unmeasured("not measured at the quick size")
+    if summary is None:
+        return unmeasured("the run produced no summary")
+    missing = [k for k in claim.keys if not _present(summary.get(k))]
+    if missing:
+        return unmeasured(f"no {', '.join(missing)} in the summary")
+    try:
+        verdict = Verdict(claim.rule(summary))
+        ours = claim.show(summary)
+    except NotMeasured as exc:
+        return unmeasured(str(exc))
+    reason = ""
+    if quick and verdict is Verdict.REPRODUCED and not claim.quick_is_paper_size:
+        verdict, reason = Verdict.DIRECTION, "within the paper's figure, but at the quick size"
+    return Judgement(claim, verdict, ours, reason, size)
