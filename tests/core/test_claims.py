@@ -1,0 +1,146 @@
+import math
+
+import pytest
+
+from paperlab.core.claims import (
+    Claim,
+    NotMeasured,
+    Threshold,
+    Verdict,
+    count,
+    difference,
+    judge,
+    ratio,
+    value,
+)
+from paperlab.core.registry import System
+
+R, D, N, M = (Verdict.REPRODUCED, Verdict.DIRECTION, Verdict.NOT_REPRODUCED,
+              Verdict.NOT_MEASURED)
+
+SPEEDUP = Claim("speedup", "ours is 2x faster", "2.0x",
+                Threshold(value("speedup", "x"), paper=2.0, tolerance=0.2, null=1.0))
+LOSS = Claim("loss", "ours has lower loss", "0.8 -> 0.6",
+             Threshold(ratio("loss_ours", "loss_base"), paper=0.75, tolerance=0.05, null=1.0,
+                       better="lower"))
+
+
+def one(claim, summary, quick=False):
+    (j,) = judge([claim], summary, quick)
+    return j
+
+
+@pytest.mark.parametrize("speedup, expected", [
+    (2.0, R), (1.81, R), (2.19, R), (1.79, D), (2.21, D), (1.01, D), (1.0, N), (0.5, N),
+])
+def test_threshold_higher_on_both_sides_of_each_edge(speedup, expected):
+    assert one(SPEEDUP, {"speedup": speedup}).verdict is expected
+
+
+@pytest.mark.parametrize("ours, expected", [
+    (0.6, R), (0.57, R), (0.63, R), (0.55, D), (0.65, D), (0.79, D), (0.8, N), (1.0, N),
+])
+def test_threshold_lower_ratio(ours, expected):
+    assert one(LOSS, {"loss_ours": ours, "loss_base": 0.8}).verdict is expected  # paper 0.75
+
+
+def test_at_least_counts_beating_the_paper_as_reproduced():
+    rule = Threshold(value("x"), paper=40, tolerance=5, null=1, at_least=True)
+    assert [rule({"x": v}) for v in (300, 35, 34.9, 1.5, 0.9)] == [R, R, D, D, N]
+    low = Threshold(value("x"), paper=0.2, tolerance=0.05, null=1, better="lower", at_least=True)
+    assert [low({"x": v}) for v in (0.01, 0.25, 0.26, 1.0)] == [R, R, D, N]
+
+
+@pytest.mark.parametrize("summary", [{}, {"speedup": None}, {"speedup": math.nan},
+                                     {"other": 2.0}])
+def test_missing_key_is_not_measured_never_reproduced(summary):
+    j = one(SPEEDUP, summary)
+    assert j.verdict is M and "speedup" in j.reason and j.ours == "-"
+
+
+def test_non_number_is_not_measured():
+    j = one(SPEEDUP, {"speedup": "fast"})
+    assert j.verdict is M and "str" in j.reason
+
+
+def test_no_summary_is_not_measured():
+    assert one(SPEEDUP, None).verdict is M
+
+
+def test_quick_is_capped_at_direction_unless_quick_is_the_papers_size():
+    assert one(SPEEDUP, {"speedup": 2.0}, quick=True).verdict is D
+    assert "quick" in one(SPEEDUP, {"speedup": 2.0}, quick=True).reason
+    assert one(SPEEDUP, {"speedup": 0.5}, quick=True).verdict is N
+    paper_size = Claim("s", "t", "2x", SPEEDUP.rule, quick_is_paper_size=True)
+    assert one(paper_size, {"speedup": 2.0}, quick=True).verdict is R
+
+
+def test_claim_not_measured_at_quick_size():
+    full_only = Claim("s", "t", "2x", SPEEDUP.rule, quick=False)
+    j = one(full_only, {"speedup": 2.0}, quick=True)
+    assert j.verdict is M and "quick size" in j.reason
+    assert one(full_only, {"speedup": 2.0}).verdict is R
+
+
+def test_plain_predicate_rule_and_its_keys():
+    def rule(s):
+        return R if s["won"] and s["margin"] > 1 else N
+
+    claim = Claim("p", "wins", "wins by > 1", rule, keys=("won", "margin"))
+    assert one(claim, {"won": True, "margin": 2}).verdict is R
+    assert one(claim, {"won": True}).verdict is M  # missing key: never asked
+    assert one(claim, {"won": True, "margin": 2}).ours == "won = yes; margin = 2"
+    with pytest.raises(ValueError, match="keys"):
+        Claim("p", "wins", "x", rule)
+
+
+def test_rule_raising_not_measured_is_not_measured():
+    def rule(s):
+        raise NotMeasured("only one data set")
+
+    j = one(Claim("p", "t", "x", rule, keys=("a",)), {"a": 1})
+    assert j.verdict is M and j.reason == "only one data set"
+
+
+def test_measures_show_our_figure():
+    assert one(SPEEDUP, {"speedup": 2.5}).ours == "2.5x"
+    assert one(LOSS, {"loss_ours": 0.6, "loss_base": 0.8}).ours == "0.6 / 0.8 = 0.75"
+    gain = Threshold(difference("a", "b", " pts"), paper=3, tolerance=1, null=0)
+    assert gain.measure({"a": 90, "b": 85.5}) == 4.5
+    assert gain.measure.show({"a": 90, "b": 85.5}, 4.5) == "90 - 85.5 = +4.5 pts"
+    wins = count("wins", of="4 pairs")
+    assert wins({"wins": ["a", "b"]}) == 2
+    assert wins.show({"wins": ["a", "b"]}, 2) == "2 of 4 pairs (a, b)"
+    with pytest.raises(NotMeasured):
+        wins({"wins": 3})
+    with pytest.raises(NotMeasured, match="is 0"):
+        ratio("a", "b")({"a": 1, "b": 0})
+
+
+def test_describe_says_the_rule():
+    assert SPEEDUP.how == "reproduced if within ±0.2 of 2; direction if > 1"
+    low = Threshold(value("x"), paper=0.2, tolerance=0.05, null=1, better="lower", at_least=True)
+    assert low.describe() == "reproduced if <= 0.25; direction if < 1"
+
+
+def test_bad_declarations_are_rejected():
+    with pytest.raises(ValueError, match="null"):
+        Threshold(value("x"), paper=0.5, tolerance=0.1, null=1.0)  # paper below null, "higher"
+    with pytest.raises(ValueError, match="better"):
+        Threshold(value("x"), paper=2, tolerance=0.1, null=1.0, better="up")
+    with pytest.raises(ValueError, match="tolerance"):
+        Threshold(value("x"), paper=2, tolerance=-1, null=1.0)
+    with pytest.raises(TypeError, match="callable"):
+        Claim("a", "b", "c", rule=3, keys=("x",))
+    with pytest.raises(ValueError, match="paper"):
+        Claim("a", "b", "", SPEEDUP.rule)
+    with pytest.raises(TypeError, match="Claim"):
+        judge(["speedup"], {}, quick=False)
+
+
+def test_system_validates_its_claims():
+    with pytest.raises(TypeError, match="claims must be Claim"):
+        System("s", "p", "c", run="m:f", claims=("x",))
+    with pytest.raises(ValueError, match="repeat"):
+        System("s", "p", "c", run="m:f", claims=(SPEEDUP, SPEEDUP))
+    assert System("s", "p", "c", run="m:f", claims=(SPEEDUP, LOSS)).claims[1] is LOSS
