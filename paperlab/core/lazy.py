@@ -11,6 +11,7 @@ In ``paperlab/<system>/__init__.py``::
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,6 +24,11 @@ def lazy_exports(
     Args:
         package: the package's ``__name__``.
         exports: public name -> module that defines it (``"paperlab.x.module"``).
+
+    Returns:
+        ``(__getattr__, __dir__)``: the first imports the defining module on first access
+        (``AttributeError`` for any other name); the second lists the lazy names together
+        with what the package defines itself.
     """
     table = dict(exports)
 
@@ -33,6 +39,6 @@ def lazy_exports(
         return getattr(importlib.import_module(module), name)
 
     def __dir__() -> list[str]:
-        return sorted(table)
+        return sorted(set(table) | set(vars(sys.modules[package])))
 
     return __getattr__, __dir__

@@ -7,32 +7,8 @@ Public API::
     loss = F.cross_entropy(head(h), bins) + head.regularization_loss()
 """
 
+from paperlab.core.lazy import lazy_exports
 from paperlab.core.registry import System
-from paperlab.fourier_head.fourier import (
-    FourierDensity,
-    FourierHead,
-    FourierHeadMLE,
-    autocorrelation,
-    bin_centers,
-    regularization,
-)
-from paperlab.fourier_head.gmm import GMMHead
-from paperlab.fourier_head.metrics import crps_discrete, expected_bin_mse, kl_divergence, smoothness
-
-__all__ = [
-    "FourierDensity",
-    "FourierHead",
-    "FourierHeadMLE",
-    "GMMHead",
-    "SYSTEM",
-    "autocorrelation",
-    "bin_centers",
-    "crps_discrete",
-    "expected_bin_mse",
-    "kl_divergence",
-    "regularization",
-    "smoothness",
-]
 
 SYSTEM = System(
     name="fourier_head",
@@ -43,3 +19,18 @@ SYSTEM = System(
     run="paperlab.fourier_head.experiment:run",
     bench="paperlab.fourier_head.experiment:bench",
 )
+
+_EXPORTS = {
+    **dict.fromkeys((
+        "FourierDensity", "FourierHead", "FourierHeadMLE", "autocorrelation", "bin_centers",
+        "regularization"),
+        "paperlab.fourier_head.fourier"),
+    "GMMHead": "paperlab.fourier_head.gmm",
+    **dict.fromkeys((
+        "crps_discrete", "expected_bin_mse", "kl_divergence", "smoothness"),
+        "paperlab.fourier_head.metrics"),
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = ["SYSTEM", *_EXPORTS]

@@ -4,23 +4,8 @@ Public API: the :class:`HSBM` generator, the :class:`BottomUp` and :class:`TopDo
 estimators, the metrics, and :func:`chernoff_hellinger` (which levels each can recover).
 """
 
+from paperlab.core.lazy import lazy_exports
 from paperlab.core.registry import System
-from paperlab.hierarchy.estimators import BottomUp, TopDown, as_adjacency, largest_component
-from paperlab.hierarchy.hsbm import HSBM
-from paperlab.hierarchy.metrics import (
-    accuracy,
-    ami,
-    count_inversions,
-    exact_recovery,
-    tree_correlation,
-)
-from paperlab.hierarchy.theory import Thresholds, chernoff_hellinger
-
-__all__ = [
-    "HSBM", "BottomUp", "TopDown", "as_adjacency", "largest_component", "accuracy", "ami",
-    "exact_recovery", "tree_correlation", "count_inversions", "chernoff_hellinger",
-    "Thresholds", "SYSTEM",
-]
 
 SYSTEM = System(
     name="hierarchy",
@@ -32,3 +17,20 @@ SYSTEM = System(
     run="paperlab.hierarchy.experiment:run",
     bench="paperlab.hierarchy.experiment:bench",
 )
+
+_EXPORTS = {
+    **dict.fromkeys((
+        "BottomUp", "TopDown", "as_adjacency", "largest_component"),
+        "paperlab.hierarchy.estimators"),
+    "HSBM": "paperlab.hierarchy.hsbm",
+    **dict.fromkeys((
+        "accuracy", "ami", "count_inversions", "exact_recovery", "tree_correlation"),
+        "paperlab.hierarchy.metrics"),
+    **dict.fromkeys((
+        "Thresholds", "chernoff_hellinger"),
+        "paperlab.hierarchy.theory"),
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = ["SYSTEM", *_EXPORTS]

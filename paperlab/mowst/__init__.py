@@ -3,50 +3,11 @@
 A confidence-gated mixture of an MLP (weak expert, node features only) and a GNN (strong
 expert). See :mod:`paperlab.mowst.mowst` for the model, :mod:`paperlab.mowst.training` for
 Mowst / Mowst* training and evaluation, :mod:`paperlab.mowst.datasets` for the staged graphs.
+The public names below are imported on first use, so importing this package imports no torch.
 """
 
+from paperlab.core.lazy import lazy_exports
 from paperlab.core.registry import Option, System, comma_list
-from paperlab.mowst.experts import (
-    GAT,
-    GCN,
-    GIN,
-    GNN,
-    MLP,
-    STRONG_EXPERTS,
-    GraphSAGE,
-    LocalOutput,
-    as_adj_t,
-    gcn_adjacency,
-    row_block,
-    with_self_loops,
-)
-from paperlab.mowst.mowst import (
-    ConfidenceGate,
-    Mowst,
-    MowstOutput,
-    RoutedPrediction,
-    check_graph,
-    check_node_ids,
-    dispersion,
-    dispersion_entropy,
-    dispersion_variance,
-    receptive_field,
-)
-from paperlab.mowst.training import (
-    MowstReport,
-    NodeTask,
-    TrainConfig,
-    TrainReport,
-    evaluate,
-    gate_collapsed,
-    mowst_loss,
-    mowst_star_loss,
-    random_gating_scores,
-    roc_auc,
-    train_expert,
-    train_mowst,
-    train_mowst_star,
-)
 
 SYSTEM = System(
     name="mowst",
@@ -57,7 +18,8 @@ SYSTEM = System(
     bench="paperlab.mowst.experiment:bench",
     options=(
         Option("datasets", comma_list,
-               "comma-separated data sets to run (or bench) instead of the size's list"),
+               "comma-separated data sets to run (or bench) instead of the size's list",
+               metavar="A,B,..."),
         Option("seeds", int, "number of seeds (splits) instead of the size's", min=1),
         Option("max_epochs", int, "training limit: epochs per expert or turn", min=1),
         Option("patience", int, "training limit: early-stopping patience in epochs", min=1),
@@ -67,12 +29,23 @@ SYSTEM = System(
     ),
 )
 
-__all__ = [
-    "GAT", "GCN", "GIN", "GNN", "MLP", "STRONG_EXPERTS", "GraphSAGE", "LocalOutput", "as_adj_t",
-    "gcn_adjacency", "row_block", "with_self_loops", "ConfidenceGate", "Mowst",
-    "MowstOutput", "RoutedPrediction", "check_graph", "check_node_ids", "dispersion",
-    "dispersion_entropy",
-    "dispersion_variance", "receptive_field", "MowstReport", "NodeTask", "TrainConfig",
-    "TrainReport", "evaluate", "gate_collapsed", "mowst_loss", "mowst_star_loss",
-    "random_gating_scores", "roc_auc", "train_expert", "train_mowst", "train_mowst_star", "SYSTEM",
-]
+_EXPORTS = {
+    **dict.fromkeys((
+        "GAT", "GCN", "GIN", "GNN", "MLP", "STRONG_EXPERTS", "GraphSAGE", "LocalOutput",
+        "as_adj_t", "gcn_adjacency", "row_block", "with_self_loops"),
+        "paperlab.mowst.experts"),
+    **dict.fromkeys((
+        "ConfidenceGate", "Mowst", "MowstOutput", "RoutedPrediction", "check_graph",
+        "check_node_ids", "dispersion", "dispersion_entropy", "dispersion_variance",
+        "receptive_field"),
+        "paperlab.mowst.mowst"),
+    **dict.fromkeys((
+        "MowstReport", "NodeTask", "TrainConfig", "TrainReport", "evaluate", "gate_collapsed",
+        "mowst_loss", "mowst_star_loss", "random_gating_scores", "roc_auc", "train_expert",
+        "train_mowst", "train_mowst_star"),
+        "paperlab.mowst.training"),
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = ["SYSTEM", *_EXPORTS]

@@ -4,30 +4,12 @@
 >>> from paperlab.softmax import softmax
 >>> y = softmax(np.array([[1.0, 2.0, 3.0]], dtype=np.float32))
 
-``TwoPassSoftmax`` (an ``nn.Module``) is imported on first use, so that importing this
-package does not import torch.
+The public names are imported on first use: importing this package imports NumPy only
+(``TwoPassSoftmax``, an ``nn.Module``, imports torch).
 """
 
-from typing import Any
-
+from paperlab.core.lazy import lazy_exports
 from paperlab.core.registry import System
-from paperlab.softmax.twopass import (
-    ALGORITHMS,
-    backend,
-    combine_partial_sums,
-    log_softmax,
-    softmax,
-)
-
-__all__ = [
-    "ALGORITHMS",
-    "SYSTEM",
-    "TwoPassSoftmax",
-    "backend",
-    "combine_partial_sums",
-    "log_softmax",
-    "softmax",
-]
 
 SYSTEM = System(
     name="softmax",
@@ -38,10 +20,13 @@ SYSTEM = System(
     bench="paperlab.softmax.experiment:bench",
 )
 
+_EXPORTS = {
+    **dict.fromkeys((
+        "ALGORITHMS", "backend", "combine_partial_sums", "log_softmax", "softmax"),
+        "paperlab.softmax.twopass"),
+    "TwoPassSoftmax": "paperlab.softmax.torch_op",
+}
 
-def __getattr__(name: str) -> Any:
-    if name == "TwoPassSoftmax":
-        from paperlab.softmax.torch_op import TwoPassSoftmax
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
-        return TwoPassSoftmax
-    raise AttributeError(f"module 'paperlab.softmax' has no attribute '{name}'")
+__all__ = ["SYSTEM", *_EXPORTS]

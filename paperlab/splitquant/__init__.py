@@ -1,46 +1,7 @@
 """SplitQuant: split each layer into clustered copies before low-bit quantisation."""
 
+from paperlab.core.lazy import lazy_exports
 from paperlab.core.registry import System
-from paperlab.splitquant.quantize import (
-    fake_quantize_weight,
-    group_size_for,
-    quantize_model,
-    quanto_available,
-    quanto_quantize,
-    weight_storage_bytes,
-)
-from paperlab.splitquant.split import (
-    SplitActivation,
-    SplitLayer,
-    cluster_boundaries,
-    cluster_labels,
-    kmeans_1d,
-    merge_split_layers,
-    split_layer,
-    split_model,
-    split_tensor,
-    splittable_layers,
-)
-
-__all__ = [
-    "SYSTEM",
-    "SplitActivation",
-    "SplitLayer",
-    "cluster_boundaries",
-    "cluster_labels",
-    "fake_quantize_weight",
-    "group_size_for",
-    "kmeans_1d",
-    "merge_split_layers",
-    "quantize_model",
-    "quanto_available",
-    "quanto_quantize",
-    "split_layer",
-    "split_model",
-    "split_tensor",
-    "splittable_layers",
-    "weight_storage_bytes",
-]
 
 SYSTEM = System(
     name="splitquant",
@@ -50,3 +11,18 @@ SYSTEM = System(
     run="paperlab.splitquant.experiment:run",
     bench="paperlab.splitquant.experiment:bench",
 )
+
+_EXPORTS = {
+    **dict.fromkeys((
+        "fake_quantize_weight", "group_size_for", "quantize_model", "quanto_available",
+        "quanto_quantize", "weight_storage_bytes"),
+        "paperlab.splitquant.quantize"),
+    **dict.fromkeys((
+        "SplitActivation", "SplitLayer", "cluster_boundaries", "cluster_labels", "kmeans_1d",
+        "merge_split_layers", "split_layer", "split_model", "split_tensor", "splittable_layers"),
+        "paperlab.splitquant.split"),
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = ["SYSTEM", *_EXPORTS]

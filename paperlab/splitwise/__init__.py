@@ -1,6 +1,6 @@
 """Splitwise (Patel et al., ISCA 2024): phase-split LLM serving, as a cluster simulator.
 
-Public API::
+Public API (each name imported on first use)::
 
     from paperlab.splitwise import (PerfDatabase, read_reference_csv, read_azure_csv,
                                     poisson_trace, splitwise_design, baseline_design,
@@ -14,62 +14,8 @@ Public API::
 
 from pathlib import Path
 
+from paperlab.core.lazy import lazy_exports
 from paperlab.core.registry import Option, System
-from paperlab.splitwise.cluster import (
-    Design,
-    baseline_design,
-    build_cluster,
-    design_by_name,
-    roofline_models,
-    simulate_design,
-    splitwise_design,
-)
-from paperlab.splitwise.hardware import (
-    BLOOM_176B,
-    DGX_A100,
-    DGX_H100,
-    DGX_H100_PCAP,
-    ETHERNET,
-    INFINIBAND,
-    LLAMA2_70B,
-    LLM,
-    Link,
-    MachineSKU,
-)
-from paperlab.splitwise.metrics import SLO_LIMITS, latency_summary, slo_report, slowdowns
-from paperlab.splitwise.perf_model import (
-    IterationModel,
-    PerfDatabase,
-    PiecewiseLinear,
-    ProfiledModel,
-    RooflineModel,
-)
-from paperlab.splitwise.provisioning import (
-    SearchSpace,
-    baseline_for_budget,
-    best_design,
-    budget_splits,
-    cheapest_design,
-    cheapest_for_rate,
-    evaluate,
-    max_rate,
-)
-from paperlab.splitwise.simulator import (
-    ChunkedPrefillMachine,
-    Machine,
-    MachineConfig,
-    MixedPoolScheduler,
-    SimResult,
-    TokenJSQScheduler,
-    simulate,
-)
-from paperlab.splitwise.trace import (
-    Trace,
-    TraceError,
-    poisson_trace,
-    read_azure_csv,
-    read_reference_csv,
-)
 
 SYSTEM = System(
     name="splitwise",
@@ -81,25 +27,45 @@ SYSTEM = System(
     options=(
         Option("reference", Path,
                "bench: a checkout of github.com/Mutinifni/splitwise-sim to run beside ours "
-               "(or $PAPERLAB_SPLITWISE_REFERENCE)"),
+               "(or $PAPERLAB_SPLITWISE_REFERENCE)", metavar="PATH"),
         Option("reference_python", str,
                "bench: interpreter with the reference's requirements "
-               "(or $PAPERLAB_SPLITWISE_REFERENCE_PYTHON; default python)"),
+               "(or $PAPERLAB_SPLITWISE_REFERENCE_PYTHON; default python)", metavar="PYTHON"),
         Option("ray_address", str,
                "run: Ray cluster for the provisioning search "
-               "(or $PAPERLAB_SPLITWISE_RAY_ADDRESS; default local processes)"),
+               "(or $PAPERLAB_SPLITWISE_RAY_ADDRESS; default local processes)",
+               metavar="ADDRESS"),
     ),
 )
 
-__all__ = [
-    "BLOOM_176B", "DGX_A100", "DGX_H100", "DGX_H100_PCAP", "ETHERNET", "INFINIBAND",
-    "LLAMA2_70B", "LLM", "SLO_LIMITS", "SYSTEM", "ChunkedPrefillMachine", "Design",
-    "IterationModel", "Link", "Machine", "MachineConfig", "MachineSKU", "MixedPoolScheduler",
-    "PerfDatabase", "PiecewiseLinear", "ProfiledModel", "RooflineModel", "SearchSpace",
-    "SimResult", "TokenJSQScheduler", "Trace", "TraceError", "baseline_design",
-    "baseline_for_budget", "best_design", "budget_splits", "build_cluster", "cheapest_design",
-    "cheapest_for_rate",
-    "design_by_name", "evaluate", "latency_summary", "max_rate", "poisson_trace",
-    "read_azure_csv", "read_reference_csv", "roofline_models", "simulate", "simulate_design",
-    "slo_report", "slowdowns", "splitwise_design",
-]
+_EXPORTS = {
+    **dict.fromkeys((
+        "Design", "baseline_design", "build_cluster", "design_by_name", "roofline_models",
+        "simulate_design", "splitwise_design"),
+        "paperlab.splitwise.cluster"),
+    **dict.fromkeys((
+        "BLOOM_176B", "DGX_A100", "DGX_H100", "DGX_H100_PCAP", "ETHERNET", "INFINIBAND",
+        "LLAMA2_70B", "LLM", "Link", "MachineSKU"),
+        "paperlab.splitwise.hardware"),
+    **dict.fromkeys((
+        "SLO_LIMITS", "latency_summary", "slo_report", "slowdowns"),
+        "paperlab.splitwise.metrics"),
+    **dict.fromkeys((
+        "IterationModel", "PerfDatabase", "PiecewiseLinear", "ProfiledModel", "RooflineModel"),
+        "paperlab.splitwise.perf_model"),
+    **dict.fromkeys((
+        "SearchSpace", "baseline_for_budget", "best_design", "budget_splits", "cheapest_design",
+        "cheapest_for_rate", "evaluate", "max_rate"),
+        "paperlab.splitwise.provisioning"),
+    **dict.fromkeys((
+        "ChunkedPrefillMachine", "Machine", "MachineConfig", "MixedPoolScheduler", "SimResult",
+        "TokenJSQScheduler", "simulate"),
+        "paperlab.splitwise.simulator"),
+    **dict.fromkeys((
+        "Trace", "TraceError", "poisson_trace", "read_azure_csv", "read_reference_csv"),
+        "paperlab.splitwise.trace"),
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = ["SYSTEM", *_EXPORTS]

@@ -11,32 +11,8 @@ Usage::
     layer.topk(h, 10)                          # O(D d), only when predictions are asked for
 """
 
+from paperlab.core.lazy import lazy_exports
 from paperlab.core.registry import System
-from paperlab.zloss.baselines import AdaptiveSoftmaxLayer, FullSoftmaxLayer
-from paperlab.zloss.factored import SphericalOutputLayer
-from paperlab.zloss.losses import (
-    SphericalLoss,
-    log_softmax_loss,
-    make_loss,
-    mse,
-    spherical_softmax,
-    taylor_softmax,
-    z_loss,
-)
-
-__all__ = [
-    "AdaptiveSoftmaxLayer",
-    "FullSoftmaxLayer",
-    "SYSTEM",
-    "SphericalLoss",
-    "SphericalOutputLayer",
-    "log_softmax_loss",
-    "make_loss",
-    "mse",
-    "spherical_softmax",
-    "taylor_softmax",
-    "z_loss",
-]
 
 SYSTEM = System(
     name="zloss",
@@ -47,3 +23,18 @@ SYSTEM = System(
     run="paperlab.zloss.experiment:run",
     bench="paperlab.zloss.experiment:bench",
 )
+
+_EXPORTS = {
+    **dict.fromkeys((
+        "AdaptiveSoftmaxLayer", "FullSoftmaxLayer"),
+        "paperlab.zloss.baselines"),
+    "SphericalOutputLayer": "paperlab.zloss.factored",
+    **dict.fromkeys((
+        "SphericalLoss", "log_softmax_loss", "make_loss", "mse", "spherical_softmax",
+        "taylor_softmax", "z_loss"),
+        "paperlab.zloss.losses"),
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = ["SYSTEM", *_EXPORTS]
