@@ -2,29 +2,44 @@
 
 Exit codes: 0 success; 1 a system failed while running; 2 bad usage (unknown system,
 bad flag, system not implemented yet); 3 a data set is missing.
+
+Only this module prints and configures logging: ``-v`` shows the library's INFO log and the
+third-party warnings hidden by default (:data:`HIDDEN_WARNINGS`), ``-vv`` DEBUG, ``--quiet``
+errors only (no results table, no progress bars).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.table import Table
 
-from paperlab.core import registry, results
+from paperlab import __version__
+from paperlab.core import progress, registry, report, results
 from paperlab.core.data import DataNotFoundError
 from paperlab.core.seed import seed_everything
 
 EXIT_FAILED, EXIT_USAGE, EXIT_NO_DATA = 1, 2, 3
 
 console = Console()
+log = logging.getLogger(__name__)
+
+# Warnings from dependencies that a user can do nothing about; shown only with -v.
+HIDDEN_WARNINGS: tuple[tuple[str, type[Warning]], ...] = (
+    (r"Sparse CSR tensor support is in beta", UserWarning),  # PyG's CSR adjacency
+    (r"`torch\.jit\.script` is deprecated", FutureWarning),  # PyG / timm modules at import
+)
 
 
 class UsageError(Exception):
@@ -36,6 +51,16 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"paperlab: error: {message} (see 'paperlab --help')\n")
+
+
+def _verbosity(p: argparse.ArgumentParser, default: Any) -> None:
+    """``-v``/``--quiet``, on the main parser and (unset unless given) on each command."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("-v", "--verbose", action="count", default=default,
+                       help="more detail: -v the library's log and third-party warnings, "
+                       "-vv debug")
+    group.add_argument("--quiet", action="store_true", default=default,
+                       help="errors only: no results table, no progress bars")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -71,9 +96,13 @@ def _make_parser(
         "'paperlab run mowst --help' (the system's own options), "
         "'paperlab reproduce --quick', 'paperlab bench softmax'.",
     )
+    parser.add_argument("--version", action="version", version=f"paperlab {__version__}")
+    _verbosity(parser, default=None)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sub.add_parser("list", help="systems, their papers, and which are implemented",
-                   add_help=add_help)
+    _data_parser(sub, add_help)
+    listing = sub.add_parser("list", help="systems, their papers, and which are implemented",
+                             add_help=add_help)
+    _verbosity(listing, default=argparse.SUPPRESS)
 
     commands = {
         "run": (
@@ -82,9 +111,10 @@ def _make_parser(
             "OUT/SYSTEM.md and plots OUT/SYSTEM*.png.",
         ),
         "reproduce": (
-            "run every (or the named) system's reproduction and write REPORT.md",
+            "run every (or the named) system's reproduction and write REPORT.md/.html",
             "Run the reproductions one after another, go on past failures, and write "
-            "OUT/REPORT.md with each paper's claim beside the numbers measured.",
+            "OUT/REPORT.md and OUT/REPORT.html: each paper's claims, its figure beside ours, "
+            "a verdict and the plots.",
         ),
         "bench": (
             "benchmark one system against its peer",
@@ -99,6 +129,7 @@ def _make_parser(
         else:
             p.add_argument("system", help="system name (see 'paperlab list')")
         _common(p)
+        _verbosity(p, default=argparse.SUPPRESS)
         if command != "reproduce" and options:
             group = p.add_argument_group("options of this system")
             for option in options:
@@ -116,8 +147,8 @@ def _option_type(option: registry.Option) -> Any:
     def convert(text: str) -> Any:
         try:
             return option.parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+        except ValueError as exc:  # argparse names the flag already: "argument --x: ..."
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(option.flag + " ")) from None
 
     convert.__name__ = option.name  # argparse names the converter in some messages
     return convert
@@ -177,20 +208,15 @@ def execute(name: str, which: str, ctx: results.RunContext) -> dict[str, Any]:
     system = registry.get(name)
     fn = system.load(which)
     seed_everything(ctx.seed)
-    torch = sys.modules.get("torch")
-    threads = torch.get_num_threads() if torch is not None else None
     start = time.perf_counter()
-    try:
-        result = fn(ctx)
-    finally:  # a system that pins torch's threads must not pin them for the next one
-        if threads is not None:
-            torch.set_num_threads(threads)
+    result = fn(ctx)
     if not isinstance(result, results.Result):
         raise TypeError(f"{name}.{which} returned {type(result).__name__}, not Result")
     rec = results.record(system, ctx, result, time.perf_counter() - start)
     stem = name if which == "run" else f"{name}.bench"
     path = results.write(rec, ctx.out_dir, stem)
-    _print_record(rec)
+    if not console.quiet:  # --quiet
+        _print_record(rec)
     console.print(f"[dim]wrote {path}[/dim]")
     return rec
 
@@ -215,11 +241,20 @@ def cmd_run(args: argparse.Namespace, which: str) -> int:
     return 0
 
 
-def _claim(name: str) -> str:
-    try:
-        return registry.get(name).claim
-    except Exception:  # the failure being reported may be this very import
-        return "-"
+def _print_verdicts(outcomes: Sequence[report.Outcome]) -> None:
+    """The verdict table: each claim, the paper's figure, ours and the verdict."""
+    rows = report.claim_rows(outcomes)
+    if not rows:
+        return
+    if console.is_terminal:
+        table = Table(title="claims")
+        for c in rows[0]:
+            table.add_column(c, overflow="fold")
+        for row in rows:
+            table.add_row(*row.values())
+        console.print(table, markup=False, highlight=False)
+    else:
+        print(f"claims\n\n{report.claims_table(outcomes)}")
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -236,36 +271,127 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         try:
             rec = execute(name, "run", ctx)
-            outcomes.append({**rec, "ok": True})
+            outcomes.append(report.outcome(rec, args.quick, args.out, args.out / f"{name}.json"))
         except Exception as exc:  # go on past one system's failure, and report it
             traceback.print_exc()
             reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            outcomes.append(
-                {
-                    "system": name,
-                    "claim": _claim(name),
-                    "ok": False,
-                    "error": reason,
-                    "seconds": time.perf_counter() - start,
-                }
-            )
+            failure = {"system": name, "ok": False, "error": reason, "seed": args.seed,
+                       "seconds": time.perf_counter() - start}
+            outcomes.append(report.outcome(failure, args.quick))
         gc.collect()
-    path = results.atomic_write_text(args.out / "REPORT.md", results.report(outcomes, args.quick))
-    failed = [o["system"] for o in outcomes if not o["ok"]]
-    console.print(f"wrote {path}; {len(outcomes) - len(failed)} ok, {len(failed)} failed")
+    _print_verdicts(outcomes)
+    md, page = report.write_reports(outcomes, args.out)
+    failed = [o.system for o in outcomes if o.error]
+    console.print(f"wrote {md} and {page}; {report.tally_text(outcomes)}; "
+                  f"{len(outcomes) - len(failed)} ran, {len(failed)} failed")
     if failed:
         print(f"paperlab: failed: {', '.join(failed)}", file=sys.stderr)
         return EXIT_FAILED
     return 0
 
 
+@contextmanager
+def _output(verbose: int, quiet: bool) -> Iterator[None]:
+    """How much a command shows, restored afterwards (``main`` may run again in-process): the
+    ``paperlab`` log level, the hidden third-party warnings, the console, progress bars."""
+    logger = logging.getLogger("paperlab")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    saved = logger.level, logger.propagate, console.quiet
+    logger.setLevel(logging.ERROR if quiet else
+                    (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)])
+    logger.addHandler(handler)
+    logger.propagate = False
+    console.quiet = quiet
+    try:
+        with warnings.catch_warnings(), progress.hidden(quiet):
+            if not verbose:
+                for message, category in HIDDEN_WARNINGS:
+                    warnings.filterwarnings("ignore", message=message, category=category)
+            yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate, console.quiet = saved[1], saved[2]
+
+
+def _data_parser(sub: Any, add_help: bool) -> None:
+    """``paperlab data fetch|verify [AREA|SYSTEM ...] [--data-root PATH]``."""
+    p = sub.add_parser(
+        "data", help="download or verify the data sets", add_help=add_help,
+        description="Get the data sets the systems read ('paperlab data fetch') or check them "
+        "against the SHA-256 hashes pinned in paperlab ('paperlab data verify').")
+    dsub = p.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    for name, short in (
+        ("fetch", "download (or regenerate) whatever no data root has yet, into "
+                  "~/.cache/paperlab/data or --data-root; resumes partial downloads"),
+        ("verify", "check the data the loaders would read against the pinned hashes"),
+    ):
+        q = dsub.add_parser(name, help=short, description=short[0].upper() + short[1:] + ".",
+                            add_help=add_help)
+        q.add_argument("names", nargs="*", metavar="AREA|SYSTEM",
+                       help="areas (graphs, splitwise, text, vision), systems, or 'all' "
+                       "(default: what the systems read)")
+        q.add_argument("--data-root", type=Path, default=None,
+                       help="only this data folder (default: fetch into ~/.cache/paperlab/data; "
+                       "verify wherever the loaders look)")
+        if name == "fetch":
+            q.add_argument("--retries", type=int, default=4,
+                           help="retries per file after a transient failure (default 4)")
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """``paperlab data fetch|verify``: exit 0 ok, 1 altered/failed, 2 usage, 3 missing/offline."""
+    from paperlab.core import fetch
+
+    try:
+        entries = fetch.select(args.names)
+    except ValueError as exc:
+        print(f"paperlab: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.data_command == "verify":
+        statuses = fetch.verify(entries, args.data_root)
+    else:
+        todo = fetch.missing(entries, args.data_root)
+        try:
+            statuses = fetch.fetch(entries, args.data_root, retries=args.retries)
+        except fetch.OfflineError as exc:
+            print(f"paperlab: {len(todo)} data files are missing and {exc} Run "
+                  "'paperlab data fetch' on a machine with internet access and copy "
+                  f"{fetch.user_root()} here, or pass --data-root / set PAPERLAB_DATA to a "
+                  "folder holding the data.", file=sys.stderr)
+            return EXIT_NO_DATA
+        except fetch.FetchError as exc:
+            print(f"paperlab: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    counts: dict[str, int] = {}
+    for st in statuses:
+        counts[st.state] = counts.get(st.state, 0) + 1
+        if st.state not in ("ok", "present"):
+            where = st.path or st.entry.path
+            console.print(f"  {st.state:9} {where}{': ' + st.detail if st.detail else ''}",
+                          markup=False, highlight=False)
+    console.print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())),
+                  markup=False, highlight=False)
+    if counts.get("altered"):
+        return EXIT_FAILED
+    return EXIT_NO_DATA if counts.get("missing") else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``paperlab``; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
+    with _output(args.verbose or 0, bool(args.quiet)):
+        return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         if args.command == "list":
             return cmd_list(args)
+        if args.command == "data":
+            return cmd_data(args)
         if args.command == "reproduce":
             return cmd_reproduce(args)
         return cmd_run(args, "run" if args.command == "run" else "bench")

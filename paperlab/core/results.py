@@ -1,4 +1,4 @@
-"""The one results schema, its atomic writer, Markdown tables and REPORT.md.
+"""The one results schema, its atomic writer and Markdown tables (REPORT.md: see report.py).
 
 A system's ``run(ctx)`` / ``bench(ctx)`` returns a :class:`Result` (its rows, its key
 figures, the data it used); the runner stamps the header (system, paper, claim, quick,
@@ -218,21 +218,3 @@ def write(rec: Mapping[str, Any], out_dir: str | os.PathLike[str], stem: str) ->
     path = atomic_write_text(out_dir / f"{stem}.json", json.dumps(rec, indent=2) + "\n")
     atomic_write_text(out_dir / f"{stem}.md", markdown(rec))
     return path
-
-
-def report(outcomes: Sequence[Mapping[str, Any]], quick: bool) -> str:
-    """REPORT.md: each paper's claim beside the key figures measured (or the failure)."""
-    size = "quick" if quick else "full"
-    lines = [
-        f"# paperlab reproduction report ({size} size)",
-        "",
-        "| system | paper's claim | measured | seconds | status |",
-        "|---|---|---|---|---|",
-    ]
-    for o in outcomes:
-        summary = o.get("summary") or {}
-        measured = "; ".join(f"{k} = {fmt(v)}" for k, v in summary.items()) or "-"
-        status = "ok" if o["ok"] else f"FAILED: {o['error']}"
-        seconds = fmt(o.get("seconds"))
-        lines.append(f"| {o['system']} | {o['claim']} | {measured} | {seconds} | {status} |")
-    return "\n".join(lines) + "\n"

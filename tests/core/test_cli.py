@@ -14,7 +14,7 @@ def test_run_writes_schema_json_md_and_plot(tmp_path, capsys):
     assert rec["system"] == "toy" and rec["quick"] is True and rec["seed"] == 3
     assert rec["results"][0]["method"] == "baseline"
     assert set(rec["environment"]) == {"python", "torch", "cpu", "threads"}
-    assert rec["seconds"] >= 0 and "gain" in rec["summary"]
+    assert "gain" in rec["summary"]
     assert (tmp_path / "toy.md").read_text().startswith("# toy: Toy paper")
     assert (tmp_path / "toy_means.png").read_bytes()[:4] == b"\x89PNG"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
@@ -72,7 +72,7 @@ def test_reproduce_goes_on_past_failure_and_reports(tmp_path):
     assert code == cli.EXIT_FAILED
     report = (tmp_path / "REPORT.md").read_text()
     assert "FAILED: RuntimeError: toy failure" in report
-    assert "| toy | ours beats baseline | gain = " in report
+    assert "## toy" in report and "(no claims declared)" in report  # the toy declares none
     assert (tmp_path / "toy.json").exists()
 
 
@@ -107,12 +107,3 @@ def test_system_declared_flags_reach_ctx_options(tmp_path):
     with pytest.raises(SystemExit):  # another system's flag is still a bad flag
         cli.main(["run", "toy", "--peer-path", "/x/y", "--out", out])
 
-
-def test_a_system_pinning_torch_threads_does_not_leak(tmp_path):
-    import torch
-
-    before = torch.get_num_threads()
-    assert cli.main(["run", "toy_threads", "--out", str(tmp_path)]) == 0
-    assert json.loads((tmp_path / "toy_threads.json").read_text())["results"][0][
-        "threads"] == before + 1
-    assert torch.get_num_threads() == before
