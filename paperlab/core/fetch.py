@@ -1,0 +1,505 @@
+"""Download, regenerate and verify the data sets listed in :mod:`paperlab.core.manifest`.
+
+:func:`download` is the one HTTP(S) transfer: it writes ``<dest>.part``, resumes a partial file
+with an HTTP ``Range`` request, retries transient failures with exponential backoff, checks the
+pinned SHA-256 (or a library's pinned MD5) and only then renames the file into place, so a
+partial or corrupt download never looks complete. A file failing its check is removed.
+
+:func:`fetch` obtains what a selection of entries needs into one data root (the user data root
+``~/.cache/paperlab/data`` unless ``root`` is given), skipping everything already present in a
+searched data root (so the staged ``../shared/data`` still wins); :func:`verify` checks a data
+root against the pins and says what is missing or altered.
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import hashlib
+import http.client
+import logging
+import os
+import shutil
+import socket
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from paperlab.core import progress
+from paperlab.core.data import cache_dir, candidate_roots
+from paperlab.core.manifest import ENTRIES, Entry
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 16
+USER_AGENT = "paperlab-fetch/1"
+
+
+class FetchError(RuntimeError):
+    """A download or generation failed; the message names the file and the URL."""
+
+
+class OfflineError(FetchError):
+    """The host cannot be reached at all (no network, DNS failure, connection refused)."""
+
+
+class ChecksumError(FetchError):
+    """A file did not match its pinned hash; it has been removed."""
+
+
+class _Transient(Exception):
+    """A failure worth retrying (connection reset, timeout, short body, HTTP 5xx/429)."""
+
+
+# ---------------------------------------------------------------------------------- hashing
+
+
+def file_digest(path: str | os.PathLike[str], algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes (``algorithm``: any :mod:`hashlib` name)."""
+    h = hashlib.new(algorithm, usedforsecurity=algorithm != "md5")
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def gunzip_md5(path: str | os.PathLike[str]) -> str:
+    """MD5 of a gzip file's decompressed content (identifies MNIST whatever the wrapper)."""
+    h = hashlib.md5(usedforsecurity=False)
+    with gzip.open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def tree_sha256(folder: str | os.PathLike[str]) -> str:
+    """SHA-256 of a folder as ``PROVENANCE.md`` computes it, run in the folder's parent:
+    ``find NAME -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum``, i.e. the
+    hash of the lines ``<sha256 of file>  <parent name>/<NAME>/<relative path>`` in byte order
+    of the paths (the parent's own name is part of each path, as in the staged pins)."""
+    folder = Path(folder)
+    base = folder.parent.parent
+    paths = sorted((p.relative_to(base).as_posix() for p in folder.rglob("*") if p.is_file()),
+                   key=os.fsencode)
+    h = hashlib.sha256()
+    for rel in paths:
+        h.update(f"{file_digest(base / rel)}  {rel}\n".encode())
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------- download
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """True when ``exc`` means the host cannot be reached at all (rather than a flaky link)."""
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, (socket.gaierror, ConnectionRefusedError)):
+        return True
+    return isinstance(reason, OSError) and reason.errno in (errno.ENETUNREACH,
+                                                            errno.EHOSTUNREACH)
+
+
+@contextmanager
+def _bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A byte-counting progress bar on stderr (a no-op off a terminal)."""
+    if not progress.enabled():
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+               TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _transfer(url: str, part: Path, timeout_s: float, size: int | None) -> None:
+    """One attempt: fetch ``url`` into ``part``, resuming from its current length."""
+    have = part.stat().st_size if part.exists() else 0
+    if size and have == size:
+        return  # a previous attempt got every byte; the checksum decides
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout_s)  # noqa: S310 (http/s only)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:  # our partial file is longer than the resource
+            part.unlink()
+            raise _Transient(f"HTTP 416 on resume at byte {have}") from exc
+        if exc.code in (408, 429) or exc.code >= 500:
+            raise _Transient(f"HTTP {exc.code}") from exc
+        raise FetchError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
+    with response:
+        if have and response.status == 206:
+            content_range = response.headers.get("Content-Range", "")
+            if not content_range.startswith(f"bytes {have}-"):
+                part.unlink()
+                raise _Transient(f"unexpected Content-Range {content_range!r}")
+            mode = "ab"
+        else:  # 200: the server sent the whole file
+            have, mode = 0, "wb"
+        length = response.headers.get("Content-Length")
+        expected = have + int(length) if length is not None else size
+        got = have
+        with _bar(Path(urlsplit(url).path).name, expected) as advance, open(part, mode) as f:
+            advance(have)
+            while block := response.read(CHUNK):
+                f.write(block)
+                got += len(block)
+                advance(len(block))
+    if length is not None and got < expected:
+        raise _Transient(f"connection closed after {got} of {expected} bytes")
+
+
+def download(url: str, dest: str | os.PathLike[str], sha256: str = "", size: int = 0, *,
+             md5: str = "", retries: int = 4, backoff_s: float = 1.0,
+             timeout_s: float = 60.0) -> Path:
+    """Download ``url`` to ``dest`` through ``dest.part``, check it, rename it into place.
+
+    Args:
+        url: an ``http://`` or ``https://`` URL.
+        dest: final path; its folder is created.
+        sha256: pinned hex SHA-256 of the file ("" = no check); ``md5`` likewise (for
+            pins a library made in MD5).
+        size: expected bytes (0 = unknown); a complete ``.part`` is not fetched again.
+        retries: further attempts after a transient failure (timeout, reset connection,
+            short body, HTTP 5xx/429), each resuming the ``.part`` file with an HTTP Range
+            request; waits ``backoff_s * 2**attempt`` seconds in between.
+        timeout_s: socket timeout per attempt, in seconds.
+
+    Raises:
+        OfflineError: the host cannot be reached (no network); the ``.part`` file is kept.
+        ChecksumError: the bytes do not match ``sha256``/``md5``/``size``; the file is removed.
+        FetchError: HTTP 4xx, or still failing after ``retries`` retries.
+    """
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError(f"only http(s) URLs are fetched, got {url!r}")
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0, got {retries}")
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    for attempt in range(retries + 1):
+        try:
+            _transfer(url, part, timeout_s, size or None)
+            break
+        except FetchError:
+            raise
+        except (urllib.error.URLError, OSError, http.client.HTTPException, _Transient) as exc:
+            if _unreachable(exc):
+                host = urlsplit(url).hostname
+                raise OfflineError(f"cannot reach {host} ({exc}); is this machine online?") \
+                    from exc
+            if attempt == retries:
+                raise FetchError(f"{url}: gave up after {retries + 1} attempts: {exc}") from exc
+            wait = backoff_s * 2**attempt
+            log.warning("%s: %s; retrying in %.1f s (resuming)", url, exc, wait)
+            time.sleep(wait)
+    _check_or_remove(part, url, sha256=sha256, md5=md5, size=size)
+    os.replace(part, dest)
+    return dest
+
+
+def _check_or_remove(path: Path, what: str, sha256: str = "", md5: str = "",
+                     size: int = 0) -> None:
+    """Raise :class:`ChecksumError` (after deleting ``path``) unless it matches the pins."""
+    problems = []
+    if size and path.stat().st_size != size:
+        problems.append(f"{path.stat().st_size} bytes, expected {size}")
+    for algorithm, pinned in (("sha256", sha256), ("md5", md5)):
+        if pinned and not problems:
+            got = file_digest(path, algorithm)
+            if got != pinned:
+                problems.append(f"{algorithm} {got}, expected {pinned}")
+    if problems:
+        path.unlink()
+        raise ChecksumError(f"{what}: {'; '.join(problems)}; the file was removed")
+
+
+# -------------------------------------------------------------------------- the manifest
+
+
+AREAS = tuple(sorted({e.area for e in ENTRIES}))
+SYSTEMS = tuple(sorted({s for e in ENTRIES for s in e.systems}))
+_BY_PATH = {e.path: e for e in ENTRIES}
+
+
+def select(names: Sequence[str] = (), entries: Sequence[Entry] = ENTRIES) -> list[Entry]:
+    """The entries for ``names`` (areas, systems or ``"all"``), plus their stand-ins.
+
+    No names: what the systems read (entries naming at least one system). Each entry with an
+    ``alt`` brings the alternative along, so a missing form can be replaced by the other.
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones).
+    """
+    known = {*AREAS, *SYSTEMS, "all"}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown data set group {', '.join(map(repr, unknown))}; "
+                         f"choose areas {', '.join(AREAS)}, systems {', '.join(SYSTEMS)} "
+                         "or 'all'")
+    chosen = [e for e in entries
+              if ("all" in names or e.area in names or set(e.systems) & set(names)
+                  or (not names and e.systems))]
+    paths = {e.path for e in chosen}
+    by_path = {e.path: e for e in entries}
+    extra = [by_path[e.alt] for e in chosen if e.alt and e.alt not in paths and e.alt in by_path]
+    return chosen + list(dict.fromkeys(extra))
+
+
+def user_root() -> Path:
+    """Where fetched data go by default: ``$PAPERLAB_CACHE/data`` (``~/.cache/paperlab/data``)."""
+    return candidate_roots()[-1]
+
+
+def locate(entry: Entry, root: str | os.PathLike[str] | None = None) -> Path | None:
+    """The entry's file in the first searched data root that has it (only ``root`` if given)."""
+    for base in candidate_roots(root):
+        path = base / entry.path
+        if path.exists():
+            return path
+    return None
+
+
+@dataclass(frozen=True)
+class Status:
+    """What :func:`verify` or :func:`fetch` found for one entry.
+
+    ``state``: ``ok`` (matches its pin), ``unchecked`` (present, nothing pinned), ``missing``,
+    ``altered`` (present but not matching), ``present`` (fetch: already there, not re-hashed),
+    ``fetched``, ``generated``, ``manual`` (missing and not downloadable; see ``detail``),
+    ``stand-in`` (missing, but its ``alt`` is there or was fetched), ``optional`` (a stand-in
+    not needed because what it stands in for is present).
+    """
+
+    entry: Entry
+    state: str
+    path: Path | None = None
+    detail: str = ""
+
+
+def check(entry: Entry, path: Path) -> Status:
+    """Check one present file or folder against the entry's pin."""
+    if entry.check == "present":
+        return Status(entry, "unchecked", path, entry.note)
+    if entry.check == "torchvision":
+        bad = _torchvision_cifar_problems(path)
+        return Status(entry, "altered" if bad else "ok", path, "; ".join(bad))
+    if entry.check == "tree-sha256":
+        got = tree_sha256(path)
+    elif entry.check == "gunzip-md5":
+        try:
+            got = gunzip_md5(path)
+        except (OSError, EOFError) as exc:
+            return Status(entry, "altered", path, f"not a readable gzip file: {exc}")
+    else:
+        if entry.size and path.stat().st_size != entry.size:
+            return Status(entry, "altered", path,
+                          f"{path.stat().st_size} bytes, expected {entry.size}")
+        got = file_digest(path)
+    if got != entry.digest:
+        return Status(entry, "altered", path, f"{entry.check} {got}, expected {entry.digest}")
+    return Status(entry, "ok", path)
+
+
+def verify(entries: Iterable[Entry], root: str | os.PathLike[str] | None = None) -> list[Status]:
+    """Check every entry where the loaders would find it (only in ``root`` when given).
+
+    An entry missing while its ``alt`` is present is a ``stand-in``, not missing.
+    """
+    entries = list(entries)
+    out = []
+    for entry in progress.track(entries, "verifying", total=len(entries)):
+        path = locate(entry, root)
+        if path is not None:
+            out.append(check(entry, path))
+        elif entry.alt and (alt := locate(_BY_PATH[entry.alt], root)) is not None:
+            out.append(Status(entry, "stand-in", alt, f"read from {entry.alt}"))
+        elif _spare(entry, entries, root):
+            out.append(Status(entry, "optional", None, "the data it stands in for are present"))
+        else:
+            out.append(Status(entry, "missing", None, entry.note))
+    return out
+
+
+def _spare(entry: Entry, entries: Sequence[Entry], root: str | os.PathLike[str] | None) -> bool:
+    """True when ``entry`` is only another form of entries that are all present."""
+    primaries = [e for e in entries if e.alt == entry.path]
+    return bool(primaries) and all(locate(e, root) is not None for e in primaries)
+
+
+# ------------------------------------------------------------------------------ fetching
+
+
+def fetch(entries: Iterable[Entry], root: str | os.PathLike[str] | None = None, *,
+          retries: int = 4, backoff_s: float = 1.0, timeout_s: float = 60.0) -> list[Status]:
+    """Obtain every entry that no searched data root has yet, into ``root`` (default
+    :func:`user_root`): downloads first, then library downloads, then generated files
+    (which read the downloaded ones).
+
+    Raises:
+        OfflineError: something is missing and its host cannot be reached.
+        ChecksumError, FetchError: see :func:`download`.
+    """
+    entries = list(entries)
+    target = Path(root).expanduser() if root is not None else user_root()
+    order = {"url": 0, "generate": 2, "manual": 3}
+    done: list[Status] = []
+    fetched: set[str] = set()
+    for entry in sorted(entries, key=lambda e: order.get(e.via, 1)):
+        if (path := locate(entry, root)) is not None:
+            done.append(Status(entry, "present", path))
+            continue
+        if _spare(entry, entries, root):
+            done.append(Status(entry, "optional", None, "the data it stands in for are present"))
+            continue
+        if entry.alt and (entry.alt in fetched or locate(_BY_PATH[entry.alt], root)):
+            done.append(Status(entry, "stand-in", None, f"read from {entry.alt}"))
+            continue
+        dest = target / entry.path
+        if entry.via == "url":
+            log.info("downloading %s", entry.path)
+            download(entry.url, dest, entry.digest, entry.size, retries=retries,
+                     backoff_s=backoff_s, timeout_s=timeout_s)
+            state = "fetched"
+        elif entry.via == "generate":
+            _generate(entry, dest, root)
+            state = "generated"
+        elif entry.via in _LIBRARY:
+            _LIBRARY[entry.via](dest, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s)
+            state = "fetched"
+        else:
+            done.append(Status(entry, "manual", None, entry.note))
+            continue
+        fetched.add(entry.path)
+        done.append(Status(entry, state, dest))
+    return done
+
+
+def missing(entries: Iterable[Entry], root: str | os.PathLike[str] | None = None) -> list[Entry]:
+    """Entries that no searched root has, that no present stand-in replaces and that are not
+    spare stand-ins themselves."""
+    entries = list(entries)
+    return [e for e in entries if locate(e, root) is None
+            and not (e.alt and locate(_BY_PATH[e.alt], root) is not None)
+            and not _spare(e, entries, root)]
+
+
+def _generate(entry: Entry, dest: Path, root: str | os.PathLike[str] | None) -> None:
+    """Regenerate a Splitwise request trace from the Azure code trace, then check its pin."""
+    from paperlab.splitwise.trace import poisson_trace, read_azure_csv
+
+    source_entry = _BY_PATH["splitwise/azure_llm_2023/AzureLLMInferenceTrace_code.csv"]
+    source = locate(source_entry, root)
+    if source is None:
+        source = locate(source_entry, dest.parents[2])  # fetched into the target just now
+    if source is None:
+        raise FetchError(f"{entry.path}: needs {source_entry.path}; fetch 'splitwise' first")
+    p = dict(entry.params)
+    trace = poisson_trace(read_azure_csv(source), float(p["rate"]), float(p["duration_s"]),
+                          seed=int(p["seed"]), max_requests=int(p["max_requests"]))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    trace.to_csv(part)
+    _check_or_remove(part, f"regenerated {entry.path}", sha256=entry.digest, size=entry.size)
+    os.replace(part, dest)
+
+
+def _downloads_dir() -> Path:
+    """Where archives wait between attempts (so a resumed fetch reuses their ``.part``)."""
+    path = cache_dir() / "downloads"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _torchvision_cifar_problems(folder: Path) -> list[str]:
+    """The CIFAR-10 batch files missing from ``folder`` or not matching torchvision's MD5s."""
+    from torchvision.datasets import CIFAR10
+
+    bad = []
+    for name, md5 in CIFAR10.train_list + CIFAR10.test_list:
+        path = folder / name
+        if not path.is_file():
+            bad.append(f"{name} missing")
+        elif file_digest(path, "md5") != md5:
+            bad.append(f"{name} does not match torchvision's md5 {md5}")
+    return bad
+
+
+def _fetch_cifar10(dest: Path, **kw: float) -> None:
+    """CIFAR-10 python batches from torchvision's URL and MD5, extracted atomically."""
+    from torchvision.datasets import CIFAR10
+
+    archive = download(CIFAR10.url, _downloads_dir() / CIFAR10.filename, md5=CIFAR10.tgz_md5,
+                       **kw)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".cifar10-", dir=dest.parent) as tmp:
+        with tarfile.open(archive) as tar:
+            tar.extractall(tmp, filter="data")
+        extracted = Path(tmp) / CIFAR10.base_folder
+        bad = _torchvision_cifar_problems(extracted)
+        if bad:
+            raise ChecksumError(f"{archive}: {'; '.join(bad)}")
+        os.replace(extracted, dest)
+    archive.unlink()
+
+
+def _fetch_mnist(dest: Path, **kw: float) -> None:
+    """All four MNIST files from torchvision's mirrors and MD5s into ``dest``'s folder."""
+    from torchvision.datasets import MNIST
+
+    for filename, md5 in MNIST.resources:
+        target = dest.parent / filename
+        if target.exists():
+            continue
+        errors = []
+        for mirror in MNIST.mirrors:
+            try:
+                download(f"{mirror}{filename}", target, md5=md5, **kw)
+                break
+            except (OfflineError, FetchError) as exc:
+                errors.append(str(exc))
+        else:
+            raise FetchError(f"MNIST {filename}: every mirror failed: {' | '.join(errors)}")
+
+
+def _fetch_wordnet(dest: Path, **_: float) -> None:
+    """WordNet through NLTK's downloader (which checks NLTK's own MD5), moved into place."""
+    import nltk
+
+    with tempfile.TemporaryDirectory(prefix=".nltk-", dir=_downloads_dir()) as tmp:
+        try:
+            ok = nltk.download("wordnet", download_dir=tmp, quiet=True, raise_on_error=True)
+        except Exception as exc:  # nltk raises bare ValueError/URLError/OSError
+            raise FetchError(f"nltk.download('wordnet') failed: {exc}") from exc
+        if not ok:
+            raise FetchError("nltk.download('wordnet') failed")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        part = dest.with_name(dest.name + ".part")
+        shutil.move(str(Path(tmp) / "corpora" / "wordnet.zip"), part)
+        os.replace(part, dest)
+
+
+_LIBRARY: dict[str, Callable[..., None]] = {
+    "torchvision:CIFAR10": _fetch_cifar10,
+    "torchvision:MNIST": _fetch_mnist,
+    "nltk:wordnet": _fetch_wordnet,
+}
