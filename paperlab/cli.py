@@ -100,7 +100,6 @@ def _make_parser(
     _verbosity(parser, default=None)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _data_parser(sub, add_help)
-    _data_parser(sub, add_help)
     listing = sub.add_parser("list", help="systems, their papers, and which are implemented",
                              add_help=add_help)
     _verbosity(listing, default=argparse.SUPPRESS)
@@ -357,69 +356,6 @@ def cmd_data(args: argparse.Namespace) -> int:
         try:
             statuses = fetch.fetch(entries, args.data_root, retries=args.retries)
         except fetch.OfflineError as exc:
-            print(f"paperlab: {len(todo)} data files are missing and {exc} Run "
-                  "'paperlab data fetch' on a machine with internet access and copy "
-                  f"{fetch.user_root()} here, or pass --data-root / set PAPERLAB_DATA to a "
-                  "folder holding the data.", file=sys.stderr)
-            return EXIT_NO_DATA
-        except fetch.FetchError as exc:
-            print(f"paperlab: {exc}", file=sys.stderr)
-            return EXIT_FAILED
-    counts: dict[str, int] = {}
-    for st in statuses:
-        counts[st.state] = counts.get(st.state, 0) + 1
-        if st.state not in ("ok", "present"):
-            where = st.path or st.entry.path
-            console.print(f"  {st.state:9} {where}{': ' + st.detail if st.detail else ''}",
-                          markup=False, highlight=False)
-    console.print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())),
-                  markup=False, highlight=False)
-    if counts.get("altered"):
-        return EXIT_FAILED
-    return EXIT_NO_DATA if counts.get("missing") else 0
-
-
-def _data_parser(sub: Any, add_help: bool) -> None:
-    """``paperlab data fetch|verify [AREA|SYSTEM ...] [--data-root PATH]``."""
-    p = sub.add_parser(
-        "data", help="download or verify the data sets", add_help=add_help,
-        description="Get the data sets the systems read ('paperlab data fetch') or check them "
-        "against the SHA-256 hashes pinned in paperlab ('paperlab data verify').")
-    dsub = p.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
-    for name, short in (
-        ("fetch", "download (or regenerate) whatever no data root has yet, into "
-                  "~/.cache/paperlab/data or --data-root; resumes partial downloads"),
-        ("verify", "check the data the loaders would read against the pinned hashes"),
-    ):
-        q = dsub.add_parser(name, help=short, description=short[0].upper() + short[1:] + ".",
-                            add_help=add_help)
-        q.add_argument("names", nargs="*", metavar="AREA|SYSTEM",
-                       help="areas (graphs, splitwise, text, vision), systems, or 'all' "
-                       "(default: what the systems read)")
-        q.add_argument("--data-root", type=Path, default=None,
-                       help="only this data folder (default: fetch into ~/.cache/paperlab/data; "
-                       "verify wherever the loaders look)")
-        if name == "fetch":
-            q.add_argument("--retries", type=int, default=4,
-                           help="retries per file after a transient failure (default 4)")
-
-
-def cmd_data(args: argparse.Namespace) -> int:
-    """``paperlab data fetch|verify``: exit 0 ok, 1 altered/failed, 2 usage, 3 missing/offline."""
-    from paperlab.core import fetch
-
-    try:
-        entries = fetch.select(args.names)
-    except ValueError as exc:
-        print(f"paperlab: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.data_command == "verify":
-        statuses = fetch.verify(entries, args.data_root)
-    else:
-        todo = fetch.missing(entries, args.data_root)
-        try:
-            statuses = fetch.fetch(entries, args.data_root, retries=args.retries)
-        except fetch.OfflineError as exc:
             print(f"paperlab: {len(todo)} data file(s) missing and {exc} Run "
                   "'paperlab data fetch' on a machine with internet access and copy "
                   f"{fetch.user_root()} here, or pass --data-root / set PAPERLAB_DATA to a "
@@ -454,8 +390,6 @@ def _dispatch(args: argparse.Namespace) -> int:
     try:
         if args.command == "list":
             return cmd_list(args)
-        if args.command == "data":
-            return cmd_data(args)
         if args.command == "data":
             return cmd_data(args)
         if args.command == "reproduce":
