@@ -1,5 +1,7 @@
 # Two commands do all the set-up on a fresh clone:
-#   make demo   create .venv if missing, install paperlab, run `paperlab reproduce --quick`
+#   make demo   create .venv if missing, install paperlab, get any missing data
+#               (`paperlab data fetch`; offline it stops with what to run), run
+#               `paperlab reproduce --quick`
 #   make test   same set-up with the dev extras, then ruff and the test suite
 # Set-up is idempotent: pip runs again only when pyproject.toml or setup.py changed.
 
@@ -25,6 +27,7 @@ $(STAMP): $(BIN)/python $(DEPS)
 install: $(STAMP)
 
 demo: install
+	@$(BIN)/paperlab data fetch
 	$(BIN)/paperlab reproduce --quick --out $(OUT)
 
 lint: install
