@@ -1,0 +1,40 @@
+"""Shared vision substrate of the token-reduction and compression systems (PiToMe, DiffRate,
+Entropic Student). It imports only :mod:`paperlab.core`; the systems import it, never each other.
+
+* :mod:`~paperlab.vision.data`: CIFAR-10 JPEGs read with Pillow (:func:`load_cifar10`).
+* :mod:`~paperlab.vision.models`: timm ``VisionTransformer`` (:class:`ViTSpec`) and torchvision
+  ResNet-18 with a CIFAR stem (:class:`ResNetSpec`) for 32x32 images.
+* :mod:`~paperlab.vision.train`: one trainer with a checkpoint cache and resume (:func:`fit`).
+* :mod:`~paperlab.vision.flops`: analytic ViT FLOPs with token reduction (:func:`vit_flops`).
+* :mod:`~paperlab.vision.speed`: throughput and latency (:func:`measure_speed`).
+* :mod:`~paperlab.vision.merging`: the token-merging patch with a pluggable rule
+  (:func:`apply_rule`, :class:`MergeRule`, :class:`MergePlan`, :func:`match`).
+* :mod:`~paperlab.vision.tome`: ToMe, the baseline (``tome.patch(model, r)``).
+
+Public names are imported on first use: importing this package imports no torch.
+"""
+
+from paperlab.core.lazy import lazy_exports
+
+_EXPORTS = {
+    **dict.fromkeys(
+        ("CLASSES", "ImageFileError", "ImageSet", "cifar10_dir", "load_cifar10", "normalize",
+         "read_folder", "read_image"),
+        "paperlab.vision.data"),
+    **dict.fromkeys(("ModelSpec", "ResNetSpec", "ViTSpec"), "paperlab.vision.models"),
+    **dict.fromkeys(
+        ("TrainConfig", "Trained", "accuracy", "checkpoint_path", "fit", "predict"),
+        "paperlab.vision.train"),
+    **dict.fromkeys(("block_flops", "model_flops", "vit_flops"), "paperlab.vision.flops"),
+    **dict.fromkeys(("Speed", "measure_speed"), "paperlab.vision.speed"),
+    **dict.fromkeys(
+        ("MergePlan", "MergeRule", "apply_rule", "group_map", "match", "merge_source",
+         "merge_state", "merge_wavg", "token_schedule"),
+        "paperlab.vision.merging"),
+    "ToMeRule": "paperlab.vision.tome",
+    "bipartite_soft_matching": "paperlab.vision.tome",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = list(_EXPORTS)

@@ -1,0 +1,108 @@
+"""ToMe (Bolya et al., ICLR 2023), the baseline of both token-reduction papers.
+
+In every block, after attention: keys averaged over heads and L2-normalised are the metric;
+patch tokens alternate into sets A and B; the ``r`` A tokens whose most similar B token is most
+similar merge into it (size-weighted average, sizes tracked); the class token is never merged.
+Proportional attention adds log(size) to the attention logits.
+
+    from paperlab.vision import tome
+    tome.patch(model, r=8)          # a timm VisionTransformer, patched in place
+    model.eval()(images)            # r tokens fewer after every block
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from paperlab.vision.merging import (
+    MergePlan,
+    apply_rule,
+    match,
+    normalized,
+    per_layer,
+    vit_depth,
+)
+
+
+def bipartite_soft_matching(metric: torch.Tensor, r: int, prefix: int = 1) -> MergePlan:
+    """ToMe's merge plan for one layer.
+
+    Args:
+        metric: ``(B, N, C)`` keys averaged over heads (the first ``prefix`` are the class
+            token and other prefix tokens, never merged).
+        r: tokens to remove, ``0 <= r <= (N - prefix) // 2``.
+        prefix: number of leading tokens kept in front untouched.
+
+    Returns:
+        the plan: output ``[prefix, unmerged A, B]`` with ``N - r`` tokens, where B holds the
+        patch tokens at even offsets from the prefix and A those at odd offsets (with one class
+        token this is ToMe's split: A = even positions minus the class token, B = odd).
+    """
+    b, n, _ = metric.shape
+    patches = n - prefix
+    if not 0 <= r <= patches // 2:
+        raise ValueError(f"r={r} out of range: {patches} patch tokens allow 0..{patches // 2}")
+    device = metric.device
+    a_idx = torch.arange(prefix + 1, n, 2, device=device).expand(b, -1)
+    b_idx = torch.arange(prefix, n, 2, device=device).expand(b, -1)
+    front = torch.arange(prefix, device=device).expand(b, -1)
+    return match(normalized(metric), a_idx, b_idx, r, front)
+
+
+@dataclass(frozen=True)
+class ToMeRule:
+    """Merge ``r[layer]`` tokens in each layer (see :func:`bipartite_soft_matching`)."""
+
+    r: tuple[int, ...]
+
+    def plan(self, metric: torch.Tensor, layer: int, prefix: int) -> MergePlan | None:
+        r = self.r[layer]
+        return bipartite_soft_matching(metric, r, prefix) if r else None
+
+    def schedule(self, num_tokens: int, depth: int, prefix: int) -> list[tuple[int, int]]:
+        if len(self.r) != depth:
+            raise ValueError(f"r has {len(self.r)} entries for {depth} blocks")
+        tokens, n = [], num_tokens
+        for layer, r in enumerate(self.r):
+            most = (n - prefix) // 2
+            if r > most:
+                raise ValueError(
+                    f"r={r} leaves too few tokens: block {layer} has {n - prefix} patch tokens, "
+                    f"so bipartite matching can merge at most {most}; lower r"
+                )
+            tokens.append((n, n - r))
+            n -= r
+        return tokens
+
+
+def patch(
+    model: nn.Module,
+    r: int | Sequence[int],
+    prop_attn: bool = True,
+    *,
+    trace_source: bool = False,
+    fused: bool | None = None,
+) -> nn.Module:
+    """Apply ToMe to a timm ``VisionTransformer`` in place (weights untouched); returns it.
+
+    Args:
+        model: a timm ViT with a class token (built with ``pretrained=False`` works offline).
+        r: tokens merged per block: one int for every block, or one per block.
+        prop_attn: proportional attention (on for supervised models off the shelf).
+        trace_source: record which patches each token holds (``merge_state(model).source``).
+        fused: force fused (True) or explicit (False) attention; None keeps timm's choice.
+
+    Raises:
+        ValueError: ``r`` negative, of the wrong length, or larger than half the patch tokens
+            left at some block.
+    """
+    rs = per_layer(r, vit_depth(model), "r")
+    if any(not isinstance(v, int) or v < 0 for v in rs):
+        raise ValueError(f"r must be non-negative integers, got {r}")
+    return apply_rule(
+        model, ToMeRule(tuple(rs)), prop_attn=prop_attn, trace_source=trace_source, fused=fused
+    )
