@@ -173,7 +173,8 @@ def is_implemented(name: str) -> bool:
     """Whether ``paperlab.<name>`` exists, without importing it."""
     if name in _REGISTERED:
         return True
-    return importlib.util.find_spec(f"paperlab.{name}") is not None
+    spec = importlib.util.find_spec(f"paperlab.{name}")
+    return spec is not None and spec.origin is not None  # not an empty folder (namespace)
 
 
 def names() -> list[str]:

@@ -43,15 +43,6 @@ def echo_options(ctx: RunContext) -> Result:
 
 
 register(System(name="toy_options", paper="Options paper", claim="takes its own flags",
-                run=f"{__name__}:echo_options", options=(Option("peer_path", str, "where the peer is"),)))
+                run=f"{__name__}:echo_options",
+                options=(Option("peer_path", str, "where the peer is"),)))
 
-
-def pin_threads(ctx: RunContext) -> Result:
-    import torch
-
-    torch.set_num_threads(torch.get_num_threads() + 1)
-    return Result(results=[{"method": "pinned", "threads": torch.get_num_threads()}], summary={})
-
-
-register(System(name="toy_threads", paper="Threads paper", claim="pins threads",
-                run=f"{__name__}:pin_threads"))
