@@ -13,12 +13,14 @@ root against the pins and says what is missing or altered.
 
 from __future__ import annotations
 
+import codecs
 import errno
 import gzip
 import hashlib
 import http.client
 import logging
 import os
+import pickle
 import shutil
 import socket
 import tarfile
@@ -32,9 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from paperlab.core import progress
+import numpy as np
+
+from paperlab.core import manifest, progress
 from paperlab.core.data import cache_dir, candidate_roots
-from paperlab.core.manifest import ENTRIES, Entry
+from paperlab.core.manifest import Entry
 
 log = logging.getLogger(__name__)
 
@@ -236,13 +240,16 @@ def _check_or_remove(path: Path, what: str, sha256: str = "", md5: str = "",
 # -------------------------------------------------------------------------- the manifest
 
 
-AREAS = tuple(sorted({e.area for e in ENTRIES}))
-SYSTEMS = tuple(sorted({s for e in ENTRIES for s in e.systems}))
-_BY_PATH = {e.path: e for e in ENTRIES}
+def _by_path(path: str) -> Entry:
+    """The manifest entry at ``path``."""
+    for entry in manifest.ENTRIES:
+        if entry.path == path:
+            return entry
+    raise KeyError(f"no manifest entry for {path!r}")
 
 
-def select(names: Sequence[str] = (), entries: Sequence[Entry] = ENTRIES) -> list[Entry]:
-    """The entries for ``names`` (areas, systems or ``"all"``), plus their stand-ins.
+def select(names: Sequence[str] = ()) -> list[Entry]:
+    """The manifest entries for ``names`` (areas, systems or ``"all"``), plus their stand-ins.
 
     No names: what the systems read (entries naming at least one system). Each entry with an
     ``alt`` brings the alternative along, so a missing form can be replaced by the other.
@@ -250,18 +257,18 @@ def select(names: Sequence[str] = (), entries: Sequence[Entry] = ENTRIES) -> lis
     Raises:
         ValueError: an unknown name (the message lists the known ones).
     """
-    known = {*AREAS, *SYSTEMS, "all"}
-    unknown = [n for n in names if n not in known]
+    areas = sorted({e.area for e in manifest.ENTRIES})
+    systems = sorted({s for e in manifest.ENTRIES for s in e.systems})
+    unknown = [n for n in names if n not in {*areas, *systems, "all"}]
     if unknown:
         raise ValueError(f"unknown data set group {', '.join(map(repr, unknown))}; "
-                         f"choose areas {', '.join(AREAS)}, systems {', '.join(SYSTEMS)} "
+                         f"choose areas {', '.join(areas)}, systems {', '.join(systems)} "
                          "or 'all'")
-    chosen = [e for e in entries
+    chosen = [e for e in manifest.ENTRIES
               if ("all" in names or e.area in names or set(e.systems) & set(names)
                   or (not names and e.systems))]
     paths = {e.path for e in chosen}
-    by_path = {e.path: e for e in entries}
-    extra = [by_path[e.alt] for e in chosen if e.alt and e.alt not in paths and e.alt in by_path]
+    extra = [_by_path(e.alt) for e in chosen if e.alt and e.alt not in paths]
     return chosen + list(dict.fromkeys(extra))
 
 
@@ -331,7 +338,7 @@ def verify(entries: Iterable[Entry], root: str | os.PathLike[str] | None = None)
         path = locate(entry, root)
         if path is not None:
             out.append(check(entry, path))
-        elif entry.alt and (alt := locate(_BY_PATH[entry.alt], root)) is not None:
+        elif entry.alt and (alt := locate(_by_path(entry.alt), root)) is not None:
             out.append(Status(entry, "stand-in", alt, f"read from {entry.alt}"))
         elif _spare(entry, entries, root):
             out.append(Status(entry, "optional", None, "the data it stands in for are present"))
@@ -371,7 +378,7 @@ def fetch(entries: Iterable[Entry], root: str | os.PathLike[str] | None = None, 
         if _spare(entry, entries, root):
             done.append(Status(entry, "optional", None, "the data it stands in for are present"))
             continue
-        if entry.alt and (entry.alt in fetched or locate(_BY_PATH[entry.alt], root)):
+        if entry.alt and (entry.alt in fetched or locate(_by_path(entry.alt), root)):
             done.append(Status(entry, "stand-in", None, f"read from {entry.alt}"))
             continue
         dest = target / entry.path
@@ -399,7 +406,7 @@ def missing(entries: Iterable[Entry], root: str | os.PathLike[str] | None = None
     spare stand-ins themselves."""
     entries = list(entries)
     return [e for e in entries if locate(e, root) is None
-            and not (e.alt and locate(_BY_PATH[e.alt], root) is not None)
+            and not (e.alt and locate(_by_path(e.alt), root) is not None)
             and not _spare(e, entries, root)]
 
 
@@ -407,7 +414,7 @@ def _generate(entry: Entry, dest: Path, root: str | os.PathLike[str] | None) -> 
     """Regenerate a Splitwise request trace from the Azure code trace, then check its pin."""
     from paperlab.splitwise.trace import poisson_trace, read_azure_csv
 
-    source_entry = _BY_PATH["splitwise/azure_llm_2023/AzureLLMInferenceTrace_code.csv"]
+    source_entry = _by_path("splitwise/azure_llm_2023/AzureLLMInferenceTrace_code.csv")
     source = locate(source_entry, root)
     if source is None:
         source = locate(source_entry, dest.parents[2])  # fetched into the target just now
@@ -503,3 +510,72 @@ _LIBRARY: dict[str, Callable[..., None]] = {
     "torchvision:MNIST": _fetch_mnist,
     "nltk:wordnet": _fetch_wordnet,
 }
+
+
+# --------------------------------------------------------------- CIFAR-10 python batches
+
+CIFAR_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR_TEST_BATCHES = ("test_batch",)
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles only what a CIFAR-10 batch holds: the builtin dict/list/bytes/str/int opcodes
+    (which never call ``find_class``) and NumPy's ndarray reconstruction; any other global
+    (``os.system``, ``builtins.eval``, ...) is refused before it is looked up."""
+
+    # NumPy's own reconstruct function, whichever module it lives in (numpy.core/_core)
+    _RECONSTRUCT = np.zeros(1).__reduce__()[0]
+    _ALLOWED: dict[tuple[str, str], object] = {
+        ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+        ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        # protocol-2 pickles written by Python 3 store bytes as _codecs.encode(str, "latin1")
+        ("_codecs", "encode"): codecs.encode,
+    }
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed")
+        return self._ALLOWED[module, name]
+
+
+def read_cifar_batch(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 python batch (as torchvision downloads it) without trusting the pickle.
+
+    Returns:
+        ``images`` uint8 ``(N, 3, 32, 32)`` and ``labels`` int64 ``(N,)`` in ``0..9``.
+
+    Raises:
+        ValueError: the file is not a CIFAR-10 batch, or its pickle names a global other than
+            NumPy's array reconstruction (nothing it names is ever called).
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            batch = _BatchUnpickler(f, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: not a CIFAR-10 python batch: {exc}") from exc
+    if not isinstance(batch, dict):
+        raise ValueError(f"{path}: expected a dict, got {type(batch).__name__}")
+    batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
+    data, labels = batch.get("data"), batch.get("labels")
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
+            or data.shape[1] != 3 * 32 * 32:
+        raise ValueError(f"{path}: 'data' must be a uint8 array (N, 3072)")
+    labels = np.asarray(labels if labels is not None else [], dtype=np.int64)
+    if labels.shape != (data.shape[0],) or (labels.size and (labels.min() < 0
+                                                             or labels.max() > 9)):
+        raise ValueError(f"{path}: 'labels' must be {data.shape[0]} integers in 0..9")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def read_cifar_python(folder: str | os.PathLike[str],
+                      split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """A split (``"train"``: data_batch_1..5, ``"test"``: test_batch) of ``cifar-10-batches-py``,
+    concatenated in file order: uint8 ``(N, 3, 32, 32)`` and int64 ``(N,)``."""
+    names = {"train": CIFAR_TRAIN_BATCHES, "test": CIFAR_TEST_BATCHES}.get(split)
+    if names is None:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    parts = [read_cifar_batch(Path(folder) / name) for name in names]
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
