@@ -25,9 +25,10 @@ import numpy as np
 import torch
 
 from paperlab.core import plots, timing
+from paperlab.core.config import resolve_config
 from paperlab.core.progress import track
 from paperlab.core.results import Result, RunContext
-from paperlab.core.seed import derive_seed, seed_everything
+from paperlab.core.seed import derive_seed, seed_everything, torch_threads
 from paperlab.mowst import datasets
 from paperlab.mowst.experts import MLP, STRONG_EXPERTS
 from paperlab.mowst.mowst import Mowst, MowstOutput
@@ -50,7 +51,7 @@ SHORT_TURNS = 5  # the short-turn variant runs Mowst's turns with patience P / S
 QUERIES = 200  # test nodes answered one at a time in the online-serving benchmark
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
     """Sizes of the reproduction; ``quick()`` finishes in minutes on 2 CPU cores."""
 
@@ -326,19 +327,19 @@ def _plot_scores(rows: list[dict[str, Any]], names: list[str], ctx: RunContext) 
 
 def run(ctx: RunContext, config: Config | None = None) -> Result:
     """Headline comparison: MLP, GCN, SAGE, Mowst and Mowst* on every configured data set."""
-    cfg = config or (Config.quick() if ctx.quick else Config.full()).with_options(ctx.options)
-    torch.set_num_threads(1)  # the machine is shared; small graphs gain nothing from threads
-    records: list[dict[str, Any]] = []
-    confidences: dict[str, np.ndarray] = {}
-    described = []
-    jobs = [(name, s) for name in cfg.datasets for s in range(cfg.seeds)]
-    graphs: dict[str, datasets.Graph] = {}
-    for name, s in track(jobs, "mowst: data set x seed", total=len(jobs)):
-        if name not in graphs:
-            graphs = {name: datasets.load(name, ctx.require)}
-            described.append(graphs[name].describe())
-        ablate = name in cfg.ablation_datasets and s < cfg.ablation_seeds
-        records += _run_seed(graphs[name], ctx.seed + s, cfg, ablate, confidences)
+    cfg = resolve_config(ctx, Config, config)
+    with torch_threads(1):  # the machine is shared; small graphs gain nothing from threads
+        records: list[dict[str, Any]] = []
+        confidences: dict[str, np.ndarray] = {}
+        described = []
+        jobs = [(name, s) for name in cfg.datasets for s in range(cfg.seeds)]
+        graphs: dict[str, datasets.Graph] = {}
+        for name, s in track(jobs, "mowst: data set x seed", total=len(jobs)):
+            if name not in graphs:
+                graphs = {name: datasets.load(name, ctx.require)}
+                described.append(graphs[name].describe())
+            ablate = name in cfg.ablation_datasets and s < cfg.ablation_seeds
+            records += _run_seed(graphs[name], ctx.seed + s, cfg, ablate, confidences)
     rows = _aggregate(records)
     names = list(cfg.datasets)
     _plot_confidence(confidences, ctx)
@@ -406,48 +407,53 @@ def _plot_routed_sweep(rows: list[dict[str, Any]], ctx: RunContext) -> None:
     plots.save(fig, ctx.plot_path("routed_inference"))
 
 
+def _bench_pair(graph: datasets.Graph, backbone: str, cfg: Config, seed: int) -> dict[str, Any]:
+    """One bench row: Mowst's training and inference cost against the GNN ``backbone``."""
+    seed_everything(seed)
+    task = _task(graph, seed)
+    gnn = _gnn(backbone, graph, cfg)
+    gnn_rep = train_expert(gnn, task, cfg.train)
+    model = Mowst(_mlp(graph, cfg), copy.deepcopy(gnn), graph.num_classes)
+    rep = train_mowst(model, task, cfg.train, strong_pretrained=True)
+    short = Mowst(_mlp(graph, cfg), copy.deepcopy(gnn), graph.num_classes)
+    short_rep = train_mowst(short, task, cfg.short_turns(), strong_pretrained=True)
+    star = Mowst(_mlp(graph, cfg), copy.deepcopy(gnn), graph.num_classes)
+    star_rep = train_mowst_star(star, task, cfg.train, strong_pretrained=True)
+    epoch_ms = _epoch_timings(graph, cfg, backbone)
+    routed = _routed_stats(model, task, cfg, seed)
+    sweep = _routed_sweep(model, task, cfg, seed)
+    serving = _query_serving(model, task, cfg, seed)
+    paying = [float(share) for share, ratio in sweep.items() if ratio <= 1]
+    return {
+        "gnn_train_s": gnn_rep.seconds,
+        "mowst_train_ratio": (gnn_rep.seconds + rep.seconds) / gnn_rep.seconds,
+        "mowst_short_turns_train_ratio":
+            (gnn_rep.seconds + short_rep.seconds) / gnn_rep.seconds,
+        "mowst_star_train_ratio": (gnn_rep.seconds + star_rep.seconds) / gnn_rep.seconds,
+        "gnn_ms_per_epoch": epoch_ms["gnn"],
+        "mowst_two_turns_epoch_ratio": epoch_ms["mowst_two_turns"] / epoch_ms["gnn"],
+        "mowst_star_epoch_ratio": epoch_ms["mowst_star"] / epoch_ms["gnn"],
+        "gnn_val": gnn_rep.best_val, "mowst_val": rep.best_val,
+        "mowst_short_turns_val": short_rep.best_val, "mowst_star_val": star_rep.best_val,
+        "routed_to_mlp": routed["routed_to_mlp"],
+        "messages_saved": routed["messages_saved"],
+        "routed_inference_ratio": routed["routed_time_ratio"],
+        **{f"routed_ratio_at_{share}": ratio for share, ratio in sweep.items()},
+        "break_even_share": min(paying) if paying else None,
+        **serving}
+
+
 def bench(ctx: RunContext, config: Config | None = None) -> Result:
     """Training and inference time of Mowst against the plain GNN on the same graphs."""
-    cfg = config or (Config.quick() if ctx.quick else Config.full()).with_options(ctx.options)
-    torch.set_num_threads(1)
+    cfg = resolve_config(ctx, Config, config)
     rows, described = [], []
-    for name in cfg.bench_datasets:
-        graph = datasets.load(name, ctx.require)
-        described.append(graph.describe())
-        for backbone in BACKBONES:
-            seed_everything(ctx.seed)
-            task = _task(graph, ctx.seed)
-            gnn = _gnn(backbone, graph, cfg)
-            gnn_rep = train_expert(gnn, task, cfg.train)
-            model = Mowst(_mlp(graph, cfg), copy.deepcopy(gnn), graph.num_classes)
-            rep = train_mowst(model, task, cfg.train, strong_pretrained=True)
-            short = Mowst(_mlp(graph, cfg), copy.deepcopy(gnn), graph.num_classes)
-            short_rep = train_mowst(short, task, cfg.short_turns(), strong_pretrained=True)
-            star = Mowst(_mlp(graph, cfg), copy.deepcopy(gnn), graph.num_classes)
-            star_rep = train_mowst_star(star, task, cfg.train, strong_pretrained=True)
-            epoch_ms = _epoch_timings(graph, cfg, backbone)
-            routed = _routed_stats(model, task, cfg, ctx.seed)
-            sweep = _routed_sweep(model, task, cfg, ctx.seed)
-            serving = _query_serving(model, task, cfg, ctx.seed)
-            paying = [float(share) for share, ratio in sweep.items() if ratio <= 1]
-            rows.append({
-                "dataset": name, "backbone": NAMES[backbone],
-                "gnn_train_s": gnn_rep.seconds,
-                "mowst_train_ratio": (gnn_rep.seconds + rep.seconds) / gnn_rep.seconds,
-                "mowst_short_turns_train_ratio":
-                    (gnn_rep.seconds + short_rep.seconds) / gnn_rep.seconds,
-                "mowst_star_train_ratio": (gnn_rep.seconds + star_rep.seconds) / gnn_rep.seconds,
-                "gnn_ms_per_epoch": epoch_ms["gnn"],
-                "mowst_two_turns_epoch_ratio": epoch_ms["mowst_two_turns"] / epoch_ms["gnn"],
-                "mowst_star_epoch_ratio": epoch_ms["mowst_star"] / epoch_ms["gnn"],
-                "gnn_val": gnn_rep.best_val, "mowst_val": rep.best_val,
-                "mowst_short_turns_val": short_rep.best_val, "mowst_star_val": star_rep.best_val,
-                "routed_to_mlp": routed["routed_to_mlp"],
-                "messages_saved": routed["messages_saved"],
-                "routed_inference_ratio": routed["routed_time_ratio"],
-                **{f"routed_ratio_at_{share}": ratio for share, ratio in sweep.items()},
-                "break_even_share": min(paying) if paying else None,
-                **serving})
+    with torch_threads(1):
+        for name in cfg.bench_datasets:
+            graph = datasets.load(name, ctx.require)
+            described.append(graph.describe())
+            rows += [{"dataset": name, "backbone": NAMES[backbone],
+                      **_bench_pair(graph, backbone, cfg, ctx.seed)} for backbone in BACKBONES]
+
     def median(key: str) -> float:
         return statistics.median(r[key] for r in rows)
 

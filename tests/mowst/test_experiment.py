@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import statistics
 
+import pytest
+import torch
+
+from paperlab.core.config import resolve_config
 from paperlab.core.data import DataNotFoundError
 from paperlab.core.results import RunContext
+from paperlab.core.seed import torch_threads
 from paperlab.mowst import experiment
 from paperlab.mowst.training import TrainConfig
 
@@ -27,7 +32,9 @@ def _on_texas(entry, tmp_path, seed: int = 0, ablate: bool = False):
 
 
 def test_run_reports_every_method_and_the_issue_summary_keys(tmp_path) -> None:
-    result = _on_texas(experiment.run, tmp_path, seed=2, ablate=True)
+    with torch_threads(2):  # run pins one thread inside, and gives the count back
+        result = _on_texas(experiment.run, tmp_path, seed=2, ablate=True)
+        assert torch.get_num_threads() == 2
     methods = {r["method"] for r in result.results}
     assert {"MLP", "GCN", "SAGE", "Mowst-GCN", "Mowst*-GCN", "Mowst-SAGE", "Mowst*-SAGE",
             "Mowst-GCN (no pre-training)", "Mowst-GCN (entropy only)",
@@ -43,12 +50,18 @@ def test_bench_reports_ratios_and_the_routing_sweep(tmp_path) -> None:
                                                                         ("texas", "SAGE")]
     for row in result.results:
         ratios = [row[f"routed_ratio_at_{share:g}"] for share in experiment.ROUTED_SHARES]
-        assert all(r > 0 for r in ratios)
         paying = [s for s, r in zip(experiment.ROUTED_SHARES, ratios, strict=True) if r <= 1]
         assert row["break_even_share"] == (min(paying) if paying else None)
-        assert 0 <= row["messages_saved"] <= 1 and row["mowst_train_ratio"] > 1
-        assert row["mowst_short_turns_train_ratio"] > 1 and 0 <= row["mowst_short_turns_val"] <= 1
-        assert row["query_routed_inference_ratio"] > 0 and 0 <= row["query_routed_to_mlp"] <= 1
+        assert 0 <= row["messages_saved"] <= 1 and 0 <= row["query_routed_to_mlp"] <= 1
+        for key in ("gnn_val", "mowst_val", "mowst_short_turns_val", "mowst_star_val"):
+            assert 0 <= row[key] <= 1, key
+    # the summary's ratios are the medians of the rows' (what the README quotes)
+    for key, column in (("train_time_ratio_vs_gnn", "mowst_train_ratio"),
+                        ("short_turns_train_time_ratio_vs_gnn", "mowst_short_turns_train_ratio"),
+                        ("routed_inference_time_ratio_vs_gnn", "routed_inference_ratio"),
+                        ("query_routed_inference_time_ratio_vs_gnn",
+                         "query_routed_inference_ratio")):
+        assert result.summary[key] == statistics.median(r[column] for r in result.results), key
     assert result.summary["goal_routed_inference_le_1x"] == (
         result.summary["routed_inference_time_ratio_vs_gnn"] <= 1)
     assert result.summary["goal_routed_inference_le_1x_per_query"] == (
@@ -56,11 +69,13 @@ def test_bench_reports_ratios_and_the_routing_sweep(tmp_path) -> None:
     assert (tmp_path / "mowst_routed_inference.png").exists()
 
 
-def test_flags_narrow_the_size():
+def test_flags_narrow_the_size(tmp_path):
     from paperlab.mowst.experiment import Config
 
-    cfg = Config.full().with_options({"datasets": ("cora", "texas"), "seeds": 2, "patience": 7,
-                                      "max_epochs": None, "turn_patience": 3})
+    options = {"datasets": ("cora", "texas"), "seeds": 2, "patience": 7, "max_epochs": None,
+               "turn_patience": 3}
+    cfg = resolve_config(RunContext("mowst", quick=False, seed=0, out_dir=tmp_path,
+                                    options=options), Config)
     assert cfg.datasets == ("cora", "texas") and cfg.ablation_datasets == ("cora",)
     assert cfg.bench_datasets == ("cora", "texas")
     assert cfg.seeds == 2 and cfg.ablation_seeds == 2
