@@ -1,0 +1,41 @@
+"""ALP: data augmentation with lexicalized PCFGs for few-shot text classification (Kim et al.).
+
+Public API (imported lazily; nothing heavy at import time): the treebank grammar
+(:func:`load_grammar`, :class:`PCFG`, :class:`CKYParser`, :class:`Tagger`, head rules and
+lexicalisation), the augmenters :class:`ALPAugmenter` and :class:`EDAAugmenter`, and the
+train/validation split strategies.
+"""
+
+from paperlab.core.lazy import lazy_exports
+from paperlab.core.registry import Option, System
+
+_EXPORTS = {
+    "PCFG": "paperlab.alp.grammar",
+    "LexLabel": "paperlab.alp.grammar",
+    "head_child": "paperlab.alp.grammar",
+    "lexicalize": "paperlab.alp.grammar",
+    "normalize_tree": "paperlab.alp.grammar",
+    "CKYParser": "paperlab.alp.parser",
+    "Parse": "paperlab.alp.parser",
+    "tokenize": "paperlab.alp.parser",
+    "Tagger": "paperlab.alp.tagger",
+    "Grammar": "paperlab.alp.resources",
+    "MissingResourceError": "paperlab.alp.resources",
+    "load_grammar": "paperlab.alp.resources",
+    "nltk_data_dir": "paperlab.alp.resources",
+}
+
+__all__ = ["SYSTEM", *_EXPORTS]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+SYSTEM = System(
+    name="alp",
+    paper="ALP: Data Augmentation using Lexicalized PCFGs for Few-Shot Text Classification "
+          "(Kim, Woo, Lee & Ha, AAAI 2022, arXiv 2112.11916)",
+    claim="Augmenting few-shot training sets with sentences recombined from class-wise "
+          "lexicalized PCFG parse trees beats no augmentation and EDA, and augmentation-based "
+          "train/validation splits beat the standard split at the same labelled budget",
+    run="paperlab.alp.experiment:run",
+    bench="paperlab.alp.experiment:bench",
+    options=(Option("seeds", int, "number of sampled few-shot subsets per setting", min=1),),
+)

@@ -1,0 +1,278 @@
+"""Treebank trees, Collins-style head rules, lexicalisation and PCFG induction.
+
+Trees are :class:`nltk.Tree` objects with string labels (Penn Treebank categories) and
+lower-cased word leaves. :func:`normalize_tree` turns a raw treebank tree into that form
+(function tags and traces removed, a ``ROOT`` on top); :func:`lexicalize` annotates every
+constituent with its lexical head (``S(seem/VBP)``) through :func:`head_child`; :class:`PCFG`
+holds the relative-frequency grammar induced from binarised trees, which
+:class:`paperlab.alp.parser.CKYParser` uses.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nltk import Tree
+
+ROOT = "ROOT"
+#: Label separators of NLTK's binarisation (``NP|<NN>``) and unary collapsing (``S+VP``).
+CHILD_CHAR, UNARY_CHAR = "|", "+"
+
+# Collins-style head rules (after Collins 1999, appendix A; Magerman 1995): for each parent
+# category, the search direction over its children ("left": first to last) and the categories
+# tried in priority order. A parent missing here takes its first child in "left" order.
+HEAD_RULES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "ADJP": ("left", ("NNS", "QP", "NN", "$", "ADVP", "JJ", "VBN", "VBG", "ADJP", "JJR", "NP",
+                      "JJS", "DT", "FW", "RBR", "RBS", "SBAR", "RB")),
+    "ADVP": ("right", ("RB", "RBR", "RBS", "FW", "ADVP", "TO", "CD", "JJR", "JJ", "IN", "NP",
+                       "JJS", "NN")),
+    "CONJP": ("right", ("CC", "RB", "IN")),
+    "FRAG": ("right", ()),
+    "INTJ": ("left", ()),
+    "LST": ("right", ("LS", ":")),
+    "NAC": ("left", ("NN", "NNS", "NNP", "NNPS", "NP", "NAC", "EX", "$", "CD", "QP", "PRP", "VBG",
+                     "JJ", "JJS", "JJR", "ADJP", "FW")),
+    "PP": ("left", ("IN", "TO", "VBG", "VBN", "RP", "FW")),
+    "PRN": ("left", ()),
+    "PRT": ("right", ("RP",)),
+    "QP": ("left", ("$", "IN", "NNS", "NN", "JJ", "RB", "DT", "CD", "NCD", "QP", "JJR", "JJS")),
+    "RRC": ("right", ("VP", "NP", "ADVP", "ADJP", "PP")),
+    "S": ("left", ("TO", "IN", "VP", "S", "SBAR", "ADJP", "UCP", "NP")),
+    "SBAR": ("left", ("WHNP", "WHPP", "WHADVP", "WHADJP", "IN", "DT", "S", "SQ", "SINV", "SBAR",
+                      "FRAG")),
+    "SBARQ": ("left", ("SQ", "S", "SINV", "SBARQ", "FRAG")),
+    "SINV": ("left", ("VBZ", "VBD", "VBP", "VB", "MD", "VP", "S", "SINV", "ADJP", "NP")),
+    "SQ": ("left", ("VBZ", "VBD", "VBP", "VB", "MD", "VP", "SQ")),
+    "UCP": ("right", ()),
+    "VP": ("left", ("TO", "VBD", "VBN", "MD", "VBZ", "VB", "VBG", "VBP", "VP", "ADJP", "NN", "NNS",
+                    "NP")),
+    "WHADJP": ("left", ("CC", "WRB", "JJ", "ADJP")),
+    "WHADVP": ("right", ("CC", "WRB")),
+    "WHNP": ("left", ("WDT", "WP", "WP$", "WHADJP", "WHPP", "WHNP")),
+    "WHPP": ("right", ("IN", "TO", "FW")),
+    "X": ("right", ()),
+    ROOT: ("left", ()),
+}
+# Collins' special NP rule: each group is searched in the given direction, first group first.
+_NP_RULES: tuple[tuple[str, frozenset[str]], ...] = (
+    ("right", frozenset({"NN", "NNP", "NNPS", "NNS", "NX", "POS", "JJR"})),
+    ("left", frozenset({"NP"})),
+    ("right", frozenset({"$", "ADJP", "PRN"})),
+    ("right", frozenset({"CD"})),
+    ("right", frozenset({"JJ", "JJS", "RB", "QP"})),
+)
+_PUNCT_TAGS = frozenset({",", ".", ":", "``", "''", "-LRB-", "-RRB-", "#", "$"})
+
+
+def base_category(label: str) -> str:
+    """``"NP-SBJ-1" -> "NP"``, ``"PP=2" -> "PP"``; ``-LRB-``-style labels are kept."""
+    if label.startswith("-"):
+        return label
+    return re.split(r"[-=]", label, maxsplit=1)[0] or label
+
+
+def head_child(label: str, children: Sequence[str]) -> int:
+    """Index of the head child among ``children`` (their categories) of a ``label`` node."""
+    if not children:
+        raise ValueError("a constituent needs at least one child to have a head")
+    cat = base_category(label)
+    order = range(len(children))
+    if cat in ("NP", "NX", "NML"):
+        if children[-1] == "POS":
+            return len(children) - 1
+        for direction, group in _NP_RULES:
+            scan = order if direction == "left" else reversed(order)
+            for i in scan:
+                if children[i] in group:
+                    return i
+        return len(children) - 1
+    direction, priorities = HEAD_RULES.get(cat, ("left", ()))
+    scan = list(order if direction == "left" else reversed(order))
+    for wanted in priorities:
+        for i in scan:
+            if children[i] == wanted:
+                return i
+    # No listed category: the first non-punctuation child in the search direction.
+    for i in scan:
+        if children[i] not in _PUNCT_TAGS:
+            return i
+    return scan[0]
+
+
+def is_preterminal(tree: Any) -> bool:
+    return isinstance(tree, Tree) and len(tree) == 1 and not isinstance(tree[0], Tree)
+
+
+def normalize_tree(tree: Tree) -> Tree | None:
+    """A treebank tree without traces (``-NONE-``), function tags and indices, with lower-cased
+    words, under a ``ROOT`` node; ``None`` when nothing is left."""
+
+    def clean(node: Tree) -> Tree | None:
+        if is_preterminal(node):
+            if node.label() == "-NONE-":
+                return None
+            return Tree(node.label(), [str(node[0]).lower()])
+        kids = [k for k in (clean(c) for c in node) if k is not None]
+        if not kids:
+            return None
+        return Tree(base_category(node.label()), kids)
+
+    cleaned = clean(tree)
+    if cleaned is None:
+        return None
+    if cleaned.label() in ("", ROOT):
+        return Tree(ROOT, list(cleaned))
+    return Tree(ROOT, [cleaned])
+
+
+@dataclass(frozen=True)
+class LexLabel:
+    """A constituent's category with its lexical head word and the head word's POS tag."""
+
+    category: str
+    word: str
+    tag: str
+
+    def __str__(self) -> str:
+        return f"{self.category}({self.word}/{self.tag})"
+
+    __repr__ = __str__
+
+
+def lexicalize(tree: Tree) -> Tree:
+    """Copy of a plain tree whose internal labels are :class:`LexLabel` (heads by
+    :func:`head_child`); preterminals become ``LexLabel(tag, word, tag)``."""
+    if is_preterminal(tree):
+        word = tree[0]
+        return Tree(LexLabel(tree.label(), word, tree.label()), [word])
+    kids = [lexicalize(c) for c in tree]
+    h = kids[head_child(tree.label(), [k.label().category for k in kids])].label()
+    return Tree(LexLabel(tree.label(), h.word, h.tag), kids)
+
+
+def delexicalize(tree: Tree) -> Tree:
+    """Inverse of :func:`lexicalize`: plain category labels."""
+    if not isinstance(tree, Tree):
+        return tree
+    label = tree.label()
+    cat = label.category if isinstance(label, LexLabel) else label
+    return Tree(cat, [delexicalize(c) for c in tree])
+
+
+def binarize(tree: Tree, horz_markov: int = 1) -> Tree:
+    """Right-factored binary copy with unary chains collapsed (``S+VP``); preterminals kept."""
+    t = tree.copy(deep=True)
+    t.collapse_unary(collapsePOS=False, collapseRoot=True, joinChar=UNARY_CHAR)
+    t.chomsky_normal_form(factor="right", horzMarkov=horz_markov, childChar=CHILD_CHAR)
+    return t
+
+
+def debinarize(tree: Tree) -> Tree:
+    """Undo :func:`binarize`: remove ``|`` nodes and expand collapsed ``+`` chains."""
+    t = tree.copy(deep=True)
+    t.un_chomsky_normal_form(childChar=CHILD_CHAR, unaryChar=UNARY_CHAR)
+    return t
+
+
+@dataclass
+class PCFG:
+    """A relative-frequency PCFG over binarised trees, without lexical rules.
+
+    Attributes:
+        binary: ``(B, C) -> [(A, log P(A -> B C)), ...]``.
+        unary: ``tag -> [(A, log P(A -> tag)), ...]`` (phrases over a single POS tag).
+        tags: every POS tag seen.
+        starts: labels that span a whole sentence in the binarised trees (``ROOT+S``, ...).
+        lexicon: ``tag -> Counter(word)``, the treebank's words (lower-cased) per tag.
+    """
+
+    binary: dict[tuple[str, str], list[tuple[str, float]]]
+    unary: dict[str, list[tuple[str, float]]]
+    tags: frozenset[str]
+    starts: frozenset[str]
+    lexicon: dict[str, Counter]
+
+    @classmethod
+    def from_trees(cls, trees: Iterable[Tree], horz_markov: int = 1) -> PCFG:
+        """Induce the grammar from normalised trees (see :func:`normalize_tree`)."""
+        counts: Counter = Counter()
+        lhs_counts: Counter = Counter()
+        lexicon: dict[str, Counter] = defaultdict(Counter)
+        starts: set[str] = set()
+        for tree in trees:
+            btree = binarize(tree, horz_markov)
+            starts.add(btree.label())
+            for prod in btree.productions():
+                rhs = prod.rhs()
+                if isinstance(rhs[0], str):
+                    lexicon[prod.lhs().symbol()][rhs[0]] += 1
+                    continue
+                key = (prod.lhs().symbol(), tuple(s.symbol() for s in rhs))
+                counts[key] += 1
+                lhs_counts[key[0]] += 1
+        if not counts:
+            raise ValueError("no phrase-structure rules: the trees are empty or flat")
+        binary: dict[tuple[str, str], list[tuple[str, float]]] = defaultdict(list)
+        unary: dict[str, list[tuple[str, float]]] = defaultdict(list)
+        for (lhs, rhs), n in sorted(counts.items()):
+            logp = math.log(n / lhs_counts[lhs])
+            if len(rhs) == 2:
+                binary[rhs].append((lhs, logp))
+            elif len(rhs) == 1:
+                unary[rhs[0]].append((lhs, logp))
+            else:  # binarize() never leaves longer right-hand sides
+                raise AssertionError(f"rule {lhs} -> {rhs} is not binary")
+        return cls(binary=dict(binary), unary=dict(unary), tags=frozenset(lexicon),
+                   starts=frozenset(starts), lexicon=dict(lexicon))
+
+    @property
+    def n_rules(self) -> int:
+        return sum(map(len, self.binary.values())) + sum(map(len, self.unary.values()))
+
+    def rule_logprob(self, lhs: str, rhs: tuple[str, ...]) -> float | None:
+        """log P(lhs -> rhs) for a binary or unary (phrase -> tag) rule; ``None`` if absent."""
+        options = self.binary.get(rhs, []) if len(rhs) == 2 else self.unary.get(rhs[0], [])
+        for a, logp in options:
+            if a == lhs:
+                return logp
+        return None
+
+    def tree_logprob(self, tree: Tree, horz_markov: int = 1) -> float | None:
+        """Sum of rule log-probabilities of a plain tree (binarised as in induction); ``None``
+        when a rule of the tree is not in the grammar (or a tag is unknown)."""
+        total = 0.0
+        for prod in binarize(tree, horz_markov).productions():
+            rhs = prod.rhs()
+            if isinstance(rhs[0], str):
+                if prod.lhs().symbol() not in self.tags:
+                    return None
+                continue
+            logp = self.rule_logprob(prod.lhs().symbol(), tuple(s.symbol() for s in rhs))
+            if logp is None:
+                return None
+            total += logp
+        return total
+
+    def to_json(self) -> dict[str, Any]:
+        return {"binary": [[b, c, a, lp] for (b, c), v in self.binary.items() for a, lp in v],
+                "unary": [[t, a, lp] for t, v in self.unary.items() for a, lp in v],
+                "starts": sorted(self.starts),
+                "lexicon": {t: dict(c) for t, c in self.lexicon.items()}}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> PCFG:
+        binary: dict[tuple[str, str], list[tuple[str, float]]] = defaultdict(list)
+        for b, c, a, lp in obj["binary"]:
+            binary[(str(b), str(c))].append((str(a), float(lp)))
+        unary: dict[str, list[tuple[str, float]]] = defaultdict(list)
+        for t, a, lp in obj["unary"]:
+            unary[str(t)].append((str(a), float(lp)))
+        lexicon = {str(t): Counter({str(w): int(n) for w, n in c.items()})
+                   for t, c in obj["lexicon"].items()}
+        return cls(binary=dict(binary), unary=dict(unary), tags=frozenset(lexicon),
+                   starts=frozenset(map(str, obj["starts"])), lexicon=lexicon)

@@ -1,0 +1,58 @@
+"""A part-of-speech tagger trained offline on the treebank sample (NLTK's averaged perceptron).
+
+NLTK's pretrained ``averaged_perceptron_tagger_eng`` is not staged here, so the tagger is trained
+on the treebank's (lower-cased) tagged sentences and serialised to JSON (never pickled).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from nltk.tag.perceptron import AveragedPerceptron, PerceptronTagger
+
+
+class Tagger:
+    """POS tags for token lists: ``Tagger.train(tagged_sents).tag(["the", "film"])``."""
+
+    def __init__(self, model: PerceptronTagger) -> None:
+        self._model = model
+
+    @classmethod
+    def train(cls, tagged_sents: Sequence[Sequence[tuple[str, str]]], n_iter: int = 5,
+              seed: int = 0) -> Tagger:
+        """Train on ``[[(word, tag), ...], ...]`` for ``n_iter`` passes (shuffled by ``seed``)."""
+        if not tagged_sents:
+            raise ValueError("no tagged sentences to train the tagger on")
+        if n_iter < 1:
+            raise ValueError(f"n_iter must be >= 1, got {n_iter}")
+        model = PerceptronTagger(load=False)
+        state = random.getstate()
+        random.seed(seed)
+        try:
+            model.train([list(s) for s in tagged_sents], nr_iter=n_iter)
+        finally:
+            random.setstate(state)
+        return cls(model)
+
+    def tag(self, tokens: Sequence[str]) -> list[str]:
+        """One Penn Treebank tag per token."""
+        if not tokens:
+            return []
+        return [t for _, t in self._model.tag(list(tokens))]
+
+    def to_json(self) -> dict[str, Any]:
+        m = self._model
+        return {"weights": m.model.weights, "tagdict": m.tagdict, "classes": sorted(m.classes)}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Tagger:
+        model = PerceptronTagger(load=False)
+        model.model = AveragedPerceptron()
+        model.model.weights = {str(f): {str(t): float(w) for t, w in ws.items()}
+                               for f, ws in obj["weights"].items()}
+        model.classes = set(map(str, obj["classes"]))
+        model.model.classes = model.classes
+        model.tagdict = {str(w): str(t) for w, t in obj["tagdict"].items()}
+        return cls(model)
