@@ -14,7 +14,7 @@ import gc
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from paperlab.core import plots, timing
+from paperlab.core.config import resolve_config
 from paperlab.core.progress import track
 from paperlab.core.results import Result, RunContext
 from paperlab.core.seed import seed_everything, torch_threads
@@ -41,7 +42,7 @@ PAPER_VOCAB = 793_471  # One Billion Word vocabulary in the paper's timing
 METHODS = ("log_softmax", "z", "spherical_softmax", "taylor_softmax", "mse")
 
 
-@dataclass
+@dataclass(frozen=True)
 class LMConfig:
     """The language model and its training. Output-layer learning rates are per loss
     (their gradients differ in scale by orders of magnitude), chosen on the validation split."""
@@ -63,7 +64,7 @@ class LMConfig:
     methods: tuple[str, ...] = METHODS
 
 
-@dataclass
+@dataclass(frozen=True)
 class SweepConfig:
     """The output-layer timing against vocabulary size."""
 
@@ -74,18 +75,21 @@ class SweepConfig:
     repeats: int = 3
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
-    """Both parts of the reproduction; ``quick()`` finishes in minutes, ``full()`` is larger."""
+    """Both parts of the reproduction and the benchmark's sweep; ``quick()`` finishes in
+    minutes, ``full()`` is larger."""
 
     lm: LMConfig
-    sweep: SweepConfig
+    sweep: SweepConfig  # run's sweep
+    bench_sweep: SweepConfig = SweepConfig()
     threads: int = 1  # torch threads for every method alike (the 2-core machine is shared)
 
     @classmethod
     def quick(cls) -> Config:
         return cls(LMConfig(train_examples=20_000, test_examples=3_000),
-                   SweepConfig(sizes=(10_000, 100_000, PAPER_VOCAB), repeats=1))
+                   SweepConfig(sizes=(10_000, 100_000, PAPER_VOCAB), repeats=1),
+                   bench_sweep=SweepConfig(repeats=2))
 
     @classmethod
     def full(cls) -> Config:
@@ -270,6 +274,11 @@ def time_contenders(D: int, cfg: SweepConfig, rng: np.random.Generator) -> dict[
     return row
 
 
+def _size_label(n: int) -> str:
+    """``793471 -> "793k"``, ``400 -> "400"``: sizes in summary keys."""
+    return f"{n // 1000}k" if n >= 1000 else str(n)
+
+
 def sweep_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     first, last = rows[0], rows[-1]
     out: dict[str, Any] = {
@@ -279,7 +288,7 @@ def sweep_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
     if last["vocab_size"] == PAPER_VOCAB:
         out["speedup_vs_softmax_at_793k"] = last["speedup_vs_softmax"]
-    span = f"{first['vocab_size'] // 1000}k_to_{last['vocab_size'] // 1000}k"
+    span = f"{_size_label(first['vocab_size'])}_to_{_size_label(last['vocab_size'])}"
     for name, key in (("", "zloss_factored_s"), ("_softmax", "full_softmax_s"),
                       ("_adaptive", "adaptive_softmax_s")):
         out[f"step_time_growth{name}_{span}"] = last[key] / first[key]
@@ -316,7 +325,7 @@ def plot_topk(rows: list[dict[str, Any]], ctx: RunContext) -> None:
 
 # ---- entry points ----------------------------------------------------------------------
 def run(ctx: RunContext, config: Config | None = None) -> Result:
-    cfg = config or (Config.quick() if ctx.quick else Config.full())
+    cfg = resolve_config(ctx, Config, config)
     corpus, data = load_corpus(ctx)
     with torch_threads(cfg.threads):
         lm_rows = [train_lm(method, corpus, cfg.lm, ctx.seed) for method in cfg.lm.methods]
@@ -347,10 +356,10 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
     return Result(results=lm_rows + sweep_rows, summary=summary, data=data, notes=notes)
 
 
-def bench(ctx: RunContext, config: SweepConfig | None = None, threads: int = 1) -> Result:
-    cfg = config or SweepConfig()
-    if ctx.quick and config is None:
-        cfg = replace(cfg, repeats=2)
+def bench(ctx: RunContext, config: Config | None = None) -> Result:
+    """The vocabulary sweep alone (``config.bench_sweep``), the paper's sizes."""
+    full = resolve_config(ctx, Config, config)
+    cfg, threads = full.bench_sweep, full.threads
     with torch_threads(threads):
         rows = vocabulary_sweep(cfg, ctx.seed)
     plot_sweep(rows, ctx, "bench_step_time")

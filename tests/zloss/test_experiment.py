@@ -6,9 +6,11 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from paperlab.core.data import DataNotFoundError, require
 from paperlab.core.results import RunContext
+from paperlab.core.seed import torch_threads
 from paperlab.zloss.data import BROWN_RELPATH, HOW_TO_GET, LMCorpus
 from paperlab.zloss.experiment import (
     Config,
@@ -47,7 +49,11 @@ def test_sweep_rows_and_summary():
     for r in rows:
         assert min(r["full_softmax_s"], r["adaptive_softmax_s"], r["zloss_factored_s"]) > 0
     summary = sweep_summary(rows)
-    assert summary["step_time_growth_0k_to_0k"] > 0 and "speedup_vs_softmax_at_793k" not in summary
+    assert summary["step_time_growth_50_to_400"] == pytest.approx(
+        rows[1]["zloss_factored_s"] / rows[0]["zloss_factored_s"])
+    assert "speedup_vs_softmax_at_793k" not in summary
+    big = [{**row, "vocab_size": size} for row, size in zip(rows, (10_000, 793_471), strict=True)]
+    assert "step_time_growth_softmax_10k_to_793k" in sweep_summary(big)
 
 
 def test_run_on_brown_at_toy_size(tmp_path):
@@ -56,12 +62,15 @@ def test_run_on_brown_at_toy_size(tmp_path):
     except DataNotFoundError:
         pytest.skip("Brown corpus not staged")
     cfg = Config(LMConfig(embed_dim=4, hidden_dim=8, train_examples=256, test_examples=64,
-                          methods=("log_softmax", "z")), TINY_SWEEP)
-    result = run(RunContext("zloss", quick=True, out_dir=tmp_path), cfg)
+                          methods=("log_softmax", "z")), TINY_SWEEP, bench_sweep=TINY_SWEEP)
+    with torch_threads(2):  # run and bench pin their own count, then give this one back
+        result = run(RunContext("zloss", quick=True, out_dir=tmp_path), cfg)
+        assert torch.get_num_threads() == 2
     assert {"top10_acc_softmax", "top10_acc_zloss"} <= set(result.summary)
     assert result.data["vocab_size"] >= 40_000
     assert (tmp_path / "zloss_topk.png").exists() and (tmp_path / "zloss_step_time.png").exists()
-    out = bench(RunContext("zloss", quick=True, out_dir=tmp_path), TINY_SWEEP)
+    out = bench(RunContext("zloss", quick=True, out_dir=tmp_path), cfg)
+    assert [r["vocab_size"] for r in out.results] == [50, 400]
     assert out.results and (tmp_path / "zloss_bench_step_time.png").exists()
 
 
