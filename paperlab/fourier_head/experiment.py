@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from paperlab.core import plots, timing
+from paperlab.core.config import resolve_config
 from paperlab.core.progress import track
 from paperlab.core.results import Result, RunContext
 from paperlab.core.seed import seed_everything, torch_threads
@@ -33,7 +34,7 @@ from paperlab.fourier_head.sweep import Member, ToyEnsemble, predict, train
 # Configuration
 
 
-@dataclass
+@dataclass(frozen=True)
 class ToyConfig:
     """The toy sweep. The paper: 4 seeds, 500 epochs, N = 2, 4, ..., 20, gamma 0 and 1e-6."""
 
@@ -51,21 +52,12 @@ class ToyConfig:
     headline: tuple[int, float] = (12, 1e-6)
 
     @classmethod
-    def quick(cls) -> ToyConfig:
-        return cls(seeds=2, frequencies=(4, 12, 20), epochs=12)
-
-    @classmethod
-    def full(cls) -> ToyConfig:
-        # 500 epochs of ~260 models is hours on this shared 2-core CPU; see the README.
-        return cls(epochs=60)
-
-    @classmethod
     def headline_cell(cls) -> ToyConfig:
         """The issue's headline cell at the paper's 500 epochs: gmm2, linear vs N=12 vs GMM."""
         return cls(datasets=("gmm2",), frequencies=(12,), gammas=(1e-6,))
 
 
-@dataclass
+@dataclass(frozen=True)
 class ForecastConfig:
     """The forecasting stand-in (statsmodels series, one-step-ahead, held-out last 20%)."""
 
@@ -81,16 +73,8 @@ class ForecastConfig:
     batch_size: int = 64
     lr: float = 1e-3
 
-    @classmethod
-    def quick(cls) -> ForecastConfig:
-        return cls(seeds=2, epochs=8)
 
-    @classmethod
-    def full(cls) -> ForecastConfig:
-        return cls()
-
-
-@dataclass
+@dataclass(frozen=True)
 class BenchConfig:
     """Head-only timing: features ``(batch, dim_in)`` -> bins, forward + backward."""
 
@@ -101,13 +85,25 @@ class BenchConfig:
     warmup: int = 2
     repeats: int = 15
 
-    @classmethod
-    def quick(cls) -> BenchConfig:
-        return cls(bins=(50, 512, 4096), repeats=5)
+
+@dataclass(frozen=True)
+class Config:
+    """``run``'s toy sweep and forecasting stand-in, and ``bench``'s head timing."""
+
+    toy: ToyConfig = ToyConfig()
+    forecast: ForecastConfig = ForecastConfig()
+    bench: BenchConfig = BenchConfig()
+    threads: int = 1  # torch threads: the models are small, and the machine is shared
 
     @classmethod
-    def full(cls) -> BenchConfig:
-        return cls()
+    def quick(cls) -> Config:
+        return cls(ToyConfig(seeds=2, frequencies=(4, 12, 20), epochs=12),
+                   ForecastConfig(seeds=2, epochs=8), BenchConfig(bins=(50, 512, 4096), repeats=5))
+
+    @classmethod
+    def full(cls) -> Config:
+        # 500 epochs of ~260 models is hours on this shared 2-core CPU; see the README.
+        return cls(ToyConfig(epochs=60))
 
 
 @dataclass
@@ -382,20 +378,15 @@ def _plot_forecast(cfg: ForecastConfig, rows: list[dict[str, Any]], path: Path) 
 # Entry points
 
 
-def run(ctx: RunContext) -> Result:
+def run(ctx: RunContext, config: Config | None = None) -> Result:
     """The toy sweep and the forecasting stand-in; rows of both, the issue's summary keys."""
-    with torch_threads(1):
-        return _run(ctx)
-
-
-def _run(ctx: RunContext) -> Result:
-    toy_cfg = ToyConfig.quick() if ctx.quick else ToyConfig.full()
-    fc_cfg = ForecastConfig.quick() if ctx.quick else ForecastConfig.full()
-
-    toy_rows, examples, toy_info = run_toy(toy_cfg, ctx.seed)
+    cfg = resolve_config(ctx, Config, config)
+    toy_cfg, fc_cfg = cfg.toy, cfg.forecast
+    with torch_threads(cfg.threads):
+        toy_rows, examples, toy_info = run_toy(toy_cfg, ctx.seed)
+        fc_rows, fc_info = run_forecast(fc_cfg, ctx.seed)
     _plot_densities(toy_cfg, examples, ctx.plot_path("densities"))
     _plot_sweep(toy_cfg, toy_rows, ctx.plot_path("sweep"))
-    fc_rows, fc_info = run_forecast(fc_cfg, ctx.seed)
     _plot_forecast(fc_cfg, fc_rows, ctx.plot_path("forecast"))
 
     n, gamma = toy_cfg.headline
@@ -463,48 +454,48 @@ def _saved_for_backward(head: torch.nn.Module, h: torch.Tensor, target: torch.Te
     return sum(seen.values())
 
 
-def bench(ctx: RunContext) -> Result:
+def _bench_row(cfg: BenchConfig, bins: int) -> dict[str, Any]:
+    """Time and memory of one forward+backward of each head at ``bins`` bins."""
+    h = torch.randn(cfg.batch, cfg.dim_in, requires_grad=True)
+    target = torch.randint(0, bins, (cfg.batch,))
+    heads = {"linear": torch.nn.Linear(cfg.dim_in, bins),
+             "fourier": FourierHead(cfg.dim_in, bins, cfg.frequencies)}
+
+    fns = {name: (lambda hd=hd, h=h, target=target: _train_step(hd, h, target))
+           for name, hd in heads.items()}
+    times = timing.compare(fns, warmup=cfg.warmup, repeats=cfg.repeats)
+    cpu = {name: t.cpu_median for name, t in times.items()}
+    peaks = {name: timing.peak_memory(fn)[1] for name, fn in fns.items()}
+    saved = {name: _saved_for_backward(hd, h, target) for name, hd in heads.items()}
+    return {"method": f"{bins} bins", "bins": bins,
+            "linear_cpu_ms": 1e3 * cpu["linear"],
+            "fourier_cpu_ms": 1e3 * cpu["fourier"],
+            "cpu_ratio": cpu["fourier"] / cpu["linear"],
+            "linear_wall_ms": 1e3 * times["linear"].median,
+            "fourier_wall_ms": 1e3 * times["fourier"].median,
+            "wall_ratio": times["fourier"].median / times["linear"].median,
+            "linear_saved_mib": saved["linear"] / 2**20,
+            "fourier_saved_mib": saved["fourier"] / 2**20,
+            "linear_rss_peak_mib": peaks["linear"] / 2**20,
+            "fourier_rss_peak_mib": peaks["fourier"] / 2**20}
+
+
+def bench(ctx: RunContext, config: Config | None = None) -> Result:
     """Forward+backward time and peak memory of FourierHead vs nn.Linear over bin counts."""
-    with torch_threads(1):
-        return _bench(ctx)
-
-
-def _bench(ctx: RunContext) -> Result:
-    cfg = BenchConfig.quick() if ctx.quick else BenchConfig.full()
+    full = resolve_config(ctx, Config, config)
+    cfg = full.bench
     seed_everything(ctx.seed)
-    rows = []
-    for bins in track(cfg.bins, "bench", len(cfg.bins)):
-        h = torch.randn(cfg.batch, cfg.dim_in, requires_grad=True)
-        target = torch.randint(0, bins, (cfg.batch,))
-        heads = {"linear": torch.nn.Linear(cfg.dim_in, bins),
-                 "fourier": FourierHead(cfg.dim_in, bins, cfg.frequencies)}
-
-        fns = {name: (lambda hd=hd, h=h, target=target: _train_step(hd, h, target))
-               for name, hd in heads.items()}
-        times = timing.compare(fns, warmup=cfg.warmup, repeats=cfg.repeats)
-        cpu = {name: t.cpu_median for name, t in times.items()}
-        peaks = {name: timing.peak_memory(fn)[1] for name, fn in fns.items()}
-        saved = {name: _saved_for_backward(hd, h, target) for name, hd in heads.items()}
-        rows.append({"method": f"{bins} bins", "bins": bins,
-                     "linear_cpu_ms": 1e3 * cpu["linear"],
-                     "fourier_cpu_ms": 1e3 * cpu["fourier"],
-                     "cpu_ratio": cpu["fourier"] / cpu["linear"],
-                     "linear_wall_ms": 1e3 * times["linear"].median,
-                     "fourier_wall_ms": 1e3 * times["fourier"].median,
-                     "wall_ratio": times["fourier"].median / times["linear"].median,
-                     "linear_saved_mib": saved["linear"] / 2**20,
-                     "fourier_saved_mib": saved["fourier"] / 2**20,
-                     "linear_rss_peak_mib": peaks["linear"] / 2**20,
-                     "fourier_rss_peak_mib": peaks["fourier"] / 2**20})
+    with torch_threads(full.threads):
+        rows = [_bench_row(cfg, bins) for bins in track(cfg.bins, "bench", len(cfg.bins))]
     first, last = rows[0], rows[-1]
     summary = {f"cpu_ratio_{first['bins']}_bins": first["cpu_ratio"],
                f"cpu_ratio_{last['bins']}_bins": last["cpu_ratio"],
                f"wall_ratio_{last['bins']}_bins": last["wall_ratio"],
                f"saved_ratio_{last['bins']}_bins": last["fourier_saved_mib"]
                / last["linear_saved_mib"]}
-    notes = [f"batch {cfg.batch}, dim_in {cfg.dim_in}, N={cfg.frequencies}, 1 thread, "
-             f"median of {cfg.repeats} interleaved repeats; ratio > 1 means the Fourier head is "
-             "slower. cpu_*: thread CPU time (robust on a loaded machine); wall_*: "
+    notes = [f"batch {cfg.batch}, dim_in {cfg.dim_in}, N={cfg.frequencies}, {full.threads} "
+             f"thread(s), median of {cfg.repeats} interleaved repeats; ratio > 1 means the "
+             "Fourier head is slower. cpu_*: thread CPU time (robust on a loaded machine); wall_*: "
              "timing.compare's wall clock (inflated by waiting for a core under load). "
              "*_saved_mib: tensors autograd keeps for backward (exact); *_rss_peak_mib: "
              "rise of the process RSS high-water mark (coarse: allocator reuse hides small "

@@ -8,8 +8,19 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter1d
 
+from paperlab.core.results import RunContext
+from paperlab.core.seed import torch_threads
 from paperlab.fourier_head import FourierHead, GMMHead, metrics, toy
-from paperlab.fourier_head.experiment import ForecastConfig, ToyConfig, run_forecast, run_toy
+from paperlab.fourier_head.experiment import (
+    BenchConfig,
+    Config,
+    ForecastConfig,
+    ToyConfig,
+    bench,
+    run,
+    run_forecast,
+    run_toy,
+)
 from paperlab.fourier_head.forecast import TinyForecaster, make_windows, support
 from paperlab.fourier_head.sweep import Member, ToyEnsemble, train
 
@@ -214,6 +225,28 @@ def test_run_forecast_tiny():
     assert "public domain" in info[0]["copyright"]
     assert {r["dataset"] for r in rows} == {"sunspots", "all"}
     assert all(r["crps"] > 0 and np.isfinite(r["nll"]) for r in rows)
+
+
+TINY = Config(ToyConfig(datasets=("gaussian", "gmm2"), seeds=1, frequencies=(12,), epochs=1,
+                        samples=300),
+              ForecastConfig(series=("sunspots",), seeds=1, epochs=1, context=16),
+              BenchConfig(bins=(50, 128), batch=8, dim_in=8, frequencies=4, warmup=0, repeats=1))
+
+
+def test_run_and_bench_take_a_config_and_keep_the_thread_count(tmp_path):
+    pytest.importorskip("statsmodels")
+    ctx = RunContext("fourier_head", quick=False, seed=0, out_dir=tmp_path)
+    with torch_threads(2):
+        result = run(ctx, TINY)
+        timed = bench(ctx, TINY)
+        assert torch.get_num_threads() == 2
+    assert {r["dataset"] for r in result.results} >= {"gaussian", "gmm2", "sunspots", "all"}
+    assert result.summary["kl_gmm2_fourier_n12"] == next(
+        r["kl"] for r in result.results
+        if r["dataset"] == "gmm2" and r["method"] == "fourier N=12 gamma=1e-06")
+    assert [r["bins"] for r in timed.results] == [50, 128]
+    assert timed.summary["cpu_ratio_128_bins"] == timed.results[1]["cpu_ratio"]
+    assert (tmp_path / "fourier_head_densities.png").exists()
 
 
 def test_gmm_head_bad_input():
