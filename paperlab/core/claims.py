@@ -140,6 +140,68 @@ def count(key: str, of: str = "") -> Measure:
     return Measure((key,), fn, show)
 
 
+def fraction(part: str, whole: str, per: int = 1) -> Measure:
+    """``len(summary[part]) / (per * len(summary[whole]))`` for list values.
+
+    E.g. the share of (data set, backbone) pairs a method won: ``part`` lists the pairs won,
+    ``whole`` the data sets, ``per`` the backbones per data set.
+    """
+    if per < 1:
+        raise ValueError(f"per must be >= 1, got {per}")
+
+    def items(s: Mapping[str, Any], key: str) -> list[Any]:
+        got = s.get(key)
+        if not isinstance(got, (list, tuple)):
+            raise NotMeasured(f"no list {key} in the summary")
+        return list(got)
+
+    def fn(s: Mapping[str, Any]) -> float:
+        total = per * len(items(s, whole))
+        if total == 0:
+            raise NotMeasured(f"{whole} is empty")
+        return len(items(s, part)) / total
+
+    def show(s: Mapping[str, Any], v: float) -> str:
+        won = items(s, part)
+        listed = f" ({', '.join(str(i) for i in won)})" if won else ""
+        return f"{len(won)} of {per * len(items(s, whole))} = {_fmt(v)}{listed}"
+
+    return Measure((part, whole), fn, show)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """An ordering claim that states no size: reproduced on the paper's side of ``limit``.
+
+    ``reproduced`` if ours is above ``limit`` (``above=True``) or below it, strictly unless
+    ``inclusive``; ``not reproduced`` otherwise. There is no ``direction``: the ordering is
+    the whole claim.
+    """
+
+    measure: Measure
+    limit: float
+    above: bool = True
+    inclusive: bool = False
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self.measure.keys
+
+    def __call__(self, summary: Mapping[str, Any]) -> Verdict:
+        v = self.measure(summary)
+        if math.isnan(v):
+            raise NotMeasured("the measured value is NaN")
+        if v == self.limit:
+            held = self.inclusive
+        else:
+            held = v > self.limit if self.above else v < self.limit
+        return Verdict.REPRODUCED if held else Verdict.NOT_REPRODUCED
+
+    def describe(self) -> str:
+        sign = (">" if self.above else "<") + ("=" if self.inclusive else "")
+        return f"reproduced if {sign} {_fmt(self.limit)}; else not reproduced"
+
+
 @dataclass(frozen=True)
 class Threshold:
     """The usual rule: one measured number against the paper's figure and a null value.

@@ -3,12 +3,14 @@ import math
 import pytest
 
 from paperlab.core.claims import (
+    Bound,
     Claim,
     NotMeasured,
     Threshold,
     Verdict,
     count,
     difference,
+    fraction,
     judge,
     ratio,
     value,
@@ -144,3 +146,25 @@ def test_system_validates_its_claims():
     with pytest.raises(ValueError, match="repeat"):
         System("s", "p", "c", run="m:f", claims=(SPEEDUP, SPEEDUP))
     assert System("s", "p", "c", run="m:f", claims=(SPEEDUP, LOSS)).claims[1] is LOSS
+
+
+@pytest.mark.parametrize("v, above, inclusive, expected", [
+    (0.1, True, False, R), (0.0, True, False, N), (0.0, True, True, R), (-0.1, True, True, N),
+    (-0.1, False, False, R), (0.0, False, False, N), (0.0, False, True, R), (0.1, False, True, N),
+])
+def test_bound_is_an_ordering_without_direction(v, above, inclusive, expected):
+    rule = Bound(value("x"), limit=0.0, above=above, inclusive=inclusive)
+    assert rule({"x": v}) is expected
+    assert Claim("b", "t", "p", rule).how.startswith("reproduced if " + (">" if above else "<"))
+
+
+def test_fraction_of_pairs_won():
+    share = fraction("won", "datasets", per=2)
+    s = {"won": ["a/GCN", "b/SAGE", "b/GCN"], "datasets": ["a", "b"]}
+    assert share(s) == 0.75
+    assert share.show(s, 0.75) == "3 of 4 = 0.75 (a/GCN, b/SAGE, b/GCN)"
+    for bad in ({"won": [], "datasets": []}, {"won": "a", "datasets": ["a"]}, {"won": []}):
+        with pytest.raises(NotMeasured):
+            share(bad)
+    with pytest.raises(ValueError, match="per"):
+        fraction("a", "b", per=0)
