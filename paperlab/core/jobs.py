@@ -1,0 +1,333 @@
+"""One job map for the long sweeps: local processes by default, a Ray cluster on request,
+finished jobs kept on disk so an interrupted sweep resumes where it stopped.
+
+A sweep is a list of :class:`Job` (a config and a seed) and a function ``fn(config, seed)``.
+:func:`job_map` returns ``[fn(job.config, job.seed) for job in jobs]``, in order, computed
+
+* in this process (``workers <= 1``), on a local process pool (default), or as Ray tasks on
+  the cluster at ``ray_address`` (``"auto"``, ``"ray://host:10001"``, ``"local"``);
+* with a worker that dies (killed, out of memory) retried up to ``retries`` times, and a job
+  whose function raises reported as :class:`JobError` naming the job (not retried: the same
+  seed would fail the same way);
+* when ``sweep`` names the sweep, with every finished result written at once to
+  ``<cache>/jobs/<sweep>/<key>.json``, ``key`` a hash of (sweep, config, seed). Running the
+  same sweep again loads those and computes only the rest; ``fresh=True`` recomputes all.
+
+Results are stored as JSON through a :class:`Codec` (the default keeps JSON values as they are)
+and every result, computed now or loaded, goes through the same encode/decode round trip, so a
+resumed sweep returns exactly what an uninterrupted one does. Nothing is ever unpickled from
+the cache. The key hashes the config's content (dataclasses field by field, arrays by their
+bytes), so everything that changes a result must be in the config or the sweep name (bump a
+version in the sweep name when the code of ``fn`` changes what it returns).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import signal
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from paperlab.core import progress
+from paperlab.core.data import cache_dir
+
+log = logging.getLogger(__name__)
+
+
+class JobError(RuntimeError):
+    """A job failed (its function raised, or its worker kept dying); names the job."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One unit of a sweep: ``fn(config, seed)``. ``name`` labels it in errors and logs."""
+
+    config: Any
+    seed: int = 0
+    name: str = ""
+
+    def label(self) -> str:
+        return self.name or f"{_short(self.config)} seed={self.seed}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Codec:
+    """How a result is stored: ``encode(result)`` -> JSON value, ``decode(config, value)`` ->
+    result (``config`` lets a decoder rebuild objects the job was given)."""
+
+    encode: Callable[[Any], Any]
+    decode: Callable[[Any, Any], Any]
+
+
+JSON = Codec(lambda result: result, lambda config, value: value)
+
+
+def canonical(obj: Any) -> Any:
+    """A JSON value describing ``obj``'s content, for hashing: dataclasses and plain objects
+    field by field with their class name, NumPy arrays by dtype, shape and a digest of their
+    bytes, dict keys sorted, floats by ``repr`` (so -0.0, nan and inf are distinct)."""
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if isinstance(obj, float):
+        return {"float": repr(obj)}
+    if isinstance(obj, np.generic):
+        return canonical(obj.item())
+    if isinstance(obj, np.ndarray):
+        data = np.ascontiguousarray(obj)
+        return {"ndarray": str(data.dtype), "shape": list(data.shape),
+                "sha256": hashlib.sha256(data.tobytes()).hexdigest()}
+    if isinstance(obj, (list, tuple)):
+        return [type(obj).__name__, [canonical(x) for x in obj]]
+    if isinstance(obj, (set, frozenset)):
+        return ["set", sorted(json.dumps(canonical(x), sort_keys=True) for x in obj)]
+    if isinstance(obj, dict):
+        items = sorted((json.dumps(canonical(k), sort_keys=True), canonical(v))
+                       for k, v in obj.items())
+        return ["dict", items]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        fields = {f.name: canonical(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return [_qualname(type(obj)), fields]
+    if callable(obj) and hasattr(obj, "__qualname__"):
+        return ["callable", _qualname(obj)]
+    if hasattr(obj, "__dict__"):
+        return [_qualname(type(obj)), canonical(vars(obj))]
+    raise TypeError(f"cannot build a cache key from a {type(obj).__name__}; give the job a "
+                    "config made of dataclasses, containers, numbers, strings and arrays")
+
+
+def job_key(sweep: str, job: Job) -> str:
+    """The cache key of ``job`` in ``sweep``: 32 hex digits of SHA-256 of its content."""
+    text = json.dumps([sweep, canonical(job.config), job.seed], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def sweep_dir(sweep: str) -> Path:
+    """Where the results of ``sweep`` are kept: ``<cache>/jobs/<sweep>``."""
+    if not sweep or "/" in sweep or sweep.startswith("."):
+        raise ValueError(f"sweep must be a plain name like 'mowst.run', got {sweep!r}")
+    return cache_dir() / "jobs" / sweep
+
+
+def job_map(fn: Callable[[Any, int], Any], jobs: Sequence[Job], *, sweep: str | None = None,
+            fresh: bool = False, workers: int | None = None, ray_address: str | None = None,
+            retries: int = 2, codec: Codec = JSON, description: str | None = None) -> list[Any]:
+    """``[fn(job.config, job.seed) for job in jobs]``, in parallel, resumable.
+
+    Args:
+        fn: a module-level function (it is pickled to the workers).
+        jobs: the sweep; results come back in this order.
+        sweep: a name for the sweep, e.g. ``"hierarchy.grid.v1"``; with it every finished
+            result is kept on disk and reused by the next run (None: nothing is stored).
+        fresh: ignore (and overwrite) stored results of this sweep.
+        workers: local processes (default: the CPU count, at most the number of jobs);
+            ``<= 1`` runs the jobs in this process, one after another.
+        ray_address: run the jobs as Ray tasks on this cluster instead (needs ``ray``).
+        retries: how often a job whose worker died is started again.
+        codec: how results are stored (and round-tripped, also without ``sweep``).
+        description: label of a progress bar counting finished jobs.
+
+    Raises:
+        JobError: a job raised (chained to its exception) or its worker kept dying; the
+            results finished before it are kept on disk.
+    """
+    jobs = list(jobs)
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0, got {retries}")
+    folder = sweep_dir(sweep) if sweep is not None else None
+    keys = [job_key(sweep, j) for j in jobs] if sweep is not None else [""] * len(jobs)
+    results: dict[int, Any] = {}
+    if folder is not None and not fresh:
+        for i, (job, key) in enumerate(zip(jobs, keys, strict=True)):
+            stored = _load(folder / f"{key}.json", job)
+            if stored is not _MISSING:
+                results[i] = codec.decode(job.config, stored)
+        if results:
+            log.info("%s: %d of %d jobs already done, resuming", sweep, len(results), len(jobs))
+    todo = [i for i in range(len(jobs)) if i not in results]
+
+    def finish(i: int, value: Any) -> None:
+        stored = _roundtrip(codec.encode(value), jobs[i])
+        if folder is not None:
+            _save(folder / f"{keys[i]}.json", jobs[i], stored)
+        results[i] = codec.decode(jobs[i].config, stored)
+
+    if todo:
+        if ray_address:
+            done = _ray(fn, jobs, todo, ray_address, retries)
+        elif (workers is not None and workers <= 1) or len(todo) == 1:
+            done = _serial(fn, jobs, todo)
+        else:
+            done = _pool(fn, jobs, todo, min(workers or os.cpu_count() or 1, len(todo)),
+                         retries)
+        if description:
+            done = progress.track(done, description, total=len(todo))
+        for i, value in done:
+            finish(i, value)
+    return [results[i] for i in range(len(jobs))]
+
+
+# ----------------------------------------------------------------------------- storage
+
+_MISSING = object()
+
+
+def _roundtrip(value: Any, job: Job) -> Any:
+    try:
+        return json.loads(json.dumps(value, allow_nan=True))
+    except (TypeError, ValueError) as exc:
+        raise JobError(f"job {job.label()}: its result cannot be stored as JSON ({exc}); "
+                       "pass a Codec that encodes it") from exc
+
+
+def _save(path: Path, job: Job, value: Any) -> None:
+    """Write atomically (temporary file + rename): a killed run never leaves half a result."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"job": job.label(), "seed": job.seed, "result": value}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load(path: Path, job: Job) -> Any:
+    """The stored result of ``job``, or ``_MISSING`` (absent or unreadable: recomputed)."""
+    try:
+        record = json.loads(path.read_text())
+        if record["seed"] != job.seed:
+            raise ValueError(f"seed {record['seed']} != {job.seed}")
+        return record["result"]
+    except FileNotFoundError:
+        return _MISSING
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("%s: ignoring unreadable stored result (%s); recomputing", path, exc)
+        return _MISSING
+
+
+# ---------------------------------------------------------------------------- executors
+
+
+def _failed(job: Job, exc: BaseException) -> JobError:
+    return JobError(f"job {job.label()} failed: {type(exc).__name__}: {exc}")
+
+
+def _serial(fn: Callable[[Any, int], Any], jobs: list[Job],
+            todo: list[int]) -> Iterator[tuple[int, Any]]:
+    for i in todo:
+        try:
+            value = fn(jobs[i].config, jobs[i].seed)
+        except Exception as exc:
+            raise _failed(jobs[i], exc) from exc
+        yield i, value
+
+
+def _pool(fn: Callable[[Any, int], Any], jobs: list[Job], todo: list[int], workers: int,
+          retries: int) -> Iterator[tuple[int, Any]]:
+    """Local processes; a pool broken by a dead worker is replaced and the unfinished jobs are
+    resubmitted (each job at most ``retries`` more times)."""
+    attempts = dict.fromkeys(todo, 0)
+    pending = list(todo)
+    while pending:
+        broken: list[int] = []
+        with ProcessPoolExecutor(max_workers=min(workers, len(pending)),
+                                 initializer=_ignore_sigint) as pool:
+            futures: dict[Future, int] = {pool.submit(fn, jobs[i].config, jobs[i].seed): i
+                                          for i in pending}
+            try:
+                while futures:
+                    finished, _ = wait(futures, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        i = futures.pop(future)
+                        try:
+                            value = future.result()
+                        except BrokenProcessPool:
+                            broken.append(i)
+                            continue
+                        except Exception as exc:
+                            raise _failed(jobs[i], exc) from exc
+                        yield i, value
+            except BaseException:  # Ctrl-C or a failed job: stop the rest now
+                _stop(pool)
+                raise
+        for i in broken:
+            attempts[i] += 1
+            if attempts[i] > retries:
+                raise JobError(f"job {jobs[i].label()}: its worker process died "
+                               f"{attempts[i]} times (killed, or out of memory?)")
+        if broken:
+            log.warning("a worker process died; restarting %d unfinished job(s)", len(broken))
+        pending = broken
+
+
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the driver, which stops them (else each interrupted worker
+    would go on with the next queued job)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Cancel queued jobs and end the running ones now (not after they finish)."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python >= 3.14
+    if terminate is not None:
+        terminate()
+        return
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # before shutdown
+    pool.shutdown(wait=False, cancel_futures=True)  # drops its list of processes
+    for process in processes:
+        process.terminate()
+
+
+def _ray(fn: Callable[[Any, int], Any], jobs: list[Job], todo: list[int], address: str,
+         retries: int) -> Iterator[tuple[int, Any]]:
+    """Ray tasks: Ray restarts a task whose worker died (``max_retries``); results are
+    collected as they finish so each one is stored at once."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise RuntimeError("--ray-address needs ray: pip install 'ray[default]'") from exc
+    if not ray.is_initialized():
+        ray.init(address=None if address == "local" else address, ignore_reinit_error=True,
+                 log_to_driver=False)
+    remote = ray.remote(max_retries=retries, retry_exceptions=False)(fn)
+    refs = {remote.remote(jobs[i].config, jobs[i].seed): i for i in todo}
+    try:
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1)
+            i = refs.pop(ready[0])
+            try:
+                value = ray.get(ready[0])
+            except ray.exceptions.RayTaskError as exc:
+                cause = exc.cause if isinstance(exc.cause, BaseException) else exc
+                raise _failed(jobs[i], cause) from exc
+            except ray.exceptions.RayError as exc:  # worker/node died more than max_retries
+                raise JobError(f"job {jobs[i].label()}: {type(exc).__name__}: {exc}") from exc
+            yield i, value
+    finally:
+        for ref in refs:
+            ray.cancel(ref, force=True)
+
+
+def _qualname(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def _short(config: Any, limit: int = 60) -> str:
+    text = repr(config)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+__all__ = ["JSON", "Codec", "Job", "JobError", "canonical", "job_key", "job_map",
+           "sweep_dir"]

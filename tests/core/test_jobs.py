@@ -1,0 +1,196 @@
+"""The job map: local processes, Ray (when installed), on-disk results, resume after a kill.
+
+Run as a module (``python -m tests.core.test_jobs CACHE LOG N``) it is the sweep that
+:func:`test_killed_sweep_resumes_from_finished_jobs` kills half-way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from paperlab.core import data
+from paperlab.core.jobs import Codec, Job, JobError, canonical, job_key, job_map, sweep_dir
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    scale: float
+    size: int
+
+
+def draw(config: Point, seed: int) -> dict:
+    """A seeded result (what a training run at this config and seed would report)."""
+    rng = np.random.default_rng(seed)
+    return {"mean": float(rng.normal(size=config.size).mean() * config.scale), "seed": seed}
+
+
+def logged(config: dict, seed: int) -> dict:
+    """Appends one line per execution to ``config['log']`` (works across processes)."""
+    with open(config["log"], "a") as f:
+        f.write(f"{config['i']}\n")
+    time.sleep(config.get("sleep", 0.0))
+    if config.get("fail"):
+        raise ArithmeticError(f"diverged at i={config['i']}")
+    return {"i": config["i"], "value": config["i"] * 10 + seed}
+
+
+def dies_once(config: dict, seed: int) -> int:
+    """Kills its own worker process the first time (or every time with ``always``)."""
+    marker = Path(config["marker"])
+    if config.get("always") or not marker.exists():
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return config["i"] + seed
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(data.ENV_CACHE, str(tmp_path / "cache"))
+
+
+def grid(n: int = 6) -> list[Job]:
+    return [Job(Point(scale, 50), seed, f"scale={scale} seed={seed}")
+            for scale in (0.5, 2.0) for seed in range(n // 2)]
+
+
+def test_processes_agree_with_serial_and_keep_order():
+    jobs = grid()
+    serial = job_map(draw, jobs, workers=1)
+    assert serial == [draw(j.config, j.seed) for j in jobs]
+    assert job_map(draw, jobs, workers=2) == serial
+
+
+def lines(log: Path) -> list[str]:
+    return log.read_text().split() if log.exists() else []
+
+
+def test_finished_jobs_are_kept_and_reused(tmp_path):
+    log = tmp_path / "log"
+    jobs = [Job({"i": i, "log": str(log)}, seed=1) for i in range(4)]
+    first = job_map(logged, jobs, sweep="t.reuse", workers=1)
+    assert lines(log) == ["0", "1", "2", "3"]
+    assert len(list(sweep_dir("t.reuse").glob("*.json"))) == 4
+    assert job_map(logged, jobs, sweep="t.reuse", workers=2) == first  # nothing recomputed
+    assert len(lines(log)) == 4
+    changed = jobs[:3] + [Job({"i": 3, "log": str(log)}, seed=2)]  # another seed: a new job
+    assert job_map(logged, changed, sweep="t.reuse", workers=1)[3] == {"i": 3, "value": 32}
+    assert lines(log)[4:] == ["3"]
+    job_map(logged, jobs, sweep="t.reuse", fresh=True, workers=1)
+    assert len(lines(log)) == 9
+
+
+def test_a_failing_job_is_named_and_earlier_results_survive(tmp_path):
+    log = tmp_path / "log"
+    jobs = [Job({"i": i, "log": str(log), "fail": i == 2}, name=f"cora/gcn#{i}")
+            for i in range(4)]
+    with pytest.raises(JobError, match=r"job cora/gcn#2 failed: ArithmeticError: diverged"):
+        job_map(logged, jobs, sweep="t.fail", workers=1)
+    assert len(list(sweep_dir("t.fail").glob("*.json"))) == 2
+    with pytest.raises(JobError, match=r"cora/gcn#2"):
+        job_map(logged, jobs, sweep="t.fail", workers=2)
+
+
+def test_a_dead_worker_gets_its_job_retried(tmp_path):
+    jobs = [Job({"i": i, "marker": str(tmp_path / f"m{i}")}, seed=100) for i in range(3)]
+    assert job_map(dies_once, jobs, workers=2) == [100, 101, 102]
+    always = [Job({"i": 0, "marker": str(tmp_path / "x"), "always": True}, name="doomed")]
+    always.append(Job({"i": 1, "marker": str(tmp_path / "m1")}))
+    with pytest.raises(JobError, match=r"job doomed: its worker process died 2 times"):
+        job_map(dies_once, always, workers=2, retries=1)
+
+
+def test_results_round_trip_identically_with_a_codec(tmp_path):
+    codec = Codec(encode=lambda r: {"pair": list(r)}, decode=lambda c, v: tuple(v["pair"]))
+    jobs = [Job(Point(1.0, 3), s) for s in range(3)]
+
+    def as_pair(config, seed):
+        return seed, config.size
+
+    fresh = job_map(as_pair, jobs, sweep="t.codec", workers=1, codec=codec)
+    assert fresh == [(0, 3), (1, 3), (2, 3)]
+    assert job_map(as_pair, jobs, sweep="t.codec", workers=1, codec=codec) == fresh
+    assert job_map(as_pair, jobs, workers=1)[0] == [0, 3]  # plain JSON: what a reload gives
+    with pytest.raises(JobError, match=r"job Point\(.*seed=0: its result cannot be stored"):
+        job_map(lambda c, s: c, jobs, workers=1)  # an object needs a codec
+
+
+def test_cache_keys_follow_content():
+    a = Job(Point(1.0, 3), 0)
+    assert job_key("s", a) == job_key("s", Job(Point(1.0, 3), 0))
+    assert job_key("s", a) != job_key("s", Job(Point(1.0, 3), 1))
+    assert job_key("s", a) != job_key("t", a)
+    assert job_key("s", a) != job_key("s", Job(Point(-0.0 + 1.0000001, 3), 0))
+    arr = np.arange(5.0)
+    k = job_key("s", Job({"x": arr}))
+    arr2 = arr.copy()
+    arr2[4] = 4.5
+    assert k == job_key("s", Job({"x": arr.copy()})) != job_key("s", Job({"x": arr2}))
+    assert canonical(0.0) != canonical(-0.0)
+    with pytest.raises(TypeError, match="cannot build a cache key from a generator"):
+        canonical(x for x in ())
+    with pytest.raises(ValueError, match="plain name"):
+        sweep_dir("../escape")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
+def test_killed_sweep_resumes_from_finished_jobs(tmp_path, sig):
+    n = 10
+    log, cache = tmp_path / "log", tmp_path / "cache2"
+    cmd = [sys.executable, "-m", "tests.core.test_jobs", str(cache), str(log), str(n)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    results = cache / "jobs" / "t.killed"
+    deadline = time.monotonic() + 60
+    while len(list(results.glob("*.json"))) < 3:  # wait until a few jobs are done
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the sweep made no progress"
+        time.sleep(0.05)
+    os.killpg(proc.pid, sig)  # the whole sweep: driver and its workers
+    proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    kept = len(list(results.glob("*.json")))
+    ran_before = set(lines(log))
+    assert 3 <= kept < n
+    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+                         check=True).stdout
+    counts = {i: lines(log).count(str(i)) for i in range(n)}
+    assert sum(c == 1 for c in counts.values()) >= kept  # finished jobs did not run again
+    assert all(1 <= c <= 2 for c in counts.values())  # in-flight ones at most once more
+    assert len(ran_before) < n
+    expected = [{"i": i, "value": i * 10 + 7} for i in range(n)]
+    assert out.strip() == repr(expected)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")
+def test_ray_matches_local_processes():
+    import ray
+
+    jobs = grid(4)
+    try:
+        on_ray = job_map(draw, jobs, ray_address="local")
+    finally:
+        ray.shutdown()
+    assert on_ray == job_map(draw, jobs, workers=2)
+
+
+def _sweep_main(cache: str, log: str, n: int) -> None:
+    os.environ[data.ENV_CACHE] = cache
+    jobs = [Job({"i": i, "log": log, "sleep": 0.25}, seed=7, name=f"job{i}") for i in range(n)]
+    print(repr(job_map(logged, jobs, sweep="t.killed", workers=2)))
+
+
+if __name__ == "__main__":
+    _sweep_main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
