@@ -249,7 +249,8 @@ class Threshold:
         if math.isnan(v):
             raise NotMeasured("the measured value is NaN")
         gap = v - self.paper if self.better == "higher" else self.paper - v
-        if abs(gap) <= self.tolerance or (self.at_least and gap >= 0):
+        slack = 1e-9 * max(1.0, abs(self.paper))  # 0.7 is within 0.1 of 0.8
+        if abs(gap) <= self.tolerance + slack or (self.at_least and gap >= -slack):
             return Verdict.REPRODUCED
         return Verdict.DIRECTION if self._beyond_null(v) else Verdict.NOT_REPRODUCED
 
@@ -373,5 +374,5 @@ def _judge_one(claim: Claim, summary: Mapping[str, Any] | None, quick: bool,
         return unmeasured(str(exc))
     reason = ""
     if quick and verdict is Verdict.REPRODUCED and not claim.quick_is_paper_size:
-        verdict, reason = Verdict.DIRECTION, "within the paper's figure, but at the quick size"
+        verdict, reason = Verdict.DIRECTION, "held, but at the quick size"
     return Judgement(claim, verdict, ours, reason, size)

@@ -6,8 +6,29 @@ Mowst / Mowst* training and evaluation, :mod:`paperlab.mowst.datasets` for the s
 The public names below are imported on first use, so importing this package imports no torch.
 """
 
+from paperlab.core.claims import Bound, Claim, Threshold, fraction, value
 from paperlab.core.lazy import lazy_exports
 from paperlab.core.registry import Option, System, comma_list
+
+_CLAIMS = (
+    Claim("beats_both_experts",
+          "The best Mowst variant scores at least as well as both its MLP and its GNN",
+          paper="on every benchmark and backbone (share of pairs 1.0)",
+          rule=Threshold(fraction("mowst_beats_both_experts", "datasets", per=2), paper=1.0,
+                         tolerance=0.1, null=0.5)),
+    Claim("gain_over_gnn", "Mowst scores above its GNN, on average over data sets and backbones",
+          paper="above the GNN on every benchmark",
+          rule=Bound(value("mean_gain_over_gnn_pts", " pts"), limit=0.0)),
+    Claim("training_cost", "Training Mowst end to end costs at most twice training its GNN",
+          paper="comparable to one GNN (1.1-1.9x per step)",
+          rule=Bound(value("train_time_ratio_vs_gnn", "x"), limit=2.0, above=False,
+                     inclusive=True)),
+    Claim("inference_cost",
+          "Routed inference (the GNN only where the MLP is unsure) costs no more than the GNN",
+          paper="<= 1x one GNN",
+          rule=Bound(value("routed_inference_time_ratio_vs_gnn", "x"), limit=1.0, above=False,
+                     inclusive=True)),
+)
 
 SYSTEM = System(
     name="mowst",
@@ -16,6 +37,7 @@ SYSTEM = System(
           "and heterophilous graphs at about the cost of one GNN",
     run="paperlab.mowst.experiment:run",
     bench="paperlab.mowst.experiment:bench",
+    claims=_CLAIMS,
     options=(
         Option("datasets", comma_list,
                "comma-separated data sets to run (or bench) instead of the size's list",

@@ -14,8 +14,23 @@ Public API (each name imported on first use)::
 
 from pathlib import Path
 
+from paperlab.core.claims import Claim, Threshold, value
 from paperlab.core.lazy import lazy_exports
 from paperlab.core.registry import Option, System
+
+_CLAIMS = (
+    Claim("iso_power_throughput",
+          "At equal power, the best Splitwise cluster serves more requests/s within the SLOs "
+          "than Baseline-H100 (code trace)",
+          paper="2.35x (40 DGX-H100s of power)",
+          rule=Threshold(value("throughput_ratio_best_splitwise_vs_baseline_h100", "x"),
+                         paper=2.35, tolerance=0.25, null=1.0)),
+    Claim("iso_rate_cost",
+          "At Baseline-H100's rate, the cheapest Splitwise cluster costs less",
+          paper="0.8x the cost (at 1.4x the throughput)",
+          rule=Threshold(value("cost_ratio_cheapest_splitwise_vs_baseline_h100_at_equal_rate",
+                               "x"), paper=0.8, tolerance=0.1, null=1.0, better="lower")),
+)
 
 SYSTEM = System(
     name="splitwise",
@@ -24,6 +39,7 @@ SYSTEM = System(
           "20% lower cost, or 2.35x throughput at the same cost and power",
     run="paperlab.splitwise.experiment:run",
     bench="paperlab.splitwise.experiment:bench",
+    claims=_CLAIMS,
     options=(
         Option("reference", Path,
                "bench: a checkout of github.com/Mutinifni/splitwise-sim to run beside ours "

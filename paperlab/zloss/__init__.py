@@ -11,8 +11,22 @@ Usage::
     layer.topk(h, 10)                          # O(D d), only when predictions are asked for
 """
 
+from paperlab.core.claims import Bound, Claim, Threshold, difference, value
 from paperlab.core.lazy import lazy_exports
 from paperlab.core.registry import System
+
+_CLAIMS = (
+    Claim("output_layer_speedup",
+          "At D = 793,471 the factored Z-loss output layer's SGD step beats the full "
+          "softmax's (d = 512, one CPU thread)",
+          paper="40x (whole network, One Billion Word)",
+          rule=Threshold(value("speedup_vs_softmax_at_793k", "x"), paper=40.0, tolerance=0.0,
+                         null=1.0, at_least=True),
+          quick_is_paper_size=True),  # the quick sweep times the same layer at D = 793,471
+    Claim("topk_vs_softmax", "Z-loss beats log-softmax on top-10 accuracy",
+          paper="better top-k (Penn Treebank)",
+          rule=Bound(difference("top10_acc_zloss", "top10_acc_softmax"), limit=0.0)),
+)
 
 SYSTEM = System(
     name="zloss",
@@ -22,6 +36,7 @@ SYSTEM = System(
           "(40x faster than log-softmax at D=793,471) and beats log-softmax on top-k",
     run="paperlab.zloss.experiment:run",
     bench="paperlab.zloss.experiment:bench",
+    claims=_CLAIMS,
 )
 
 _EXPORTS = {

@@ -46,6 +46,11 @@ def test_threshold_lower_ratio(ours, expected):
     assert one(LOSS, {"loss_ours": ours, "loss_base": 0.8}).verdict is expected  # paper 0.75
 
 
+def test_tolerance_edges_survive_rounding():
+    rule = Threshold(value("x"), paper=0.8, tolerance=0.1, null=1.0, better="lower")
+    assert [rule({"x": v}) for v in (0.7, 0.9, 0.69, 0.91)] == [R, R, D, D]
+
+
 def test_at_least_counts_beating_the_paper_as_reproduced():
     rule = Threshold(value("x"), paper=40, tolerance=5, null=1, at_least=True)
     assert [rule({"x": v}) for v in (300, 35, 34.9, 1.5, 0.9)] == [R, R, D, D, N]
