@@ -62,13 +62,28 @@ class CKYParser:
         for (b, c), rules in grammar.binary.items():
             by_left[b][c] = rules
         self._by_left = dict(by_left)
+        self._cache: dict[tuple[str, ...], Parse | None] = {}
+
+    cache_size = 20_000  # parses remembered (by token tuple); ALP re-parses the same sentences
 
     def parse(self, tokens: Sequence[str] | str) -> Parse | None:
         """Most probable tree for ``tokens`` (a string is tokenised with :func:`tokenize`);
-        ``None`` when no tree spans the sentence even with a 4x wider beam."""
+        ``None`` when no tree spans the sentence even with a 4x wider beam. The returned tree is
+        the caller's to modify."""
         toks = tokenize(tokens) if isinstance(tokens, str) else [t.lower() for t in tokens]
         if not toks:
             raise ValueError("cannot parse an empty sentence")
+        key = tuple(toks)
+        if key not in self._cache:
+            if len(self._cache) >= self.cache_size:
+                self._cache.clear()
+            self._cache[key] = self._parse(toks)
+        found = self._cache[key]
+        if found is None:
+            return None
+        return Parse(found.tree.copy(deep=True), found.logprob, found.tags)
+
+    def _parse(self, toks: list[str]) -> Parse | None:
         tags = self.tagger.tag(toks)
         for beam in (self.beam, 4 * self.beam):
             found = self._viterbi(toks, tags, beam)

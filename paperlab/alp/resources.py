@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -77,7 +78,9 @@ def wordnet(nltk_dir: str) -> object:
     from nltk.data import ZipFilePathPointer
 
     pointer = ZipFilePathPointer(str(corpus_zip(nltk_dir, "wordnet")), "wordnet/")
-    return WordNetCorpusReader(pointer, None)
+    with warnings.catch_warnings():  # Open Multilingual Wordnet is not staged (nor needed)
+        warnings.filterwarnings("ignore", message="The multilingual functions")
+        return WordNetCorpusReader(pointer, None)
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,7 @@ def test_twenty_word_sentence_parses_fast(treebank_grammar):
     sentence = ("the new film from the director of the last one is a funny , warm and "
                 "smart story about brothers")
     assert len(tokenize(sentence)) == 20
-    treebank_grammar.parser.parse(sentence)  # warm-up
+    treebank_grammar.parser.parse("the cast is good but the script is not")  # warm-up
     start = time.perf_counter()
     parse = treebank_grammar.parser.parse(sentence)
     assert time.perf_counter() - start < 0.5
