@@ -1,0 +1,247 @@
+"""One trainer for the vision systems' models (ViT or CNN), with a checkpoint cache and resume.
+
+:func:`fit` trains ``spec.build()`` on an :class:`~paperlab.vision.data.ImageSet` (random crop
+with 4-pixel padding and horizontal flips, AdamW or SGD, linear warm-up then cosine decay per
+step, label smoothing) and caches the weights under
+``<cache>/vision/checkpoints/<spec>-<hash>.pt``, the hash covering the model spec, the training
+configuration and the training images. A later call with the same three loads the checkpoint
+(``torch.load(weights_only=True)``) instead of training; ``retrain=True`` trains again. While
+training, a ``.partial`` checkpoint is written after every epoch and an interrupted run resumes
+from it. Every epoch draws its shuffling, augmentation and dropout from a seed derived from
+``(seed, epoch)``, so a resumed run equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from paperlab.core.data import cache_dir
+from paperlab.core.progress import track
+from paperlab.core.seed import derive_seed
+from paperlab.vision.data import ImageSet, normalize
+from paperlab.vision.models import ModelSpec
+
+log = logging.getLogger(__name__)
+
+OPTIMIZERS = ("adamw", "sgd")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is trained (every field is part of the checkpoint's cache key).
+
+    Attributes:
+        epochs: passes over the training images.
+        batch_size: images per step.
+        optimizer: ``"adamw"`` or ``"sgd"`` (Nesterov momentum ``momentum``).
+        lr: peak learning rate (after ``warmup_epochs`` of linear warm-up, then cosine to 0).
+        weight_decay: decoupled (AdamW) or L2 (SGD) weight decay.
+        momentum: SGD momentum.
+        warmup_epochs: epochs of linear warm-up (may be fractional).
+        label_smoothing: cross-entropy label smoothing.
+        augment: random crop (4-pixel zero padding) and horizontal flip.
+        seed: base seed of initialisation, shuffling, augmentation and dropout.
+    """
+
+    epochs: int = 30
+    batch_size: int = 128
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    momentum: float = 0.9
+    warmup_epochs: float = 2.0
+    label_smoothing: float = 0.1
+    augment: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, "
+                             f"{self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+    def lr_at(self, step: int, total: int, steps_per_epoch: int) -> float:
+        """Learning rate at optimiser step ``step`` of ``total``."""
+        warmup = self.warmup_epochs * steps_per_epoch
+        if step < warmup:
+            return self.lr * (step + 1) / warmup
+        progress = (step - warmup) / max(1.0, total - warmup)
+        return self.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+@dataclass
+class Trained:
+    """A trained model (eval mode) and where it came from.
+
+    Attributes:
+        model: the network, in eval mode.
+        path: its checkpoint file.
+        cached: loaded from the cache (True) or trained in this call (False).
+        history: per epoch ``{"epoch", "loss", "train_acc", "seconds"}``.
+        resumed_at: the epoch a partial run resumed from (0: started fresh).
+    """
+
+    model: nn.Module
+    path: Path
+    cached: bool
+    history: list[dict[str, float]] = field(default_factory=list)
+    resumed_at: int = 0
+
+    @property
+    def train_seconds(self) -> float:
+        return float(sum(h["seconds"] for h in self.history))
+
+
+def checkpoint_path(spec: ModelSpec, cfg: TrainConfig, data: ImageSet) -> Path:
+    """``<cache>/vision/checkpoints/<ModelSpec>-<hash of spec, config, data>.pt``."""
+    key = json.dumps(
+        {"model": spec.key(), "train": asdict(cfg), "data": data.fingerprint()}, sort_keys=True
+    )
+    digest = hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
+    return cache_dir() / "vision" / "checkpoints" / f"{type(spec).__name__}-{digest}.pt"
+
+
+def augment(images: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crop (zero padding ``pad``) and horizontal flip of a ``uint8`` batch."""
+    b, _, h, w = images.shape
+    padded = F.pad(images, (pad, pad, pad, pad))
+    dy, dx = torch.randint(0, 2 * pad + 1, (2, b), generator=gen).tolist()
+    out = torch.stack([padded[i, :, y : y + h, x : x + w] for i, (y, x) in enumerate(zip(dy, dx,
+                                                                                        strict=True))])
+    flip = torch.rand(b, generator=gen) < 0.5
+    out[flip] = out[flip].flip(-1)
+    return out
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    # no weight decay on biases, norms, class token and position embedding (1-D or tokens)
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 or name.endswith(("cls_token", "pos_embed")) else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+
+
+def _save(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def fit(
+    spec: ModelSpec,
+    data: ImageSet,
+    cfg: TrainConfig,
+    *,
+    retrain: bool = False,
+    cache: bool = True,
+) -> Trained:
+    """Train ``spec.build()`` on ``data`` with ``cfg``, or load the cached result.
+
+    Args:
+        spec: the model (its ``key()`` is part of the cache key).
+        data: training images (``uint8``) and labels.
+        cfg: the training configuration.
+        retrain: ignore a cached checkpoint (and a partial one) and train from scratch.
+        cache: write the checkpoint (False: train in memory only, e.g. in tests).
+
+    Returns:
+        a :class:`Trained` with the model in eval mode. The caller sets the thread count.
+    """
+    path = checkpoint_path(spec, cfg, data)
+    partial = path.with_suffix(".partial")
+    if cache and path.exists() and not retrain:
+        state = _load(path)
+        model = spec.build()
+        model.load_state_dict(state["model"])
+        log.info("loaded cached checkpoint %s", path)
+        return Trained(model.eval(), path, True, list(state.get("history", [])))
+
+    torch.manual_seed(derive_seed(cfg.seed, "init"))
+    model = spec.build()
+    opt = _optimizer(model, cfg)
+    history: list[dict[str, float]] = []
+    start = 0
+    if cache and partial.exists() and not retrain:
+        state = _load(partial)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        history, start = list(state["history"]), int(state["epoch"])
+        log.info("resuming %s at epoch %d", partial, start)
+
+    n = len(data)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    for epoch in track(range(start, cfg.epochs), f"training {type(spec).__name__}",
+                       total=cfg.epochs - start):
+        seed = derive_seed(cfg.seed, "epoch", str(epoch))
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        order = torch.randperm(n, generator=gen)
+        model.train()
+        tic = time.perf_counter()
+        loss_sum, correct = 0.0, 0
+        for i in range(steps_per_epoch):
+            idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            images = data.images[idx]
+            if cfg.augment:
+                images = augment(images, gen)
+            labels = data.labels[idx]
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr_at(epoch * steps_per_epoch + i, total, steps_per_epoch)
+            logits = model(normalize(images))
+            loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * len(idx)
+            correct += int((logits.argmax(-1) == labels).sum())
+        history.append({"epoch": epoch + 1, "loss": loss_sum / n, "train_acc": correct / n,
+                        "seconds": time.perf_counter() - tic})
+        log.info("epoch %d/%d loss %.4f train acc %.4f (%.0f s)", epoch + 1, cfg.epochs,
+                 loss_sum / n, correct / n, history[-1]["seconds"])
+        if cache:
+            _save(partial, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                            "history": history, "epoch": epoch + 1})
+    if cache:
+        _save(path, {"model": model.state_dict(), "history": history})
+        partial.unlink(missing_ok=True)
+    return Trained(model.eval(), path, False, history, start)
+
+
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
+    """Predicted class of each ``uint8`` image ``(N, 3, H, W)`` -> ``int64`` ``(N,)``."""
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, images.shape[0], batch_size):
+            out.append(model(normalize(images[i : i + batch_size])).argmax(-1))
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.int64)
+
+
+def accuracy(model: nn.Module, data: ImageSet, batch_size: int = 250) -> float:
+    """Top-1 accuracy of ``model`` on ``data``."""
+    return float((predict(model, data.images, batch_size) == data.labels).float().mean())

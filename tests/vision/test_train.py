@@ -1,0 +1,104 @@
+"""The trainer: cache hit, retrain, resume after an interruption equals an uninterrupted run,
+a CNN with SGD, deterministic augmentation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from paperlab.vision.data import ImageSet
+from paperlab.vision.models import ResNetSpec, ViTSpec
+from paperlab.vision.train import TrainConfig, accuracy, augment, checkpoint_path, fit, predict
+
+SPEC = ViTSpec(dim=16, depth=1, heads=2, img_size=8, patch_size=4, drop_path=0.1)
+CFG = TrainConfig(epochs=2, batch_size=16, warmup_epochs=0.5)
+
+
+def _data(n=48, size=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g)
+    return ImageSet(images, torch.randint(0, 10, (n,), generator=g), tuple("abcdefghij"), "toy")
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPERLAB_CACHE", str(tmp_path))
+
+
+def _same(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
+                                                 b.state_dict().values(), strict=True))
+
+
+def test_cache_hit_and_retrain():
+    data = _data()
+    first = fit(SPEC, data, CFG)
+    assert not first.cached and first.path.exists() and len(first.history) == 2
+    again = fit(SPEC, data, CFG)
+    assert again.cached and _same(first.model, again.model)
+    assert again.history == first.history
+    retrained = fit(SPEC, data, CFG, retrain=True)
+    assert not retrained.cached and _same(first.model, retrained.model)  # deterministic
+    other = checkpoint_path(SPEC, CFG, _data(seed=1))
+    assert other != first.path  # the data is part of the key
+
+
+def test_resume_equals_uninterrupted(monkeypatch):
+    data = _data()
+    reference = fit(SPEC, data, CFG, cache=False)
+    calls = {"n": 0}
+    step = torch.optim.AdamW.step
+
+    def failing_step(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:  # the first step of epoch 2 (3 steps per epoch)
+            raise KeyboardInterrupt
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", failing_step)
+    with pytest.raises(KeyboardInterrupt):
+        fit(SPEC, data, CFG)
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    assert checkpoint_path(SPEC, CFG, data).with_suffix(".partial").exists()
+    resumed = fit(SPEC, data, CFG)
+    assert resumed.resumed_at == 1 and not resumed.cached
+    assert _same(resumed.model, reference.model)
+    assert not checkpoint_path(SPEC, CFG, data).with_suffix(".partial").exists()
+
+
+def test_resnet_cifar_stem_trains_with_sgd():
+    spec = ResNetSpec()
+    model = spec.build()
+    assert model.conv1.stride == (1, 1) and isinstance(model.maxpool, torch.nn.Identity)
+    data = _data(n=8, size=32)
+    cfg = TrainConfig(epochs=1, batch_size=8, optimizer="sgd", lr=0.05, warmup_epochs=0)
+    trained = fit(spec, data, cfg, cache=False)
+    assert predict(trained.model, data.images).shape == (8,)
+    assert 0.0 <= accuracy(trained.model, data) <= 1.0
+
+
+def test_learns_an_easy_task():
+    """Bright vs dark images: a tiny ViT must separate them after a few epochs."""
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(64) % 2
+    images = (labels[:, None, None, None] * 150 + torch.randint(0, 100, (64, 3, 8, 8),
+                                                              generator=g)).to(torch.uint8)
+    data = ImageSet(images, labels, ("dark", "bright"), "toy")
+    spec = ViTSpec(dim=16, depth=1, heads=2, img_size=8, patch_size=4, num_classes=2,
+                   drop_path=0.0)
+    trained = fit(spec, data, TrainConfig(epochs=6, batch_size=16, lr=3e-3, warmup_epochs=0.5,
+                                          augment=False), cache=False)
+    assert accuracy(trained.model, data) > 0.9
+
+
+def test_augment_and_config_checks():
+    images = torch.arange(2 * 3 * 8 * 8, dtype=torch.int64).reshape(2, 3, 8, 8).to(torch.uint8)
+    out1 = augment(images, torch.Generator().manual_seed(0))
+    out2 = augment(images, torch.Generator().manual_seed(0))
+    assert out1.shape == images.shape and torch.equal(out1, out2)
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(optimizer="adam")
+    with pytest.raises(ValueError, match="lr"):
+        TrainConfig(lr=0)
+    assert CFG.lr_at(0, 100, 10) == pytest.approx(CFG.lr / 5)
+    assert CFG.lr_at(100, 100, 10) == pytest.approx(0.0)
