@@ -50,11 +50,14 @@ class JobError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class Job:
-    """One unit of a sweep: ``fn(config, seed)``. ``name`` labels it in errors and logs."""
+    """One unit of a sweep: ``fn(config, seed)``. ``name`` labels it in errors and logs;
+    ``key`` (default: ``config``) is what identifies its result in the cache, for configs that
+    carry objects whose state is not their content (e.g. a lazily filled memo)."""
 
     config: Any
     seed: int = 0
     name: str = ""
+    key: Any = None
 
     def label(self) -> str:
         return self.name or f"{_short(self.config)} seed={self.seed}"
@@ -107,7 +110,8 @@ def canonical(obj: Any) -> Any:
 
 def job_key(sweep: str, job: Job) -> str:
     """The cache key of ``job`` in ``sweep``: 32 hex digits of SHA-256 of its content."""
-    text = json.dumps([sweep, canonical(job.config), job.seed], sort_keys=True)
+    material = job.config if job.key is None else job.key
+    text = json.dumps([sweep, canonical(material), job.seed], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -120,7 +124,8 @@ def sweep_dir(sweep: str) -> Path:
 
 def job_map(fn: Callable[[Any, int], Any], jobs: Sequence[Job], *, sweep: str | None = None,
             fresh: bool = False, workers: int | None = None, ray_address: str | None = None,
-            retries: int = 2, codec: Codec = JSON, description: str | None = None) -> list[Any]:
+            retries: int = 2, codec: Codec | None = JSON,
+            description: str | None = None) -> list[Any]:
     """``[fn(job.config, job.seed) for job in jobs]``, in parallel, resumable.
 
     Args:
@@ -133,7 +138,8 @@ def job_map(fn: Callable[[Any, int], Any], jobs: Sequence[Job], *, sweep: str | 
             ``<= 1`` runs the jobs in this process, one after another.
         ray_address: run the jobs as Ray tasks on this cluster instead (needs ``ray``).
         retries: how often a job whose worker died is started again.
-        codec: how results are stored (and round-tripped, also without ``sweep``).
+        codec: how results are stored (and round-tripped, also without ``sweep``); None
+            returns them as they are (only without ``sweep``).
         description: label of a progress bar counting finished jobs.
 
     Raises:
@@ -143,6 +149,8 @@ def job_map(fn: Callable[[Any, int], Any], jobs: Sequence[Job], *, sweep: str | 
     jobs = list(jobs)
     if retries < 0:
         raise ValueError(f"retries must be >= 0, got {retries}")
+    if codec is None and sweep is not None:
+        raise ValueError("a stored sweep needs a codec (results are kept as JSON)")
     folder = sweep_dir(sweep) if sweep is not None else None
     keys = [job_key(sweep, j) for j in jobs] if sweep is not None else [""] * len(jobs)
     results: dict[int, Any] = {}
@@ -156,6 +164,9 @@ def job_map(fn: Callable[[Any, int], Any], jobs: Sequence[Job], *, sweep: str | 
     todo = [i for i in range(len(jobs)) if i not in results]
 
     def finish(i: int, value: Any) -> None:
+        if codec is None:
+            results[i] = value
+            return
         stored = _roundtrip(codec.encode(value), jobs[i])
         if folder is not None:
             _save(folder / f"{keys[i]}.json", jobs[i], stored)

@@ -3,19 +3,19 @@ prompt:token split under a power or cost budget, and the cheapest design for a t
 
 Every configuration is one simulation of a seeded Poisson trace at rate R whose sizes are
 resampled from a source trace (the Azure code or conversation trace). Configurations run in
-parallel on local processes (``concurrent.futures``), or on a Ray cluster when an address is
-given and ``ray`` is importable.
+parallel through :func:`paperlab.core.jobs.job_map`: local processes, or a Ray cluster when an
+address is given; with a ``sweep`` name each finished search is kept on disk and a rerun
+resumes from them.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from paperlab.core.progress import track
+from paperlab.core.jobs import Codec, Job, job_map
 from paperlab.splitwise.cluster import Design, baseline_design, simulate_design, splitwise_design
 from paperlab.splitwise.hardware import BLOOM_176B, DGX_A100, INFINIBAND
 from paperlab.splitwise.metrics import latency_summary, slo_report
@@ -106,31 +106,67 @@ def _evaluate_job(args: tuple) -> Evaluation:
     return evaluate(*args)
 
 
+def _plain(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Metrics as JSON values (NumPy scalars -> Python numbers)."""
+    return {k: v.item() if hasattr(v, "item") else v for k, v in metrics.items()}
+
+
+# How each job's result is kept on disk: only numbers; the designs come from the job itself.
+_CODECS: dict[Callable[[Any], Any], Codec] = {
+    _max_rate_job: Codec(
+        lambda out: {"rate": out[1], "evals": [[e.rate, _plain(e.metrics)] for e in out[2]]},
+        lambda job, v: (job[0], v["rate"], [Evaluation(job[0], r, m) for r, m in v["evals"]])),
+    _evaluate_job: Codec(lambda ev: {"rate": ev.rate, "metrics": _plain(ev.metrics)},
+                         lambda job, v: Evaluation(job[0], v["rate"], v["metrics"])),
+}
+
+
+def _key(item: tuple) -> tuple:
+    """What decides a job's result: its designs, rates, source trace and search space, and the
+    profiled rows of the performance database (not its lazily built interpolators)."""
+    return tuple(x._rows if isinstance(x, PerfDatabase) else x for x in item)
+
+
+class _OneArg:
+    """``fn(config, seed)`` for the job map, from a one-argument ``fn(item)``."""
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, item: Any, seed: int) -> Any:
+        return self.fn(item)
+
+
 def parallel_map(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 2,
-                 ray_address: str | None = None, description: str | None = None) -> list[Any]:
+                 ray_address: str | None = None, description: str | None = None,
+                 sweep: str | None = None, fresh: bool = False) -> list[Any]:
     """``[fn(x) for x in items]`` on local processes, or on Ray at ``ray_address``.
 
     ``workers <= 1`` runs in this process (no pickling; easiest to debug). With a
-    ``description`` a progress bar counts finished items.
+    ``description`` a progress bar counts finished items. With ``sweep`` (a name such as
+    ``"splitwise.iso_power"``) each finished item is kept on disk, keyed by its content, and
+    a rerun computes only the rest (``fresh``: recompute all); only the job functions of this
+    module can be stored.
     """
-    items = list(items)
+    codec = _CODECS.get(fn)
+    if sweep is not None and codec is None:
+        raise ValueError(f"{getattr(fn, '__name__', fn)} results cannot be stored; "
+                         "call it without sweep")
+    jobs = [Job(item, 0, _label(item), key=_key(item) if isinstance(item, tuple) else None)
+            for item in items]
+    return job_map(_OneArg(fn), jobs, sweep=sweep, fresh=fresh, workers=workers,
+                   ray_address=ray_address, codec=codec if sweep else None,
+                   description=description)
 
-    def progress(it):
-        return track(it, description, total=len(items)) if description else it
 
-    if ray_address:
-        try:
-            import ray
-        except ImportError as e:
-            raise RuntimeError("ray_address given but ray is not installed "
-                               "(pip install ray)") from e
-        ray.init(address=ray_address, ignore_reinit_error=True)
-        remote = ray.remote(fn)
-        return ray.get([remote.remote(x) for x in items])
-    if workers <= 1 or len(items) <= 1:
-        return list(progress(fn(x) for x in items))
-    with ProcessPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        return list(progress(pool.map(fn, items)))
+def _label(item: Any) -> str:
+    """A job's name in errors: the designs and rate it is about."""
+    parts = item if isinstance(item, tuple) else (item,)
+    named = [p.label for p in parts if isinstance(p, Design)]
+    named += [f"{len(p)} designs from {p[0].label}" for p in parts
+              if isinstance(p, list) and p and isinstance(p[0], Design)]
+    named += [f"{p:g} req/s" for p in parts if isinstance(p, float)]
+    return ", ".join(named) or type(item).__name__
 
 
 def budget_splits(kind: str, budget: float, by: str = "power", step: int = 1,
@@ -169,14 +205,16 @@ class SearchResult:
 
 
 def best_design(candidates: Iterable[Design], source: Trace, perf: PerfDatabase,
-                space: SearchSpace, workers: int = 2,
-                ray_address: str | None = None) -> SearchResult:
-    """The candidate with the highest SLO-meeting rate (ties: the cheaper one)."""
+                space: SearchSpace, workers: int = 2, ray_address: str | None = None,
+                sweep: str | None = None, fresh: bool = False) -> SearchResult:
+    """The candidate with the highest SLO-meeting rate (ties: the cheaper one).
+
+    ``workers``, ``ray_address``, ``sweep`` and ``fresh`` are :func:`parallel_map`'s."""
     candidates = list(candidates)
     if not candidates:
         raise ValueError("no candidate designs (budget too small for one machine of each kind?)")
     out = parallel_map(_max_rate_job, [(d, source, perf, space) for d in candidates], workers,
-                       ray_address)
+                       ray_address, sweep=sweep, fresh=fresh)
     rates = {d.label: r for d, r, _ in out}
     evals = [e for _, _, es in out for e in es]
     best, best_r = max(((d, r) for d, r, _ in out), key=lambda dr: (dr[1], -dr[0].cost))
@@ -201,9 +239,16 @@ def _fewest_passing_job(args: tuple) -> Design | None:
     return _fewest_passing(*args)
 
 
+_CODECS[_fewest_passing_job] = Codec(
+    lambda d: None if d is None else [d.n_prompt, d.n_token],
+    lambda job, v: None if v is None else next(
+        d for d in job[0] if [d.n_prompt, d.n_token] == v))
+
+
 def cheapest_for_rate(kind: str, target_rate: float, max_cost: float, source: Trace,
                       perf: PerfDatabase, space: SearchSpace, prompt_step: int = 1,
-                      workers: int = 2, ray_address: str | None = None) -> Design | None:
+                      workers: int = 2, ray_address: str | None = None,
+                      sweep: str | None = None, fresh: bool = False) -> Design | None:
     """Cheapest design of ``kind`` ("Baseline-A100", "Baseline-H100" or a Splitwise kind
     "AA"/"HH"/"HA"/"HHcap") costing at most ``max_cost`` that meets the SLOs at
     ``target_rate``: for a baseline the fewest machines, for Splitwise the fewest token
@@ -222,16 +267,19 @@ def cheapest_for_rate(kind: str, target_rate: float, max_cost: float, source: Tr
             jobs.append(([splitwise_design(kind, p, t) for t in range(1, t_max + 1)],
                          target_rate, source, perf, space))
     found = [d for d in parallel_map(_fewest_passing_job, jobs, workers, ray_address,
-                                     description=f"cheapest Splitwise-{kind}") if d]
+                                     description=f"cheapest Splitwise-{kind}", sweep=sweep,
+                                     fresh=fresh) if d]
     return min(found, key=lambda d: (d.cost, d.num_machines)) if found else None
 
 
 def cheapest_design(candidates: Iterable[Design], target_rate: float, source: Trace,
                     perf: PerfDatabase, space: SearchSpace, workers: int = 2,
-                    ray_address: str | None = None) -> tuple[Design | None, list[Evaluation]]:
+                    ray_address: str | None = None, sweep: str | None = None,
+                    fresh: bool = False) -> tuple[Design | None, list[Evaluation]]:
     """The cheapest candidate that meets all SLOs at ``target_rate`` (None if none does)."""
     candidates = sorted(candidates, key=lambda d: (d.cost, d.power, d.num_machines))
     evals = parallel_map(_evaluate_job, [(d, target_rate, source, perf, space)
-                                         for d in candidates], workers, ray_address)
+                                         for d in candidates], workers, ray_address,
+                         sweep=sweep, fresh=fresh)
     ok = [e.design for e in evals if e.slo_met]
     return (ok[0] if ok else None), evals

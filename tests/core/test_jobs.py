@@ -186,6 +186,30 @@ def test_ray_matches_local_processes():
     assert on_ray == job_map(draw, jobs, workers=2)
 
 
+def test_splitwise_search_resumes_to_the_same_answer():
+    """The provisioning search folded into the job map: a rerun reads every stored search and
+    returns what the first run computed (designs rebuilt from the jobs, metrics equal)."""
+    try:
+        root = data.require("splitwise", "stage ../shared/data/splitwise")
+    except data.DataNotFoundError as exc:
+        pytest.skip(str(exc))
+    from paperlab.splitwise import PerfDatabase, read_azure_csv
+    from paperlab.splitwise.cluster import baseline_design
+    from paperlab.splitwise.provisioning import SearchSpace, best_design
+
+    db = PerfDatabase.from_csv(root / "splitwise_sim" / "perf_model.csv")
+    src = read_azure_csv(root / "azure_llm_2023" / "AzureLLMInferenceTrace_code.csv")
+    space = SearchSpace(rates=(1.0, 2.0, 4.0), duration_s=20.0)
+    designs = [baseline_design("H100", 1), baseline_design("H100", 2)]
+    first = best_design(designs, src, db, space, workers=1, sweep="t.splitwise")
+    assert len(list(sweep_dir("t.splitwise").glob("*.json"))) == 2
+    again = best_design(designs, src, db, space, workers=1, sweep="t.splitwise")
+    assert again == first and again.best in designs
+    plain = best_design(designs, src, db, space, workers=1)  # no storage at all
+    assert plain.rates == first.rates and plain.best == first.best
+    assert [e.metrics for e in plain.evaluations] == [e.metrics for e in first.evaluations]
+
+
 def _sweep_main(cache: str, log: str, n: int) -> None:
     os.environ[data.ENV_CACHE] = cache
     jobs = [Job({"i": i, "log": log, "sleep": 0.25}, seed=7, name=f"job{i}") for i in range(n)]
