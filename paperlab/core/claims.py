@@ -355,6 +355,12 @@ def judge(claims: Sequence[Claim], summary: Mapping[str, Any] | None,
     return out
 
 
+def verdicts(claims: Sequence[Claim], summary: Mapping[str, Any] | None,
+             quick: bool = False) -> dict[str, Verdict]:
+    """``{claim id: verdict}``: :func:`judge` without the figures and reasons."""
+    return {j.claim.id: j.verdict for j in judge(claims, summary, quick)}
+
+
 def _judge_one(claim: Claim, summary: Mapping[str, Any] | None, quick: bool,
                size: str) -> Judgement:
     def unmeasured(reason: str) -> Judgement:

@@ -1,0 +1,46 @@
+"""The hierarchy claims' verdicts on made-up summaries, on both sides of each threshold."""
+
+import pytest
+
+from paperlab.core.claims import verdicts
+from paperlab.hierarchy import SYSTEM
+
+
+def judged(levels=(2,), agreement=0.95, bottom_up=0, top_down=4, quick=False):
+    summary = {"levels_where_bottom_up_beats_top_down": list(levels),
+               "theory_agreement": agreement,
+               "inversions_bottom_up_real": {"high_school": bottom_up, "power_grid": 0},
+               "inversions_top_down_real": {"high_school": top_down, "power_grid": 0}}
+    return verdicts(SYSTEM.claims, summary, quick)
+
+
+@pytest.mark.parametrize("levels, expected", [((1, 2, 3), "reproduced"), ((2,), "reproduced"),
+                                              ((), "not reproduced")])
+def test_bottom_up_beats_top_down(levels, expected):
+    assert judged(levels=levels)["bottom_up_beats_top_down"] == expected
+
+
+@pytest.mark.parametrize("agreement, expected", [
+    (1.0, "reproduced"), (0.9, "reproduced"), (0.89, "direction"), (0.51, "direction"),
+    (0.5, "not reproduced"), (0.2, "not reproduced"),
+])
+def test_theory_agreement(agreement, expected):
+    assert judged(agreement=agreement)["theory_agreement"] == expected
+
+
+@pytest.mark.parametrize("bottom_up, top_down, expected", [
+    (0, 4, "reproduced"), (0, 0, "direction"), (1, 4, "not reproduced"),
+])
+def test_inversions(bottom_up, top_down, expected):
+    assert judged(bottom_up=bottom_up, top_down=top_down)["no_inversions"] == expected
+    # the same real networks at every size: a quick run may reproduce this one
+    assert judged(bottom_up=bottom_up, top_down=top_down, quick=True)["no_inversions"] == (
+        expected)
+
+
+def test_missing_or_malformed_keys_and_the_quick_size():
+    got = verdicts(SYSTEM.claims, {"inversions_bottom_up_real": {}, "inversions_top_down_real":
+                                   {"x": 1}})
+    assert set(got.values()) == {"not measured"}
+    quick = judged(quick=True)
+    assert quick["bottom_up_beats_top_down"] == quick["theory_agreement"] == "direction"
