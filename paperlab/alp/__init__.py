@@ -23,6 +23,15 @@ _EXPORTS = {
     "MissingResourceError": "paperlab.alp.resources",
     "load_grammar": "paperlab.alp.resources",
     "nltk_data_dir": "paperlab.alp.resources",
+    "wordnet": "paperlab.alp.resources",
+    "ALPAugmenter": "paperlab.alp.augment",
+    "EDAAugmenter": "paperlab.alp.augment",
+    "WordNetSynonyms": "paperlab.alp.augment",
+    "Split": "paperlab.alp.splits",
+    "SPLITS": "paperlab.alp.splits",
+    "augmentation_split": "paperlab.alp.splits",
+    "sample_per_class": "paperlab.alp.splits",
+    "standard_split": "paperlab.alp.splits",
 }
 
 __all__ = ["SYSTEM", *_EXPORTS]
