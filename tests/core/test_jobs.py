@@ -175,15 +175,22 @@ def test_killed_sweep_resumes_from_finished_jobs(tmp_path, sig):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")
-def test_ray_matches_local_processes():
+def test_ray_matches_local_processes_retries_and_names_failures(tmp_path):
     import ray
 
     jobs = grid(4)
+    log = tmp_path / "log"
+    dying = [Job({"i": i, "marker": str(tmp_path / f"m{i}")}, seed=100) for i in range(2)]
+    failing = [Job({"i": i, "log": str(log), "fail": i == 1}, name=f"job{i}") for i in range(2)]
     try:
-        on_ray = job_map(draw, jobs, ray_address="local")
+        on_ray = job_map(draw, jobs, ray_address="local", sweep="t.ray")
+        assert job_map(dies_once, dying, ray_address="local") == [100, 101]
+        with pytest.raises(JobError, match="job job1 failed: ArithmeticError: diverged at i=1"):
+            job_map(logged, failing, ray_address="local")
     finally:
         ray.shutdown()
     assert on_ray == job_map(draw, jobs, workers=2)
+    assert on_ray == job_map(draw, jobs, workers=1, sweep="t.ray")  # read back, same values
 
 
 def test_splitwise_search_resumes_to_the_same_answer():
