@@ -338,6 +338,9 @@ def _data_parser(sub: Any, add_help: bool) -> None:
         if name == "fetch":
             q.add_argument("--retries", type=int, default=4,
                            help="retries per file after a transient failure (default 4)")
+            q.add_argument("--mirror", default=None, metavar="URL",
+                           help="download from URL/<path> (a data folder served over HTTP) "
+                           "instead of the upstream repositories; default $PAPERLAB_DATA_MIRROR")
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -354,7 +357,8 @@ def cmd_data(args: argparse.Namespace) -> int:
     else:
         todo = fetch.missing(entries, args.data_root)
         try:
-            statuses = fetch.fetch(entries, args.data_root, retries=args.retries)
+            statuses = fetch.fetch(entries, args.data_root, retries=args.retries,
+                                   mirror=args.mirror)
         except fetch.OfflineError as exc:
             print(f"paperlab: {len(todo)} data file(s) missing and {exc} Run "
                   "'paperlab data fetch' on a machine with internet access and copy "

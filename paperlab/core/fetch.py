@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import numpy as np
 
@@ -43,6 +43,7 @@ from paperlab.core.manifest import Entry
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 16
+ENV_MIRROR = "PAPERLAB_DATA_MIRROR"
 USER_AGENT = "paperlab-fetch/1"
 
 
@@ -357,10 +358,15 @@ def _spare(entry: Entry, entries: Sequence[Entry], root: str | os.PathLike[str] 
 
 
 def fetch(entries: Iterable[Entry], root: str | os.PathLike[str] | None = None, *,
-          retries: int = 4, backoff_s: float = 1.0, timeout_s: float = 60.0) -> list[Status]:
+          retries: int = 4, backoff_s: float = 1.0, timeout_s: float = 60.0,
+          mirror: str | None = None) -> list[Status]:
     """Obtain every entry that no searched data root has yet, into ``root`` (default
     :func:`user_root`): downloads first, then library downloads, then generated files
     (which read the downloaded ones).
+
+    ``mirror`` (default ``$PAPERLAB_DATA_MIRROR``): an HTTP(S) URL laid out like a data root
+    (e.g. a data folder served by a web server); downloads then come from
+    ``<mirror>/<entry path>`` instead of the upstream repositories, with the same pins.
 
     Raises:
         OfflineError: something is missing and its host cannot be reached.
@@ -368,6 +374,7 @@ def fetch(entries: Iterable[Entry], root: str | os.PathLike[str] | None = None, 
     """
     entries = list(entries)
     target = Path(root).expanduser() if root is not None else user_root()
+    mirror = mirror or os.environ.get(ENV_MIRROR) or None
     order = {"url": 0, "generate": 2, "manual": 3}
     done: list[Status] = []
     fetched: set[str] = set()
@@ -384,7 +391,8 @@ def fetch(entries: Iterable[Entry], root: str | os.PathLike[str] | None = None, 
         dest = target / entry.path
         if entry.via == "url":
             log.info("downloading %s", entry.path)
-            download(entry.url, dest, entry.digest, entry.size, retries=retries,
+            url = f"{mirror.rstrip('/')}/{quote(entry.path)}" if mirror else entry.url
+            download(url, dest, entry.digest, entry.size, retries=retries,
                      backoff_s=backoff_s, timeout_s=timeout_s)
             state = "fetched"
         elif entry.via == "generate":

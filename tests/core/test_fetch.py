@@ -6,6 +6,7 @@ nothing here touches the internet.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
@@ -13,7 +14,7 @@ import shutil
 import socket
 import subprocess
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -300,6 +301,40 @@ def test_splitwise_trace_is_regenerated_byte_for_byte(tmp_path, monkeypatch):
     (status,) = fetch.fetch(entries, tmp_path)
     assert status.state == "generated"
     assert (tmp_path / entries[0].path).read_bytes() == (STAGED / entries[0].path).read_bytes()
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.skipif(not STAGED.is_dir(), reason="staged data folder ../shared/data is absent")
+def test_new_user_fetches_every_system_from_a_mirror(tmp_path, monkeypatch, capsys):
+    """A fresh data root filled through the real manifest (the staged folder served on the
+    loopback stands in for the upstream hosts), then verified against the pins."""
+    monkeypatch.setenv(data.ENV_CACHE, str(tmp_path / "cache"))
+    handler = functools.partial(_Quiet, directory=str(STAGED))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    root = tmp_path / "root"
+    names = ["mowst", "hierarchy", "splitwise", "zloss"]
+    try:
+        mirror = f"http://127.0.0.1:{httpd.server_address[1]}"
+        assert cli.main(["data", "fetch", *names, "--data-root", str(root),
+                         "--mirror", mirror]) == 0
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+    out = capsys.readouterr().out
+    assert "2 manual" in out and "6 generated" in out  # splitwise-sim's outputs; rr traces
+    states = {s.entry.path: s.state for s in fetch.verify(fetch.select(names), root)}
+    missing = sorted(p for p, st in states.items() if st != "ok")
+    assert missing == sorted(e.path for e in manifest.ENTRIES if e.via == "manual"
+                             and "splitwise" in e.systems)
+    assert not list(root.rglob("*.part"))
 
 
 @pytest.mark.skipif(shutil.which("sha256sum") is None, reason="needs coreutils sha256sum")
