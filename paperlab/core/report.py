@@ -314,7 +314,9 @@ def html_report(outcomes: Sequence[Outcome]) -> str:
                 f'<tr class="claim {_css_class(j.verdict)}" data-system="{e(o.system)}" '
                 f'data-claim="{e(j.claim.id)}" data-verdict="{e(j.verdict.value)}">'
                 f"<td>{e(o.system)}</td><td>{e(j.claim.text)}</td><td>{e(j.claim.paper)}</td>"
-                f'<td>{e(ours)}</td><td class="v">{e(_verdict_text(j))}</td></tr>')
+                f'<td>{e(ours)}</td><td><span class="v">{e(j.verdict.value)}</span>'
+                + (f'<br><span class="how">{e(j.reason)}</span>' if j.reason else "")
+                + "</td></tr>")
     meaning = "".join(f"<li><b>{e(v.value)}</b>: {e(m)}</li>" for v, m in VERDICT_MEANING.items())
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
