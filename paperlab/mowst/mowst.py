@@ -67,12 +67,13 @@ class ConfidenceGate(nn.Module):
         num_layers: gate depth (default 2).
         num_features: F when the gate also reads the node features, else 0.
         monotone: constrain C to be non-decreasing in each dispersion feature.
-        output_bias: initial bias of the last layer (default -2: C ~ 0.1 for an undecided MLP,
-            so a mixture built on a pre-trained GNN starts out close to that GNN).
+        output_bias: initial bias of the last layer (default -6: C ~ 0.0025 for an undecided
+            MLP, so a mixture built on a pre-trained GNN starts out as that GNN; see the
+            README's "Selection from the starting point").
     """
 
     def __init__(self, num_dispersions: int, hidden_channels: int = 64, num_layers: int = 2,
-                 num_features: int = 0, monotone: bool = True, output_bias: float = -2.0) -> None:
+                 num_features: int = 0, monotone: bool = True, output_bias: float = -6.0) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"gate num_layers must be >= 1, got {num_layers}")
@@ -144,15 +145,7 @@ def check_graph(x: Tensor, adj: Tensor, y: Tensor | None = None,
         raise ValueError("empty graph: x has 0 nodes")
     if not torch.is_floating_point(x) or not torch.isfinite(x).all():
         raise ValueError("x must be a finite floating-point tensor (found NaN/inf or ints)")
-    if adj.layout == torch.sparse_csr:
-        if tuple(adj.shape) != (n, n):
-            raise ValueError(f"adj_t must be [{n}, {n}] for {n} nodes, got {tuple(adj.shape)}")
-    else:
-        if adj.dim() != 2 or adj.size(0) != 2 or torch.is_floating_point(adj):
-            raise ValueError(f"edge_index must be an integer [2, E], got {tuple(adj.shape)}")
-        if adj.numel() and (int(adj.min()) < 0 or int(adj.max()) >= n):
-            raise ValueError(f"edge_index has node ids in [{int(adj.min())}, {int(adj.max())}]"
-                             f" but the graph has {n} nodes (valid: 0..{n - 1})")
+    check_adjacency(adj, n)
     if y is not None:
         if y.dim() != 1 or y.size(0) != n:
             raise ValueError(f"labels y must be [{n}] to match x's {n} nodes, "
@@ -162,6 +155,39 @@ def check_graph(x: Tensor, adj: Tensor, y: Tensor | None = None,
         if num_classes is not None and (int(y.min()) < 0 or int(y.max()) >= num_classes):
             raise ValueError(f"labels must lie in [0, {num_classes}), got "
                              f"[{int(y.min())}, {int(y.max())}]")
+
+
+def check_adjacency(adj: Tensor, num_nodes: int, ids: bool = True) -> None:
+    """Raise ``ValueError`` unless ``adj`` is a graph on ``num_nodes`` nodes.
+
+    ``adj``: an integer ``edge_index [2, E]`` or a square CSR ``adj_t [N, N]``. With ``ids``
+    (default) every stored node id is checked to lie in ``[0, N)`` and CSR row pointers to be
+    consistent, O(N + E): torch builds and multiplies sparse tensors without these checks, so
+    an id past the end reads (and writes) outside the arrays, and a negative one wraps around.
+    """
+    if not isinstance(adj, Tensor):
+        raise TypeError(f"adj must be a torch edge_index or CSR tensor, got {type(adj).__name__}")
+    n = num_nodes
+    if adj.layout == torch.sparse_csr:
+        if tuple(adj.shape) != (n, n):
+            raise ValueError(f"adj_t must be [{n}, {n}] for {n} nodes, got {tuple(adj.shape)}")
+        if not ids:
+            return
+        crow, col = adj.crow_indices(), adj.col_indices()
+        if int(crow[0]) != 0 or int(crow[-1]) != col.numel() or bool((crow.diff() < 0).any()):
+            raise ValueError("adj_t has inconsistent row pointers (crow_indices must rise from 0 "
+                             f"to the {col.numel()} stored entries)")
+        if col.numel() and (int(col.min()) < 0 or int(col.max()) >= n):
+            raise ValueError(f"adj_t has column ids in [{int(col.min())}, {int(col.max())}] but "
+                             f"the graph has {n} nodes (valid: 0..{n - 1})")
+        return
+    if adj.dim() != 2 or adj.size(0) != 2 or torch.is_floating_point(adj) or \
+            adj.dtype == torch.bool:
+        raise ValueError(f"edge_index must be an integer [2, E], got {adj.dtype} "
+                         f"{tuple(adj.shape)}")
+    if ids and adj.numel() and (int(adj.min()) < 0 or int(adj.max()) >= n):
+        raise ValueError(f"edge_index has node ids in [{int(adj.min())}, {int(adj.max())}]"
+                         f" but the graph has {n} nodes (valid: 0..{n - 1})")
 
 
 def check_node_ids(nodes: Tensor, num_nodes: int) -> None:
@@ -198,6 +224,10 @@ def receptive_field(adj: Tensor, seeds: Tensor, hops: int, num_nodes: int
         input's format (``edge_index`` or CSR), relabelled to positions in ``nodes`` (the input
         itself when the field is the whole graph, as for most seeds on a small-world graph).
     """
+    if hops < 1:
+        raise ValueError(f"hops must be >= 1, got {hops}")
+    check_adjacency(adj, num_nodes)
+    check_node_ids(seeds, num_nodes)
     source, target, values = _edges(adj)
     inner = torch.zeros(num_nodes, dtype=torch.bool)
     inner[seeds] = True
@@ -234,6 +264,8 @@ class Mowst(nn.Module):
         num_features: F, needed only with ``gate_uses_features``.
         gate_hidden, gate_layers: width and depth of G (defaults 64, 2).
         monotone_gate: keep C non-decreasing in the dispersion (see :class:`ConfidenceGate`).
+        gate_output_bias: initial bias of the gate's output (default -6: C ~ 0.0025 while the
+            MLP is undecided, so the mixture starts as the GNN; the earlier default was -2).
 
     Mowst's loss mixes the experts' *losses*; Mowst* mixes their *probabilities* (not logits,
     see :meth:`mixture_proba`). The state dict holds the gate as well as both experts.
@@ -242,7 +274,7 @@ class Mowst(nn.Module):
     def __init__(self, weak: nn.Module, strong: nn.Module, num_classes: int,
                  dispersion: str = "variance+entropy", gate_uses_features: bool = False,
                  num_features: int | None = None, gate_hidden: int = 64, gate_layers: int = 2,
-                 monotone_gate: bool = True) -> None:
+                 monotone_gate: bool = True, gate_output_bias: float = -6.0) -> None:
         super().__init__()
         if dispersion not in DISPERSIONS:
             raise ValueError(f"dispersion must be one of {DISPERSIONS}, got '{dispersion}'")
@@ -256,7 +288,7 @@ class Mowst(nn.Module):
         self.gate_uses_features = gate_uses_features
         self.gate = ConfidenceGate(2 if dispersion == "variance+entropy" else 1, gate_hidden,
                                    gate_layers, num_features if gate_uses_features else 0,
-                                   monotone_gate)
+                                   monotone_gate, gate_output_bias)
 
     def confidence(self, weak_logits: Tensor, x: Tensor | None = None) -> Tensor:
         """``C [N]`` from the weak expert's logits (dispersion taken without gradient)."""
@@ -265,7 +297,9 @@ class Mowst(nn.Module):
         return self.gate(disp, x if self.gate_uses_features else None)
 
     def forward(self, x: Tensor, adj: Tensor) -> MowstOutput:
-        """Run both experts and the gate on every node of ``x [N, F]`` and the graph."""
+        """Run both experts and the gate on every node of ``x [N, F]`` and the graph
+        (checked by :func:`check_graph`: ``ValueError`` names a malformed input)."""
+        check_graph(x, adj)
         weak_logits = self.weak(x)
         return MowstOutput(weak_logits, self.strong(x, adj), self.confidence(weak_logits, x))
 
@@ -301,9 +335,19 @@ class Mowst(nn.Module):
             hops: receptive-field depth for a strong expert without ``forward_at``; default its
                 ``receptive_hops``.
             prepared: ``adj`` is the strong expert's ``prepare(adj, N)`` output, computed once
-                for many queries (layer-wise experts only).
+                for many queries (layer-wise experts only); ``prepare`` checked its node ids,
+                so only the shapes are checked here (an O(E) scan would dominate a query).
         """
         layerwise = hasattr(self.strong, "forward_at")
+        if prepared:
+            if x.dim() != 2 or not torch.is_floating_point(x):
+                raise ValueError(f"x must be a float [num_nodes, num_features], got {x.dtype} "
+                                 f"{tuple(x.shape)}")
+            check_adjacency(adj, x.size(0), ids=False)
+        else:
+            check_graph(x, adj)
+        if hops is not None and hops < 1:
+            raise ValueError(f"hops must be >= 1, got {hops}")
         if prepared and not layerwise:
             raise ValueError("prepared=True needs a strong expert with forward_at")
         if not layerwise and hops is None:
@@ -324,9 +368,9 @@ class Mowst(nn.Module):
         if to_weak is None:
             c = self.confidence(weak_logits, xq)
             to_weak = torch.rand(nodes.numel(), generator=generator) < c
-        elif to_weak.shape != nodes.shape:
-            raise ValueError(f"to_weak must be [{nodes.numel()}] (one flag per query node), got "
-                             f"{tuple(to_weak.shape)}")
+        elif to_weak.shape != nodes.shape or to_weak.dtype != torch.bool:
+            raise ValueError(f"to_weak must be [{nodes.numel()}] bools (one flag per query "
+                             f"node), got {to_weak.dtype} {tuple(to_weak.shape)}")
         proba = torch.softmax(weak_logits, -1)
         rows = (~to_weak).nonzero().squeeze(-1)  # positions of the queries the GNN answers
         seeds = nodes[rows]
