@@ -355,11 +355,11 @@ def cmd_data(args: argparse.Namespace) -> int:
     if args.data_command == "verify":
         statuses = fetch.verify(entries, args.data_root)
     else:
-        todo = fetch.missing(entries, args.data_root)
         try:
             statuses = fetch.fetch(entries, args.data_root, retries=args.retries,
                                    mirror=args.mirror)
         except fetch.OfflineError as exc:
+            todo = fetch.missing(entries, args.data_root)
             print(f"paperlab: {len(todo)} data file(s) missing and {exc} Run "
                   "'paperlab data fetch' on a machine with internet access and copy "
                   f"{fetch.user_root()} here, or pass --data-root / set PAPERLAB_DATA to a "
@@ -374,9 +374,9 @@ def cmd_data(args: argparse.Namespace) -> int:
         if st.state not in ("ok", "present"):
             where = st.path or st.entry.path
             console.print(f"  {st.state:9} {where}{': ' + st.detail if st.detail else ''}",
-                          markup=False, highlight=False)
+                          markup=False, highlight=False, soft_wrap=True)
     console.print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())),
-                  markup=False, highlight=False)
+                  markup=False, highlight=False, soft_wrap=True)
     if counts.get("altered"):
         return EXIT_FAILED
     return EXIT_NO_DATA if counts.get("missing") else 0
