@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 
 @dataclass(frozen=True)
@@ -65,3 +66,49 @@ def chernoff_hellinger(a: Sequence[float], branching: int = 2) -> Thresholds:
         top_down[t] = (np.sqrt(within) - root[t]) ** 2 / k ** (t + 1)
     increasing = np.diff(a) > 0
     return Thresholds(bottom_up=bottom_up, top_down=top_down, increasing=increasing)
+
+
+def top_down_split_errors(a: Sequence[float], n0: int, t: int, branching: int = 2,
+                          regime: str = "log") -> float:
+    """Expected number of nodes a depth-``t`` top-down split puts in the wrong child, at
+    finite size.
+
+    The split sees the averaged two-level picture that ``TD_t`` describes: a node compares
+    its edge count into its own child subtree (its leaf at ``p_d``, the deeper leaves at
+    their ``p_s``) with its count into a sibling subtree (all at ``p_t``) and errs when the
+    sibling count is larger (half a node on a tie). Counts are exact binomial sums for a
+    complete ``branching``-ary tree with ``n0`` nodes per leaf, ``N = branching**d * n0``,
+    ``p_s = a_s log N / N`` (``regime="log"``) or ``a_s / N`` (``"bounded"``). The result
+    is ``N (branching - 1) P(error)`` (a union bound over siblings, exact for a binary
+    tree). Exact recovery of level ``t + 1`` then has probability about
+    ``exp(-errors)``; the errors grow like ``N^(1 - TD_t)`` up to log factors, so for
+    ``TD_t`` just below 1 they grow very slowly with ``N``.
+    """
+    a = np.asarray(a, dtype=float)
+    d, k = len(a) - 1, branching
+    if d < 1 or k < 2 or n0 < 2 or not 0 <= t < d or np.any(a < 0):
+        raise ValueError(f"need a = (a_0..a_d) >= 0 with d >= 1, branching >= 2, n0 >= 2 and "
+                         f"0 <= t < d; got a={a.tolist()}, branching={k}, n0={n0}, t={t}")
+    if regime not in ("log", "bounded"):
+        raise ValueError(f"regime must be 'log' or 'bounded', got {regime!r}")
+    N = k**d * n0
+    p = a * (np.log(N) if regime == "log" else 1.0) / N
+    if np.any(p > 1):
+        raise ValueError(f"edge probabilities exceed 1 at N = {N}: {p.tolist()}")
+    own = [(n0 - 1, p[d])] + [((k - 1) * k ** (d - s - 1) * n0, p[s]) for s in range(t + 1, d)]
+    sibling = [(k ** (d - t - 1) * n0, p[t])]
+    mean = sum(n * q for n, q in own + sibling)
+    top = int(mean + 20 * np.sqrt(mean) + 50)  # beyond it the mass is below 1e-80
+    support = np.arange(top)
+
+    def pmf(parts: list[tuple[int, float]]) -> np.ndarray:
+        out = np.zeros(top)
+        out[0] = 1.0
+        for n, q in parts:
+            out = np.convolve(out, stats.binom.pmf(support, n, q))[:top]
+        return out
+
+    x, y = pmf(own), pmf(sibling)
+    below = np.concatenate([[0.0], np.cumsum(x)[:-1]])  # P(X < j)
+    p_error = float(np.sum(y * below) + 0.5 * np.sum(x * y))
+    return N * (k - 1) * p_error
