@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from paperlab.core import plots
+from paperlab.core.config import resolve_config
 from paperlab.core.progress import track
 from paperlab.core.results import Result, RunContext, atomic_write_text
 from paperlab.core.timing import peak_memory
@@ -32,7 +33,7 @@ HOW_TO_GET = ("The files are staged under shared/data/graphs/hsbm/ (see its PROV
               "point --data-root or $PAPERLAB_DATA at a folder holding graphs/hsbm/.")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SweepConfig:
     """The synthetic sweep: ``a = (a0, a1, a2, a3)`` for every ``a0 < a1 < a2 < a3`` on the grid."""
 
@@ -45,23 +46,12 @@ class SweepConfig:
     depth: int = 3
     branching: int = 2
 
-    @classmethod
-    def quick(cls) -> SweepConfig:
-        # a1 = 42 sits where theory says top-down's first split fails but bottom-up works.
-        return cls(a1_values=(42, 45, 60), a2_values=(50, 70, 90), n0=100, repetitions=2)
-
-    @classmethod
-    def full(cls) -> SweepConfig:
-        # The paper's n0 = 200 (N = 1600); a 10-step grid keeps it to ~15 minutes of CPU.
-        return cls(a1_values=(42, 45, 55, 65, 75, 85), a2_values=(50, 60, 70, 80, 90), n0=200,
-                   repetitions=3)
-
     def cells(self) -> list[tuple[int, int]]:
         return [(a1, a2) for a1 in self.a1_values for a2 in self.a2_values
                 if self.a0 < a1 < a2 < self.a3]
 
 
-@dataclass
+@dataclass(frozen=True)
 class BenchConfig:
     """Scaling benchmark on a bounded-degree binary HSBM of depth 3 (mean degree ~60)."""
 
@@ -70,13 +60,27 @@ class BenchConfig:
     a: tuple[float, ...] = (20.0, 40.0, 80.0, 240.0)
     paris_max_n: int = 100000  # Paris grows ~N^1.4 here (30 s at 3x10^4 nodes, quiet machine)
 
-    @classmethod
-    def quick(cls) -> BenchConfig:
-        return cls(sizes=(1000, 3000, 10000), repeats=2, paris_max_n=10000)
+
+@dataclass(frozen=True)
+class Config:
+    """``run``'s sweep and ``bench``'s scaling sizes."""
+
+    sweep: SweepConfig
+    bench: BenchConfig
 
     @classmethod
-    def full(cls) -> BenchConfig:
-        return cls(sizes=(1000, 3000, 10000, 30000, 100000), repeats=1)
+    def quick(cls) -> Config:
+        # a1 = 42 sits where theory says top-down's first split fails but bottom-up works.
+        return cls(SweepConfig(a1_values=(42, 45, 60), a2_values=(50, 70, 90), n0=100,
+                               repetitions=2),
+                   BenchConfig(sizes=(1000, 3000, 10000), repeats=2, paris_max_n=10000))
+
+    @classmethod
+    def full(cls) -> Config:
+        # The paper's n0 = 200 (N = 1600); a 10-step grid keeps it to ~15 minutes of CPU.
+        return cls(SweepConfig(a1_values=(42, 45, 55, 65, 75, 85),
+                               a2_values=(50, 60, 70, 80, 90), n0=200, repetitions=3),
+                   BenchConfig(sizes=(1000, 3000, 10000, 30000, 100000), repeats=1))
 
 
 def _methods(seed: int) -> dict[str, Callable[[], Any]]:
@@ -125,7 +129,7 @@ def _sweep(config: SweepConfig, seed: int) -> list[dict[str, Any]]:
     return records
 
 
-def _summarise_sweep(config: SweepConfig, records: list[dict[str, Any]],
+def summarise_sweep(config: SweepConfig, records: list[dict[str, Any]],
                      ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[tuple, float]]:
     """Rows per (method, level), the summary keys, and exact-recovery rate per cell."""
     levels = range(1, config.depth + 1)
@@ -245,12 +249,12 @@ def _plot_dendrograms(ctx: RunContext, networks: list, fitted: dict) -> None:
     plots.save(fig, ctx.plot_path("dendrograms"))
 
 
-def run(ctx: RunContext) -> Result:
+def run(ctx: RunContext, config: Config | None = None) -> Result:
     """The paper's sweep and real-data comparison (see the module docstring)."""
     root = ctx.require("graphs/hsbm", HOW_TO_GET)  # fail before minutes of simulation
-    config = SweepConfig.quick() if ctx.quick else SweepConfig.full()
+    config = resolve_config(ctx, Config, config).sweep
     records = _sweep(config, ctx.seed)
-    rows, summary, rate = _summarise_sweep(config, records)
+    rows, summary, rate = summarise_sweep(config, records)
     methods = list(dict.fromkeys(r["method"] for r in records))
     _plot_sweep(ctx, config, rate, methods)
     detail = ctx.out_dir / f"{ctx.system}_sweep.json"
@@ -275,9 +279,9 @@ def run(ctx: RunContext) -> Result:
                         "real": real_info}, notes=notes)
 
 
-def bench(ctx: RunContext) -> Result:
+def bench(ctx: RunContext, config: Config | None = None) -> Result:
     """Seconds and peak extra memory of each method against N, measured in one run."""
-    config = BenchConfig.quick() if ctx.quick else BenchConfig.full()
+    config = resolve_config(ctx, Config, config).bench
     contenders = {
         "bottom_up": lambda: BottomUp(n_clusters=8, random_state=ctx.seed),
         "bottom_up_estimated_K": lambda: BottomUp(random_state=ctx.seed),

@@ -1,6 +1,13 @@
 import pytest
 
-from paperlab.hierarchy.experiment import SweepConfig, _summarise_sweep
+from paperlab.core.results import RunContext
+from paperlab.hierarchy.experiment import (
+    BenchConfig,
+    Config,
+    SweepConfig,
+    bench,
+    summarise_sweep,
+)
 from paperlab.hierarchy.theory import chernoff_hellinger
 
 
@@ -25,7 +32,7 @@ def test_summary_agrees_fully_with_a_theory_following_fit():
     def theory(method, a1, a2, level):
         return bool(chernoff_hellinger((40, a1, a2, 100)).recoverable(method)[level - 1])
 
-    rows, summary, _ = _summarise_sweep(config, _records(config, theory))
+    rows, summary, _ = summarise_sweep(config, _records(config, theory))
     assert summary["theory_agreement"] == 1.0
     # (42, 50) is the one cell where theory gives bottom-up levels top-down cannot reach
     assert summary["levels_where_bottom_up_beats_top_down"] == [1, 2, 3]
@@ -34,7 +41,24 @@ def test_summary_agrees_fully_with_a_theory_following_fit():
 
 def test_summary_counts_disagreement():
     config = SweepConfig(a1_values=(45,), a2_values=(50,), repetitions=1)
-    rows, summary, _ = _summarise_sweep(config, _records(config, lambda *_: True))
+    rows, summary, _ = summarise_sweep(config, _records(config, lambda *_: True))
     # theory at (45, 50): bottom-up 1,1,1; top-down 1,0,0 -> 2 of 6 predictions wrong
     assert summary["theory_agreement"] == pytest.approx(4 / 6)
     assert summary["levels_where_bottom_up_beats_top_down"] == []
+
+
+TINY = Config(SweepConfig(a1_values=(60,), a2_values=(90,), n0=100, repetitions=1),
+              BenchConfig(sizes=(300, 400), paris_max_n=300))
+
+
+def test_bench_at_toy_size(tmp_path):
+    result = bench(RunContext("hierarchy", quick=False, seed=0, out_dir=tmp_path), TINY)
+    sizes = {(r["method"], r["N"]) for r in result.results}
+    assert ("paris", 296) in sizes and ("paris", 400) not in sizes  # paris_max_n holds
+    assert {("bottom_up", 400), ("top_down", 400)} <= sizes
+    assert result.summary["largest_N"] == 400 and result.summary["largest_N_with_paris"] == 296
+    at_296 = {r["method"]: r for r in result.results if r["N"] == 296}
+    assert result.summary["bottom_up_speedup_vs_paris"] == pytest.approx(
+        at_296["paris"]["seconds"] / at_296["bottom_up"]["seconds"])
+    assert (tmp_path / "hierarchy_bench.png").exists()
+
