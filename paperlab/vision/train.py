@@ -219,6 +219,9 @@ def fit(
             opt.step()
             loss_sum += loss.item() * len(idx)
             correct += int((logits.argmax(-1) == labels).sum())
+            if (i + 1) % max(1, steps_per_epoch // 10) == 0:
+                log.info("epoch %d step %d/%d loss %.4f", epoch + 1, i + 1, steps_per_epoch,
+                         loss.item())
         history.append({"epoch": epoch + 1, "loss": loss_sum / n, "train_acc": correct / n,
                         "seconds": time.perf_counter() - tic})
         log.info("epoch %d/%d loss %.4f train acc %.4f (%.0f s)", epoch + 1, cfg.epochs,

@@ -1,0 +1,401 @@
+"""Reproduction and benchmark of PiToMe, with ToMe as the baseline, on CIFAR-10.
+
+``run``: a timm ViT (patch 4: 64 patches + class token) is trained here on the CIFAR-10 JPEG
+training subset (no pretrained weights can be downloaded; the checkpoint is cached), then
+evaluated without fine-tuning on the test images: the full model; ToMe at several constant r,
+with and without proportional attention; PiToMe at keep ratios 0.975 / 0.95 / 0.925 / 0.9; and
+ToMe matched to PiToMe's FLOPs at each ratio (ToMe given PiToMe's per-block merge counts, as the
+reference code's ToMe baseline does, so the token counts and analytic FLOPs are identical).
+Accuracy, analytic FLOPs and measured images/s per setting, exact McNemar tests of PiToMe
+against matched ToMe, a plot of accuracy against FLOPs, and the merged token groups of a few
+test images.
+
+``bench``: images/s and latency at batch 1 and 64 of PiToMe and ToMe against the full model,
+with fused attention (SDPA) and with explicit attention, and the break-even keep ratio at
+which a patched model with explicit attention becomes as fast as the full fused model.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import binomtest
+from torch import nn
+
+from paperlab.core import plots
+from paperlab.core.config import resolve_config
+from paperlab.core.results import Result, RunContext
+from paperlab.core.seed import seed_everything, torch_threads
+from paperlab.pitome.merge import patch as pitome_patch
+from paperlab.vision import tome
+from paperlab.vision.data import HOW_TO_GET, SPLITS, ImageSet, read_folder
+from paperlab.vision.flops import model_flops
+from paperlab.vision.merging import group_map, merge_state, token_schedule
+from paperlab.vision.models import ViTSpec
+from paperlab.vision.speed import measure_speed
+from paperlab.vision.train import TrainConfig, fit, predict
+
+log = logging.getLogger(__name__)
+
+KEEP_RATIOS = (0.975, 0.95, 0.925, 0.9)
+
+
+@dataclass(frozen=True)
+class Config:
+    """One reproduction (and benchmark) size.
+
+    Attributes:
+        vit: the ViT trained here. train: its training. train_per_class: training images per
+        class (of 2,000). eval_images: test images evaluated (first ``eval_images / 10`` per
+        class; 10,000 = all). tome_r: constant ToMe r values. keep_ratios: PiToMe keep ratios
+        (the largest-reduction one is the summary's). pure_ratios: ratios also run with the pure
+        PiToMe rule in every block. speed_batch, speed_repeats: the images/s column of ``run``.
+        viz_images: test images in the merged-groups picture. retrain: ignore a cached
+        checkpoint. threads: torch threads. bench_batches, bench_ratios, bench_repeats: the
+        benchmark grid.
+    """
+
+    vit: ViTSpec = ViTSpec(dim=64, depth=6, heads=2, drop_path=0.0)
+    train: TrainConfig = TrainConfig(epochs=3, batch_size=64, lr=1e-3, weight_decay=0.05,
+                                     warmup_epochs=0.25, label_smoothing=0.1, augment=False)
+    train_per_class: int | None = None
+    eval_images: int = 10_000
+    tome_r: tuple[int, ...] = (2, 4, 6, 8)
+    keep_ratios: tuple[float, ...] = KEEP_RATIOS
+    pure_ratios: tuple[float, ...] = (0.9,)
+    speed_batch: int = 64
+    speed_repeats: int = 3
+    viz_images: int = 4
+    retrain: bool = False
+    threads: int = 1
+    bench_batches: tuple[int, ...] = (1, 64)
+    bench_ratios: tuple[float, ...] = (1.0, 0.975, 0.95, 0.925, 0.9, 0.85, 0.8, 0.7, 0.6)
+    bench_repeats: int = 7
+
+    @classmethod
+    def quick(cls) -> Config:
+        return cls(
+            vit=ViTSpec(dim=48, depth=4, heads=2, drop_path=0.0),
+            train=TrainConfig(epochs=3, batch_size=64, lr=2e-3, weight_decay=0.05,
+                              warmup_epochs=0.25, augment=False),
+            train_per_class=300,
+            eval_images=1000,
+            tome_r=(2, 4),
+            speed_repeats=2,
+            viz_images=3,
+            bench_ratios=(1.0, 0.9, 0.8, 0.7),
+            bench_repeats=3,
+        )
+
+    @classmethod
+    def full(cls) -> Config:
+        return cls()
+
+    def with_options(self, options: Mapping[str, Any]) -> Config:
+        """Apply ``--retrain``, ``--epochs``, ``--eval-images``."""
+        cfg = self
+        if "retrain" in options:
+            cfg = dataclasses.replace(cfg, retrain=bool(options["retrain"]))
+        if "epochs" in options:
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train,
+                                                                     epochs=options["epochs"]))
+        if "eval_images" in options:
+            cfg = dataclasses.replace(cfg, eval_images=int(options["eval_images"]))
+        return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# data and model
+
+
+def _split(ctx: RunContext, split: str, per_class: int | None) -> ImageSet:
+    folder = ctx.require(f"vision/cifar10-images/{SPLITS[split]}", HOW_TO_GET)
+    return read_folder(folder, per_class=per_class)
+
+
+def trained_vit(ctx: RunContext, cfg: Config) -> tuple[nn.Module, dict[str, Any]]:
+    """The cached (or freshly trained) ViT and a description of its training."""
+    train = _split(ctx, "train", cfg.train_per_class)
+    tcfg = dataclasses.replace(cfg.train, seed=ctx.seed)
+    trained = fit(cfg.vit, train, tcfg, retrain=cfg.retrain)
+    info = {
+        "checkpoint": str(trained.path),
+        "cached": trained.cached,
+        "train_images": len(train),
+        "train_seconds": round(trained.train_seconds, 1),
+        "final_train_acc": trained.history[-1]["train_acc"] if trained.history else None,
+    }
+    return trained.model, info
+
+
+# ---------------------------------------------------------------------------------------------
+# the settings compared
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One evaluated model: a method name, its parameter, and how to patch a copy of the ViT."""
+
+    method: str
+    param: str
+    apply: Callable[[nn.Module], nn.Module]
+    ratio: float | None = None
+
+
+def pitome_merge_counts(model: nn.Module, keep_ratio: float) -> list[int]:
+    """PiToMe's per-block merge counts on ``model`` (what matched ToMe is given)."""
+    probe = pitome_patch(copy.deepcopy(model), keep_ratio)
+    return [n_in - n_out for n_in, n_out in token_schedule(probe)]
+
+
+def settings(model: nn.Module, cfg: Config) -> list[Setting]:
+    out = [Setting("full", "-", lambda m: m)]
+    for prop in (True, False):
+        for r in cfg.tome_r:
+            out.append(Setting(f"ToMe r (prop_attn={'on' if prop else 'off'})", f"r={r}",
+                               lambda m, r=r, p=prop: tome.patch(m, r, prop_attn=p)))
+    for ratio in cfg.keep_ratios:
+        counts = pitome_merge_counts(model, ratio)
+        out.append(Setting("PiToMe", f"keep={ratio}",
+                           lambda m, k=ratio: pitome_patch(m, k), ratio))
+        for prop in (True, False):
+            out.append(Setting(f"ToMe matched (prop_attn={'on' if prop else 'off'})",
+                               f"keep={ratio}",
+                               lambda m, c=counts, p=prop: tome.patch(m, c, prop_attn=p), ratio))
+    for ratio in cfg.pure_ratios:
+        out.append(Setting("PiToMe pure rule", f"keep={ratio}",
+                           lambda m, k=ratio: pitome_patch(m, k, schedule="pure"), ratio))
+    return out
+
+
+def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:
+    """Exact McNemar test of two classifiers on the same images (two-sided binomial on the
+    discordant pairs): ``a_only``, ``b_only``, ``p``."""
+    a_only = int(np.sum(correct_a & ~correct_b))
+    b_only = int(np.sum(~correct_a & correct_b))
+    n = a_only + b_only
+    p = binomtest(a_only, n, 0.5).pvalue if n else 1.0
+    return {"a_only": a_only, "b_only": b_only, "p": float(p)}
+
+
+# ---------------------------------------------------------------------------------------------
+# run
+
+
+def run(ctx: RunContext, config: Config | None = None) -> Result:
+    cfg = resolve_config(ctx, Config, config)
+    seed_everything(ctx.seed)
+    with torch_threads(cfg.threads):
+        base, train_info = trained_vit(ctx, cfg)
+        test = _split(ctx, "test", cfg.eval_images // 10)
+        full_flops = model_flops(base)
+        rows, correct, models = [], {}, {}
+        for s in settings(base, cfg):
+            model = s.apply(copy.deepcopy(base)).eval()
+            pred = predict(model, test.images)
+            hit = (pred == test.labels).numpy()
+            key = f"{s.method} {s.param}"
+            correct[key], models[key] = hit, model
+            flops = model_flops(model, token_schedule(model))
+            rows.append({
+                "method": s.method, "setting": s.param,
+                "tokens_out": token_schedule(model)[-1][1],
+                "mflops": flops / 1e6, "flops_reduction": 1 - flops / full_flops,
+                "acc": float(hit.mean()),
+            })
+            log.info("%s: acc %.4f, %.2f MFLOPs", key, hit.mean(), flops / 1e6)
+        speeds = measure_speed(models, cfg.speed_batch, repeats=cfg.speed_repeats)
+        for row in rows:
+            row["images_per_s"] = speeds[f"{row['method']} {row['setting']}"].images_per_s
+        tests = []
+        for ratio in cfg.keep_ratios:
+            pit = correct[f"PiToMe keep={ratio}"]
+            for prop in ("on", "off"):
+                other = correct[f"ToMe matched (prop_attn={prop}) keep={ratio}"]
+                test_row = mcnemar(pit, other)
+                tests.append({"keep_ratio": ratio, "versus": f"ToMe matched (prop_attn={prop})",
+                              "acc_pitome": float(pit.mean()), "acc_tome": float(other.mean()),
+                              "pitome_only_right": test_row["a_only"],
+                              "tome_only_right": test_row["b_only"], "p_value": test_row["p"]})
+        _plot_accuracy(ctx, rows)
+        _plot_groups(ctx, base, test, cfg)
+    summary = _summary(rows, cfg)
+    notes = [
+        f"ViT {cfg.vit.dim}x{cfg.vit.depth} ({cfg.vit.heads} heads, patch {cfg.vit.patch_size}) "
+        f"trained here for {cfg.train.epochs} epochs on {train_info['train_images']} CIFAR-10 "
+        f"training JPEGs (quality 75 re-encodings; accuracies are not CIFAR-10 literature "
+        f"figures); no fine-tuning after patching.",
+        "ToMe matched = ToMe given PiToMe's per-block merge counts (identical token counts and "
+        "analytic FLOPs), as the reference's ToMe baseline uses the same keep ratio.",
+        "PiToMe uses the reference schedule (energy-ordered bipartite match in the first half of "
+        "the blocks, the protecting rule after) and no proportional attention, as the reference.",
+        f"images/s: batch {cfg.speed_batch}, {cfg.threads} thread(s), median of "
+        f"{cfg.speed_repeats} interleaved repeats on a shared CPU (ratios matter, not levels).",
+    ]
+    data = {"test": test.source, "eval_images": len(test), "model": dataclasses.asdict(cfg.vit),
+            "train": {**dataclasses.asdict(cfg.train), **train_info}, "mcnemar": tests}
+    return Result(results=rows, summary=summary, data=data, notes=notes)
+
+
+def _row(rows: list[dict[str, Any]], method: str, setting: str) -> dict[str, Any]:
+    return next(r for r in rows if r["method"] == method and r["setting"] == setting)
+
+
+def _summary(rows: list[dict[str, Any]], cfg: Config) -> dict[str, Any]:
+    ratio = min(cfg.keep_ratios)
+    full = _row(rows, "full", "-")
+    pit = _row(rows, "PiToMe", f"keep={ratio}")
+    matched = _row(rows, "ToMe matched (prop_attn=on)", f"keep={ratio}")
+    return {
+        "acc_full": full["acc"],
+        f"acc_pitome_at_{ratio}": pit["acc"],
+        "acc_tome_at_matched_flops": matched["acc"],
+        f"flops_reduction_at_{ratio}": pit["flops_reduction"],
+        f"throughput_ratio_at_{ratio}": pit["images_per_s"] / full["images_per_s"],
+    }
+
+
+def _plot_accuracy(ctx: RunContext, rows: list[dict[str, Any]]) -> None:
+    fig, ax = plots.figure(title="Accuracy vs analytic FLOPs (no fine-tuning)", size=4.0)
+    full = _row(rows, "full", "-")
+    ax.axhline(full["acc"], color="grey", ls=":", label="full model")
+    styles = {"PiToMe": "o-", "ToMe matched (prop_attn=on)": "s--",
+              "ToMe matched (prop_attn=off)": "s:", "ToMe r (prop_attn=on)": "^-",
+              "ToMe r (prop_attn=off)": "v:", "PiToMe pure rule": "D"}
+    for method, style in styles.items():
+        pts = sorted((r["mflops"], r["acc"]) for r in rows if r["method"] == method)
+        if pts:
+            ax.plot(*zip(*pts, strict=True), style, label=method, ms=4)
+    ax.plot([full["mflops"]], [full["acc"]], "k*", ms=8)
+    ax.set_xlabel("MFLOPs per image (multiply-adds, analytic)")
+    ax.set_ylabel("test accuracy")
+    ax.legend()
+    plots.save(fig, ctx.plot_path("accuracy_flops"))
+
+
+def _plot_groups(ctx: RunContext, base: nn.Module, test: ImageSet, cfg: Config) -> None:
+    """Each test image, then its patches coloured by the mean colour of their final token group
+    under matched ToMe and PiToMe at the smallest keep ratio."""
+    ratio = min(cfg.keep_ratios)
+    counts = pitome_merge_counts(base, ratio)
+    picks = torch.arange(cfg.viz_images) * (len(test) // max(1, cfg.viz_images))
+    images = test.images[picks]
+    grid = cfg.vit.img_size // cfg.vit.patch_size
+    variants = {
+        "ToMe (matched)": tome.patch(copy.deepcopy(base), counts, trace_source=True),
+        f"PiToMe keep={ratio}": pitome_patch(copy.deepcopy(base), ratio, trace_source=True),
+    }
+    fig, axes = plots.figure(len(picks), 1 + len(variants), size=1.6)
+    axes = np.atleast_2d(axes)
+    for col, (name, model) in enumerate(variants.items(), start=1):
+        predict(model, images)
+        groups = group_map(merge_state(model).source, 1, grid)
+        for row in range(len(picks)):
+            axes[row, col].imshow(_group_picture(images[row], groups[row], cfg.vit.patch_size))
+            axes[row, col].set_xlabel(f"{int(groups[row].unique().numel())} groups", fontsize=7)
+        axes[0, col].set_title(name, fontsize=7)
+    for row in range(len(picks)):
+        axes[row, 0].imshow(images[row].permute(1, 2, 0).numpy())
+        axes[row, 0].set_ylabel(test.classes[int(test.labels[picks[row]])], fontsize=7)
+    axes[0, 0].set_title("image", fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+    plots.save(fig, ctx.plot_path("merged_groups"))
+
+
+def _group_picture(image: torch.Tensor, groups: torch.Tensor, patch: int) -> np.ndarray:
+    """``uint8`` image ``(3, H, W)`` with every patch painted the mean colour of its group,
+    group borders in white."""
+    img = image.permute(1, 2, 0).numpy().astype(np.float32)
+    pix = groups.repeat_interleave(patch, 0).repeat_interleave(patch, 1).numpy()
+    out = np.empty_like(img)
+    for g in np.unique(pix):
+        mask = pix == g
+        out[mask] = img[mask].mean(axis=0)
+    edge = np.zeros(pix.shape, bool)
+    edge[:, 1:] |= pix[:, 1:] != pix[:, :-1]
+    edge[1:, :] |= pix[1:, :] != pix[:-1, :]
+    out[edge] = 255
+    return out.astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------
+# bench
+
+
+def bench(ctx: RunContext, config: Config | None = None) -> Result:
+    """Speed only, so the weights are random (speed does not depend on them)."""
+    cfg = resolve_config(ctx, Config, config)
+    seed_everything(ctx.seed)
+    rows: list[dict[str, Any]] = []
+    with torch_threads(cfg.threads):
+        base = cfg.vit.build().eval()
+        contenders: dict[str, tuple[str, float, bool, nn.Module]] = {}
+        for fused in (True, False):
+            attn = "fused" if fused else "explicit"
+            plain = copy.deepcopy(base)
+            for block in plain.blocks:
+                block.attn.fused_attn = fused
+            contenders[f"full {attn}"] = ("full", 1.0, fused, plain)
+            for ratio in cfg.bench_ratios:
+                if ratio == 1.0:
+                    continue
+                counts = pitome_merge_counts(base, ratio)
+                contenders[f"PiToMe {ratio} {attn}"] = (
+                    "PiToMe", ratio, fused, pitome_patch(copy.deepcopy(base), ratio, fused=fused))
+                contenders[f"ToMe {ratio} {attn}"] = (
+                    "ToMe (matched, prop_attn)", ratio, fused,
+                    tome.patch(copy.deepcopy(base), counts, fused=fused))
+        models = {k: v[3] for k, v in contenders.items()}
+        for batch in cfg.bench_batches:
+            speeds = measure_speed(models, batch, repeats=cfg.bench_repeats,
+                                   inner=8 if batch == 1 else 1)
+            ref = speeds["full fused"].images_per_s
+            for name, (method, ratio, fused, model) in contenders.items():
+                s = speeds[name]
+                rows.append({
+                    "method": method, "keep_ratio": ratio,
+                    "attention": "fused" if fused else "explicit", "batch": batch,
+                    "mflops": model_flops(model, token_schedule(model)) / 1e6,
+                    "latency_ms": s.latency_ms, "images_per_s": s.images_per_s,
+                    "speedup_vs_full_fused": s.images_per_s / ref,
+                })
+    summary = {}
+    for batch in cfg.bench_batches:
+        for attn in ("explicit", "fused"):
+            summary[f"break_even_keep_ratio_{attn}_b{batch}"] = _break_even(
+                [r for r in rows if r["batch"] == batch and r["method"] == "PiToMe"
+                 and r["attention"] == attn])
+        pit = [r for r in rows if r["batch"] == batch and r["method"] == "PiToMe"
+               and r["attention"] == "explicit" and r["keep_ratio"] == min(cfg.keep_ratios)]
+        if pit:
+            summary[f"speedup_pitome_{min(cfg.keep_ratios)}_explicit_b{batch}"] = (
+                pit[0]["speedup_vs_full_fused"])
+    notes = [
+        f"Random-weight ViT {cfg.vit.dim}x{cfg.vit.depth}, {cfg.threads} thread(s), median of "
+        f"{cfg.bench_repeats} interleaved repeats; speed-ups are against the unpatched model "
+        "with timm's fused attention (scaled_dot_product_attention).",
+        "explicit = the patched attention computes softmax(QK^T + log size) by hand, as the "
+        "reference code does; fused = our patch passes log(size) to SDPA as a float mask.",
+        "break_even_keep_ratio: the largest keep ratio at which PiToMe is at least as fast as "
+        "the full fused model (None: never within the ratios measured).",
+    ]
+    return Result(results=rows, summary=summary,
+                  data={"model": dataclasses.asdict(cfg.vit), "ratios": list(cfg.bench_ratios)},
+                  notes=notes)
+
+
+def _break_even(rows: list[dict[str, Any]]) -> float | None:
+    """Largest keep ratio whose speed-up over the full fused model is >= 1, or None."""
+    fast = [r["keep_ratio"] for r in rows if r["speedup_vs_full_fused"] >= 1.0
+            and r["keep_ratio"] < 1.0]
+    return max(fast) if fast else None

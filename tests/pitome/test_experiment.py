@@ -1,0 +1,85 @@
+"""The reproduction and the benchmark end to end at toy size (real CIFAR-10 JPEGs; skipped
+when they are not staged)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from paperlab.core.data import DataNotFoundError
+from paperlab.core.results import RunContext
+from paperlab.pitome.experiment import Config, mcnemar
+from paperlab.vision.data import cifar10_dir
+from paperlab.vision.models import ViTSpec
+from paperlab.vision.train import TrainConfig
+
+TOY = Config(
+    vit=ViTSpec(dim=16, depth=2, heads=2, drop_path=0.0),
+    train=TrainConfig(epochs=1, batch_size=50, warmup_epochs=0.5, augment=False),
+    train_per_class=10,
+    eval_images=60,
+    tome_r=(2,),
+    keep_ratios=(0.95, 0.9),
+    speed_repeats=1,
+    viz_images=2,
+    bench_batches=(1, 4),
+    bench_ratios=(1.0, 0.9),
+    bench_repeats=1,
+)
+
+
+@pytest.fixture
+def ctx(tmp_path, monkeypatch):
+    try:
+        cifar10_dir("train"), cifar10_dir("test")
+    except DataNotFoundError:
+        pytest.skip("CIFAR-10 JPEGs not staged under the data root")
+    monkeypatch.setenv("PAPERLAB_CACHE", str(tmp_path / "cache"))
+    return RunContext(system="pitome", quick=True, out_dir=tmp_path / "out")
+
+
+def test_run_toy(ctx):
+    from paperlab.pitome.experiment import run
+
+    result = run(ctx, TOY)
+    assert set(result.summary) == {"acc_full", "acc_pitome_at_0.9", "acc_tome_at_matched_flops",
+                                   "flops_reduction_at_0.9", "throughput_ratio_at_0.9"}
+    rows = {(r["method"], r["setting"]): r for r in result.results}
+    full = rows[("full", "-")]
+    pit, matched = rows[("PiToMe", "keep=0.9")], rows[("ToMe matched (prop_attn=on)", "keep=0.9")]
+    assert pit["mflops"] == matched["mflops"] < full["mflops"]
+    assert pit["tokens_out"] == matched["tokens_out"] == 65 - 6 - 5
+    assert result.summary["flops_reduction_at_0.9"] == pytest.approx(1 - pit["mflops"]
+                                                                     / full["mflops"])
+    assert len(result.data["mcnemar"]) == 4 and result.data["eval_images"] == 60
+    assert (ctx.out_dir / "pitome_accuracy_flops.png").exists()
+    assert (ctx.out_dir / "pitome_merged_groups.png").exists()
+    json.dumps(result.data)
+    again = run(ctx, TOY)  # the checkpoint is cached now: same model, same accuracies
+    assert again.data["train"]["cached"] and again.summary["acc_full"] == full["acc"]
+
+
+def test_bench_toy(ctx):
+    from paperlab.pitome.experiment import bench
+
+    result = bench(ctx, TOY)
+    assert {r["batch"] for r in result.results} == {1, 4}
+    assert {r["attention"] for r in result.results} == {"fused", "explicit"}
+    assert "break_even_keep_ratio_explicit_b1" in result.summary
+    full = [r for r in result.results if r["method"] == "full" and r["attention"] == "fused"]
+    assert all(r["speedup_vs_full_fused"] == 1.0 for r in full)
+
+
+def test_mcnemar_counts_discordant_pairs():
+    a = np.array([1, 1, 1, 0, 0, 1], bool)
+    b = np.array([1, 0, 0, 0, 1, 1], bool)
+    out = mcnemar(a, b)
+    assert (out["a_only"], out["b_only"]) == (2, 1) and 0 < out["p"] <= 1
+    assert mcnemar(a, a)["p"] == 1.0
+
+
+def test_options_reach_the_config():
+    cfg = Config.full().with_options({"retrain": 1, "epochs": 7, "eval_images": 500})
+    assert cfg.retrain and cfg.train.epochs == 7 and cfg.eval_images == 500
