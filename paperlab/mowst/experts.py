@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import GATConv, GCNConv, GINConv, SAGEConv
 from torch_geometric.utils import to_torch_csr_tensor
 
-from paperlab.mowst.mowst import _row_of_each_entry, check_node_ids
+from paperlab.mowst.mowst import _row_of_each_entry, check_adjacency, check_graph, check_node_ids
 
 
 class MLP(nn.Module):
@@ -55,6 +55,7 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor, adj: object = None) -> Tensor:
         """``x [N, F]`` -> logits ``[N, C]``; ``adj`` is ignored (a drop-in for a GNN)."""
+        check_features(x, self.lins[0].in_features)
         # zip over the ModuleLists, not self.lins[:-1]: slicing builds a new ModuleList, 11 us
         # of a 60 us single-node forward when serving one query at a time
         for lin, norm in zip(self.lins, self.norms, strict=False):
@@ -62,8 +63,23 @@ class MLP(nn.Module):
         return self.lins[-1](x)
 
 
+def check_features(x: Tensor, num_features: int) -> None:
+    """Raise ``ValueError`` unless ``x`` is a float ``[N, num_features]`` (shape and dtype only:
+    O(1), so a single-node query pays nothing; :func:`check_graph` also checks finiteness)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch tensor, got {type(x).__name__}")
+    if x.dim() != 2 or x.size(1) != num_features or not torch.is_floating_point(x):
+        raise ValueError(f"x must be a float [num_nodes, {num_features}] (the expert's "
+                         f"in_channels), got {x.dtype} {tuple(x.shape)}")
+
+
 def as_adj_t(adj: Tensor, num_nodes: int) -> Tensor:
-    """The CSR ``adj_t [N, N]`` (rows = targets) of an ``edge_index [2, E]`` or of a CSR itself."""
+    """The CSR ``adj_t [N, N]`` (rows = targets) of an ``edge_index [2, E]`` or of a CSR itself.
+
+    Raises ``ValueError`` (:func:`~paperlab.mowst.mowst.check_adjacency`) for node ids outside
+    ``[0, num_nodes)``: the CSR tensor torch builds from them would be read out of bounds.
+    """
+    check_adjacency(adj, num_nodes)
     if adj.layout == torch.sparse_csr:
         return adj
     return to_torch_csr_tensor(adj.flip(0), size=(num_nodes, num_nodes))
@@ -116,6 +132,7 @@ def row_block(adj_t: Tensor, rows: Tensor, all_from: float | None = None
     tolokers for a single row; a chain of torch index ops was slower still).
     """
     n = adj_t.size(0)
+    check_node_ids(rows, n)
     if rows.numel() == n:
         return adj_t, rows
     crow = adj_t.crow_indices().numpy()
@@ -197,6 +214,7 @@ class GNN(nn.Module):
         self.receptive_hops = num_layers + extra_hops
         self.adjacency = adjacency
         self.pair_input = pair_input
+        self.in_channels = in_channels
 
     def _between_layers(self, i: int, h: Tensor) -> Tensor:
         if i == len(self.convs) - 1:
@@ -204,7 +222,12 @@ class GNN(nn.Module):
         return nn.functional.dropout(torch.relu(self.norms[i](h)), self.dropout, self.training)
 
     def forward(self, x: Tensor, adj: Tensor) -> Tensor:
-        """``x [N, F]`` and ``edge_index [2, E]`` or CSR ``adj_t [N, N]`` -> logits ``[N, C]``."""
+        """``x [N, F]`` and ``edge_index [2, E]`` or CSR ``adj_t [N, N]`` -> logits ``[N, C]``.
+
+        ``ValueError`` names a malformed input (:func:`~paperlab.mowst.mowst.check_graph`).
+        """
+        check_features(x, self.in_channels)
+        check_graph(x, adj)
         if self.adjacency is not None:
             adj = self.adjacency(adj, x.size(0))
         for i, conv in enumerate(self.convs):
@@ -229,8 +252,11 @@ class GNN(nn.Module):
         the graph runs on all of it: slicing and gathering would cost more than they save.
         ``prepared=True``: ``adj`` is already :meth:`prepare`'s output.
         """
+        check_features(x, self.in_channels)
         n = x.size(0)
         check_node_ids(nodes, n)
+        if prepared:  # prepare() checked the node ids; a query only pays for the shape check
+            check_adjacency(adj, n, ids=False)
         adj_t = adj if prepared else self.prepare(adj, n)
         wide = FULL_LAYER_SHARE * n  # a layer needing this many nodes runs on all of them
         blocks, frontiers = [], [torch.arange(n) if nodes.numel() >= wide else nodes.sort().values]
