@@ -47,9 +47,9 @@ SYSTEM = System(
 )
 
 _EXPORTS = {
-    **dict.fromkeys((
-        "ALGORITHMS", "backend", "combine_partial_sums", "log_softmax", "softmax"),
-        "paperlab.softmax.twopass"),
+    **dict.fromkeys(("ALGORITHMS", "backend", "combine_partial_sums"),
+                    "paperlab.softmax.twopass"),
+    **dict.fromkeys(("log_softmax", "softmax"), "paperlab.softmax.functional"),
     "TwoPassSoftmax": "paperlab.softmax.torch_op",
 }
 

@@ -22,18 +22,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from paperlab.core import plots, timing
+from paperlab.core.config import resolve_config
 from paperlab.core.progress import track
 from paperlab.core.results import Result, RunContext
+from paperlab.core.seed import torch_threads
 from paperlab.softmax import twopass
-from paperlab.softmax.twopass import ALGORITHMS, STREAM_MIN_BYTES, backend, softmax
+from paperlab.softmax.functional import softmax
+from paperlab.softmax.twopass import ALGORITHMS, STREAM_MIN_BYTES, backend
 
 BYTES = 4  # float32
 THREE_PASS = ("three_pass_recompute", "three_pass_reload")
 READ_PASS = "read pass (max only)"
 
 
-@dataclass
-class ReproConfig:
+@dataclass(frozen=True)
+class SweepConfig:
     """Sizes of the one-thread sweep. ``log2_sizes``: single rows of 2^k elements;
     ``batched``: (rows, row length) shapes; ``repeats``: timed rounds per size;
     ``min_elements``: small arrays are processed repeatedly until a timed sample covers
@@ -44,20 +47,8 @@ class ReproConfig:
     repeats: int
     min_elements: int = 1 << 22
 
-    @classmethod
-    def quick(cls) -> ReproConfig:
-        return cls(log2_sizes=tuple(range(10, 27, 2)), batched=((2048, 32768),), repeats=5)
 
-    @classmethod
-    def full(cls) -> ReproConfig:
-        return cls(
-            log2_sizes=tuple(range(10, 27)),
-            batched=((2048, 32768), (65536, 1024)),
-            repeats=11,
-        )
-
-
-@dataclass
+@dataclass(frozen=True)
 class BenchConfig:
     """The benchmark's shapes (total 2^26 elements each), rounds, and thread counts."""
 
@@ -65,13 +56,25 @@ class BenchConfig:
     repeats: int
     threads: tuple[int, ...] = (1, 2)
 
-    @classmethod
-    def quick(cls) -> BenchConfig:
-        return cls(shapes=((1, 1 << 26), (2048, 32768)), repeats=5)
+
+@dataclass(frozen=True)
+class Config:
+    """``run``'s one-thread sweep and ``bench``'s shapes (2^26 elements each)."""
+
+    sweep: SweepConfig
+    bench: BenchConfig
 
     @classmethod
-    def full(cls) -> BenchConfig:
-        return cls(shapes=((1, 1 << 26), (2048, 32768)), repeats=11)
+    def quick(cls) -> Config:
+        return cls(SweepConfig(log2_sizes=tuple(range(10, 27, 2)), batched=((2048, 32768),),
+                               repeats=5),
+                   BenchConfig(shapes=((1, 1 << 26), (2048, 32768)), repeats=5))
+
+    @classmethod
+    def full(cls) -> Config:
+        return cls(SweepConfig(log2_sizes=tuple(range(10, 27)),
+                               batched=((2048, 32768), (65536, 1024)), repeats=11),
+                   BenchConfig(shapes=((1, 1 << 26), (2048, 32768)), repeats=11))
 
 
 def _time(contenders: dict[str, Callable[[], object]], inner: int, repeats: int):
@@ -98,7 +101,7 @@ def _read_pass(x: np.ndarray) -> Callable[[], object]:
     return lambda: twopass._C.read_pass(flat)
 
 
-def _sweep_point(rows: int, n: int, rng: np.random.Generator, cfg: ReproConfig) -> list[dict]:
+def _sweep_point(rows: int, n: int, rng: np.random.Generator, cfg: SweepConfig) -> list[dict]:
     import torch
 
     x = rng.standard_normal((rows, n), dtype=np.float32)
@@ -152,17 +155,15 @@ def _plot(rows: list[dict], ctx: RunContext, single: list[str], batched: list[st
     plots.save(fig, ctx.plot_path("throughput"))
 
 
-def run(ctx: RunContext) -> Result:
+def run(ctx: RunContext, config: Config | None = None) -> Result:
     """One-thread sweep of the four algorithms and torch.softmax from 2^10 to 2^26."""
-    import torch
-
-    cfg = ReproConfig.quick() if ctx.quick else ReproConfig.full()
-    torch.set_num_threads(1)
+    cfg = resolve_config(ctx, Config, config).sweep
     rng = np.random.default_rng(ctx.seed)
     shapes = [(1, 1 << k) for k in cfg.log2_sizes] + list(cfg.batched)
     rows: list[dict] = []
-    for r, n in track(shapes, "softmax sizes", total=len(shapes)):
-        rows += _sweep_point(r, n, rng, cfg)
+    with torch_threads(1):
+        for r, n in track(shapes, "softmax sizes", total=len(shapes)):
+            rows += _sweep_point(r, n, rng, cfg)
     single = list(dict.fromkeys(r["shape"] for r in rows if r["shape"].startswith("1x")))
     batched = [f"{r}x{n}" for r, n in cfg.batched]
     big = single[-1]
@@ -230,55 +231,62 @@ def _bench_contenders(x: np.ndarray, y: np.ndarray, threads: int) -> dict[str, C
     return c
 
 
-def bench(ctx: RunContext) -> Result:
-    """The public API against torch, scipy and NumPy at 2^26 elements, 1 and 2 threads."""
+def _bench_shape(r: int, n: int, cfg: BenchConfig, rng: np.random.Generator,
+                 ) -> tuple[list[dict], dict]:
+    """Rows of every contender on an ``r x n`` float32 array, and the shape's ratios."""
     import scipy.special
-    import torch
 
-    cfg = BenchConfig.quick() if ctx.quick else BenchConfig.full()
-    rng = np.random.default_rng(ctx.seed)
+    x = rng.standard_normal((r, n), dtype=np.float32)
+    y = np.empty_like(x)
+    contenders: dict[str, Callable] = {}
+    for t in cfg.threads:
+        contenders.update(_bench_contenders(x, y, t))
+    times = _time(contenders, 1, cfg.repeats)
+    shape = f"{r}x{n}"
+    rows = []
+    for name, (wall, cpu) in times.items():
+        rows.append({"shape": shape, "method": name, "ms_wall": wall * 1e3,
+                     "ms_cpu_1t": cpu * 1e3 if name.endswith("[1t]") else None,
+                     "gbps_wall": BYTES * x.size / wall / 1e9})
+    wall = {k: v[0] for k, v in times.items()}
+    cpu = {k: v[1] for k, v in times.items() if k.endswith("[1t]")}
+    two1 = "two_pass [1t]"
+    ratios = {
+        "cpu_two_pass_vs_best_three_pass_1t":
+            min(cpu[f"{a} [1t]"] for a in THREE_PASS) / cpu[two1],
+        "cpu_two_pass_vs_torch_out_1t": cpu["torch.softmax (out=) [1t]"] / cpu[two1],
+        "cpu_two_pass_vs_torch_fresh_1t": cpu["torch.softmax [1t]"] / cpu[two1],
+        "cpu_two_pass_vs_scipy_1t": cpu["scipy.special.softmax [1t]"] / cpu[two1],
+        "cpu_two_pass_vs_numpy_1t": cpu["numpy, in place [1t]"] / cpu[two1],
+        "wall_two_pass_vs_best_three_pass_1t":
+            min(wall[f"{a} [1t]"] for a in THREE_PASS) / wall[two1],
+        "wall_two_pass_vs_torch_out_1t": wall["torch.softmax (out=) [1t]"] / wall[two1],
+    }
+    if 2 in cfg.threads:
+        ratios.update({
+            "wall_two_pass_2t_vs_1t": wall[two1] / wall["two_pass [2t]"],
+            "wall_two_pass_vs_torch_out_2t":
+                wall["torch.softmax (out=) [2t]"] / wall["two_pass [2t]"],
+            "wall_two_pass_vs_best_three_pass_2t":
+                min(wall[f"{a} [2t]"] for a in THREE_PASS) / wall["two_pass [2t]"],
+        })
+    _, ours = timing.peak_memory(lambda x=x: softmax(x, threads=1))
+    _, theirs = timing.peak_memory(lambda x=x: scipy.special.softmax(x, axis=-1))
+    ratios["peak_extra_mib_two_pass_fresh"] = ours / 2**20
+    ratios["peak_extra_mib_scipy"] = theirs / 2**20
+    return rows, ratios
+
+
+def bench(ctx: RunContext, config: Config | None = None) -> Result:
+    """The public API against torch, scipy and NumPy at 2^26 elements, 1 and 2 threads."""
+    cfg = resolve_config(ctx, Config, config).bench
     rows: list[dict] = []
     summary: dict = {"backend": backend()}
-    for r, n in cfg.shapes:
-        x = rng.standard_normal((r, n), dtype=np.float32)
-        y = np.empty_like(x)
-        contenders: dict[str, Callable] = {}
-        for t in cfg.threads:
-            contenders.update(_bench_contenders(x, y, t))
-        times = _time(contenders, 1, cfg.repeats)
-        torch.set_num_threads(1)
-        shape = f"{r}x{n}"
-        for name, (wall, cpu) in times.items():
-            rows.append({"shape": shape, "method": name, "ms_wall": wall * 1e3,
-                         "ms_cpu_1t": cpu * 1e3 if name.endswith("[1t]") else None,
-                         "gbps_wall": BYTES * x.size / wall / 1e9})
-        wall = {k: v[0] for k, v in times.items()}
-        cpu = {k: v[1] for k, v in times.items() if k.endswith("[1t]")}
-        two1 = "two_pass [1t]"
-        summary[shape] = {
-            "cpu_two_pass_vs_best_three_pass_1t":
-                min(cpu[f"{a} [1t]"] for a in THREE_PASS) / cpu[two1],
-            "cpu_two_pass_vs_torch_out_1t": cpu["torch.softmax (out=) [1t]"] / cpu[two1],
-            "cpu_two_pass_vs_torch_fresh_1t": cpu["torch.softmax [1t]"] / cpu[two1],
-            "cpu_two_pass_vs_scipy_1t": cpu["scipy.special.softmax [1t]"] / cpu[two1],
-            "cpu_two_pass_vs_numpy_1t": cpu["numpy, in place [1t]"] / cpu[two1],
-            "wall_two_pass_vs_best_three_pass_1t":
-                min(wall[f"{a} [1t]"] for a in THREE_PASS) / wall[two1],
-            "wall_two_pass_vs_torch_out_1t": wall["torch.softmax (out=) [1t]"] / wall[two1],
-        }
-        if 2 in cfg.threads:
-            summary[shape].update({
-                "wall_two_pass_2t_vs_1t": wall[two1] / wall["two_pass [2t]"],
-                "wall_two_pass_vs_torch_out_2t":
-                    wall["torch.softmax (out=) [2t]"] / wall["two_pass [2t]"],
-                "wall_two_pass_vs_best_three_pass_2t":
-                    min(wall[f"{a} [2t]"] for a in THREE_PASS) / wall["two_pass [2t]"],
-            })
-        _, ours = timing.peak_memory(lambda x=x: softmax(x, threads=1))
-        _, theirs = timing.peak_memory(lambda x=x: scipy.special.softmax(x, axis=-1))
-        summary[shape]["peak_extra_mib_two_pass_fresh"] = ours / 2**20
-        summary[shape]["peak_extra_mib_scipy"] = theirs / 2**20
-        del x, y
+    rng = np.random.default_rng(ctx.seed)
+    with torch_threads(1):  # the torch contenders set their own count; this one is restored
+        for r, n in cfg.shapes:
+            shape_rows, summary[f"{r}x{n}"] = _bench_shape(r, n, cfg, rng)
+            rows += shape_rows
     notes = [
         "Interleaved rounds on a shared 2-core VM (other jobs running): one-thread ratios "
         "use thread CPU time, two-thread ratios wall time; both are printed per row.",

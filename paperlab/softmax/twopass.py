@@ -48,64 +48,11 @@ def backend() -> str:
     return "numpy-fallback" if _C is None else f"c-{_C.isa()}"
 
 
-def softmax(
-    x: Any,
-    axis: int = -1,
-    out: Any = None,
-    algorithm: str = "two_pass",
-    threads: int | None = None,
-) -> Any:
-    """``exp(x) / sum(exp(x))`` along ``axis``.
-
-    Args:
-        x: float32 or float64 NumPy array (any shape, any strides) or CPU torch tensor.
-            A tensor that requires grad goes through the autograd wrapper.
-        axis: the axis normalised over (default the last).
-        out: optional array/tensor of x's shape and dtype to write into; may be ``x``
-            itself. Preallocating it avoids the page faults of a fresh large array.
-        algorithm: ``"two_pass"`` (default), ``"three_pass_recompute"``,
-            ``"three_pass_reload"`` or ``"online"``; all give the same result.
-        threads: worker threads (default: all CPUs from ``PARALLEL_MIN`` elements up,
-            else 1). Rows are split between threads; with fewer rows than threads a
-            two-pass row is split into blocks whose partial sums are combined.
-
-    Returns:
-        An array (tensor for a tensor input) of x's shape. Without ``out`` the result is
-        contiguous along ``axis``, so for ``axis`` other than the last it is a strided view.
-
-    A NaN or +inf in a slice makes that slice NaN; a slice of only -inf is NaN; a -inf
-    element gives 0 (as ``torch.softmax`` and ``scipy.special.softmax``).
-    """
-    return _dispatch(x, axis, out, algorithm, threads, log=False)
-
-
-def log_softmax(
-    x: Any,
-    axis: int = -1,
-    out: Any = None,
-    algorithm: str = "two_pass",
-    threads: int | None = None,
-) -> Any:
-    """``x - log(sum(exp(x)))`` along ``axis``; arguments as :func:`softmax`."""
-    return _dispatch(x, axis, out, algorithm, threads, log=True)
-
-
-def _dispatch(x: Any, axis: int, out: Any, algorithm: str, threads: int | None, log: bool):
-    if algorithm not in _CODES:
-        raise ValueError(f"unknown algorithm '{algorithm}'; choose one of {ALGORITHMS}")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
-    if type(x).__module__.startswith("torch"):
-        from paperlab.softmax import torch_op
-
-        return torch_op.apply(x, axis, out, algorithm, threads, log)
-    return softmax_numpy(x, axis, out, algorithm, threads, log)
-
-
 def softmax_numpy(
     x: Any, axis: int, out: np.ndarray | None, algorithm: str, threads: int | None, log: bool
 ) -> np.ndarray:
-    """The NumPy-array form of :func:`softmax` / :func:`log_softmax` (``log=True``)."""
+    """The NumPy-array form of :func:`paperlab.softmax.functional.softmax` /
+    ``log_softmax`` (``log=True``); ``algorithm`` and ``threads`` as checked there."""
     x = np.asarray(x)
     if x.dtype not in (np.float32, np.float64):
         raise TypeError(f"softmax needs float32 or float64 input, got {x.dtype}")

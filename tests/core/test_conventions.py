@@ -241,3 +241,47 @@ def test_one_parser_names_the_system():
     assert cli._named_system(["run", "--out", "mowst", "toy"]).name == "toy"
     assert cli._named_system(["list"]) is None
 
+
+
+# ---- import structure ------------------------------------------------------------------
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the paperlab modules it imports (at the top or inside functions)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2] / "paperlab"
+    modules = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                edges.add(node.module)
+                edges |= {f"{node.module}.{a.name}" for a in node.names}
+        graph[name] = {e for e in edges if e in modules and e != name}
+    return graph
+
+
+def test_no_import_cycles():
+    graph = _import_graph()
+    state: dict[str, int] = {}  # 1: on the stack, 2: done
+
+    def visit(name: str, stack: list[str]) -> None:
+        state[name] = 1
+        for nxt in sorted(graph[name]):
+            if state.get(nxt) == 1:
+                cycle = stack[stack.index(nxt):] + [nxt]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert "paperlab.softmax.torch_op" in graph["paperlab.softmax.functional"]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
+from paperlab.core.results import RunContext
+from paperlab.core.seed import torch_threads
 from paperlab.softmax import experiment
 from tests.softmax.reference import assert_close, reference
 
@@ -22,21 +25,42 @@ def test_every_bench_contender_computes_softmax(threads):
         assert name.endswith(f"[{threads}t]")
 
 
-def test_sweep_point_rows():
-    cfg = experiment.ReproConfig(log2_sizes=(10,), batched=(), repeats=2, min_elements=4096)
-    rows = experiment._sweep_point(1, 1024, np.random.default_rng(0), cfg)
-    methods = [r["method"] for r in rows]
+TINY = experiment.Config(
+    experiment.SweepConfig(log2_sizes=(10, 12), batched=((4, 1024),), repeats=2,
+                           min_elements=4096),
+    experiment.BenchConfig(shapes=((1, 4096), (4, 1024)), repeats=1))
+
+
+def test_run_at_toy_size(tmp_path):
+    with torch_threads(2):  # run pins one thread, then gives this count back
+        result = experiment.run(RunContext("softmax", quick=False, out_dir=tmp_path), TINY)
+        assert torch.get_num_threads() == 2
+    rows = result.results
+    assert {r["shape"] for r in rows} == {"1x2^10", "1x2^12", "4x1024"}
+    methods = [r["method"] for r in rows if r["shape"] == "1x2^10"]
     assert methods[:4] == ["two_pass", "three_pass_recompute", "three_pass_reload", "online"]
     assert experiment.READ_PASS in methods and "torch.softmax (out=)" in methods
-    for r in rows:
-        assert r["shape"] == "1x2^10" and r["elements"] == 1024
-        assert r["ms_cpu"] >= 0 and r["ms_wall"] > 0 and r["gbps"] > 0
     read = next(r for r in rows if r["method"] == experiment.READ_PASS)
     assert read["fraction_of_read_bw"] == pytest.approx(1.0)
+    two = next(r for r in rows if r["shape"] == "1x2^12" and r["method"] == "two_pass")
+    online = next(r for r in rows if r["shape"] == "1x2^12" and r["method"] == "online")
+    assert result.summary["size"] == "1x2^12"
+    assert result.summary["ratio_two_pass_vs_online"] == pytest.approx(
+        online["ms_cpu"] / two["ms_cpu"])
+    assert (tmp_path / "softmax_throughput.png").exists()
+
+
+def test_bench_at_toy_size(tmp_path):
+    with torch_threads(2):  # the torch contenders set 1 and 2 threads; the count comes back
+        result = experiment.bench(RunContext("softmax", quick=False, out_dir=tmp_path), TINY)
+        assert torch.get_num_threads() == 2
+    assert set(result.summary) == {"backend", "1x4096", "4x1024"}
+    assert {r["method"] for r in result.results} >= {"two_pass [1t]", "two_pass [2t]",
+                                                     "scipy.special.softmax [1t]"}
 
 
 def test_configs_cover_the_issue_sizes():
-    for cfg in (experiment.ReproConfig.quick(), experiment.ReproConfig.full()):
-        assert cfg.log2_sizes[0] == 10 and cfg.log2_sizes[-1] == 26 and cfg.batched
-    for cfg in (experiment.BenchConfig.quick(), experiment.BenchConfig.full()):
-        assert all(r * n == 1 << 26 for r, n in cfg.shapes) and cfg.threads == (1, 2)
+    for cfg in (experiment.Config.quick(), experiment.Config.full()):
+        assert cfg.sweep.log2_sizes[0] == 10 and cfg.sweep.log2_sizes[-1] == 26
+        assert cfg.sweep.batched
+        assert all(r * n == 1 << 26 for r, n in cfg.bench.shapes) and cfg.bench.threads == (1, 2)
