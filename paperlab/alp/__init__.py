@@ -7,7 +7,7 @@ train/validation split strategies.
 """
 
 from paperlab.core.lazy import lazy_exports
-from paperlab.core.registry import Option, System
+from paperlab.core.registry import Option, System, comma_list
 
 _EXPORTS = {
     "PCFG": "paperlab.alp.grammar",
@@ -40,11 +40,15 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 SYSTEM = System(
     name="alp",
     paper="ALP: Data Augmentation using Lexicalized PCFGs for Few-Shot Text Classification "
-          "(Kim, Woo, Lee & Ha, AAAI 2022, arXiv 2112.11916)",
+          "(Kim, Woo, Oh, Cha & Han, AAAI 2022, arXiv 2112.11916)",
     claim="Augmenting few-shot training sets with sentences recombined from class-wise "
           "lexicalized PCFG parse trees beats no augmentation and EDA, and augmentation-based "
           "train/validation splits beat the standard split at the same labelled budget",
     run="paperlab.alp.experiment:run",
     bench="paperlab.alp.experiment:bench",
-    options=(Option("seeds", int, "number of sampled few-shot subsets per setting", min=1),),
+    options=(
+        Option("seeds", int, "sampled few-shot subsets per (data set, k)", min=1),
+        Option("datasets", comma_list, "data sets among sst2,trec,snips,emotion"),
+        Option("max_test", int, "test examples per data set (a seeded subsample)", min=1),
+    ),
 )

@@ -66,13 +66,15 @@ class CKYParser:
 
     cache_size = 20_000  # parses remembered (by token tuple); ALP re-parses the same sentences
 
-    def parse(self, tokens: Sequence[str] | str) -> Parse | None:
+    def parse(self, tokens: Sequence[str] | str, use_cache: bool = True) -> Parse | None:
         """Most probable tree for ``tokens`` (a string is tokenised with :func:`tokenize`);
         ``None`` when no tree spans the sentence even with a 4x wider beam. The returned tree is
-        the caller's to modify."""
+        the caller's to modify; ``use_cache=False`` parses again (for timing)."""
         toks = tokenize(tokens) if isinstance(tokens, str) else [t.lower() for t in tokens]
         if not toks:
             raise ValueError("cannot parse an empty sentence")
+        if not use_cache:
+            return self._parse(toks)
         key = tuple(toks)
         if key not in self._cache:
             if len(self._cache) >= self.cache_size:

@@ -41,4 +41,4 @@ def nltk_dir():
 
 @pytest.fixture(scope="session")
 def treebank_grammar(nltk_dir):
-    return load_grammar(nltk_dir, n_trees=800, tagger_iters=3)
+    return load_grammar(nltk_dir, n_trees=800)

