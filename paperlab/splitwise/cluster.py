@@ -58,6 +58,17 @@ class Design:
     chunk_size: int | None = None
 
     def __post_init__(self) -> None:
+        for name in ("n_prompt", "n_token"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"{self.name}: {name} must be a whole number of machines, "
+                                 f"got {value!r}")
+        if self.token_sku is None and self.n_token != 0:
+            raise ValueError(f"{self.name}: a colocated design has no token machines (n_token "
+                             f"must be 0, got {self.n_token}); give token_sku for a split one")
+        if self.chunk_size is not None and self.chunk_size < 1:
+            raise ValueError(f"{self.name}: chunk_size must be a positive token count or None, "
+                             f"got {self.chunk_size}")
         if self.n_prompt < 1:
             raise ValueError(f"{self.name}: needs at least one prompt machine, got "
                              f"{self.n_prompt}")
@@ -98,7 +109,10 @@ class Design:
 
 def baseline_design(hardware: str, n: int, chunk_size: int | None = None) -> Design:
     """Baseline-A100 / Baseline-H100 (``hardware`` "A100" or "H100"), colocated."""
-    sku = {"A100": DGX_A100, "H100": DGX_H100}[hardware]
+    skus = {"A100": DGX_A100, "H100": DGX_H100}
+    if hardware not in skus:
+        raise ValueError(f"unknown baseline hardware {hardware!r}; choose from {list(skus)}")
+    sku = skus[hardware]
     name = f"Baseline-{hardware}" + (f"-chunked{chunk_size}" if chunk_size else "")
     return Design(name, sku, n, chunk_size=chunk_size)
 
@@ -113,6 +127,9 @@ def splitwise_design(kind: str, n_prompt: int, n_token: int) -> Design:
 
 def design_by_name(name: str, n_prompt: int, n_token: int = 0) -> Design:
     """``Baseline-A100``, ``Baseline-H100`` or ``Splitwise-{AA,HH,HA,HHcap}``."""
+    if not name.startswith(("Baseline-", "Splitwise-")):
+        raise ValueError(f"unknown design {name!r}: expected Baseline-A100, Baseline-H100 or "
+                         f"Splitwise-{{{','.join(SPLIT_SKUS)}}}")
     if name.startswith("Baseline-"):
         return baseline_design(name.split("-", 1)[1], n_prompt)
     return splitwise_design(name.split("-", 1)[1], n_prompt, n_token)
@@ -143,6 +160,10 @@ def build_cluster(design: Design, perf: PerfDatabase | dict[str, IterationModel]
     Machine order follows the reference's start states (token machines first when prompt and
     token hardware differ), which only matters for tie-breaking.
     """
+    if not isinstance(perf, PerfDatabase | dict):
+        raise TypeError(f"perf must be a PerfDatabase or a dict of IterationModels, got "
+                        f"{type(perf).__name__}")
+
     def perf_for(sku: MachineSKU) -> IterationModel:
         if isinstance(perf, PerfDatabase):
             return perf.model(model.name, sku.hardware, tensor_parallel)

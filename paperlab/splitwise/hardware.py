@@ -7,6 +7,7 @@ DGX-H100 token machine draws 70% of the H100's power).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 GIB = 1024**3
@@ -91,8 +92,12 @@ class Link:
     def __post_init__(self) -> None:
         if self.mode not in ("serialized", "layerwise", "reference_overlap"):
             raise ValueError(f"unknown KV transfer mode {self.mode!r}")
-        if self.bandwidth <= 0:
-            raise ValueError(f"link bandwidth must be positive, got {self.bandwidth}")
+        if not (math.isfinite(self.bandwidth) and self.bandwidth > 0):
+            raise ValueError(f"link bandwidth must be a positive finite number of bytes/s, got "
+                             f"{self.bandwidth}")
+        if not (math.isfinite(self.latency_s) and self.latency_s >= 0):
+            raise ValueError(f"link latency_s must be a non-negative finite number of seconds, "
+                             f"got {self.latency_s}")
 
     def transfer_time(self, nbytes: float, prompt_tokens: int, prompt_time_s: float,
                       num_layers: int) -> float:

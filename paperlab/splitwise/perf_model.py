@@ -35,6 +35,11 @@ class PiecewiseLinear:
     def __init__(self, xs: list[float], ys: list[float]) -> None:
         if len(xs) < 2:
             raise ValueError(f"need at least two distinct x points to interpolate, got {xs}")
+        if len(ys) != len(xs):
+            raise ValueError(f"need one y per x point: {len(xs)} x points, {len(ys)} y values")
+        if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
+            raise ValueError(f"x points and y values must be finite, got xs={list(xs)}, "
+                             f"ys={list(ys)}")
         if any(b <= a for a, b in zip(xs, xs[1:], strict=False)):
             raise ValueError("x points must be strictly increasing")
         self.xs, self.ys = list(map(float, xs)), list(map(float, ys))
@@ -176,6 +181,21 @@ class RooflineModel(IterationModel):
     mbu: float = 0.6
     mean_context: float = 1024.0
     overhead_s: float = 0.005
+
+    def __post_init__(self) -> None:
+        for name in ("params", "flops", "mem_bw", "mfu", "mbu"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value > 0):
+                raise ValueError(f"RooflineModel.{name} must be a positive finite number, "
+                                 f"got {value}")
+        for name in ("weight_bytes", "kv_bytes_per_token", "mean_context", "overhead_s"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"RooflineModel.{name} must be a non-negative finite number, "
+                                 f"got {value}")
+        if self.mfu > 1 or self.mbu > 1:
+            raise ValueError(f"mfu and mbu are fractions of peak in (0, 1], got mfu={self.mfu}, "
+                             f"mbu={self.mbu}")
 
     def prompt_time(self, batch_tokens: int) -> float:
         compute = 2 * self.params * batch_tokens / (self.flops * self.mfu)

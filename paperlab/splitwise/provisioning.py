@@ -44,6 +44,14 @@ class SearchSpace:
     def __post_init__(self) -> None:
         if not self.rates or any(b <= a for a, b in zip(self.rates, self.rates[1:], strict=False)):
             raise ValueError("rates must be a non-empty ascending sequence")
+        if not all(math.isfinite(r) and r > 0 for r in self.rates):
+            raise ValueError(f"rates must be positive finite requests per second, got "
+                             f"{self.rates}")
+        if not (math.isfinite(self.duration_s) and self.duration_s > 0):
+            raise ValueError(f"duration_s must be a positive finite number of seconds, got "
+                             f"{self.duration_s}")
+        if not (math.isfinite(self.give_up_s) and self.give_up_s >= 0):
+            raise ValueError(f"give_up_s must be >= 0 seconds (0 = never), got {self.give_up_s}")
 
 
 @dataclass
@@ -169,12 +177,20 @@ def _label(item: Any) -> str:
     return ", ".join(named) or type(item).__name__
 
 
+def _check_budget(budget: float, by: str) -> None:
+    if by not in ("power", "cost"):
+        raise ValueError(f"budget must be by 'power' or 'cost', got {by!r}")
+    if not (math.isfinite(budget) and budget > 0):
+        raise ValueError(f"budget must be a positive finite {by}, got {budget}")
+
+
 def budget_splits(kind: str, budget: float, by: str = "power", step: int = 1,
                   min_machines: int = 1) -> list[Design]:
     """All prompt:token splits of Splitwise-``kind`` that fit ``budget`` (``by`` power or cost),
     spending as much of it on token machines as fits for each prompt count (every ``step``)."""
-    if by not in ("power", "cost"):
-        raise ValueError(f"budget must be by 'power' or 'cost', got {by!r}")
+    _check_budget(budget, by)
+    if step < 1 or min_machines < 1:
+        raise ValueError(f"step and min_machines must be >= 1, got {step}, {min_machines}")
     probe = splitwise_design(kind, 1, 1)
     p_unit = getattr(probe.prompt_sku, by)
     t_unit = getattr(probe.token_sku, by)
@@ -188,6 +204,7 @@ def budget_splits(kind: str, budget: float, by: str = "power", step: int = 1,
 
 def baseline_for_budget(hardware: str, budget: float, by: str = "power") -> Design:
     """Baseline-``hardware`` with as many machines as ``budget`` allows."""
+    _check_budget(budget, by)
     probe = baseline_design(hardware, 1)
     n = int(math.floor(budget / getattr(probe.prompt_sku, by) + 1e-9))
     return baseline_design(hardware, n)

@@ -90,6 +90,19 @@ class MachineConfig:
     max_preemptions: int = 4
     chunk_size: int | None = None
 
+    def __post_init__(self) -> None:
+        # max_batch_size=0 used to admit nothing: every request silently ended as NaN
+        for name, low in (("max_batch_size", 1), ("max_batch_tokens", 1),
+                          ("max_preemptions", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"MachineConfig.{name} must be an integer >= {low}, "
+                                 f"got {value!r}")
+        if self.chunk_size is not None and (not isinstance(self.chunk_size, int)
+                                            or self.chunk_size < 1):
+            raise ValueError(f"chunk_size must be a positive token count or None, got "
+                             f"{self.chunk_size!r}")
+
 
 class Machine:
     """One model instance on one DGX machine, with iteration-level (continuous) batching."""
@@ -743,6 +756,12 @@ def simulate(trace: Trace, machines: list[Machine], scheduler, model: LLM,
             have arrived but not finished: a search-time guard against simulating hopelessly
             overloaded clusters, whose queues make every iteration slower.
     """
+    if not isinstance(trace, Trace):
+        raise TypeError(f"trace must be a Trace, got {type(trace).__name__}")
+    if end_time_s != end_time_s or end_time_s <= 0:
+        raise ValueError(f"end_time_s must be a positive number of seconds, got {end_time_s}")
+    if max_outstanding is not None and max_outstanding < 0:
+        raise ValueError(f"max_outstanding must be >= 0 or None, got {max_outstanding}")
     n = len(trace)
     sim = _Sim(n, scheduler, link, model)
     for m in machines:

@@ -42,6 +42,8 @@ class Trace:
     name: str = "trace"
 
     def __post_init__(self) -> None:
+        for field in ("arrival_s", "prompt_tokens", "output_tokens", "request_id"):
+            _check_column(self.name, field, getattr(self, field), integer=field != "arrival_s")
         n = len(self.arrival_s)
         for field in ("prompt_tokens", "output_tokens", "request_id"):
             if len(getattr(self, field)) != n:
@@ -69,6 +71,19 @@ class Trace:
                        self.prompt_tokens.tolist(), self.output_tokens.tolist(), strict=True)
             for rid, t, p, o in rows:
                 f.write(f"{rid},2,0,{t!r},1,{p},{o}\n")
+
+
+def _check_column(name: str, field: str, values: object, integer: bool) -> None:
+    """Raise TraceError unless ``values`` is a 1-D numpy array of integers (``integer``) or of
+    real numbers: a float token count would silently reach the simulator's integer arithmetic,
+    a NaN one would pass every ``<= 0`` check."""
+    if not isinstance(values, np.ndarray) or values.ndim != 1:
+        shape = getattr(values, "shape", type(values).__name__)
+        raise TraceError(f"{name}: {field} must be a 1-D numpy array, got {shape}")
+    kinds = "iu" if integer else "iuf"  # numpy dtype kinds: signed, unsigned ints, floats
+    if values.dtype.kind not in kinds and values.size:  # np.asarray([]) is float: fine
+        what = "integers (token counts / ids)" if integer else "real numbers (seconds)"
+        raise TraceError(f"{name}: {field} must hold {what}, got dtype {values.dtype}")
 
 
 def _validate(name: str, arrival: np.ndarray, prompt: np.ndarray, output: np.ndarray,
@@ -192,10 +207,15 @@ def poisson_trace(source: Trace, rate: float, duration_s: float, seed: int = 0,
     reference ``generate_trace`` after ``numpy.random.seed(seed)``; the default draws
     just enough requests to cover ``duration_s``.
     """
-    if rate <= 0 or not np.isfinite(rate):
+    if not (rate > 0 and np.isfinite(rate)):
         raise ValueError(f"rate must be a positive number of requests per second, got {rate}")
-    if duration_s <= 0:
-        raise ValueError(f"duration_s must be positive, got {duration_s}")
+    if not (duration_s > 0 and np.isfinite(duration_s)):
+        raise ValueError(f"duration_s must be a positive finite number of seconds, got "
+                         f"{duration_s}")
+    if max_requests is not None and (not isinstance(max_requests, int | np.integer)
+                                     or max_requests < 0):
+        raise ValueError(f"max_requests must be a non-negative integer or None, got "
+                         f"{max_requests!r}")
     if len(source) == 0:
         raise ValueError("source trace is empty")
     n = max_requests if max_requests is not None else int(rate * duration_s * 1.2 + 50)
