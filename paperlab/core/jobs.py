@@ -312,8 +312,9 @@ def _ray(fn: Callable[[Any, int], Any], jobs: list[Job], todo: list[int], addres
     if not ray.is_initialized():
         ray.init(address=None if address == "local" else address, ignore_reinit_error=True,
                  log_to_driver=False)
-    remote = ray.remote(max_retries=retries, retry_exceptions=False)(fn)
-    refs = {remote.remote(jobs[i].config, jobs[i].seed): i for i in todo}
+    remote = ray.remote(max_retries=retries, retry_exceptions=False)(_call)
+    fn_ref = ray.put(fn)  # shipped once, not with every task
+    refs = {remote.remote(fn_ref, jobs[i].config, jobs[i].seed): i for i in todo}
     try:
         while refs:
             ready, _ = ray.wait(list(refs), num_returns=1)
@@ -329,6 +330,11 @@ def _ray(fn: Callable[[Any, int], Any], jobs: list[Job], todo: list[int], addres
     finally:
         for ref in refs:
             ray.cancel(ref, force=True)
+
+
+def _call(fn: Callable[[Any, int], Any], config: Any, seed: int) -> Any:
+    """A Ray task: ``fn`` may be any picklable callable (Ray wraps only plain functions)."""
+    return fn(config, seed)
 
 
 def _qualname(obj: Any) -> str:

@@ -7,6 +7,7 @@ Run as a module (``python -m tests.core.test_jobs CACHE LOG N``) it is the sweep
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import os
 import signal
@@ -185,6 +186,7 @@ def test_ray_matches_local_processes_retries_and_names_failures(tmp_path):
     try:
         on_ray = job_map(draw, jobs, ray_address="local", sweep="t.ray")
         assert job_map(dies_once, dying, ray_address="local") == [100, 101]
+        assert job_map(functools.partial(draw), jobs, ray_address="local") == on_ray  # not a def
         with pytest.raises(JobError, match="job job1 failed: ArithmeticError: diverged at i=1"):
             job_map(logged, failing, ray_address="local")
     finally:
