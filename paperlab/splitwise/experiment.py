@@ -18,11 +18,13 @@ from __future__ import annotations
 import csv
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from paperlab.core import plots, timing
+from paperlab.core.config import resolve_config
 from paperlab.core.results import Result, RunContext
 from paperlab.splitwise.cluster import Design, baseline_design, simulate_design, splitwise_design
 from paperlab.splitwise.hardware import DGX_H100
@@ -59,9 +61,23 @@ ANCHORS = (  # (design, reference output file) on test_trace.csv
 )
 
 
-@dataclass
-class RunConfig:
-    """Sizes of the reproduction.
+@dataclass(frozen=True)
+class BenchConfig:
+    """Sizes of the benchmark: the big-trace length and timing repeats."""
+
+    big_requests: int
+    repeats: int
+    designs: tuple[Design, ...]
+
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes of the reproduction and the benchmark, and where the peers are.
 
     Attributes:
         budget_h100: power budget in DGX-H100 machines (paper: 40).
@@ -73,6 +89,13 @@ class RunConfig:
         curve_points: rates per design on the latency-vs-rate plot.
         chunk_size: chunk of the chunked-prefill baseline (tokens).
         workers: local processes for configurations in parallel.
+        ray_address: Ray cluster for the search (``--ray-address``, else
+            ``$PAPERLAB_SPLITWISE_RAY_ADDRESS``; None: local processes).
+        bench: the benchmark's sizes.
+        reference: splitwise-sim checkout the benchmark runs beside ours (``--reference``,
+            else ``$PAPERLAB_SPLITWISE_REFERENCE``; None: ours alone).
+        reference_python: the interpreter for it (``--reference-python``, else
+            ``$PAPERLAB_SPLITWISE_REFERENCE_PYTHON``, else ``python``).
     """
 
     budget_h100: int
@@ -84,17 +107,26 @@ class RunConfig:
     curve_points: int = 6
     chunk_size: int = 512
     workers: int = 2
-    ray_address: str | None = field(default_factory=lambda: os.environ.get(
-        "PAPERLAB_SPLITWISE_RAY_ADDRESS") or None)
+    ray_address: str | None = field(
+        default_factory=lambda: _env("PAPERLAB_SPLITWISE_RAY_ADDRESS"))
+    bench: BenchConfig = field(default_factory=lambda: BenchConfig(
+        big_requests=1_000_000, repeats=3,
+        designs=(splitwise_design("HA", 35, 8), baseline_design("A100", 70))))
+    reference: str | Path | None = field(
+        default_factory=lambda: _env("PAPERLAB_SPLITWISE_REFERENCE"))
+    reference_python: str = field(
+        default_factory=lambda: _env("PAPERLAB_SPLITWISE_REFERENCE_PYTHON") or "python")
 
     @classmethod
-    def quick(cls) -> RunConfig:
+    def quick(cls) -> Config:
         return cls(budget_h100=10, traces=("code",), duration_s=60.0,
                    rates=tuple(float(r) for r in range(2, 81, 2)), split_step=2, refine=False,
-                   curve_points=5)
+                   curve_points=5,
+                   bench=BenchConfig(big_requests=200_000, repeats=1,
+                                     designs=(splitwise_design("HA", 35, 8),)))
 
     @classmethod
-    def full(cls) -> RunConfig:
+    def full(cls) -> Config:
         return cls(budget_h100=40, traces=("code", "conv"), duration_s=120.0,
                    rates=tuple(float(r) for r in range(5, 301, 5)), split_step=5, refine=True)
 
@@ -147,7 +179,7 @@ def _refinements(best: Design, budget: float, step: int) -> list[Design]:
             if n in near and n != best.n_prompt]
 
 
-def _iso_power(trace_name: str, source: Trace, db: PerfDatabase, cfg: RunConfig,
+def _iso_power(trace_name: str, source: Trace, db: PerfDatabase, cfg: Config,
                space: SearchSpace) -> tuple[dict[str, tuple[Design, float]], dict, list]:
     """Best configuration and max rate per design kind under the power budget."""
     budget = cfg.budget_h100 * DGX_H100.power
@@ -175,7 +207,7 @@ def _iso_power(trace_name: str, source: Trace, db: PerfDatabase, cfg: RunConfig,
 
 
 def _cheapest_at(target: float, max_cost: float, source: Trace, db: PerfDatabase,
-                 cfg: RunConfig, space: SearchSpace) -> dict[str, Design | None]:
+                 cfg: Config, space: SearchSpace) -> dict[str, Design | None]:
     """Cheapest Baseline-H100, Splitwise-HH and Splitwise-HA meeting the SLOs at ``target``
     req/s, costing at most ``max_cost``."""
     return {name: cheapest_for_rate(kind, target, max_cost, source, db, space,
@@ -186,7 +218,7 @@ def _cheapest_at(target: float, max_cost: float, source: Trace, db: PerfDatabase
 
 
 def _latency_curves(best: dict[str, tuple[Design, float]], source: Trace, db: PerfDatabase,
-                    cfg: RunConfig, space: SearchSpace) -> list[Evaluation]:
+                    cfg: Config, space: SearchSpace) -> list[Evaluation]:
     top = max(r for _, r in best.values()) or cfg.rates[len(cfg.rates) // 2]
     rates = sorted({float(x) for x in np.linspace(top / cfg.curve_points, top * 1.2,
                                                   cfg.curve_points).round(1)})
@@ -239,10 +271,9 @@ def _plot_pareto(all_rates: dict, path, title: str) -> None:
     plots.save(fig, path)
 
 
-def run(ctx: RunContext) -> Result:
-    cfg = RunConfig.quick() if ctx.quick else RunConfig.full()
-    if ctx.options.get("ray_address"):
-        cfg = replace(cfg, ray_address=ctx.options["ray_address"])
+def run(ctx: RunContext, config: Config | None = None) -> Result:
+    """The iso-power comparison, cost at equal throughput, reference compatibility."""
+    cfg = resolve_config(ctx, Config, config)
     db, sources, data = _load(ctx)
     root = ctx.require(DATA, HOW)
     rows: list[dict] = []
@@ -293,25 +324,6 @@ def run(ctx: RunContext) -> Result:
     return Result(results=rows, summary=summary, data=data, notes=notes)
 
 
-# -- benchmark ---------------------------------------------------------------------------------
-@dataclass
-class BenchConfig:
-    """Sizes of the benchmark: the big-trace length and timing repeats."""
-
-    big_requests: int
-    repeats: int
-    designs: tuple[Design, ...]
-
-    @classmethod
-    def quick(cls) -> BenchConfig:
-        return cls(big_requests=200_000, repeats=1, designs=(splitwise_design("HA", 35, 8),))
-
-    @classmethod
-    def full(cls) -> BenchConfig:
-        return cls(big_requests=1_000_000, repeats=3,
-                   designs=(splitwise_design("HA", 35, 8), baseline_design("A100", 70)))
-
-
 def _agreement(ours, ref) -> dict[str, float]:
     """Relative difference of TTFT/TBT/E2E p50/p90/p99 and the per-request max abs diff."""
     out = {}
@@ -329,18 +341,17 @@ def _agreement(ours, ref) -> dict[str, float]:
     return out
 
 
-def bench(ctx: RunContext) -> Result:
+def bench(ctx: RunContext, config: Config | None = None) -> Result:
+    """Our simulator's speed, memory and agreement against the reference (when given)."""
     from paperlab.splitwise.peer import run_reference
 
-    cfg = BenchConfig.quick() if ctx.quick else BenchConfig.full()
+    full = resolve_config(ctx, Config, config)
+    cfg, ref_path, ref_python = full.bench, full.reference, full.reference_python
     db, sources, data = _load(ctx)
     root = ctx.require(DATA, HOW)
     trace_path = root / "generated_traces" / "rr_code_70_2min.csv"
     trace = read_reference_csv(trace_path)
     data["bench_trace"] = {"path": str(trace_path), "requests": len(trace)}
-    ref_path = ctx.options.get("reference") or os.environ.get("PAPERLAB_SPLITWISE_REFERENCE")
-    ref_python = (ctx.options.get("reference_python")
-                  or os.environ.get("PAPERLAB_SPLITWISE_REFERENCE_PYTHON", "python"))
     rows, summary, notes = [], {}, []
     for design in cfg.designs:
         ours_res, peak = timing.peak_memory(lambda d=design: simulate_design(d, trace, db))

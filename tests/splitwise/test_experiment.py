@@ -1,0 +1,52 @@
+"""run and bench end to end at a toy size (staged Splitwise data), through their Config."""
+
+from __future__ import annotations
+
+import pytest
+
+from paperlab.core.data import DataNotFoundError
+from paperlab.core.results import RunContext
+from paperlab.splitwise.cluster import splitwise_design
+from paperlab.splitwise.experiment import BenchConfig, Config, bench, run
+
+TINY = Config(budget_h100=2, traces=("code",), duration_s=10.0, rates=(1.0, 2.0, 4.0, 8.0),
+              split_step=1, refine=False, curve_points=2, workers=1, ray_address=None,
+              bench=BenchConfig(big_requests=500, repeats=1,
+                                designs=(splitwise_design("HA", 35, 8),)),
+              reference=None)
+
+
+def _call(entry, tmp_path):
+    try:
+        return entry(RunContext("splitwise", quick=False, seed=0, out_dir=tmp_path), TINY)
+    except DataNotFoundError:
+        pytest.skip("Splitwise data not staged")
+
+
+def test_run_at_toy_size(tmp_path):
+    result = _call(run, tmp_path)
+    designs = {r["design"] for r in result.results}
+    assert {"Baseline-A100", "Baseline-H100", "Splitwise-HA"} <= designs
+    h100 = next(r for r in result.results if r["design"] == "Baseline-H100")
+    assert result.summary["max_rate_baseline_h100"] == h100["max_rate_rps"]
+    assert result.summary["reference_compat_max_abs_err_s"] < 1e-6
+    assert (tmp_path / "splitwise_latency_vs_rate_code.png").exists()
+
+
+def test_bench_without_reference(tmp_path):
+    result = _call(bench, tmp_path)
+    assert result.summary["big_trace_requests"] == pytest.approx(500, rel=0.3)
+    assert not any(k.startswith("speedup_vs_reference") for k in result.summary)
+    assert any("reference not run" in note for note in result.notes)
+
+
+def test_options_fill_the_config(tmp_path, monkeypatch):
+    from paperlab.core.config import resolve_config
+
+    monkeypatch.delenv("PAPERLAB_SPLITWISE_REFERENCE", raising=False)
+    ctx = RunContext("splitwise", quick=True, out_dir=tmp_path,
+                     options={"reference": tmp_path, "ray_address": None})
+    cfg = resolve_config(ctx, Config)
+    assert cfg.reference == tmp_path and cfg.bench == Config.quick().bench
+    monkeypatch.setenv("PAPERLAB_SPLITWISE_REFERENCE", "/from/env")
+    assert Config.quick().reference == "/from/env"  # the flag's fallback
