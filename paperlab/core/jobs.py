@@ -10,25 +10,28 @@ A sweep is a list of :class:`Job` (a config and a seed) and a function ``fn(conf
   whose function raises reported as :class:`JobError` naming the job (not retried: the same
   seed would fail the same way);
 * when ``sweep`` names the sweep, with every finished result written at once to
-  ``<cache>/jobs/<sweep>/<key>.json``, ``key`` a hash of (sweep, config, seed). Running the
-  same sweep again loads those and computes only the rest; ``fresh=True`` recomputes all.
+  ``<cache>/jobs/<sweep>/<key>.json``, ``key`` a hash of (sweep, config, seed and the source
+  code of ``fn``'s package). Running the same sweep again loads those and computes only the
+  rest; ``fresh=True`` recomputes all.
 
 Results are stored as JSON through a :class:`Codec` (the default keeps JSON values as they are)
 and every result, computed now or loaded, goes through the same encode/decode round trip, so a
 resumed sweep returns exactly what an uninterrupted one does. Nothing is ever unpickled from
 the cache. The key hashes the config's content (dataclasses field by field, arrays by their
-bytes), so everything that changes a result must be in the config or the sweep name (bump a
-version in the sweep name when the code of ``fn`` changes what it returns).
+bytes), so everything else that changes a result must be in the config or the sweep name; the
+code of ``fn``'s package is hashed in (:func:`code_fingerprint`), so editing it starts over.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
 import os
 import signal
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -108,11 +111,33 @@ def canonical(obj: Any) -> Any:
                     "config made of dataclasses, containers, numbers, strings and arrays")
 
 
-def job_key(sweep: str, job: Job) -> str:
-    """The cache key of ``job`` in ``sweep``: 32 hex digits of SHA-256 of its content."""
+def job_key(sweep: str, job: Job, code: str = "") -> str:
+    """The cache key of ``job`` in ``sweep``: 32 hex digits of SHA-256 of its content (and of
+    ``code``, the :func:`code_fingerprint` of the function that computes it)."""
     material = job.config if job.key is None else job.key
-    text = json.dumps([sweep, canonical(material), job.seed], sort_keys=True)
+    text = json.dumps([sweep, code, canonical(material), job.seed], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def code_fingerprint(fn: Callable[..., Any]) -> str:
+    """SHA-256 of the Python sources of the package that defines ``fn`` (for
+    ``paperlab.hierarchy.experiment._cell``: every ``*.py`` under ``paperlab/hierarchy``), so an
+    edit to a system's code never reads results its old code stored."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    module_name = getattr(fn, "__module__", None) or type(fn).__module__
+    module = sys.modules.get(module_name)
+    path = getattr(module, "__file__", None)
+    if path is None:
+        return ""
+    depth = len(module_name.split(".")) - (Path(path).name != "__init__.py")
+    folder = Path(path).parent  # the module's package; up to the second level (paperlab/x)
+    if depth > 2:
+        folder = folder.parents[depth - 3]
+    h = hashlib.sha256()
+    for source in sorted(folder.rglob("*.py")):
+        h.update(source.relative_to(folder).as_posix().encode() + b"\0" + source.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def sweep_dir(sweep: str) -> Path:
@@ -152,7 +177,8 @@ def job_map(fn: Callable[[Any, int], Any], jobs: Sequence[Job], *, sweep: str | 
     if codec is None and sweep is not None:
         raise ValueError("a stored sweep needs a codec (results are kept as JSON)")
     folder = sweep_dir(sweep) if sweep is not None else None
-    keys = [job_key(sweep, j) for j in jobs] if sweep is not None else [""] * len(jobs)
+    code = code_fingerprint(fn) if sweep is not None else ""
+    keys = [job_key(sweep, j, code) for j in jobs] if sweep is not None else [""] * len(jobs)
     results: dict[int, Any] = {}
     if folder is not None and not fresh:
         for i, (job, key) in enumerate(zip(jobs, keys, strict=True)):
@@ -346,5 +372,5 @@ def _short(config: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-__all__ = ["JSON", "Codec", "Job", "JobError", "canonical", "job_key", "job_map",
-           "sweep_dir"]
+__all__ = ["JSON", "Codec", "Job", "JobError", "canonical", "code_fingerprint", "job_key",
+           "job_map", "sweep_dir"]

@@ -20,7 +20,16 @@ import numpy as np
 import pytest
 
 from paperlab.core import data
-from paperlab.core.jobs import Codec, Job, JobError, canonical, job_key, job_map, sweep_dir
+from paperlab.core.jobs import (
+    Codec,
+    Job,
+    JobError,
+    canonical,
+    code_fingerprint,
+    job_key,
+    job_map,
+    sweep_dir,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -143,6 +152,26 @@ def test_cache_keys_follow_content():
         canonical(x for x in ())
     with pytest.raises(ValueError, match="plain name"):
         sweep_dir("../escape")
+
+
+def test_editing_the_package_invalidates_stored_results(tmp_path, monkeypatch):
+    """The key includes the sources of the function's package: new code, new results."""
+    pkg = tmp_path / "fakelab" / "sysx"
+    pkg.mkdir(parents=True)
+    (tmp_path / "fakelab" / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "exp.py").write_text("def f(config, seed):\n    return config + seed\n")
+    (pkg / "model.py").write_text("SCALE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    exp = importlib.import_module("fakelab.sysx.exp")
+    before = code_fingerprint(exp.f)
+    jobs = [Job(1, 2)]
+    job_map(exp.f, jobs, sweep="t.code", workers=1)
+    assert len(list(sweep_dir("t.code").glob("*.json"))) == 1
+    (pkg / "model.py").write_text("SCALE = 2\n")  # another module of the same package
+    assert code_fingerprint(exp.f) != before
+    job_map(exp.f, jobs, sweep="t.code", workers=1)
+    assert len(list(sweep_dir("t.code").glob("*.json"))) == 2  # computed again, new key
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
