@@ -9,14 +9,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from paperlab.zloss.losses import check_targets
+from paperlab.zloss.losses import check_features, check_k, check_layer_size, check_targets
 
 
 def _check_batch(h: Tensor, targets: Tensor, dim: int, num_classes: int) -> None:
-    if h.dim() != 2 or h.shape[1] != dim or h.shape[0] == 0:
-        raise ValueError(f"h must have shape (m>0, {dim}), got {tuple(h.shape)}")
-    if not torch.isfinite(h).all():
-        raise ValueError("h contains NaN or infinite values")
+    check_features(h, dim)
     check_targets(targets, h.shape[0], num_classes)
 
 
@@ -36,8 +33,7 @@ class FullSoftmaxLayer(nn.Module):
                  init_std: float | None = None, dtype: torch.dtype = torch.float32,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
+        check_layer_size(dim, num_classes, lr)
         self.dim, self.num_classes, self.lr = dim, num_classes, lr
         std = dim ** -0.5 if init_std is None else init_std
         weight = torch.randn(num_classes, dim, dtype=dtype, generator=generator).mul_(std)
@@ -45,14 +41,17 @@ class FullSoftmaxLayer(nn.Module):
 
     def logits(self, h: Tensor) -> Tensor:
         """``(N, D)`` logits ``h W^T``."""
+        check_features(h, self.dim)
         return h.to(self.weight.dtype) @ self.weight.T
 
     def topk(self, h: Tensor, k: int) -> Tensor:
         """The ``k`` most probable classes ``(N, k)``, best first."""
+        check_k(k, self.num_classes)
         return self.logits(h).topk(k, dim=1).indices
 
     def log_prob(self, h: Tensor, targets: Tensor) -> Tensor:
         """``log softmax(W h)_c`` ``(N,)``."""
+        _check_batch(h, targets, self.dim, self.num_classes)
         return torch.log_softmax(self.logits(h), 1).gather(1, targets[:, None]).squeeze(1)
 
     @torch.no_grad()
@@ -84,6 +83,7 @@ class AdaptiveSoftmaxLayer(nn.Module):
     def __init__(self, dim: int, num_classes: int, cutoffs: list[int] | None = None,
                  div_value: float = 4.0, lr: float = 0.1) -> None:
         super().__init__()
+        check_layer_size(dim, num_classes, lr)
         self.dim, self.num_classes = dim, num_classes
         if cutoffs is None:
             cutoffs = [c for c in (2_000, 20_000, 200_000) if c < num_classes - 1]
@@ -93,6 +93,8 @@ class AdaptiveSoftmaxLayer(nn.Module):
 
     def topk(self, h: Tensor, k: int) -> Tensor:
         """The ``k`` most probable classes ``(N, k)`` (computes all ``D`` log-probabilities)."""
+        check_features(h, self.dim)
+        check_k(k, self.num_classes)
         with torch.no_grad():
             return self.head.log_prob(h).topk(k, dim=1).indices
 

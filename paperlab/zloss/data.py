@@ -100,6 +100,12 @@ def build_corpus(docs: dict[str, list[list[str]]]) -> LMCorpus:
 
 def ngram_examples(stream: np.ndarray, context: int) -> tuple[np.ndarray, np.ndarray]:
     """``(contexts (N, context), next words (N,))`` for every position with a full context."""
+    stream = np.asarray(stream)
+    if stream.ndim != 1 or stream.dtype.kind not in "iu":
+        raise ValueError(f"stream must be a 1-D array of word ids, got {stream.dtype} "
+                         f"{stream.shape}")
+    if not isinstance(context, int | np.integer) or context < 1:
+        raise ValueError(f"context must be a positive number of words, got {context!r}")
     if len(stream) <= context:
         raise ValueError(f"stream of {len(stream)} tokens is too short for context {context}")
     windows = np.lib.stride_tricks.sliding_window_view(stream, context + 1)

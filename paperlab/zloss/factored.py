@@ -42,7 +42,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from paperlab.zloss.losses import SphericalLoss, check_targets, make_loss
+from paperlab.zloss.losses import (
+    SphericalLoss,
+    check_features,
+    check_k,
+    check_layer_size,
+    check_targets,
+    make_loss,
+)
 
 
 class SphericalOutputLayer(nn.Module):
@@ -71,10 +78,7 @@ class SphericalOutputLayer(nn.Module):
                  dtype: torch.dtype = torch.float32, generator: torch.Generator | None = None,
                  **loss_params: float) -> None:
         super().__init__()
-        if dim < 1 or num_classes < 2:
-            raise ValueError(f"need dim >= 1 and num_classes >= 2, got {dim}, {num_classes}")
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
+        check_layer_size(dim, num_classes, lr)
         if stabilize_every < 0:
             raise ValueError(f"stabilize_every must be >= 0, got {stabilize_every}")
         self.loss_fn = make_loss(loss, **loss_params) if isinstance(loss, str) else loss
@@ -102,6 +106,7 @@ class SphericalOutputLayer(nn.Module):
 
     def rows(self, classes: Tensor) -> Tensor:
         """Rows ``W_c`` ``(m, d)`` for class indices ``classes`` ``(m,)``: O(m d^2)."""
+        check_targets(classes, classes.shape[0] if classes.dim() else -1, self.num_classes)
         return self.V[classes] @ self.U + self.r
 
     def logits(self, h: Tensor) -> Tensor:
@@ -111,8 +116,7 @@ class SphericalOutputLayer(nn.Module):
 
     def topk(self, h: Tensor, k: int) -> Tensor:
         """The ``k`` best classes ``(N, k)`` by the loss's ranking score, best first: O(N D d)."""
-        if not 1 <= k <= self.num_classes:
-            raise ValueError(f"k must be in [1, {self.num_classes}], got {k}")
+        check_k(k, self.num_classes)
         return self.loss_fn.rank_score(self.logits(h)).topk(k, dim=1).indices
 
     # ---- the O(d^2) path -------------------------------------------------------------
@@ -159,6 +163,7 @@ class SphericalOutputLayer(nn.Module):
             w.r.t. ``h`` ``(m, d)``, to backpropagate into the network below
             (``h.backward(grad_h)``).
         """
+        check_features(h, self.dim)
         h = h.detach()
         s, q, o_c, Qh, W_c = self.stats(h, targets)
         per_example, alpha, beta, gamma = self._coefficients(s, q, o_c)
@@ -224,12 +229,7 @@ class SphericalOutputLayer(nn.Module):
         self.w_bar.copy_(self.V.sum(0))
 
     def _check_h(self, h: Tensor) -> Tensor:
-        if h.dim() != 2 or h.shape[1] != self.dim:
-            raise ValueError(f"h must have shape (m, {self.dim}), got {tuple(h.shape)}")
-        if h.shape[0] == 0:
-            raise ValueError("h is empty (m = 0)")
-        if not torch.isfinite(h).all():
-            raise ValueError("h contains NaN or infinite values")
+        check_features(h, self.dim)
         return h.to(self.V.dtype)
 
     def extra_repr(self) -> str:

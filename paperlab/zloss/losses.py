@@ -58,6 +58,8 @@ def check_logits_targets(logits: Tensor, targets: Tensor) -> None:
 
 def check_targets(targets: Tensor, n: int, num_classes: int) -> None:
     """Raise ``ValueError`` unless ``targets`` is ``(n,)`` integers in ``[0, num_classes)``."""
+    if not isinstance(targets, Tensor):
+        raise TypeError(f"targets must be a torch tensor, got {type(targets).__name__}")
     if targets.dim() != 1 or targets.shape[0] != n:
         raise ValueError(f"targets must have shape ({n},), got {tuple(targets.shape)}")
     if targets.is_floating_point() or targets.dtype == torch.bool:
@@ -65,6 +67,34 @@ def check_targets(targets: Tensor, n: int, num_classes: int) -> None:
     lo, hi = int(targets.min()), int(targets.max())
     if lo < 0 or hi >= num_classes:
         raise ValueError(f"targets must lie in [0, {num_classes}), got values in [{lo}, {hi}]")
+
+
+def check_features(h: Tensor, dim: int) -> None:
+    """Raise ``TypeError``/``ValueError`` unless ``h`` is a finite ``(m, dim)`` tensor, m >= 1."""
+    if not isinstance(h, Tensor):
+        raise TypeError(f"h must be a torch tensor, got {type(h).__name__}")
+    if h.dim() != 2 or h.shape[1] != dim:
+        raise ValueError(f"h must have shape (m, {dim}), got {tuple(h.shape)}")
+    if h.shape[0] == 0:
+        raise ValueError("h is empty (m = 0)")
+    if not torch.isfinite(h).all():
+        raise ValueError("h contains NaN or infinite values")
+
+
+def check_k(k: int, num_classes: int) -> None:
+    """Raise ``ValueError`` unless ``1 <= k <= num_classes`` (how many classes top-k returns)."""
+    if not isinstance(k, int) or not 1 <= k <= num_classes:
+        raise ValueError(f"k must be an integer in [1, {num_classes}], got {k!r}")
+
+
+def check_layer_size(dim: int, num_classes: int, lr: float) -> None:
+    """Raise ``ValueError`` unless ``dim >= 1``, ``num_classes >= 2`` (integers) and ``lr > 0``."""
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (dim, num_classes)) \
+            or dim < 1 or num_classes < 2:
+        raise ValueError(f"need integers dim >= 1 and num_classes >= 2, got {dim!r}, "
+                         f"{num_classes!r}")
+    if not lr > 0 or not math.isfinite(lr):
+        raise ValueError(f"lr must be a positive finite number, got {lr}")
 
 
 def _reduce(per_example: Tensor, reduction: str) -> Tensor:
