@@ -14,12 +14,13 @@ A sweep is a list of :class:`Job` (a config and a seed) and a function ``fn(conf
   code of ``fn``'s package). Running the same sweep again loads those and computes only the
   rest; ``fresh=True`` recomputes all.
 
-Results are stored as JSON through a :class:`Codec` (the default keeps JSON values as they are)
-and every result, computed now or loaded, goes through the same encode/decode round trip, so a
-resumed sweep returns exactly what an uninterrupted one does. Nothing is ever unpickled from
-the cache. The key hashes the config's content (dataclasses field by field, arrays by their
-bytes), so everything else that changes a result must be in the config or the sweep name; the
-code of ``fn``'s package is hashed in (:func:`code_fingerprint`), so editing it starts over.
+Results are stored as JSON through a :class:`Codec` (the default keeps JSON values as they are;
+NumPy scalars and arrays become numbers and lists) and every result, computed now or loaded,
+goes through the same encode/decode round trip, so a resumed sweep returns exactly what an
+uninterrupted one does. Nothing is ever unpickled from the cache. The key hashes the config's
+content (dataclasses field by field, arrays by their bytes), so everything else that changes a
+result must be in the config or the sweep name; the code of ``fn``'s package is hashed in
+(:func:`code_fingerprint`), so editing it starts over.
 """
 
 from __future__ import annotations
@@ -218,9 +219,16 @@ def job_map(fn: Callable[[Any, int], Any], jobs: Sequence[Job], *, sweep: str | 
 _MISSING = object()
 
 
+def _numpy(obj: Any) -> Any:
+    """NumPy scalars and arrays as JSON numbers and lists (``json.dumps``'s ``default``)."""
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return obj.tolist()
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
 def _roundtrip(value: Any, job: Job) -> Any:
     try:
-        return json.loads(json.dumps(value, allow_nan=True))
+        return json.loads(json.dumps(value, allow_nan=True, default=_numpy))
     except (TypeError, ValueError) as exc:
         raise JobError(f"job {job.label()}: its result cannot be stored as JSON ({exc}); "
                        "pass a Codec that encodes it") from exc

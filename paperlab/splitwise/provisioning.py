@@ -114,17 +114,12 @@ def _evaluate_job(args: tuple) -> Evaluation:
     return evaluate(*args)
 
 
-def _plain(metrics: dict[str, Any]) -> dict[str, Any]:
-    """Metrics as JSON values (NumPy scalars -> Python numbers)."""
-    return {k: v.item() if hasattr(v, "item") else v for k, v in metrics.items()}
-
-
 # How each job's result is kept on disk: only numbers; the designs come from the job itself.
 _CODECS: dict[Callable[[Any], Any], Codec] = {
     _max_rate_job: Codec(
-        lambda out: {"rate": out[1], "evals": [[e.rate, _plain(e.metrics)] for e in out[2]]},
+        lambda out: {"rate": out[1], "evals": [[e.rate, e.metrics] for e in out[2]]},
         lambda job, v: (job[0], v["rate"], [Evaluation(job[0], r, m) for r, m in v["evals"]])),
-    _evaluate_job: Codec(lambda ev: {"rate": ev.rate, "metrics": _plain(ev.metrics)},
+    _evaluate_job: Codec(lambda ev: {"rate": ev.rate, "metrics": ev.metrics},
                          lambda job, v: Evaluation(job[0], v["rate"], v["metrics"])),
 }
 

@@ -132,6 +132,9 @@ def test_results_round_trip_identically_with_a_codec(tmp_path):
     assert fresh == [(0, 3), (1, 3), (2, 3)]
     assert job_map(as_pair, jobs, sweep="t.codec", workers=1, codec=codec) == fresh
     assert job_map(as_pair, jobs, workers=1)[0] == [0, 3]  # plain JSON: what a reload gives
+    numpy_out = job_map(lambda c, s: {"n": np.int64(s), "a": np.arange(2.0)}, jobs[:1],
+                        workers=1)
+    assert numpy_out == [{"n": 0, "a": [0.0, 1.0]}] and type(numpy_out[0]["n"]) is int
     with pytest.raises(JobError, match=r"job Point\(.*seed=0: its result cannot be stored"):
         job_map(lambda c, s: c, jobs, workers=1)  # an object needs a codec
 
