@@ -50,6 +50,8 @@ def as_adjacency(graph: Any) -> sp.csr_matrix:
     else:
         raise TypeError(f"expected a SciPy sparse matrix, a NumPy array or a NetworkX graph, "
                         f"got {type(graph).__name__}")
+    if matrix.dtype.kind not in "biuf":
+        raise TypeError(f"adjacency must hold real edge weights, got dtype {matrix.dtype}")
     A = sp.csr_matrix(matrix, dtype=np.float64)
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
         raise ValueError(f"adjacency must be square, got shape {A.shape}")
@@ -81,7 +83,15 @@ def largest_component(adjacency: sp.spmatrix) -> np.ndarray:
     return np.flatnonzero(component == np.bincount(component).argmax())
 
 
+def _check_count(name: str, value: int, low: int = 1) -> None:
+    """``ValueError`` unless ``value`` is an integer >= ``low`` (a count of clusters, nodes)."""
+    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
 def _check_n_clusters(n_clusters: int | None, n: int) -> None:
+    if n_clusters is not None:
+        _check_count("n_clusters", n_clusters)
     if n_clusters is not None and not 1 <= n_clusters <= n:
         raise ValueError(f"n_clusters={n_clusters} but the graph has {n} nodes; "
                          f"need 1 <= n_clusters <= {n}")
@@ -139,7 +149,7 @@ class _Hierarchy:
         """``(n,)`` node labels of the partition into ``k`` clusters (``1 <= k <= n_clusters_``)."""
         if not hasattr(self, "labels_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(adjacency) first")
-        if not 1 <= k <= self.n_clusters_:
+        if not isinstance(k, int | np.integer) or not 1 <= k <= self.n_clusters_:
             raise ValueError(f"level({k}): the tree has {self.n_clusters_} leaf communities; "
                              f"need 1 <= k <= {self.n_clusters_}")
         return linkage.cut(self.dendrogram_, k)[self.labels_]
@@ -180,13 +190,23 @@ class BottomUp(_Hierarchy):
         """Cluster the nodes of ``adjacency`` and build the dendrogram; returns ``self``."""
         A = as_adjacency(adjacency)
         _check_n_clusters(self.n_clusters, A.shape[0])
+        _check_count("max_clusters", self.max_clusters)
         if self.edge_split is not None and not 0 < self.edge_split < 1:
             raise ValueError(f"edge_split must be in (0, 1), got {self.edge_split}")
+        if self.r not in ("adaptive", "critical") and not (
+                isinstance(self.r, int | float) and np.isfinite(self.r) and self.r > 0):
+            raise ValueError(f"r must be 'adaptive', 'critical' or a positive finite radius, "
+                             f"got {self.r!r}")
         cluster_graph, linkage_graph = A, A
         if self.edge_split is not None:
             cluster_graph, linkage_graph = split_edges(A, self.edge_split, self.random_state)
         if self.partitioner is not None:
-            labels = np.unique(np.asarray(self.partitioner(cluster_graph)), return_inverse=True)[1]
+            found = np.asarray(self.partitioner(cluster_graph))
+            if found.shape != (A.shape[0],) or (found.dtype.kind == "f"
+                                                 and not np.isfinite(found).all()):
+                raise ValueError(f"the partitioner must return one finite label per node, "
+                                 f"shape ({A.shape[0]},); got {found.dtype} {found.shape}")
+            labels = np.unique(found, return_inverse=True)[1]
         else:
             K = self.n_clusters or max(1, spectral.count_negative_eigenvalues(
                 cluster_graph, max_count=self.max_clusters))
@@ -254,6 +274,10 @@ class TopDown(_Hierarchy):
     def fit(self, adjacency: Any) -> TopDown:
         """Split ``adjacency`` recursively and build the dendrogram; returns ``self``."""
         A = as_adjacency(adjacency)
+        _check_count("max_clusters", self.max_clusters)
+        _check_count("min_size", self.min_size)
+        if not (isinstance(self.tau, int | float) and np.isfinite(self.tau) and self.tau >= 0):
+            raise ValueError(f"tau must be a finite regularisation >= 0, got {self.tau!r}")
         # Breadth-first: level l of the recursion is the first 2^l - 1 splits, so cutting the
         # dendrogram at k clusters gives the first k - 1 splits (see linkage.cut).
         clusters = [np.arange(A.shape[0])]

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from paperlab.hierarchy.theory import check_constants
+
 
 def lca_depth_from_groups(group_matrix: np.ndarray) -> np.ndarray:
     """``(K, K)`` LCA depths of leaf communities: leading columns on which two rows agree."""
@@ -88,7 +90,8 @@ class HSBM:
     def __init__(self, depth: int = 3, branching: int = 2, n0: int = 200,
                  a: Sequence[float] = (40, 50, 60, 100), seed: int | None = None,
                  regime: str = "log") -> None:
-        if depth < 1 or branching < 2 or n0 < 1:
+        if not all(isinstance(v, int) and not isinstance(v, bool)
+                   for v in (depth, branching, n0)) or depth < 1 or branching < 2 or n0 < 1:
             raise ValueError(f"need depth >= 1, branching >= 2, n0 >= 1; got depth={depth}, "
                              f"branching={branching}, n0={n0}")
         groups = complete_tree_groups(depth, branching)
@@ -112,10 +115,12 @@ class HSBM:
 
     def _build(self, groups: np.ndarray, sizes: np.ndarray, a: Sequence[float],
                seed: int | None, regime: str) -> None:
-        a = np.asarray(a, dtype=float)
+        a = check_constants(a)
         L = groups.shape[1]
         if a.shape != (L + 1,) or np.any(a < 0):
             raise ValueError(f"a must hold {L + 1} non-negative constants; got {a.tolist()}")
+        if sizes.dtype.kind not in "iu":
+            raise ValueError(f"community sizes must be integers, got {sizes.dtype}")
         if np.any(sizes < 1):
             raise ValueError("every community needs at least one node")
         N = int(sizes.sum())

@@ -11,6 +11,35 @@ from __future__ import annotations
 import numpy as np
 
 
+def check_linkage(Z: np.ndarray) -> np.ndarray:
+    """``Z`` as a float array, or ``ValueError`` naming what makes it no linkage matrix.
+
+    Needs shape ``(m - 1, 4)``, finite entries, and row ``t`` merging two distinct existing
+    clusters (ids below ``m + t``) that no earlier row merged: otherwise the walks below index
+    out of bounds or count a broken tree without complaint.
+    """
+    Z = np.asarray(Z)
+    if Z.dtype.kind not in "iuf":
+        raise ValueError(f"linkage matrix must hold numbers, got dtype {Z.dtype}")
+    Z = Z.astype(float)
+    if Z.ndim != 2 or Z.shape[1] != 4:
+        raise ValueError(f"linkage matrix must have shape (m - 1, 4), got {Z.shape}")
+    if not np.isfinite(Z).all():
+        raise ValueError("linkage matrix has NaN or infinite entries")
+    m = len(Z) + 1
+    ids = Z[:, :2]
+    if np.any(ids != np.round(ids)) or np.any(ids < 0):
+        raise ValueError("linkage matrix: cluster ids (columns 0, 1) must be integers >= 0")
+    used = np.zeros(2 * m - 1, dtype=bool)
+    for t, (i, j) in enumerate(ids.astype(np.int64)):
+        if i == j or max(i, j) >= m + t or used[i] or used[j]:
+            raise ValueError(f"linkage matrix row {t} merges clusters {i} and {j}; with {m} "
+                             f"leaves it must merge two distinct clusters with ids below "
+                             f"{m + t} that no earlier row merged")
+        used[i] = used[j] = True
+    return Z
+
+
 def children(Z: np.ndarray) -> np.ndarray:
     """``(m - 1, 2)`` int ids of the two clusters each row merges."""
     return np.asarray(Z)[:, :2].astype(np.int64)
@@ -37,6 +66,7 @@ def cut(Z: np.ndarray, n_clusters: int) -> np.ndarray:
     splits it is the partition after the first ``n_clusters - 1`` splits. It never relies on
     heights, so it is right for dendrograms with inversions too.
     """
+    Z = check_linkage(Z)
     m = len(Z) + 1
     if not 1 <= n_clusters <= m:
         raise ValueError(f"cannot cut a dendrogram of {m} leaves into {n_clusters} clusters")
@@ -46,7 +76,7 @@ def cut(Z: np.ndarray, n_clusters: int) -> np.ndarray:
 
 def top_tree(Z: np.ndarray, n_clusters: int) -> tuple[np.ndarray, np.ndarray]:
     """The tree above a cut: ``(leaf -> cut cluster labels, linkage over the cut clusters)``."""
-    Z = np.asarray(Z, dtype=float)
+    Z = check_linkage(Z)
     m = len(Z) + 1
     labels = cut(Z, n_clusters)
     new_id = dict(zip(_roots(Z, m - n_clusters).tolist(), labels.tolist(), strict=True))
@@ -95,7 +125,7 @@ def count_inversions(Z: np.ndarray) -> int:
     Average linkage never has one; a top-down tree whose heights are computed afterwards
     can (the paper's Fig. on real data).
     """
-    Z = np.asarray(Z, dtype=float)
+    Z = check_linkage(Z)
     m = len(Z) + 1
     highest_below = np.full(2 * m - 1, -np.inf)  # max height of any merge inside a cluster
     inversions = 0
@@ -109,7 +139,7 @@ def count_inversions(Z: np.ndarray) -> int:
 def lca_depths(Z: np.ndarray) -> np.ndarray:
     """``(m, m)`` depth (edges from the root) of the lowest common ancestor of two leaves;
     the diagonal holds each leaf's own depth."""
-    Z = np.asarray(Z)
+    Z = check_linkage(Z)
     m = len(Z) + 1
     depth = np.zeros(2 * m - 1, dtype=np.int64)
     for t in range(m - 2, -1, -1):  # parents come after children: walk rows backwards

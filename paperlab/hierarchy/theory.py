@@ -42,15 +42,29 @@ class Thresholds:
         """``(d,)`` bools: level ``l = 1..d`` exactly recoverable by ``"bottom_up"`` or
         ``"top_down"``. Level ``l`` also needs ``a_{l-1} < a_l``: with ``a_{l-1} = a_l`` its
         groups are indistinguishable from their parent's, so no cut recovers them."""
+        if algorithm not in ("bottom_up", "top_down"):
+            raise ValueError(f"algorithm must be 'bottom_up' or 'top_down', got {algorithm!r}")
         values = {"bottom_up": self.bottom_up, "top_down": self.top_down}[algorithm]
         return (np.minimum.accumulate(values) > 1) & self.increasing
 
 
+def check_constants(a: Sequence[float]) -> np.ndarray:
+    """The connection constants ``a`` as a 1-D float array; ``ValueError`` if not finite."""
+    try:
+        a = np.asarray(a, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"a must be a sequence of numbers (a_0..a_d), got {a!r}") from None
+    if a.ndim != 1 or not np.isfinite(a).all():
+        raise ValueError(f"a must be a 1-D sequence of finite numbers (a_0..a_d), got "
+                         f"{a.tolist()}")
+    return a
+
+
 def chernoff_hellinger(a: Sequence[float], branching: int = 2) -> Thresholds:
     """``CH_t`` (bottom-up) and ``TD_t`` (top-down) for ``a = (a_0, ..., a_d)``."""
-    a = np.asarray(a, dtype=float)
+    a = check_constants(a)
     d = len(a) - 1
-    if d < 1 or branching < 2 or np.any(a < 0):
+    if d < 1 or not isinstance(branching, int) or branching < 2 or np.any(a < 0):
         raise ValueError(f"need a = (a_0..a_d) with d >= 1, a >= 0 and branching >= 2; got "
                          f"a={a.tolist()}, branching={branching}")
     k, K, root = branching, branching**d, np.sqrt(a)
