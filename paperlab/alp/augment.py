@@ -264,7 +264,7 @@ class ALPAugmenter(_Augmenter):
     least ``threshold`` (the best one when none is); it indexes their phrases by (category,
     head POS) and builds a word pool per class and open-class tag (the class's words, expanded
     with WordNet synonyms of the same POS). Each new sentence takes a kept tree of the class,
-    replaces ``n_recombine`` random phrases by phrases of other trees of the class whose
+    replaces ``n_recombine`` random phrases by phrases of other kept trees of the class whose
     category and head tag match (never the sentence's top phrase, so its frame stays), then
     refills each head-word slot with probability ``p_slot``
     from the class pool of that slot's tag.
@@ -272,14 +272,15 @@ class ALPAugmenter(_Augmenter):
     Args:
         grammar: from :func:`paperlab.alp.resources.load_grammar`.
         wordnet: NLTK's WordNet reader, or ``None`` for pools without synonyms.
-        threshold: minimum log-probability per word of a kept tree (default -3.0 nats).
+        threshold: minimum log-probability per word of a kept tree (default -4.0 nats; about
+            the 10th percentile of few-shot sentences of the four benchmarks).
         n_recombine: phrase replacements per new sentence (default 1).
         p_slot: probability of refilling each head-word slot (default 0.3).
         max_senses: WordNet synsets consulted per word for synonyms (default 2: the most
             frequent senses, which limits sense drift).
     """
 
-    def __init__(self, grammar: Grammar, wordnet: Any = None, threshold: float = -3.0,
+    def __init__(self, grammar: Grammar, wordnet: Any = None, threshold: float = -4.0,
                  n_recombine: int = 1, p_slot: float = 0.3, max_senses: int | None = 2
                  ) -> None:
         if n_recombine < 0:
@@ -303,10 +304,13 @@ class ALPAugmenter(_Augmenter):
         synonyms = self._synonyms
         self.trees_: dict[Hashable, list[Tree]] = {}
         self.tree_logprobs_: dict[Hashable, list[float]] = {}
-        self.phrases_: dict[Hashable, dict[tuple[str, str], list[Tree]]] = {}
+        self.phrases_: dict[Hashable, dict[tuple[str, str], list[tuple[int, Tree]]]] = {}
         self.pools_: dict[Hashable, dict[str, tuple[str, ...]]] = {}
         for c, sents in self.sentences_.items():
             parses = [p for p in map(self.grammar.parser.parse, sents) if p is not None]
+            if len(parses) < len(sents):
+                log.info("class %r: %d of %d sentences did not parse and are not used",
+                         c, len(sents) - len(parses), len(sents))
             if not parses:
                 raise ValueError(f"class {c!r}: no sentence parses under the grammar")
             kept = [p for p in parses if p.logprob_per_word >= self.threshold]
@@ -317,13 +321,13 @@ class ALPAugmenter(_Augmenter):
                 kept = [best]
             self.trees_[c] = [lexicalize(p.tree) for p in kept]
             self.tree_logprobs_[c] = [p.logprob for p in kept]
-            phrases: dict[tuple[str, str], list[Tree]] = defaultdict(list)
+            phrases: dict[tuple[str, str], list[tuple[int, Tree]]] = defaultdict(list)
             pool: dict[str, set[str]] = defaultdict(set)
-            for tree in self.trees_[c]:
+            for t, tree in enumerate(self.trees_[c]):
                 for node in tree.subtrees():
                     lab = node.label()
                     if isinstance(node[0], Tree) and lab.category != ROOT:
-                        phrases[(lab.category, lab.tag)].append(node)
+                        phrases[(lab.category, lab.tag)].append((t, node))
                     elif not isinstance(node[0], Tree) and lab.tag in SLOT_TAGS:
                         pool[lab.tag].add(lab.word)
             for tag, words in pool.items():
@@ -346,15 +350,16 @@ class ALPAugmenter(_Augmenter):
 
     def _generate(self, label: Hashable, rng: np.random.Generator) -> Tree:
         trees, phrases = self.trees_[label], self.phrases_[label]
-        tree = trees[rng.integers(len(trees))].copy(deep=True)
+        base = int(rng.integers(len(trees)))
+        tree = trees[base].copy(deep=True)
         for _ in range(self.n_recombine):
             spots = []
             for pos in tree.treepositions():
                 node = tree[pos]
                 if len(pos) > 1 and isinstance(node, Tree) and isinstance(node[0], Tree):
                     lab = node.label()
-                    options = [p for p in phrases.get((lab.category, lab.tag), ())
-                               if p.leaves() != node.leaves()]
+                    options = [p for t, p in phrases.get((lab.category, lab.tag), ())
+                               if t != base and p.leaves() != node.leaves()]
                     if options:
                         spots.append((pos, options))
             if not spots:

@@ -130,6 +130,33 @@ def normalize_tree(tree: Tree) -> Tree | None:
     return Tree(ROOT, [cleaned])
 
 
+FINAL_PUNCT = frozenset({".", "''", ":"})
+
+
+def without_final_punct(tree: Tree) -> Tree | None:
+    """Copy of a plain tree without its sentence-final punctuation (tags ``.``, ``''``, ``:``);
+    ``None`` when nothing else is left. Few-shot texts (SNIPS, emotion) mostly lack it."""
+
+    def drop_last(node: Tree) -> Tree | None:
+        if is_preterminal(node):
+            return None if node.label() in FINAL_PUNCT else node
+        last = drop_last(node[-1])
+        kids = list(node[:-1]) + ([last] if last is not None else [])
+        return Tree(node.label(), kids) if kids else None
+
+    out = tree.copy(deep=True)
+    while out is not None and out.leaves() and is_preterminal(_last_preterminal(out)) and \
+            _last_preterminal(out).label() in FINAL_PUNCT:
+        out = drop_last(out)
+    return out
+
+
+def _last_preterminal(tree: Tree) -> Tree:
+    while not is_preterminal(tree):
+        tree = tree[-1]
+    return tree
+
+
 @dataclass(frozen=True)
 class LexLabel:
     """A constituent's category with its lexical head word and the head word's POS tag."""

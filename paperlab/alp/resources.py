@@ -21,7 +21,7 @@ from pathlib import Path
 
 from nltk import Tree
 
-from paperlab.alp.grammar import PCFG, is_preterminal, normalize_tree
+from paperlab.alp.grammar import PCFG, is_preterminal, normalize_tree, without_final_punct
 from paperlab.alp.parser import CKYParser
 from paperlab.alp.tagger import Tagger
 from paperlab.core.data import DataNotFoundError, cache_dir, require
@@ -32,7 +32,7 @@ NLTK_DIR = "text/nltk_data"
 HOW_TO_GET = ("Stage NLTK's corpora zips (treebank.zip, wordnet.zip from nltk_data / WordNet 3.0) "
               "under <data_root>/text/nltk_data/corpora/ (see shared/data/text/PROVENANCE.md); "
               "nothing is downloaded at run time.")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 class MissingResourceError(DataNotFoundError):
@@ -98,8 +98,17 @@ def _tagged(tree: Tree) -> list[tuple[str, str]]:
 
 
 def build_grammar(trees: list[Tree], horz_markov: int = 1, tagger_iters: int = 5,
-                  seed: int = 0, beam: int = 12) -> Grammar:
-    """Induce the PCFG and train the tagger on ``trees`` (normalised), no caching."""
+                  seed: int = 0, beam: int = 12, unpunctuated: bool = True) -> Grammar:
+    """Induce the PCFG and train the tagger on ``trees`` (normalised), no caching.
+
+    ``unpunctuated``: also learn from a copy of every tree without its sentence-final
+    punctuation (the treebank nearly always has it; SNIPS and emotion texts nearly never do,
+    and without these copies the grammar has no rule for a sentence that ends without it).
+    """
+    if unpunctuated:
+        copies = (without_final_punct(t) for t in trees)
+        trees = trees + [c for c, t in zip(copies, trees, strict=True)
+                         if c is not None and c != t]
     pcfg = PCFG.from_trees(trees, horz_markov=horz_markov)
     tagger = Tagger.train([_tagged(t) for t in trees], n_iter=tagger_iters, seed=seed)
     return Grammar(pcfg, tagger, CKYParser(pcfg, tagger, beam=beam), len(trees))

@@ -15,6 +15,7 @@ from paperlab.alp.grammar import (
     head_child,
     lexicalize,
     normalize_tree,
+    without_final_punct,
 )
 from paperlab.alp.parser import CKYParser, tokenize
 from paperlab.alp.resources import MissingResourceError, corpus_zip, treebank_trees
@@ -115,3 +116,21 @@ def test_twenty_word_sentence_parses_fast(treebank_grammar):
     parse = treebank_grammar.parser.parse(sentence)
     assert time.perf_counter() - start < 0.5
     assert parse is not None and parse.tree.leaves() == tokenize(sentence)
+
+
+def test_without_final_punct():
+    t = normalize_tree(Tree.fromstring("(S (NP (NN it)) (VP (VBZ works)) (. .) ('' ''))"))
+    assert without_final_punct(t).leaves() == ["it", "works"]
+    assert without_final_punct(t) != t and t.leaves()[-1] == "''"  # the input is untouched
+    only = normalize_tree(Tree.fromstring("(S (. .))"))
+    assert without_final_punct(only) is None
+
+
+def test_unpunctuated_copies_let_sentences_end_without_a_period(toy_trees):
+    from paperlab.alp.resources import build_grammar
+
+    with_copies = build_grammar(toy_trees * 2, tagger_iters=2)
+    without = build_grammar(toy_trees * 2, tagger_iters=2, unpunctuated=False)
+    assert without.parser.parse("the film is good") is None
+    assert with_copies.parser.parse("the film is good").tree.leaves() == ["the", "film", "is",
+                                                                          "good"]
