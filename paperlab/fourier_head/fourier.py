@@ -45,6 +45,7 @@ def autocorrelation(a_re: Tensor, a_im: Tensor) -> tuple[Tensor, Tensor]:
     Returns:
         ``(c_re, c_im)``, each ``(..., N+1)``; ``c_re[..., 0] = sum |a_j|^2 >= 0``.
     """
+    _check_pair(a_re, a_im, "a_re", "a_im")
     length = a_re.shape[-1]
     grid = 2 * length
     t = torch.arange(grid, device=a_re.device, dtype=a_re.dtype) * (2.0 / grid) - 1
@@ -59,8 +60,21 @@ def autocorrelation(a_re: Tensor, a_im: Tensor) -> tuple[Tensor, Tensor]:
     return coef[..., :length], coef[..., length:]
 
 
+def _check_pair(re: Tensor, im: Tensor, re_name: str, im_name: str) -> None:
+    """``ValueError`` unless the real and imaginary parts are float tensors of one shape
+    ``(..., L)`` with ``L >= 1``."""
+    for name, t in ((re_name, re), (im_name, im)):
+        if not isinstance(t, Tensor) or not t.is_floating_point():
+            raise TypeError(f"{name} must be a float tensor, got {type(t).__name__} "
+                            f"{getattr(t, 'dtype', '')}")
+    if re.shape != im.shape or re.dim() < 1 or re.shape[-1] < 1:
+        raise ValueError(f"{re_name} and {im_name} must share a shape (..., L) with L >= 1, "
+                         f"got {tuple(re.shape)} and {tuple(im.shape)}")
+
+
 def frequency_energy(c_re: Tensor, c_im: Tensor) -> Tensor:
     """``sum_k 2 pi^2 k^2 |c_k|^2`` per row: ``(..., N+1)`` -> ``(...)`` (unnormalised c)."""
+    _check_pair(c_re, c_im, "c_re", "c_im")
     k = torch.arange(c_re.shape[-1], device=c_re.device, dtype=c_re.dtype)
     return (2 * math.pi**2 * k**2 * (c_re**2 + c_im**2)).sum(-1)
 
@@ -79,6 +93,8 @@ def regularization(c_re: Tensor, c_im: Tensor) -> Tensor:
 
 def bin_centers(num_bins: int, lo: float = -1.0, hi: float = 1.0) -> Tensor:
     """Centres of ``num_bins`` equal bins on ``[lo, hi]`` (edges ``linspace(lo, hi, m+1)``)."""
+    _check_count("num_bins", num_bins, 1)
+    _check_range((lo, hi))
     edges = torch.linspace(lo, hi, num_bins + 1, dtype=torch.float64)
     return ((edges[:-1] + edges[1:]) / 2).float()
 
@@ -164,8 +180,8 @@ class FourierDensity:
 
         48 halvings of ``[-1, 1]`` resolve a point to ``2^-47``, below float64 resolution.
         """
-        if n < 1:
-            raise ValueError(f"sample: n must be >= 1, got {n}")
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"sample: n must be an integer >= 1, got {n!r}")
         shape = (*self.batch_shape, n)
         u = torch.rand(shape, generator=generator, dtype=self.coef_re.dtype,
                        device=self.coef_re.device)
@@ -203,7 +219,22 @@ def log_pmf(density: FourierDensity, num_bins: int) -> Tensor:
     return torch.log(density.pmf(num_bins) + LOG_EPS) - math.log1p(num_bins * LOG_EPS)
 
 
+def _check_count(name: str, value: int, low: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _check_range(value_range: tuple[float, float]) -> tuple[float, float]:
+    lo, hi = (float(v) for v in value_range)
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"value_range must be finite with lo < hi, got {value_range}")
+    return lo, hi
+
+
 def _check_features(h: Tensor, dim_in: int) -> None:
+    if not isinstance(h, Tensor) or not h.is_floating_point():
+        raise TypeError(f"features must be a float tensor (..., {dim_in}), got "
+                        f"{type(h).__name__} {getattr(h, 'dtype', '')}")
     if h.dim() < 1 or h.shape[-1] != dim_in:
         raise ValueError(f"expected features of shape (..., {dim_in}), got {tuple(h.shape)}")
     if not torch.isfinite(h).all():
@@ -216,15 +247,12 @@ class _FourierLayer(nn.Module):
     def __init__(self, dim_in: int, num_frequencies: int, regularization_gamma: float = 1e-6,
                  value_range: tuple[float, float] = (-1.0, 1.0)):
         super().__init__()
-        if dim_in < 1:
-            raise ValueError(f"dim_in must be >= 1, got {dim_in}")
-        if num_frequencies < 1:
-            raise ValueError(f"num_frequencies must be >= 1, got {num_frequencies}")
-        if regularization_gamma < 0:
-            raise ValueError(f"regularization_gamma must be >= 0, got {regularization_gamma}")
-        lo, hi = (float(v) for v in value_range)
-        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-            raise ValueError(f"value_range must be finite with lo < hi, got {value_range}")
+        _check_count("dim_in", dim_in, 1)
+        _check_count("num_frequencies", num_frequencies, 1)
+        if not (math.isfinite(regularization_gamma) and regularization_gamma >= 0):
+            raise ValueError(f"regularization_gamma must be a finite number >= 0, got "
+                             f"{regularization_gamma}")
+        lo, hi = _check_range(value_range)
         self.dim_in, self.num_frequencies = dim_in, num_frequencies
         self.regularization_gamma = float(regularization_gamma)
         self.value_range = (lo, hi)
@@ -293,8 +321,7 @@ class FourierHead(_FourierLayer):
     def __init__(self, dim_in: int, num_bins: int, num_frequencies: int,
                  regularization_gamma: float = 1e-6,
                  value_range: tuple[float, float] = (-1.0, 1.0)):
-        if num_bins < 2:
-            raise ValueError(f"num_bins must be >= 2, got {num_bins}")
+        _check_count("num_bins", num_bins, 2)
         super().__init__(dim_in, num_frequencies, regularization_gamma, value_range)
         self.num_bins = num_bins
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from paperlab.fourier_head.fourier import LOG_EPS, bin_centers
+from paperlab.fourier_head.fourier import LOG_EPS, _check_count, _check_features, bin_centers
 
 
 def gmm_logits(means: Tensor, stds: Tensor, centers: Tensor, weights: Tensor | None = None
@@ -58,15 +58,16 @@ class GMMHead(nn.Module):
 
     def __init__(self, dim_in: int, num_bins: int, num_gaussians: int):
         super().__init__()
-        if num_bins < 2:
-            raise ValueError(f"num_bins must be >= 2, got {num_bins}")
-        if num_gaussians < 1:
-            raise ValueError(f"num_gaussians must be >= 1, got {num_gaussians}")
+        _check_count("dim_in", dim_in, 1)
+        _check_count("num_bins", num_bins, 2)
+        _check_count("num_gaussians", num_gaussians, 1)
+        self.dim_in = dim_in
         self.mean_layer = nn.Linear(dim_in, num_gaussians)
         self.raw_stds = nn.Parameter(torch.full((num_gaussians,),
                                                 inverse_softplus(2.0 / num_bins)))
         self.register_buffer("centers", bin_centers(num_bins))
 
     def forward(self, h: Tensor) -> Tensor:
+        _check_features(h, self.dim_in)
         means = torch.tanh(self.mean_layer(h))
         return gmm_logits(means, F.softplus(self.raw_stds), self.centers)

@@ -12,8 +12,9 @@ MAX_SIGMA = 100
 
 def _check_pmfs(p: np.ndarray, name: str) -> np.ndarray:
     p = np.asarray(p, dtype=np.float64)
-    if p.ndim != 2 or p.shape[1] < 2:
-        raise ValueError(f"{name} must be (n, m) with m >= 2 bins, got shape {p.shape}")
+    if p.ndim != 2 or p.shape[1] < 2 or p.shape[0] < 1:
+        raise ValueError(f"{name} must be (n, m) with n >= 1 rows and m >= 2 bins, got shape "
+                         f"{p.shape}")
     if not np.isfinite(p).all() or (p < 0).any():
         raise ValueError(f"{name} must be finite and non-negative")
     return p
@@ -35,6 +36,17 @@ def expected_bin_mse(pred: np.ndarray, target_bins: np.ndarray) -> float:
     """MSE between the centre of the rounded expected bin and the centre of the true bin."""
     pred = _check_pmfs(pred, "pred")
     m = pred.shape[1]
+    sums = pred.sum(axis=1)
+    if not np.allclose(sums, 1.0, atol=1e-3):  # else the expected bin can fall off the grid
+        raise ValueError(f"pred rows must sum to 1, got sums in [{sums.min():.4g}, "
+                         f"{sums.max():.4g}]")
+    target_bins = np.asarray(target_bins)
+    if target_bins.shape != (pred.shape[0],) or target_bins.dtype.kind not in "iu" or \
+            target_bins.min() < 0 or target_bins.max() >= m:
+        raise ValueError(f"target_bins must be ({pred.shape[0]},) integer bins in [0, {m}), "
+                         f"got {target_bins.dtype} {target_bins.shape}"
+                         + (f" in [{target_bins.min()}, {target_bins.max()}]"
+                            if target_bins.size and target_bins.dtype.kind in "iuf" else ""))
     centers = np.linspace(-1, 1, m + 1)[:-1] + 1.0 / m
     expected = np.rint(pred @ np.arange(m)).astype(int)
     return float(np.mean((centers[expected] - centers[np.asarray(target_bins)]) ** 2))
@@ -76,6 +88,8 @@ def crps_discrete(pmfs: np.ndarray, support: np.ndarray, y: np.ndarray) -> np.nd
     if support.shape != (p.shape[1],) or y.shape != (p.shape[0],):
         raise ValueError(f"support must be ({p.shape[1]},) and y ({p.shape[0]},), "
                          f"got {support.shape} and {y.shape}")
+    if not (np.isfinite(support).all() and np.isfinite(y).all()):
+        raise ValueError("support and y must be finite (found NaN or inf)")
     spread = np.abs(support[:, None] - support[None, :])
     error = (p * np.abs(support[None, :] - y[:, None])).sum(axis=1)
     return error - 0.5 * np.einsum("ni,ij,nj->n", p, spread, p)
