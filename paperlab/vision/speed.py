@@ -20,12 +20,17 @@ class Speed:
         latency_ms: median wall-clock milliseconds per forward call.
         images_per_s: ``batch_size / median seconds``.
         iqr_ms: inter-quartile range of the per-call times (ms; 0 under 4 repeats).
+        cpu_latency_ms, cpu_images_per_s: the same from the calling thread's CPU time, which
+            on a shared machine does not count waiting for a core (meaningful with one torch
+            thread, when all the work runs in the calling thread).
     """
 
     batch_size: int
     latency_ms: float
     images_per_s: float
     iqr_ms: float
+    cpu_latency_ms: float
+    cpu_images_per_s: float
 
 
 def measure_speed(
@@ -60,6 +65,7 @@ def measure_speed(
         {name: call(m) for name, m in models.items()}, warmup=warmup, repeats=repeats, inner=inner
     )
     return {
-        name: Speed(batch_size, t.median * 1e3, batch_size / t.median, t.iqr * 1e3)
+        name: Speed(batch_size, t.median * 1e3, batch_size / t.median, t.iqr * 1e3,
+                    t.cpu_median * 1e3, batch_size / t.cpu_median)
         for name, t in timings.items()
     }
