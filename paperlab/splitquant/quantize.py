@@ -29,8 +29,19 @@ _SCALE_BYTES = 4  # float32 scale (and shift) per row or group
 
 
 def _check_bits(bits: int) -> None:
-    if bits not in SUPPORTED_BITS:
+    if bits not in SUPPORTED_BITS or isinstance(bits, bool):
         raise ValueError(f"bits must be one of {SUPPORTED_BITS}, got {bits!r}")
+
+
+def _check_group_size(group_size: int) -> None:
+    if not isinstance(group_size, int) or isinstance(group_size, bool) or group_size < 1:
+        raise ValueError(f"group_size must be a positive integer, got {group_size!r}")
+
+
+def check_module(model: object) -> None:
+    """``TypeError`` unless ``model`` is a ``torch.nn.Module``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
 
 
 def group_size_for(row_length: int, group_size: int = 128) -> int | None:
@@ -39,6 +50,9 @@ def group_size_for(row_length: int, group_size: int = 128) -> int | None:
     ``None`` means one group per row: rows no longer than ``group_size``, or rows that no
     group size in ``group_size, group_size - 32, ..., 32`` divides.
     """
+    _check_group_size(group_size)
+    if row_length < 1:
+        raise ValueError(f"row_length must be >= 1, got {row_length}")
     if row_length <= group_size:
         return None
     size = group_size
@@ -60,10 +74,13 @@ def fake_quantize_weight(weight: torch.Tensor, bits: int, group_size: int = 128)
         reproduced exactly, e.g. an all-zero row of a split copy.
     """
     _check_bits(bits)
-    if not weight.is_floating_point():
-        raise TypeError(f"weight must be a float tensor, got {weight.dtype}")
-    if weight.dim() < 2:
-        raise ValueError(f"weight must have shape (out_features, ...), got {tuple(weight.shape)}")
+    _check_group_size(group_size)
+    if not isinstance(weight, torch.Tensor) or not weight.is_floating_point():
+        raise TypeError(f"weight must be a float tensor, got {type(weight).__name__} "
+                        f"{getattr(weight, 'dtype', '')}")
+    if weight.dim() < 2 or weight.numel() == 0:
+        raise ValueError(f"weight must have shape (out_features, ...) with no empty dimension, "
+                         f"got {tuple(weight.shape)}")
     if not torch.isfinite(weight).all():
         raise ValueError("weight contains NaN or infinite values")
     w = weight.detach()
@@ -98,6 +115,8 @@ def quantize_model(model: nn.Module, bits: int, group_size: int = 128, inplace: 
     other clusters' positions are otherwise quantised to a small non-zero level.
     """
     _check_bits(bits)
+    _check_group_size(group_size)
+    check_module(model)
     out = model if inplace else copy.deepcopy(model)
     for layer in _quantised_layers(out):
         with torch.no_grad():
@@ -117,6 +136,8 @@ def weight_storage_bytes(model: nn.Module, bits: int | None = None, group_size: 
     """
     if bits is not None:
         _check_bits(bits)
+    _check_group_size(group_size)
+    check_module(model)
     quantised = {id(layer.weight) for layer in _quantised_layers(model)} if bits else set()
     total = sum(b.numel() * b.element_size() for b in model.buffers())
     for param in model.parameters():
@@ -146,6 +167,7 @@ def quanto_quantize(model: nn.Module, bits: int, inplace: bool = False) -> nn.Mo
         ImportError: optimum-quanto is not installed (``pip install optimum-quanto``).
     """
     _check_bits(bits)
+    check_module(model)
     if not quanto_available():
         raise ImportError("optimum-quanto is not installed: pip install optimum-quanto")
     from optimum.quanto import freeze, qint2, qint4, qint8, quantize

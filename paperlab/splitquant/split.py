@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from paperlab.splitquant.quantize import check_module
+
 # Layers whose weight is clustered and split. Conv layers are clustered per output kernel.
 SPLITTABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 # Element-wise activations the optional activation split may wrap (chunking commutes with them).
@@ -98,6 +100,8 @@ def kmeans_1d(values: torch.Tensor, k: int = 3, seed: int = 0, n_init: int = 10,
         distinct values the distinct values are returned, the largest repeated.
     """
     _check_k(k)
+    if not isinstance(values, torch.Tensor):
+        raise TypeError(f"values must be a torch tensor, got {type(values).__name__}")
     if n_init < 1 or max_iter < 1:
         raise ValueError(f"n_init and max_iter must be >= 1, got {n_init}, {max_iter}")
     xs = np.sort(values.detach().reshape(-1).to(torch.float64).cpu().numpy())
@@ -136,6 +140,16 @@ def cluster_labels(values: torch.Tensor, boundaries: torch.Tensor) -> torch.Tens
     Lower is ``w <= b1``, upper is ``w >= b_{k-1}`` (unless already lower), the rest falls
     between; every entry gets exactly one label, even when boundaries coincide.
     """
+    if not isinstance(values, torch.Tensor) or not isinstance(boundaries, torch.Tensor):
+        raise TypeError("values and boundaries must be torch tensors")
+    if boundaries.dim() < 1 or boundaries.shape[-1] < 1 or (
+            boundaries.dim() > 1 and boundaries.shape[:-1] != values.shape[:-1]):
+        raise ValueError(f"boundaries must be (k-1,) or (..., k-1) with the leading dimensions "
+                         f"of values {tuple(values.shape)}, k >= 2; got {tuple(boundaries.shape)}")
+    if not (torch.isfinite(values).all() and torch.isfinite(boundaries).all()):
+        raise ValueError("values and boundaries must be finite (found NaN or inf)")
+    if bool((boundaries.diff(dim=-1) < 0).any()):
+        raise ValueError("boundaries must be sorted in increasing order along the last dimension")
     labels = torch.searchsorted(boundaries.contiguous(), values.contiguous(), right=False)
     top = boundaries.shape[-1]
     upper = (values >= boundaries[..., -1:]) & (labels > 0)
@@ -205,6 +219,9 @@ class SplitActivation(nn.Module):
         self.dim = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not -x.dim() <= self.dim < x.dim():
+            raise ValueError(f"SplitActivation splits dim {self.dim}, but the input has "
+                             f"{x.dim()} dimensions {tuple(x.shape)}")
         parts = torch.tensor_split(x, len(self.chunks), dim=self.dim)
         return torch.cat([act(p) for act, p in zip(self.chunks, parts, strict=True)], dim=self.dim)
 
@@ -225,6 +242,7 @@ def _is_quantized(module: nn.Module) -> bool:
 
 def _check_float_model(model: nn.Module) -> None:
     """Splitting works on a float model, before any quantiser (clear error otherwise)."""
+    check_module(model)
     for name, module in model.named_modules():
         if _is_quantized(module):
             raise TypeError(f"layer '{name}' ({type(module).__name__}) is already quantised; "
@@ -275,6 +293,7 @@ def _leaves(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
 def splittable_layers(model: nn.Module, k: int = 3) -> list[str]:
     """Names of the leaf layers :func:`split_model` would split."""
     _check_k(k)
+    check_module(model)
     outs = _out_projections(model)
     return [name for name, m in _leaves(model) if skip_reason(m, k, outs) is None]
 
@@ -391,6 +410,7 @@ def merge_split_layers(model: nn.Module, inplace: bool = False) -> nn.Module:
     matrix, so the merged model computes the same function as the split one with one matmul
     per layer instead of ``k`` (it gives up the low-bit storage of the copies).
     """
+    check_module(model)
     out = model if inplace else copy.deepcopy(model)
     for name, module in list(out.named_modules()):
         if isinstance(module, SplitLayer):
