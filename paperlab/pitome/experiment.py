@@ -59,7 +59,8 @@ class Config:
         PiToMe rule in every block. speed_batch, speed_repeats: the images/s column of ``run``.
         viz_images: test images in the merged-groups picture. retrain: ignore a cached
         checkpoint. threads: torch threads. bench_batches, bench_ratios, bench_repeats: the
-        benchmark grid.
+        benchmark grid. bench_timm, bench_timm_ratios: a timm 224x224 ViT (197 tokens, random
+        weights) also timed at batch 1, or None.
     """
 
     vit: ViTSpec = ViTSpec(dim=64, depth=6, heads=2, drop_path=0.0)
@@ -78,6 +79,8 @@ class Config:
     bench_batches: tuple[int, ...] = (1, 64)
     bench_ratios: tuple[float, ...] = (1.0, 0.975, 0.95, 0.925, 0.9, 0.85, 0.8, 0.7, 0.6)
     bench_repeats: int = 7
+    bench_timm: str | None = "vit_tiny_patch16_224"
+    bench_timm_ratios: tuple[float, ...] = (1.0, 0.95, 0.9, 0.8)
 
     @classmethod
     def quick(cls) -> Config:
@@ -92,6 +95,7 @@ class Config:
             viz_images=3,
             bench_ratios=(1.0, 0.9, 0.8, 0.7),
             bench_repeats=3,
+            bench_timm=None,
         )
 
     @classmethod
@@ -335,70 +339,95 @@ def _group_picture(image: torch.Tensor, groups: torch.Tensor, patch: int) -> np.
 # bench
 
 
+def _contenders(base: nn.Module, ratios: tuple[float, ...]) -> dict[str, tuple[str, float, bool,
+                                                                            nn.Module]]:
+    """The full model and PiToMe / matched ToMe at each ratio, with fused and explicit
+    attention: ``name -> (method, keep ratio, fused, model)``."""
+    out: dict[str, tuple[str, float, bool, nn.Module]] = {}
+    for fused in (True, False):
+        attn = "fused" if fused else "explicit"
+        plain = copy.deepcopy(base)
+        for block in plain.blocks:
+            block.attn.fused_attn = fused
+        out[f"full {attn}"] = ("full", 1.0, fused, plain)
+        for ratio in ratios:
+            if ratio == 1.0:
+                continue
+            counts = pitome_merge_counts(base, ratio)
+            out[f"PiToMe {ratio} {attn}"] = (
+                "PiToMe", ratio, fused, pitome_patch(copy.deepcopy(base), ratio, fused=fused))
+            out[f"ToMe {ratio} {attn}"] = (
+                "ToMe (matched, prop_attn)", ratio, fused,
+                tome.patch(copy.deepcopy(base), counts, fused=fused))
+    return out
+
+
+def _bench_rows(name: str, base: nn.Module, ratios: tuple[float, ...],
+                batches: tuple[int, ...], repeats: int, inner: int = 1) -> list[dict[str, Any]]:
+    """Speed rows of ``base``'s contenders; a batch-1 sample is ``inner`` calls."""
+    contenders = _contenders(base, ratios)
+    models = {k: v[3] for k, v in contenders.items()}
+    shape = (int(base.patch_embed.proj.in_channels), *(int(s) for s in base.patch_embed.img_size))
+    rows = []
+    for batch in batches:
+        speeds = measure_speed(models, batch, shape, repeats=repeats,
+                               inner=inner if batch == 1 else 1)
+        ref = speeds["full fused"]
+        for key, (method, ratio, fused, model) in contenders.items():
+            s = speeds[key]
+            rows.append({
+                "model": name, "method": method, "keep_ratio": ratio,
+                "attention": "fused" if fused else "explicit", "batch": batch,
+                "mflops": model_flops(model, token_schedule(model)) / 1e6,
+                "latency_ms": s.latency_ms, "images_per_s": s.images_per_s,
+                "cpu_images_per_s": s.cpu_images_per_s,
+                "speedup_vs_full_fused": s.cpu_images_per_s / ref.cpu_images_per_s,
+                "wall_speedup_vs_full_fused": s.images_per_s / ref.images_per_s,
+            })
+    return rows
+
+
 def bench(ctx: RunContext, config: Config | None = None) -> Result:
     """Speed only, so the weights are random (speed does not depend on them)."""
     cfg = resolve_config(ctx, Config, config)
     seed_everything(ctx.seed)
-    rows: list[dict[str, Any]] = []
+    ours = f"ViT {cfg.vit.dim}x{cfg.vit.depth} 32px"
     with torch_threads(cfg.threads):
-        base = cfg.vit.build().eval()
-        contenders: dict[str, tuple[str, float, bool, nn.Module]] = {}
-        for fused in (True, False):
-            attn = "fused" if fused else "explicit"
-            plain = copy.deepcopy(base)
-            for block in plain.blocks:
-                block.attn.fused_attn = fused
-            contenders[f"full {attn}"] = ("full", 1.0, fused, plain)
-            for ratio in cfg.bench_ratios:
-                if ratio == 1.0:
-                    continue
-                counts = pitome_merge_counts(base, ratio)
-                contenders[f"PiToMe {ratio} {attn}"] = (
-                    "PiToMe", ratio, fused, pitome_patch(copy.deepcopy(base), ratio, fused=fused))
-                contenders[f"ToMe {ratio} {attn}"] = (
-                    "ToMe (matched, prop_attn)", ratio, fused,
-                    tome.patch(copy.deepcopy(base), counts, fused=fused))
-        models = {k: v[3] for k, v in contenders.items()}
-        for batch in cfg.bench_batches:
-            speeds = measure_speed(models, batch, repeats=cfg.bench_repeats,
-                                   inner=8 if batch == 1 else 1)
-            ref = speeds["full fused"]
-            for name, (method, ratio, fused, model) in contenders.items():
-                s = speeds[name]
-                rows.append({
-                    "method": method, "keep_ratio": ratio,
-                    "attention": "fused" if fused else "explicit", "batch": batch,
-                    "mflops": model_flops(model, token_schedule(model)) / 1e6,
-                    "latency_ms": s.latency_ms, "images_per_s": s.images_per_s,
-                    "cpu_images_per_s": s.cpu_images_per_s,
-                    "speedup_vs_full_fused": s.cpu_images_per_s / ref.cpu_images_per_s,
-                    "wall_speedup_vs_full_fused": s.images_per_s / ref.images_per_s,
-                })
-    summary = {}
-    for batch in cfg.bench_batches:
-        for attn in ("explicit", "fused"):
-            summary[f"break_even_keep_ratio_{attn}_b{batch}"] = _break_even(
-                [r for r in rows if r["batch"] == batch and r["method"] == "PiToMe"
-                 and r["attention"] == attn])
-        pit = [r for r in rows if r["batch"] == batch and r["method"] == "PiToMe"
-               and r["attention"] == "explicit" and r["keep_ratio"] == min(cfg.keep_ratios)]
-        if pit:
-            summary[f"speedup_pitome_{min(cfg.keep_ratios)}_explicit_b{batch}"] = (
-                pit[0]["speedup_vs_full_fused"])
+        rows = _bench_rows(ours, cfg.vit.build().eval(), cfg.bench_ratios, cfg.bench_batches,
+                           cfg.bench_repeats, inner=8)
+        if cfg.bench_timm:
+            import timm
+
+            big = timm.create_model(cfg.bench_timm, pretrained=False).eval()
+            rows += _bench_rows(cfg.bench_timm, big, cfg.bench_timm_ratios, (1,),
+                                cfg.bench_repeats)
+    summary: dict[str, Any] = {}
+    for model in dict.fromkeys(r["model"] for r in rows):
+        tag = "" if model == ours else f"{model}_"
+        for batch in dict.fromkeys(r["batch"] for r in rows if r["model"] == model):
+            sel = [r for r in rows if r["model"] == model and r["batch"] == batch
+                   and r["method"] == "PiToMe"]
+            for attn in ("explicit", "fused"):
+                summary[f"{tag}break_even_keep_ratio_{attn}_b{batch}"] = _break_even(
+                    [r for r in sel if r["attention"] == attn])
+            at = [r for r in sel if r["attention"] == "explicit" and r["keep_ratio"] == 0.9]
+            if at:
+                summary[f"{tag}speedup_pitome_0.9_explicit_b{batch}"] = (
+                    at[0]["speedup_vs_full_fused"])
     notes = [
-        f"Random-weight ViT {cfg.vit.dim}x{cfg.vit.depth}, {cfg.threads} thread(s), median of "
-        f"{cfg.bench_repeats} interleaved repeats; speed-ups are against the unpatched model "
-        "with timm's fused attention (scaled_dot_product_attention), from the thread's CPU "
-        "time (the machine is shared, so wall-clock time also counts waiting for a core; the "
-        "wall-clock ratio is in wall_speedup_vs_full_fused).",
+        f"Random weights, {cfg.threads} thread(s), median of {cfg.bench_repeats} interleaved "
+        "repeats; speed-ups are against the unpatched model with timm's fused attention "
+        "(scaled_dot_product_attention), from the thread's CPU time (the machine is shared, so "
+        "wall-clock time also counts waiting for a core; the wall-clock ratio is in "
+        "wall_speedup_vs_full_fused).",
         "explicit = the patched attention computes softmax(QK^T + log size) by hand, as the "
         "reference code does; fused = our patch passes log(size) to SDPA as a float mask.",
         "break_even_keep_ratio: the largest keep ratio at which PiToMe is at least as fast as "
         "the full fused model (None: never within the ratios measured).",
     ]
     return Result(results=rows, summary=summary,
-                  data={"model": dataclasses.asdict(cfg.vit), "ratios": list(cfg.bench_ratios)},
-                  notes=notes)
+                  data={"model": dataclasses.asdict(cfg.vit), "ratios": list(cfg.bench_ratios),
+                        "timm_model": cfg.bench_timm}, notes=notes)
 
 
 def _break_even(rows: list[dict[str, Any]]) -> float | None:
