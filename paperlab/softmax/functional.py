@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from paperlab.softmax.twopass import ALGORITHMS, softmax_numpy
+from paperlab.softmax.twopass import check_options, softmax_numpy
 
 
 def softmax(
@@ -55,10 +55,7 @@ def log_softmax(
 
 
 def _dispatch(x: Any, axis: int, out: Any, algorithm: str, threads: int | None, log: bool):
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm '{algorithm}'; choose one of {ALGORITHMS}")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+    check_options(algorithm, threads, axis)
     if type(x).__module__.startswith("torch"):
         from paperlab.softmax import torch_op  # torch only when a tensor comes in
 

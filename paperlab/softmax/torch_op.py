@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from paperlab.softmax.twopass import softmax_numpy
+from paperlab.softmax.twopass import check_options, softmax_numpy
 
 _DTYPES = (torch.float32, torch.float64)
 
@@ -82,6 +82,7 @@ class TwoPassSoftmax(torch.nn.Module):
         log: bool = False,
     ) -> None:
         super().__init__()
+        check_options(algorithm, threads, dim)  # not at the first forward, deep in a model
         self.dim, self.algorithm, self.threads, self.log = dim, algorithm, threads, log
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

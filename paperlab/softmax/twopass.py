@@ -48,6 +48,18 @@ def backend() -> str:
     return "numpy-fallback" if _C is None else f"c-{_C.isa()}"
 
 
+def check_options(algorithm: str, threads: int | None, axis: int = -1) -> None:
+    """``ValueError`` unless ``algorithm`` is one of :data:`ALGORITHMS`, ``threads`` a
+    positive int or None, and ``axis`` an int (its range is checked against the input)."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm '{algorithm}'; choose one of {ALGORITHMS}")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)
+                                or threads < 1):
+        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+    if not isinstance(axis, int | np.integer) or isinstance(axis, bool):
+        raise ValueError(f"axis (dim) must be an int, got {axis!r}")
+
+
 def softmax_numpy(
     x: Any, axis: int, out: np.ndarray | None, algorithm: str, threads: int | None, log: bool
 ) -> np.ndarray:
@@ -159,6 +171,10 @@ def combine_partial_sums(parts: list[tuple[float, float]]) -> tuple[float, float
 
     The result's exponent is the largest; the others are rescaled by exact powers of two.
     """
+    parts = list(parts)
+    if not parts or any(not isinstance(p, tuple | list) or len(p) != 2 for p in parts):
+        raise ValueError(f"parts must be a non-empty list of (value, exponent) pairs, got "
+                         f"{parts!r}")
     exponent = max(e for _, e in parts)
     value = sum(v * 2.0 ** max(e - exponent, -2100.0) for v, e in parts)
     return value, exponent
