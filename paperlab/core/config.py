@@ -11,9 +11,12 @@ so a test passes a tiny ``Config`` and the CLI's ``--quick`` and typed options d
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any, Protocol, TypeVar
 
 from paperlab.core.results import RunContext
+
+log = logging.getLogger(__name__)
 
 
 class SizedConfig(Protocol):
@@ -40,13 +43,17 @@ def resolve_config(ctx: RunContext, config_cls: type[C], config: C | None = None
             raise TypeError(
                 f"config must be a {config_cls.__name__}, got {type(config).__name__}"
             )
+        log.info("%s: the caller's config %s", ctx.system, config)
         return config
     cfg = config_cls.quick() if ctx.quick else config_cls.full()
     options = {k: v for k, v in ctx.options.items() if v is not None}
-    if not options:
-        return cfg
-    with_options = getattr(cfg, "with_options", None)
-    if with_options is not None:
-        return with_options(options)
-    fields = {f.name for f in dataclasses.fields(cfg)}  # type: ignore[arg-type]
-    return dataclasses.replace(cfg, **{k: v for k, v in options.items() if k in fields})
+    if options:
+        with_options = getattr(cfg, "with_options", None)
+        if with_options is not None:
+            cfg = with_options(options)
+        else:
+            fields = {f.name for f in dataclasses.fields(cfg)}  # type: ignore[arg-type]
+            cfg = dataclasses.replace(cfg, **{k: v for k, v in options.items() if k in fields})
+    log.info("%s: %s size, options %s: %s", ctx.system, "quick" if ctx.quick else "full",
+             options or "none", cfg)
+    return cfg

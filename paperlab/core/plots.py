@@ -1,15 +1,16 @@
-"""Matplotlib (Agg) helpers with one house style; figures are saved atomically."""
+"""Matplotlib helpers with one house style; figures are saved atomically.
+
+Importing this module does not touch matplotlib's backend: the first figure picks the file
+backend Agg only when the user chose none (no ``MPLBACKEND``, no ``backend`` in a matplotlibrc,
+no ``matplotlib.use``), so a notebook or a GUI session keeps its own.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 STYLE = {
     "figure.dpi": 110,
@@ -25,12 +26,35 @@ STYLE = {
 }
 
 
+def _pyplot() -> Any:
+    """``matplotlib.pyplot``, with Agg chosen first if no backend was chosen by the user."""
+    import matplotlib
+
+    if "matplotlib.pyplot" not in sys.modules and _backend_unset(matplotlib):
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _backend_unset(matplotlib: Any) -> bool:
+    if os.environ.get("MPLBACKEND"):
+        return False
+    get = getattr(matplotlib.rcParams, "_get_backend_or_none", None)  # matplotlib >= 3.8
+    if get is not None:
+        return get() is None
+    from matplotlib import rcsetup
+
+    return dict.__getitem__(matplotlib.rcParams, "backend") is rcsetup._auto_backend_sentinel
+
+
 def figure(nrows: int = 1, ncols: int = 1, title: str | None = None, size: float = 3.6) -> Any:
     """A new figure in the house style: returns ``(fig, axes)`` like ``plt.subplots``.
 
     ``size`` is the width and height of one panel in inches; ``axes`` is squeezed as in
     matplotlib (a single ``Axes`` for 1x1).
     """
+    plt = _pyplot()
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols * 1.25, size * nrows))
     if title:
@@ -43,6 +67,7 @@ def save(fig: Any, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
+    plt = _pyplot()
     with plt.rc_context(STYLE):
         fig.savefig(tmp, format="png")
     plt.close(fig)

@@ -238,7 +238,7 @@ def test_verbosity_flags(tmp_path, capsys):
 
 def test_one_parser_names_the_system():
     assert cli._named_system(["run", "--seed", "3", "mowst", "--seeds", "2"]).name == "mowst"
-    assert cli._named_system(["run", "--out", "mowst", "toy"]).name == "toy"
+    assert cli._named_system(["run", "--out", "mowst", "toy_talk"]).name == "toy_talk"
     assert cli._named_system(["list"]) is None
 
 
@@ -285,3 +285,17 @@ def test_no_import_cycles():
         if name not in state:
             visit(name, [name])
     assert "paperlab.softmax.torch_op" in graph["paperlab.softmax.functional"]
+
+
+# ---- plots -----------------------------------------------------------------------------
+@pytest.mark.parametrize("env, expected", [({}, "agg"), ({"MPLBACKEND": "svg"}, "svg")])
+def test_plots_choose_agg_only_when_no_backend_was_chosen(env, expected):
+    import os
+
+    code = ("import sys\nimport paperlab.core.plots as plots\n"
+            "assert 'matplotlib' not in sys.modules\n"
+            "fig, ax = plots.figure()\nimport matplotlib\nprint(matplotlib.get_backend())\n")
+    clean = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, env={**clean, **env})
+    assert done.stdout.strip().lower() == expected
