@@ -11,10 +11,11 @@ adaptive softmax and the factored Z-loss layer. ``bench``: the vocabulary sweep 
 from __future__ import annotations
 
 import gc
+import itertools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -76,6 +77,27 @@ class SweepConfig:
 
 
 @dataclass(frozen=True)
+class TuneConfig:
+    """The Z-loss tuned for top-10 and both losses compared at equal training time.
+
+    ``(a, b)`` and the Z-loss's output learning rate are searched on the validation split
+    (``search_examples`` training examples each) for top-10; then the log-softmax trains its
+    usual epochs and the tuned Z-loss ``zloss_epochs`` epochs over the same examples, both
+    scored on ``eval_examples`` test examples at ``checkpoints`` points per epoch against
+    training CPU seconds (thread time: the machine is shared, wall time measures the load).
+    """
+
+    a_values: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0)
+    b_values: tuple[float, ...] = (3.0, 10.0, 30.0)
+    lr_values: tuple[float, ...] = (0.03, 0.1, 0.3)
+    search_examples: int = 20_000
+    search_eval: int = 2_000
+    zloss_epochs: int = 8
+    checkpoints: int = 2
+    eval_examples: int = 2_000
+
+
+@dataclass(frozen=True)
 class Config:
     """Both parts of the reproduction and the benchmark's sweep; ``quick()`` finishes in
     minutes, ``full()`` is larger."""
@@ -84,16 +106,21 @@ class Config:
     sweep: SweepConfig  # run's sweep
     bench_sweep: SweepConfig = SweepConfig()
     threads: int = 1  # torch threads for every method alike (the 2-core machine is shared)
+    tune: TuneConfig | None = None  # None: no (a, b) search and no equal-time curves
 
     @classmethod
     def quick(cls) -> Config:
         return cls(LMConfig(train_examples=20_000, test_examples=3_000),
                    SweepConfig(sizes=(10_000, 100_000, PAPER_VOCAB), repeats=1),
-                   bench_sweep=SweepConfig(repeats=2))
+                   bench_sweep=SweepConfig(repeats=2),
+                   tune=TuneConfig(a_values=(0.3, 1.0), b_values=(3.0, 10.0),
+                                   lr_values=(0.1, 0.3), search_examples=10_000,
+                                   search_eval=1_000, zloss_epochs=4, eval_examples=1_000))
 
     @classmethod
     def full(cls) -> Config:
-        return cls(LMConfig(train_examples=300_000, test_examples=20_000), SweepConfig())
+        return cls(LMConfig(train_examples=300_000, test_examples=20_000), SweepConfig(),
+                   tune=TuneConfig())
 
 
 # ---- the language model ----------------------------------------------------------------
@@ -139,8 +166,14 @@ def log_probs(layer: nn.Module, h: Tensor, y: Tensor) -> Tensor | None:
 
 
 def train_lm(method: str, corpus: LMCorpus, cfg: LMConfig, seed: int,
-             split: str = "test") -> dict[str, Any]:
-    """Train the n-gram LM with one output loss; top-k accuracy and perplexity on ``split``."""
+             split: str = "test", checkpoints: int = 0,
+             curve_examples: int | None = None) -> dict[str, Any]:
+    """Train the n-gram LM with one output loss; top-k accuracy and perplexity on ``split``.
+
+    With ``checkpoints > 0`` the row also holds ``curve``: top-1/5/10 on the first
+    ``curve_examples`` evaluation examples ``checkpoints`` times per epoch, against the
+    training CPU seconds (thread time, evaluation excluded) and examples seen so far.
+    """
     rng = seed_everything(seed)
     x_train, y_train = ngram_examples(corpus.train, cfg.context)
     x_eval, y_eval = ngram_examples(getattr(corpus, split), cfg.context)
@@ -155,14 +188,29 @@ def train_lm(method: str, corpus: LMCorpus, cfg: LMConfig, seed: int,
     encoder = NGramEncoder(corpus.vocab_size, cfg.context, cfg.embed_dim, cfg.hidden_dim)
     layer = output_layer(method, cfg.hidden_dim + 1, corpus.vocab_size, cfg)
     optimizers = encoder_optimizers(encoder, cfg.encoder_lr)
+    curve: list[dict[str, Any]] = []
+    batches = math.ceil(len(y_train) / cfg.batch_size)
+    every = max(1, batches // checkpoints) if checkpoints else 0
+    x_curve, y_curve = x_eval[:curve_examples], y_eval[:curve_examples]
+
+    def checkpoint(step: int, cpu_s: float) -> None:
+        if every and (step % every == 0 or step == batches * cfg.epochs):
+            curve.append({"step": step, "examples": min(step * cfg.batch_size,
+                                                        len(y_train) * cfg.epochs),
+                          "train_cpu_s": cpu_s, **evaluate(encoder, layer, x_curve, y_curve)})
+
     start = time.perf_counter()
     try:
-        train_epochs(encoder, layer, optimizers, x_train, y_train, cfg, rng, method)
+        train_cpu = train_epochs(encoder, layer, optimizers, x_train, y_train, cfg, rng, method,
+                                 checkpoint if every else None)
     except FloatingPointError as err:  # a learning rate too high: report, don't abort the run
         return {"method": method, "diverged": str(err), "train_examples": len(y_train)}
     train_seconds = time.perf_counter() - start
     row = {"method": method, **evaluate(encoder, layer, x_eval, y_eval),
-           "train_s": train_seconds, "train_examples": len(y_train) * cfg.epochs}
+           "train_s": train_seconds, "train_cpu_s": train_cpu,
+           "train_examples": len(y_train) * cfg.epochs}
+    if curve:
+        row["curve"] = curve
     if isinstance(layer, SphericalOutputLayer):
         row["refreshes"] = layer.refreshes  # O(D d^2) fall-backs of stabilize()
     return row
@@ -170,12 +218,18 @@ def train_lm(method: str, corpus: LMCorpus, cfg: LMConfig, seed: int,
 
 def train_epochs(encoder: NGramEncoder, layer: nn.Module, optimizers: list[torch.optim.Optimizer],
                  x_train: Tensor, y_train: Tensor, cfg: LMConfig, rng: np.random.Generator,
-                 method: str) -> None:
-    """Minibatch SGD: the output layer steps itself and hands back ``grad_h``."""
+                 method: str, after_step: Callable[[int, float], None] | None = None) -> float:
+    """Minibatch SGD: the output layer steps itself and hands back ``grad_h``.
+
+    Returns the training's thread CPU seconds; ``after_step(step, cpu_seconds)`` (if given)
+    runs after every step, outside the timed part.
+    """
     batches = math.ceil(len(y_train) / cfg.batch_size)
+    cpu, step = 0.0, 0
     for epoch in range(cfg.epochs):
         order = torch.from_numpy(rng.permutation(len(y_train)))
         for i in track(range(batches), f"{method} epoch {epoch + 1}", total=batches):
+            started = time.thread_time()
             idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             h = encoder(x_train[idx])
             if not torch.isfinite(h).all():
@@ -188,8 +242,13 @@ def train_epochs(encoder: NGramEncoder, layer: nn.Module, optimizers: list[torch
             h.backward(grad_h)
             for optimizer in optimizers:
                 optimizer.step()
-        if isinstance(layer, SphericalOutputLayer):
-            layer.refresh()  # O(D d^2) once an epoch: wipes accumulated rounding error
+            if isinstance(layer, SphericalOutputLayer) and i == batches - 1:
+                layer.refresh()  # O(D d^2) once an epoch: wipes accumulated rounding error
+            cpu += time.thread_time() - started
+            step += 1
+            if after_step is not None:
+                after_step(step, cpu)
+    return cpu
 
 
 @torch.no_grad()
@@ -219,6 +278,58 @@ def load_corpus(ctx: RunContext) -> tuple[LMCorpus, dict[str, Any]]:
             "train/valid/test tokens incl. </s>": [len(corpus.train), len(corpus.valid),
                                                    len(corpus.test)]}
     return corpus, info
+
+
+# ---- the Z-loss tuned for top-10, and both losses at equal training time ----------------
+def search_zloss(corpus: LMCorpus, lm: LMConfig, tune: TuneConfig, seed: int
+                 ) -> list[dict[str, Any]]:
+    """One row per ``(a, b, lr)``: the Z-loss LM's top-k on the validation split."""
+    rows = []
+    for a, b, lr in itertools.product(tune.a_values, tune.b_values, tune.lr_values):
+        cfg = replace(lm, train_examples=tune.search_examples, test_examples=tune.search_eval,
+                      epochs=1, z_a=a, z_b=b, output_lr={**lm.output_lr, "z": lr})
+        row = train_lm("z", corpus, cfg, seed, split="valid")
+        rows.append({**row, "method": "z (a, b, lr) search, validation", "a": a, "b": b,
+                     "output_lr": lr})
+    return rows
+
+
+def at_time(curve: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """The last checkpoint of ``curve`` trained for at most ``seconds`` CPU seconds (the
+    first checkpoint if even that took longer)."""
+    within = [p for p in curve if p["train_cpu_s"] <= seconds]
+    return within[-1] if within else curve[0]
+
+
+def equal_time_summary(softmax: dict[str, Any], zloss: dict[str, Any],
+                       best: dict[str, Any]) -> dict[str, Any]:
+    """The tuned Z-loss against the log-softmax at the softmax's training time and epochs."""
+    curve_s, curve_z = softmax["curve"], zloss["curve"]
+    seconds = curve_s[-1]["train_cpu_s"]
+    epoch_one = [p for p in curve_z if p["examples"] <= curve_s[-1]["examples"]]
+    return {
+        "zloss_tuned_a": best["a"], "zloss_tuned_b": best["b"],
+        "zloss_tuned_lr": best["output_lr"],
+        "top10_softmax_curve_end": curve_s[-1]["top10"],
+        "top10_zloss_at_softmax_time": at_time(curve_z, seconds)["top10"],
+        "top10_zloss_tuned_equal_epochs": epoch_one[-1]["top10"] if epoch_one else None,
+        "top10_zloss_tuned_end": curve_z[-1]["top10"],
+        "zloss_cpu_share_of_softmax_per_epoch": (
+            curve_z[-1]["train_cpu_s"] / curve_z[-1]["examples"]
+            / (seconds / curve_s[-1]["examples"])),
+    }
+
+
+def plot_curves(curves: dict[str, list[dict[str, Any]]], ctx: RunContext) -> None:
+    fig, ax = plots.figure(title="Top-10 (test) against training CPU seconds")
+    for label, curve in curves.items():
+        ax.plot([p["train_cpu_s"] for p in curve], [p["top10"] for p in curve], "o-",
+                label=label, ms=3)
+    ax.set_xscale("log")
+    ax.set_xlabel("training CPU seconds (one thread)")
+    ax.set_ylabel("top-10 accuracy")
+    ax.legend()
+    plots.save(fig, ctx.plot_path("topk_vs_time"))
 
 
 # ---- the speed claim: one output-layer step against D -----------------------------------
@@ -327,10 +438,36 @@ def plot_topk(rows: list[dict[str, Any]], ctx: RunContext) -> None:
 def run(ctx: RunContext, config: Config | None = None) -> Result:
     cfg = resolve_config(ctx, Config, config)
     corpus, data = load_corpus(ctx)
+    tune, curves, tune_summary, search_rows = cfg.tune, {}, {}, []
+    curve_args = {"checkpoints": tune.checkpoints, "curve_examples": tune.eval_examples} \
+        if tune and "log_softmax" in cfg.lm.methods else {}
     with torch_threads(cfg.threads):
-        lm_rows = [train_lm(method, corpus, cfg.lm, ctx.seed) for method in cfg.lm.methods]
+        lm_rows = [train_lm(method, corpus, cfg.lm, ctx.seed,
+                            **(curve_args if method == "log_softmax" else {}))
+                   for method in cfg.lm.methods]
+        if curve_args:
+            search_rows = search_zloss(corpus, cfg.lm, tune, ctx.seed)
+            best = max((r for r in search_rows if "top10" in r), key=lambda r: r["top10"],
+                       default=None)
+            softmax = next(r for r in lm_rows if r["method"] == "log_softmax")
+            if best is not None and "curve" in softmax:
+                tuned_cfg = replace(cfg.lm, epochs=tune.zloss_epochs, z_a=best["a"],
+                                    z_b=best["b"], output_lr={**cfg.lm.output_lr,
+                                                              "z": best["output_lr"]})
+                tuned = train_lm("z", corpus, tuned_cfg, ctx.seed, **curve_args)
+                if "curve" in tuned:
+                    tune_summary = equal_time_summary(softmax, tuned, best)
+                    curves = {"log-softmax (1 epoch)": softmax["curve"],
+                              f"Z-loss a={best['a']:g} b={best['b']:g} lr={best['output_lr']:g} "
+                              f"({tune.zloss_epochs} epochs)": tuned["curve"]}
+                    tuned["method"] = "z (tuned, equal-time run)"
+                    lm_rows.append(tuned)
         sweep_rows = vocabulary_sweep(cfg.sweep, ctx.seed)
-    plot_topk([row for row in lm_rows if "top10" in row], ctx)
+    for row in lm_rows:
+        row.pop("curve", None)  # kept whole in data["curves"]
+    if curves:
+        plot_curves(curves, ctx)
+    plot_topk([row for row in lm_rows if "top10" in row and row["method"] in METHODS], ctx)
     plot_sweep(sweep_rows, ctx, "step_time")
     by_method = {r["method"]: r for r in lm_rows}
     softmax_s, zloss_s = (by_method.get(m, {}).get("train_s") for m in ("log_softmax", "z"))
@@ -339,7 +476,10 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         "top10_acc_zloss": by_method.get("z", {}).get("top10"),
         "lm_train_speedup_zloss_vs_softmax": softmax_s / zloss_s if softmax_s and zloss_s else None,
         **sweep_summary(sweep_rows),
+        **tune_summary,
     }
+    if curves:
+        data = {**data, "curves": curves}
     notes = [
         f"LM: {cfg.lm.context}-word context, {cfg.lm.hidden_dim}+1 hidden units, vocabulary "
         f"{corpus.vocab_size}; output layers by plain SGD, the encoder by (sparse) Adam; "
@@ -353,7 +493,15 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
     ]
     if corpus.num_tokens != EXPECTED_TOKENS:
         notes.append(f"Brown has {corpus.num_tokens} tokens, PROVENANCE says {EXPECTED_TOKENS}.")
-    return Result(results=lm_rows + sweep_rows, summary=summary, data=data, notes=notes)
+    if tune_summary:
+        notes.append(
+            f"Z-loss tuned on the validation split for top-10 over a in {list(tune.a_values)}, "
+            f"b in {list(tune.b_values)}, lr in {list(tune.lr_values)} "
+            f"({tune.search_examples} examples each); top10_zloss_at_softmax_time is the tuned "
+            "Z-loss's top-10 at the last checkpoint within the log-softmax's training CPU "
+            f"seconds, both scored on the first {tune.eval_examples} test examples.")
+    return Result(results=lm_rows + search_rows + sweep_rows, summary=summary, data=data,
+                  notes=notes)
 
 
 def bench(ctx: RunContext, config: Config | None = None) -> Result:
