@@ -9,7 +9,7 @@ turns (inner patience P/5, :data:`SHORT_TURNS`): what bounding the alternation's
 The sizes can be narrowed by flags for a partial full run (the command used is recorded in
 the README): ``--datasets cora,texas`` (also the graphs ``bench`` uses), ``--seeds 3`` and the
 training limits ``--max-epochs``, ``--patience``, ``--max-rounds``, ``--turn-patience``
-(``SYSTEM.options``, read as ``ctx.options``).
+(``SYSTEM.options``; ``resolve_config`` applies them through ``Config.with_options``).
 """
 
 from __future__ import annotations
