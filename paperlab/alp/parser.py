@@ -19,7 +19,7 @@ from nltk import Tree
 from paperlab.alp.grammar import PCFG, ROOT, debinarize
 from paperlab.alp.tagger import Tagger
 
-_TOKEN = re.compile(r"n't|[\w]+(?:[-'][\w]+)*|'\w+|[^\w\s]")
+_TOKEN = re.compile(r"n't|\w+(?:[-'.]\w+)*|'\w+|``|''|\.\.\.|--|[^\w\s]")
 
 
 def tokenize(text: str) -> list[str]:

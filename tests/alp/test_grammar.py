@@ -90,6 +90,8 @@ def test_parser_rejects_bad_settings_and_empty_input(toy_grammar):
 def test_tokenize():
     assert tokenize("The film wo n't WORK, really.") == [
         "the", "film", "wo", "n't", "work", ",", "really", "."]
+    assert tokenize("What is `` bloodhound '' ... ?") == [
+        "what", "is", "``", "bloodhound", "''", "...", "?"]
 
 
 def test_missing_resource_names_it(tmp_path):
