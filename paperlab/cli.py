@@ -65,7 +65,8 @@ def _verbosity(p: argparse.ArgumentParser, default: Any) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="small size that finishes in minutes")
-    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    p.add_argument("--seed", type=_option_type(registry.Option("seed", int, min=0)), default=0,
+                   help="base seed, >= 0 (default 0)")
     p.add_argument(
         "--out", type=Path, default=Path("results"), help="output folder (default results/)"
     )

@@ -299,3 +299,9 @@ def test_plots_choose_agg_only_when_no_backend_was_chosen(env, expected):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, env={**clean, **env})
     assert done.stdout.strip().lower() == expected
+
+
+def test_a_negative_seed_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["run", "toy_talk", "--seed", "-1"])
+    assert exc.value.code == cli.EXIT_USAGE and ">= 0" in capsys.readouterr().err
