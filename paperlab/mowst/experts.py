@@ -257,6 +257,8 @@ class GNN(nn.Module):
         check_node_ids(nodes, n)
         if prepared:  # prepare() checked the node ids; a query only pays for the shape check
             check_adjacency(adj, n, ids=False)
+        else:  # preparing is O(N + E) anyway
+            check_graph(x, adj)
         adj_t = adj if prepared else self.prepare(adj, n)
         wide = FULL_LAYER_SHARE * n  # a layer needing this many nodes runs on all of them
         blocks, frontiers = [], [torch.arange(n) if nodes.numel() >= wide else nodes.sort().values]

@@ -43,6 +43,9 @@ def dispersion_entropy(proba: Tensor) -> Tensor:
 
 def dispersion(proba: Tensor, kind: str = "variance+entropy") -> Tensor:
     """The dispersion features ``[N, k]`` of ``proba [N, n]`` (k = 1 or 2, columns in [0, 1])."""
+    if proba.dim() != 2 or proba.size(-1) < 2:
+        raise ValueError(f"proba must be [N, n] class probabilities with n >= 2, got "
+                         f"{tuple(proba.shape)}")
     if kind not in DISPERSIONS:
         raise ValueError(f"dispersion must be one of {DISPERSIONS}, got '{kind}'")
     cols = []
@@ -89,6 +92,10 @@ class ConfidenceGate(nn.Module):
 
     def forward(self, disp: Tensor, x: Tensor | None = None) -> Tensor:
         """``disp [N, k]`` (and ``x [N, F]``) -> confidence ``[N]``."""
+        k = self.weights[0].size(1)
+        if disp.dim() != 2 or disp.size(1) != k:
+            raise ValueError(f"disp must be [N, {k}] dispersion features, got "
+                             f"{tuple(disp.shape)}")
         h = disp
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             w = nn.functional.softplus(w) if self.monotone else w
@@ -138,6 +145,8 @@ def check_graph(x: Tensor, adj: Tensor, y: Tensor | None = None,
     with entries in ``[0, N)`` or a square CSR ``[N, N]``; ``y`` integer ``[N]`` in
     ``[0, num_classes)``.
     """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch tensor, got {type(x).__name__}")
     if x.dim() != 2:
         raise ValueError(f"x must be [num_nodes, num_features], got shape {tuple(x.shape)}")
     n = x.size(0)
@@ -300,8 +309,15 @@ class Mowst(nn.Module):
         """Run both experts and the gate on every node of ``x [N, F]`` and the graph
         (checked by :func:`check_graph`: ``ValueError`` names a malformed input)."""
         check_graph(x, adj)
-        weak_logits = self.weak(x)
-        return MowstOutput(weak_logits, self.strong(x, adj), self.confidence(weak_logits, x))
+        weak_logits, strong_logits = self.weak(x), self.strong(x, adj)
+        shapes = {tuple(weak_logits.shape), tuple(strong_logits.shape), (x.size(0),
+                                                                         self.num_classes)}
+        if len(shapes) > 1:
+            raise ValueError(f"both experts must give [{x.size(0)}, {self.num_classes}] logits "
+                             f"(num_classes={self.num_classes}); the weak one gave "
+                             f"{tuple(weak_logits.shape)}, the strong one "
+                             f"{tuple(strong_logits.shape)}")
+        return MowstOutput(weak_logits, strong_logits, self.confidence(weak_logits, x))
 
     @staticmethod
     def mixture_proba(out: MowstOutput) -> Tensor:

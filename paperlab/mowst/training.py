@@ -17,7 +17,7 @@ import torch
 from scipy.stats import rankdata
 from torch import Tensor, nn
 
-from paperlab.mowst.mowst import Mowst, MowstOutput, check_graph
+from paperlab.mowst.mowst import Mowst, MowstOutput, check_graph, check_node_ids
 
 METRICS = ("accuracy", "roc_auc")
 
@@ -49,17 +49,18 @@ class NodeTask:
             raise ValueError(f"metric must be one of {METRICS}, got '{self.metric}'")
         if self.metric == "roc_auc" and self.num_classes != 2:
             raise ValueError("roc_auc needs a binary task (num_classes == 2)")
-        check_graph(self.x, self.adj)
+        check_graph(self.x, self.adj, self.y)  # y: [N] integer (range checked per split)
         n = self.x.size(0)
-        if self.y.dim() != 1 or self.y.size(0) != n:
-            raise ValueError(f"labels y must be [{n}] to match x's {n} nodes, "
-                             f"got shape {tuple(self.y.shape)}")
         for name in ("train_idx", "val_idx", "test_idx"):
             idx = getattr(self, name)
             if idx.numel() == 0:
                 raise ValueError(f"{name} is empty")
-            if int(idx.min()) < 0 or int(idx.max()) >= n:
-                raise ValueError(f"{name} has node ids outside [0, {n})")
+            try:
+                check_node_ids(idx, n)
+            except ValueError as e:
+                what = "has node ids outside" if idx.dim() == 1 and not \
+                    torch.is_floating_point(idx) else "is malformed:"
+                raise ValueError(f"{name} {what} [0, {n}): {e}") from None
             labels = self.y[idx]
             if int(labels.min()) < 0 or int(labels.max()) >= self.num_classes:
                 raise ValueError(f"labels of {name} must lie in [0, {self.num_classes}), got "
@@ -125,6 +126,13 @@ class TrainReport:
 
 def roc_auc(score: Tensor, y: Tensor) -> float:
     """Area under the ROC curve of ``score [n]`` for binary ``y [n]`` (ties get half credit)."""
+    if score.dim() != 1 or y.shape != score.shape:
+        raise ValueError(f"score and y must both be [n], got {tuple(score.shape)} and "
+                         f"{tuple(y.shape)}")
+    if not torch.isfinite(score).all():
+        raise ValueError("ROC-AUC scores must be finite (found NaN/inf)")
+    if bool(((y != 0) & (y != 1)).any()):
+        raise ValueError("ROC-AUC needs binary labels y in {0, 1}")
     y_np = y.numpy().astype(bool)
     pos, neg = int(y_np.sum()), int((~y_np).sum())
     if pos == 0 or neg == 0:
@@ -374,13 +382,26 @@ def _turn(model: Mowst, step: Callable[[], None], validate: Callable[[], float],
     return False
 
 
+def _check_loss_labels(out: MowstOutput, y: Tensor) -> None:
+    """``ValueError`` unless ``y`` holds one integer class id in ``[0, C)`` per row of ``out``."""
+    n, num_classes = out.weak_logits.shape
+    if y.shape != (n,) or torch.is_floating_point(y):
+        raise ValueError(f"labels y must be [{n}] integer class ids (one per row of the "
+                         f"logits), got {y.dtype} {tuple(y.shape)}")
+    if n and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(f"labels must lie in [0, {num_classes}), got "
+                         f"[{int(y.min())}, {int(y.max())}]")
+
+
 def mowst_star_loss(out: MowstOutput, y: Tensor) -> Tensor:
     """Mowst*'s loss: negative log-likelihood of the probability mixture ``C p + (1 - C) p'``."""
+    _check_loss_labels(out, y)
     return nn.functional.nll_loss(Mowst.mixture_proba(out).clamp_min(1e-12).log(), y)
 
 
 def mowst_loss(out: MowstOutput, y: Tensor) -> Tensor:
     """Mowst's loss: ``mean_v [C_v CE(p_v, y_v) + (1 - C_v) CE(p'_v, y_v)]``."""
+    _check_loss_labels(out, y)
     c = out.confidence
     weak_ce = nn.functional.cross_entropy(out.weak_logits, y, reduction="none")
     strong_ce = nn.functional.cross_entropy(out.strong_logits, y, reduction="none")
@@ -453,6 +474,10 @@ def evaluate(model: Mowst, task: NodeTask, idx: Tensor, draws: int = 50,
              generator: torch.Generator | None = None) -> dict[str, float]:
     """Scores of a trained mixture on ``idx``: random gating (mean/std over ``draws``),
     deterministic mixing, each expert alone, and the mean confidence."""
+    check_node_ids(idx, task.x.size(0))
+    if idx.numel() == 0 or draws < 1:
+        raise ValueError(f"evaluate needs nodes to score and draws >= 1, got {idx.numel()} "
+                         f"nodes and draws={draws}")
     model.eval()
     with torch.no_grad():
         out = model(task.x, task.adj)

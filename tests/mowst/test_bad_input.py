@@ -2,7 +2,10 @@
 
 Before these checks an edge id past the node count reached torch's unchecked sparse CSR
 kernels (heap corruption: the process aborted with "double free or corruption"), and a
-negative id wrapped around to the last nodes and gave a silently wrong prediction.
+negative id wrapped around to the last nodes and gave a silently wrong prediction. Also: a
+float label vector or float split ids passed ``NodeTask``, ``roc_auc`` scored labels of 2 as
+positives (a wrong AUC), ``evaluate`` and the losses raised torch's IndexError on ids or
+labels out of range, and experts with different class counts were only caught downstream.
 """
 
 from __future__ import annotations
@@ -19,14 +22,22 @@ from paperlab.mowst import (
     MLP,
     GraphSAGE,
     Mowst,
+    NodeTask,
     as_adj_t,
     check_graph,
+    dispersion,
+    evaluate,
+    mowst_loss,
+    mowst_star_loss,
     receptive_field,
+    roc_auc,
     row_block,
 )
 
 N, F, C = 12, 5, 3
-FAST = settings(max_examples=15, deadline=None)
+FAST = settings(max_examples=15, deadline=None, derandomize=True)
+BAD_IDS = st.one_of(st.integers(N, 10 * N), st.integers(-5 * N, -1))  # outside [0, N)
+EACH = settings(max_examples=4, deadline=None, derandomize=True)  # per parametrized entry
 
 
 def _graph(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,9 +89,9 @@ def _csr(edge_index: torch.Tensor, n: int = N) -> torch.Tensor:
     return as_adj_t(edge_index, n)
 
 
-@FAST
-@given(entry=st.sampled_from(sorted(ENTRY_POINTS)), position=st.integers(0, EDGES.size(1) - 1),
-       row=st.integers(0, 1), bad=st.one_of(st.integers(N, 10 * N), st.integers(-5 * N, -1)))
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+@EACH
+@given(position=st.integers(0, EDGES.size(1) - 1), row=st.integers(0, 1), bad=BAD_IDS)
 def test_edge_ids_outside_the_graph(entry, position, row, bad):
     adj = EDGES.clone()
     adj[row, position] = bad
@@ -88,9 +99,10 @@ def test_edge_ids_outside_the_graph(entry, position, row, bad):
         ENTRY_POINTS[entry](X, adj)
 
 
-@FAST
-@given(entry=st.sampled_from(sorted(ENTRY_POINTS)), position=st.integers(0, EDGES.size(1) - 1),
-       bad=st.one_of(st.integers(N, 10 * N), st.integers(-5 * N, -1)))
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+@EACH
+@given(position=st.integers(0, EDGES.size(1) - 1),
+       bad=BAD_IDS)
 def test_csr_column_ids_outside_the_graph(entry, position, bad):
     good = _csr(EDGES)
     col = good.col_indices().clone()
@@ -135,8 +147,9 @@ FEATURE_ENTRY_POINTS = [k for k in ENTRY_POINTS
                         if k not in ("GNN.prepare", "as_adj_t", "receptive_field")]
 
 
-@FAST
-@given(entry=st.sampled_from(FEATURE_ENTRY_POINTS), i=st.integers(0, N - 1),
+@pytest.mark.parametrize("entry", FEATURE_ENTRY_POINTS)
+@EACH
+@given(i=st.integers(0, N - 1),
        j=st.integers(0, F - 1), value=st.sampled_from([float("nan"), float("inf"), -float("inf")]))
 def test_non_finite_features(entry, i, j, value):
     x = X.clone()
@@ -202,3 +215,66 @@ def test_valid_input_still_works():
         out = MODEL.routed_predict(X, adj)
         assert out.proba.shape == (N, C) and torch.isfinite(out.proba).all()
         assert MODEL(X, adj).weak_logits.shape == (N, C)
+
+
+def _task_fields() -> dict:
+    y = torch.arange(N) % C
+    return {"x": X, "adj": EDGES, "y": y, "train_idx": torch.arange(0, 6),
+            "val_idx": torch.arange(6, 9), "test_idx": torch.arange(9, N), "num_classes": C}
+
+
+@pytest.mark.parametrize("change,problem", [
+    ({"y": (torch.arange(N) % C).float()}, "labels y must be integer class ids"),
+    ({"y": torch.zeros(N - 1, dtype=torch.long)}, rf"labels y must be \[{N}\]"),
+    ({"train_idx": torch.tensor([0.0, 1.0])}, "train_idx is malformed.*must be a 1-D tensor"),
+    ({"val_idx": torch.tensor([[6, 7]])}, "val_idx is malformed.*must be a 1-D tensor"),
+    ({"test_idx": torch.tensor([9, N + 4])}, rf"test_idx has node ids outside .* {N} nodes"),
+    ({"train_idx": torch.tensor([], dtype=torch.long)}, "train_idx is empty"),
+    ({"y": torch.arange(N) % C + 5}, rf"labels of train_idx must lie in \[0, {C}\)"),
+    ({"metric": "f1"}, "metric must be one of"),
+    ({"metric": "roc_auc"}, r"roc_auc needs a binary task"),
+])
+def test_node_task(change, problem):
+    with pytest.raises(ValueError, match=problem):
+        NodeTask(**{**_task_fields(), **change})
+
+
+def test_evaluation_and_losses():
+    task = NodeTask(**_task_fields())
+    with pytest.raises(ValueError, match=rf"nodes has ids in .* graph has {N} nodes"):
+        evaluate(MODEL, task, torch.tensor([0, N]))
+    with pytest.raises(ValueError, match="evaluate needs nodes to score and draws >= 1"):
+        evaluate(MODEL, task, torch.tensor([], dtype=torch.long))
+    with pytest.raises(ValueError, match="evaluate needs nodes to score and draws >= 1"):
+        evaluate(MODEL, task, task.test_idx, draws=0)
+    out = MODEL(X, EDGES)
+    for loss in (mowst_loss, mowst_star_loss):
+        with pytest.raises(ValueError, match=rf"labels must lie in \[0, {C}\)"):
+            loss(out, task.y + C)
+        with pytest.raises(ValueError, match=rf"labels y must be \[{N}\] integer class ids"):
+            loss(out, task.y[:3])
+        with pytest.raises(ValueError, match=rf"labels y must be \[{N}\] integer class ids"):
+            loss(out, task.y.float())
+
+
+@pytest.mark.parametrize("score,y,problem", [
+    (torch.rand(3), torch.tensor([0, 1]), r"score and y must both be \[n\]"),
+    (torch.tensor([float("nan"), 0.5, 0.2]), torch.tensor([0, 1, 1]), "must be finite"),
+    (torch.rand(3), torch.tensor([0, 1, 2]), r"binary labels y in \{0, 1\}"),
+    (torch.rand(3), torch.tensor([1, 1, 1]), "needs both classes"),
+])
+def test_roc_auc(score, y, problem):
+    with pytest.raises(ValueError, match=problem):
+        roc_auc(score, y)
+
+
+def test_expert_and_gate_shapes():
+    with pytest.raises(ValueError, match=r"both experts must give \[12, 3\] logits"):
+        Mowst(MLP(F, 8, C), GCN(F, 8, C + 1), C)(X, EDGES)
+    with pytest.raises(ValueError, match=r"disp must be \[N, 2\] dispersion features"):
+        MODEL.gate(torch.rand(4, 1))
+    for proba in (torch.ones(4, 1), torch.full((4,), 0.25)):
+        with pytest.raises(ValueError, match=r"proba must be \[N, n\] class probabilities"):
+            dispersion(proba)
+    with pytest.raises(TypeError, match="x must be a torch tensor, got ndarray"):
+        check_graph(X.numpy(), EDGES)
