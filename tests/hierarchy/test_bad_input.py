@@ -27,7 +27,7 @@ from paperlab.hierarchy.metrics import (
 )
 from paperlab.hierarchy.theory import chernoff_hellinger
 
-FAST = settings(max_examples=20, deadline=None)
+FAST = settings(max_examples=20, deadline=None, derandomize=True)
 GRAPH = HSBM(depth=2, branching=2, n0=15, a=(2, 6, 12), seed=0).adjacency
 # a valid dendrogram over 4 leaves: (0,1) -> 4, (2,3) -> 5, (4,5) -> 6
 Z = np.array([[0, 1, 0.2, 2], [2, 3, 0.3, 2], [4, 5, 0.9, 4]], dtype=float)

@@ -23,7 +23,7 @@ from paperlab.softmax import (
     softmax,
 )
 
-FAST = settings(max_examples=20, deadline=None)
+FAST = settings(max_examples=20, deadline=None, derandomize=True)
 FUNCTIONS = {"softmax": softmax, "log_softmax": log_softmax}
 X = np.random.default_rng(0).random((3, 5)).astype(np.float32)
 INPUTS = {"numpy": X, "tensor": torch.from_numpy(X)}

@@ -35,7 +35,7 @@ from paperlab.splitquant.split import (
     splittable_layers,
 )
 
-FAST = settings(max_examples=20, deadline=None)
+FAST = settings(max_examples=20, deadline=None, derandomize=True)
 MODEL = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 2))
 
 
@@ -63,7 +63,7 @@ def test_bits(bits):
         quantize_model(MODEL, bits)
 
 
-@settings(max_examples=8, deadline=None)  # each example deep-copies a model twice
+@settings(max_examples=8, deadline=None, derandomize=True)  # each example deep-copies a model twice
 @given(rows=st.integers(1, 4), cols=st.integers(1, 40), bits=st.sampled_from([2, 4, 8]),
        value=st.sampled_from([float("nan"), float("inf")]), data=st.data())
 def test_non_finite_weights(rows, cols, bits, value, data):

@@ -177,7 +177,7 @@ BAD_TRACE_FIELDS = [  # (column index, bad value, what the error says)
 ]
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[FIXTURE])
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[FIXTURE])
 @given(n=st.integers(1, 12), data=st.data())
 def test_reader_names_the_malformed_trace_row(tmp_path, n, data):
     bad_row = data.draw(st.integers(1, n), label="bad_row")
@@ -199,7 +199,7 @@ BAD_PROFILE_FIELDS = [  # (column index, bad value, what the error says)
 ]
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[FIXTURE])
+@settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=[FIXTURE])
 @given(data=st.data())
 def test_profile_reader_names_the_malformed_row(tmp_path, data):
     lines = _profile_text().splitlines()
