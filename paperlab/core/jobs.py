@@ -30,11 +30,12 @@ import functools
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -214,6 +215,19 @@ def job_map(fn: Callable[[Any, int], Any], jobs: Sequence[Job], *, sweep: str | 
     return [results[i] for i in range(len(jobs))]
 
 
+def run_options(options: Mapping[str, Any], workers: int = 1) -> dict[str, Any]:
+    """:func:`job_map`'s ``workers``, ``ray_address`` and ``fresh`` for a system's run, from its
+    command-line options (``ctx.options``: ``workers``, ``ray_address``, ``fresh``), else the
+    environment (``PAPERLAB_WORKERS``, ``PAPERLAB_RAY_ADDRESS``, ``PAPERLAB_FRESH=1``), else
+    ``workers`` local processes, no Ray, resume."""
+    env = os.environ
+    return {
+        "workers": int(options.get("workers") or env.get("PAPERLAB_WORKERS") or workers),
+        "ray_address": options.get("ray_address") or env.get("PAPERLAB_RAY_ADDRESS") or None,
+        "fresh": bool(options.get("fresh")) or env.get("PAPERLAB_FRESH", "") not in ("", "0"),
+    }
+
+
 # ----------------------------------------------------------------------------- storage
 
 _MISSING = object()
@@ -288,7 +302,7 @@ def _pool(fn: Callable[[Any, int], Any], jobs: list[Job], todo: list[int], worke
     while pending:
         broken: list[int] = []
         with ProcessPoolExecutor(max_workers=min(workers, len(pending)),
-                                 initializer=_ignore_sigint) as pool:
+                                 mp_context=_start_method(), initializer=_ignore_sigint) as pool:
             futures: dict[Future, int] = {pool.submit(fn, jobs[i].config, jobs[i].seed): i
                                           for i in pending}
             try:
@@ -315,6 +329,15 @@ def _pool(fn: Callable[[Any, int], Any], jobs: list[Job], todo: list[int], worke
         if broken:
             log.warning("a worker process died; restarting %d unfinished job(s)", len(broken))
         pending = broken
+
+
+def _start_method() -> multiprocessing.context.BaseContext:
+    """Fresh worker processes, not forks: a fork of a process whose BLAS/OpenMP/torch threads
+    are running can deadlock (seen here: workers forked after a serial scikit-learn sweep sat at
+    0 CPU). ``forkserver`` where the platform has it (the default from Python 3.14), else
+    ``spawn``; either way ``fn`` and its configs must be importable/picklable by reference."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
 def _ignore_sigint() -> None:
@@ -381,4 +404,4 @@ def _short(config: Any, limit: int = 60) -> str:
 
 
 __all__ = ["JSON", "Codec", "Job", "JobError", "canonical", "code_fingerprint", "job_key",
-           "job_map", "sweep_dir"]
+           "job_map", "run_options", "sweep_dir"]

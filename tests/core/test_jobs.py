@@ -82,6 +82,20 @@ def test_processes_agree_with_serial_and_keep_order():
     assert job_map(draw, jobs, workers=2) == serial
 
 
+_STATE = {"who": "import"}
+
+
+def state(config: str, seed: int) -> str:
+    return _STATE["who"]
+
+
+def test_workers_are_fresh_processes_not_forks(monkeypatch):
+    """A fork would inherit this process's running BLAS/OpenMP threads' locks (deadlock); a
+    fresh worker sees the module as imported, not as this process changed it."""
+    monkeypatch.setitem(_STATE, "who", "changed in the driver")
+    assert job_map(state, [Job("x", 0), Job("y", 1)], workers=2) == ["import", "import"]
+
+
 def lines(log: Path) -> list[str]:
     return log.read_text().split() if log.exists() else []
 
