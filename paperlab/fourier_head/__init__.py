@@ -9,7 +9,7 @@ Public API::
 
 from paperlab.core.claims import Claim, Threshold, ratio
 from paperlab.core.lazy import lazy_exports
-from paperlab.core.registry import System
+from paperlab.core.registry import Option, System
 
 _CLAIMS = (
     Claim("kl_gmm2",
@@ -32,6 +32,8 @@ SYSTEM = System(
     run="paperlab.fourier_head.experiment:run",
     bench="paperlab.fourier_head.experiment:bench",
     claims=_CLAIMS,
+    options=(Option("reference_dir", str, "checkout of nate-gillman/fourier-head whose toy "
+                    "script ran for gmm2 (its KLs are reported beside ours)", metavar="DIR"),),
 )
 
 _EXPORTS = {

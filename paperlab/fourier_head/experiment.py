@@ -13,6 +13,7 @@ bins, linear head vs Fourier head, scored by CRPS and log-likelihood on held-out
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,9 @@ class Config:
     forecast: ForecastConfig = ForecastConfig()
     bench: BenchConfig = BenchConfig()
     threads: int = 1  # torch threads: the models are small, and the machine is shared
+    # A checkout of github.com/nate-gillman/fourier-head in which the authors' toy script
+    # has been run for gmm2 (see the README): its KLs are reported beside ours.
+    reference_dir: str | None = None
 
     @classmethod
     def quick(cls) -> Config:
@@ -375,6 +379,41 @@ def _plot_forecast(cfg: ForecastConfig, rows: list[dict[str, Any]], path: Path) 
 
 
 # ---------------------------------------------------------------------------------------------
+# The authors' own toy script, run as a peer
+
+
+REFERENCE_RUNS = {"linear": "linear/0.0/0", "fourier_n12": "fourier/1e-06/12"}
+
+
+def reference_script_kl(reference_dir: str | Path, dataset: str = "gmm2"
+                        ) -> dict[str, dict[str, float]]:
+    """KL per seed that the authors' ``toy_synthetic.py`` wrote for the linear head and the
+    Fourier head (N=12, gamma=1e-6): ``{"linear": {seed: kl}, "fourier_n12": {...}}``.
+
+    Reads ``toy-example-synthetic/output/<dataset>/<head>/<gamma>/<N>/model_metrics.json``
+    under ``reference_dir`` (nothing of theirs is imported or executed); a run that is
+    missing gives an empty mapping. Raises ``ValueError`` on a file that is not a mapping
+    of seeds to finite KL values.
+    """
+    root = Path(reference_dir) / "toy-example-synthetic" / "output" / dataset
+    out: dict[str, dict[str, float]] = {}
+    for key, sub in REFERENCE_RUNS.items():
+        path = root / sub / "model_metrics.json"
+        runs: dict[str, float] = {}
+        if path.is_file():
+            try:
+                raw = json.loads(path.read_text())
+                runs = {str(seed): float(m["KL divergence"]) for seed, m in raw.items()}
+            except (json.JSONDecodeError, TypeError, KeyError, AttributeError,
+                    ValueError) as err:
+                raise ValueError(f"{path} is not the toy script's metrics file: {err}") from None
+            if not all(np.isfinite(v) for v in runs.values()):
+                raise ValueError(f"{path} holds a non-finite KL")
+        out[key] = runs
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # Entry points
 
 
@@ -403,6 +442,15 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         "forecast_nll_linear": fc_lin["nll"],
         "forecast_nll_fourier": fc_four["nll"],
     }
+    if cfg.reference_dir is not None:
+        reference = reference_script_kl(cfg.reference_dir)
+        for key, runs in reference.items():
+            summary[f"kl_gmm2_reference_script_{key}"] = (
+                float(np.mean(list(runs.values()))) if runs else None)
+        summary["reference_script_seeds"] = {k: sorted(v) for k, v in reference.items()}
+    else:
+        summary["kl_gmm2_reference_script_linear"] = None
+        summary["kl_gmm2_reference_script_fourier_n12"] = None
     best = {}
     for name in toy_cfg.datasets:
         fourier_rows = [r for r in toy_rows
@@ -419,6 +467,11 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         f"{fc_cfg.seeds} seeds, {fc_cfg.epochs} epochs; CRPS and median error scaled by the "
         "series' mean absolute one-step change (MASE-style); NLL of the target's bin.",
     ]
+    notes.append("kl_gmm2_reference_script_*: mean KL over the seeds the authors' own toy "
+                 "script was run for (500 epochs, its seeds 1, 2, 3, 42), read from its output "
+                 "files under reference_dir" if cfg.reference_dir is not None else
+                 "kl_gmm2_reference_script_* are None: no reference_dir (a checkout of "
+                 "nate-gillman/fourier-head where the toy script was run; see the README)")
     data = {
         "toy": {"generator": "paperlab.fourier_head.toy (the reference's recipe, var 0.01)",
                 "samples_per_dataset": toy_cfg.samples, "test_fraction": toy_cfg.test_fraction,
