@@ -129,8 +129,8 @@ def plots_of(name: str, out_dir: Path, json_path: Path | None = None,
 def load_outcomes(results_dir: str | Path) -> list[Outcome]:
     """Every ``<system>.json`` run record in ``results_dir``, judged, in the README's order.
 
-    Bench records (``*.bench.json``) and files that are not run records are skipped (with a
-    log warning for a malformed one).
+    Bench records (``*.bench.json``) and other JSON files (a system's own data, such as
+    ``hierarchy_sweep.json``) are skipped; an unreadable one with a log warning.
     """
     results_dir = Path(results_dir)
     found: dict[str, Outcome] = {}
@@ -144,7 +144,7 @@ def load_outcomes(results_dir: str | Path) -> list[Outcome]:
             continue
         if not (isinstance(rec, dict) and isinstance(rec.get("system"), str)
                 and isinstance(rec.get("summary"), dict) and path.stem == rec["system"]):
-            log.warning("skipping %s: not a run record", path)
+            log.debug("skipping %s: not a run record", path)  # e.g. a system's own data
             continue
         found[rec["system"]] = outcome(rec, bool(rec.get("quick")), results_dir, path)
     order = {n: i for i, n in enumerate(registry.names())}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -95,6 +96,7 @@ def test_html_is_self_contained_with_every_claim_and_image(tmp_path):
 
 
 def test_load_outcomes_skips_bench_and_malformed_records(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG, logger=report.__name__)
     reproduce(tmp_path)
     (tmp_path / "toy_claims.bench.json").write_text(json.dumps({"system": "toy_claims"}))
     (tmp_path / "broken.json").write_text("{not json")
