@@ -740,6 +740,22 @@ class _Sim:
         r.src.notify_kv_sent()
 
 
+def _check_requests_fit(trace: Trace, machines: list[Machine], model: LLM) -> None:
+    """``ValueError`` naming the first request whose KV cache (prompt + output tokens) exceeds
+    what any machine has beside the weights: it could never be admitted and would silently
+    come back NaN (and hold up the requests queued behind it)."""
+    if not machines:
+        raise ValueError("a cluster needs at least one machine")
+    room = max(m.max_memory - m.memory for m in machines)
+    need = (trace.prompt_tokens + trace.output_tokens) * model.kv_bytes_per_token
+    too_big = need > room
+    if too_big.any():
+        i = int(np.argmax(too_big))
+        raise ValueError(f"{trace.name}: request {i + 1} (prompt {trace.prompt_tokens[i]}, output "
+                         f"{trace.output_tokens[i]} tokens) needs {need[i] / 1e9:.1f} GB of KV "
+                         f"cache; the roomiest machine has {room / 1e9:.1f} GB beside the weights")
+
+
 def simulate(trace: Trace, machines: list[Machine], scheduler, model: LLM,
              link: Link, end_time_s: float = float("inf"),
              max_outstanding: int | None = None) -> SimResult:
@@ -763,11 +779,13 @@ def simulate(trace: Trace, machines: list[Machine], scheduler, model: LLM,
     if max_outstanding is not None and max_outstanding < 0:
         raise ValueError(f"max_outstanding must be >= 0 or None, got {max_outstanding}")
     n = len(trace)
-    sim = _Sim(n, scheduler, link, model)
     for m in machines:
         if m.sim is not None:
             raise ValueError(f"machine {m.mid} was already used in a simulation; build fresh "
                              f"machines for each run")
+    _check_requests_fit(trace, machines, model)
+    sim = _Sim(n, scheduler, link, model)
+    for m in machines:
         m.sim = sim
     kv_tok = model.kv_bytes_per_token
     arrivals = trace.arrival_s.tolist()

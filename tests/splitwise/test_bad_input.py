@@ -4,7 +4,8 @@ Before these checks: a float or NaN token count passed the trace checks (NaN fai
 ``<= 0`` test), ``MachineConfig(max_batch_size=0)`` admitted nothing and every request came
 back NaN, a colocated ``Design`` with ``n_token=-3`` had ``num_machines == -2``, a NaN link
 bandwidth or rate reached the event heap, and ``poisson_trace`` / ``PiecewiseLinear`` /
-``RooflineModel`` / ``design_by_name`` failed inside numpy or Python with unrelated messages.
+``RooflineModel`` / ``design_by_name`` failed inside numpy or Python with unrelated messages,
+and a request whose KV cache fits no machine was never admitted and came back NaN.
 No staged data needed.
 """
 
@@ -38,6 +39,7 @@ from paperlab.splitwise import (
     roofline_models,
     simulate,
     simulate_design,
+    splitwise_design,
 )
 
 FAST = settings(max_examples=20, deadline=None, derandomize=True)
@@ -201,3 +203,19 @@ def test_simulator_arguments():
     # what the checks let through still simulates: an empty trace, a valid one
     assert simulate_design(baseline_design("A100", 1), _trace(0), perf).completed == 0
     assert simulate_design(baseline_design("A100", 1), _trace(), perf).completed == 3
+
+
+@FAST
+@given(row=st.integers(0, 2), split=st.booleans())
+def test_request_that_can_never_fit(row, split):
+    """A KV cache larger than any machine's free memory was never admitted: NaN, silently."""
+    perf = roofline_models()
+    room = DGX_A100.memory - BLOOM_176B.weight_bytes
+    huge = room // BLOOM_176B.kv_bytes_per_token + 1
+    prompts = np.full(3, 100)
+    prompts[row] = huge
+    trace = Trace(np.arange(3, dtype=float), prompts, np.full(3, 4), np.arange(3))
+    design = splitwise_design("AA", 1, 1) if split else baseline_design("A100", 2)
+    with pytest.raises(ValueError, match=rf"request {row + 1} \(prompt {huge}, output 4 tokens\) "
+                                         r"needs .* GB of KV cache"):
+        simulate_design(design, trace, perf)
