@@ -15,6 +15,9 @@ from hypothesis import strategies as st
 from paperlab.splitwise import (
     BLOOM_176B,
     INFINIBAND,
+    Design,
+    MachineConfig,
+    MachineSKU,
     PerfDatabase,
     Trace,
     TraceError,
@@ -213,3 +216,43 @@ def test_profile_reader_names_the_malformed_row(tmp_path, data):
     with pytest.raises(ValueError, match=rf"row {bad_row}: {problem}"):
         PerfDatabase.from_csv(path)
 
+
+
+TIGHT = MachineSKU("tight", "a100-80gb", 1, BLOOM_176B.weight_bytes + 20 * 2**30, cost=1.0,
+                   power=1.0, peak_flops=1.0, mem_bw=1.0)  # room for two 2k-token KV caches
+
+
+@pytest.mark.parametrize("design", [Design("tight", TIGHT, 1), Design("tight-split", TIGHT, 1,
+                                                                      TIGHT, 1)],
+                         ids=lambda d: d.name)
+def test_memory_pressure_and_starvation_still_complete(db, design):
+    """Requests wait for memory (and KV transfers retry) and starved tasks get priority, but
+    every request still completes and no machine ever holds more than it has."""
+    n = 24
+    trace = _trace(np.arange(n) * 0.005, [2000] * n, [30] * n)
+    res = simulate_design(design, trace, db, config=MachineConfig(max_preemptions=1))
+    assert res.completed == n
+    assert np.all(res.ttft_s <= res.e2e_s)
+    assert np.all(res.machine_peak_memory <= res.machine_max_memory)
+    one_kv = 2030 * BLOOM_176B.kv_bytes_per_token
+    assert res.machine_peak_memory.max() > res.machine_max_memory.max() - one_kv  # memory bound
+    if design.split:  # the first go to the token machine; once it is full, requests colocate
+        assert (res.kv_transfer_s > 0).any()
+    # the last request waited behind the others: far slower than running alone
+    alone = _ms("a100-80gb", "prompt", 2000) + 29 * _ms("a100-80gb", "token", 1)
+    assert res.e2e_s[-1] > 3 * alone
+
+
+def test_prompt_pool_overflow_borrows_a_machine(db):
+    """A burst beyond the prompt machine's pending-token limit still completes (the token
+    machine is borrowed into the mixed pool and returned when it drains)."""
+    n = 40
+    trace = _trace(np.zeros(n), [4000] * n, [3] * n)
+    machines, sched = build_cluster(splitwise_design("HA", 1, 1), db,
+                                    prompt_max_pending_tokens=4096)
+    res = simulate(trace, machines, sched, BLOOM_176B, INFINIBAND)
+    assert res.completed == n
+    assert all(m.sched_tag is None for m in machines)  # borrowed machines went back
+    assert len(sched.prompt_pool) == len(sched.token_pool) == 1 and not sched.mixed_pool
+    # borrowing colocated some requests: they moved no KV cache
+    assert (res.kv_transfer_s == 0).any() and (res.kv_transfer_s > 0).any()
