@@ -159,17 +159,16 @@ def _verdict_text(j: Judgement) -> str:
     return f"{j.verdict.value} ({j.reason})" if j.reason else j.verdict.value
 
 
-def claim_rows(outcomes: Sequence[Outcome], with_size: bool = True) -> list[dict[str, str]]:
+def _ours(o: Outcome, j: Judgement) -> str:
+    """Our figure with the size and seed it came from (``"-"`` when not measured)."""
+    return j.ours if j.verdict is Verdict.NOT_MEASURED else f"{j.ours} ({o.size}, seed {o.seed})"
+
+
+def claim_rows(outcomes: Sequence[Outcome]) -> list[dict[str, str]]:
     """One row per claim: system, claim, paper, ours (with size and seed), verdict."""
-    rows = []
-    for o in outcomes:
-        for j in o.judgements:
-            ours = j.ours
-            if with_size and j.verdict is not Verdict.NOT_MEASURED:
-                ours = f"{ours} ({o.size}, seed {o.seed})"
-            rows.append({"system": o.system, "claim": j.claim.text, "paper": j.claim.paper,
-                         "ours": ours, "verdict": _verdict_text(j)})
-    return rows
+    return [{"system": o.system, "claim": j.claim.text, "paper": j.claim.paper,
+             "ours": _ours(o, j), "verdict": _verdict_text(j)}
+            for o in outcomes for j in o.judgements]
 
 
 def tally(outcomes: Sequence[Outcome]) -> dict[Verdict, int]:
@@ -308,13 +307,11 @@ def html_report(outcomes: Sequence[Outcome]) -> str:
     rows = []
     for o in outcomes:
         for j in o.judgements:
-            ours = j.ours if j.verdict is Verdict.NOT_MEASURED else (
-                f"{j.ours} ({o.size}, seed {o.seed})")
             rows.append(
                 f'<tr class="claim {_css_class(j.verdict)}" data-system="{e(o.system)}" '
                 f'data-claim="{e(j.claim.id)}" data-verdict="{e(j.verdict.value)}">'
                 f"<td>{e(o.system)}</td><td>{e(j.claim.text)}</td><td>{e(j.claim.paper)}</td>"
-                f'<td>{e(ours)}</td><td><span class="v">{e(j.verdict.value)}</span>'
+                f'<td>{e(_ours(o, j))}</td><td><span class="v">{e(j.verdict.value)}</span>'
                 + (f'<br><span class="how">{e(j.reason)}</span>' if j.reason else "")
                 + "</td></tr>")
     meaning = "".join(f"<li><b>{e(v.value)}</b>: {e(m)}</li>" for v, m in VERDICT_MEANING.items())
