@@ -155,6 +155,9 @@ def job_map(fn: Callable[[Any, int], Any], jobs: Sequence[Job], *, sweep: str | 
             description: str | None = None) -> list[Any]:
     """``[fn(job.config, job.seed) for job in jobs]``, in parallel, resumable.
 
+    Worker processes are started fresh (``forkserver``/``spawn``), so a script that calls this
+    with ``workers > 1`` needs the usual ``if __name__ == "__main__":`` guard.
+
     Args:
         fn: a module-level function (it is pickled to the workers).
         jobs: the sweep; results come back in this order.
