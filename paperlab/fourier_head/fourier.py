@@ -20,6 +20,7 @@ units are ``p(t) * 2 / (hi - lo)``.
 from __future__ import annotations
 
 import math
+from numbers import Integral
 
 import torch
 from torch import Tensor, nn
@@ -180,7 +181,7 @@ class FourierDensity:
 
         48 halvings of ``[-1, 1]`` resolve a point to ``2^-47``, below float64 resolution.
         """
-        if not isinstance(n, int) or n < 1:
+        if not isinstance(n, Integral) or n < 1:
             raise ValueError(f"sample: n must be an integer >= 1, got {n!r}")
         shape = (*self.batch_shape, n)
         u = torch.rand(shape, generator=generator, dtype=self.coef_re.dtype,
@@ -220,7 +221,7 @@ def log_pmf(density: FourierDensity, num_bins: int) -> Tensor:
 
 
 def _check_count(name: str, value: int, low: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+    if not isinstance(value, Integral) or isinstance(value, bool) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 

@@ -16,6 +16,7 @@ special case built by :class:`HSBM` itself; :meth:`HSBM.from_group_matrix` takes
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral
 
 import numpy as np
 import scipy.sparse as sp
@@ -90,7 +91,7 @@ class HSBM:
     def __init__(self, depth: int = 3, branching: int = 2, n0: int = 200,
                  a: Sequence[float] = (40, 50, 60, 100), seed: int | None = None,
                  regime: str = "log") -> None:
-        if not all(isinstance(v, int) and not isinstance(v, bool)
+        if not all(isinstance(v, Integral) and not isinstance(v, bool)
                    for v in (depth, branching, n0)) or depth < 1 or branching < 2 or n0 < 1:
             raise ValueError(f"need depth >= 1, branching >= 2, n0 >= 1; got depth={depth}, "
                              f"branching={branching}, n0={n0}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral
 
 import numpy as np
 from scipy import stats
@@ -64,7 +65,7 @@ def chernoff_hellinger(a: Sequence[float], branching: int = 2) -> Thresholds:
     """``CH_t`` (bottom-up) and ``TD_t`` (top-down) for ``a = (a_0, ..., a_d)``."""
     a = check_constants(a)
     d = len(a) - 1
-    if d < 1 or not isinstance(branching, int) or branching < 2 or np.any(a < 0):
+    if d < 1 or not isinstance(branching, Integral) or branching < 2 or np.any(a < 0):
         raise ValueError(f"need a = (a_0..a_d) with d >= 1, a >= 0 and branching >= 2; got "
                          f"a={a.tolist()}, branching={branching}")
     k, K, root = branching, branching**d, np.sqrt(a)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+from numbers import Integral
 
 import torch
 from torch import nn
@@ -34,7 +35,7 @@ def _check_bits(bits: int) -> None:
 
 
 def _check_group_size(group_size: int) -> None:
-    if not isinstance(group_size, int) or isinstance(group_size, bool) or group_size < 1:
+    if not isinstance(group_size, Integral) or isinstance(group_size, bool) or group_size < 1:
         raise ValueError(f"group_size must be a positive integer, got {group_size!r}")
 
 

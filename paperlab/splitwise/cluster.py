@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from numbers import Integral
 
 from paperlab.splitwise.hardware import (
     BLOOM_176B,
@@ -60,7 +61,7 @@ class Design:
     def __post_init__(self) -> None:
         for name in ("n_prompt", "n_token"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool):
+            if not isinstance(value, Integral) or isinstance(value, bool):
                 raise ValueError(f"{self.name}: {name} must be a whole number of machines, "
                                  f"got {value!r}")
         if self.token_sku is None and self.n_token != 0:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, insort
 from dataclasses import dataclass
+from numbers import Integral
 from operator import attrgetter
 
 import numpy as np
@@ -95,10 +96,10 @@ class MachineConfig:
         for name, low in (("max_batch_size", 1), ("max_batch_tokens", 1),
                           ("max_preemptions", 0)):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            if not isinstance(value, Integral) or isinstance(value, bool) or value < low:
                 raise ValueError(f"MachineConfig.{name} must be an integer >= {low}, "
                                  f"got {value!r}")
-        if self.chunk_size is not None and (not isinstance(self.chunk_size, int)
+        if self.chunk_size is not None and (not isinstance(self.chunk_size, Integral)
                                             or self.chunk_size < 1):
             raise ValueError(f"chunk_size must be a positive token count or None, got "
                              f"{self.chunk_size!r}")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from numbers import Integral
 
 import torch
 import torch.nn.functional as F
@@ -83,13 +84,13 @@ def check_features(h: Tensor, dim: int) -> None:
 
 def check_k(k: int, num_classes: int) -> None:
     """Raise ``ValueError`` unless ``1 <= k <= num_classes`` (how many classes top-k returns)."""
-    if not isinstance(k, int) or not 1 <= k <= num_classes:
+    if not isinstance(k, Integral) or not 1 <= k <= num_classes:
         raise ValueError(f"k must be an integer in [1, {num_classes}], got {k!r}")
 
 
 def check_layer_size(dim: int, num_classes: int, lr: float) -> None:
     """Raise ``ValueError`` unless ``dim >= 1``, ``num_classes >= 2`` (integers) and ``lr > 0``."""
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (dim, num_classes)) \
+    if not all(isinstance(v, Integral) and not isinstance(v, bool) for v in (dim, num_classes)) \
             or dim < 1 or num_classes < 2:
         raise ValueError(f"need integers dim >= 1 and num_classes >= 2, got {dim!r}, "
                          f"{num_classes!r}")

@@ -159,3 +159,9 @@ def test_malformed_pmfs(name, pmfs, problem):
 def test_crps_support_and_outcomes(support, y, problem):
     with pytest.raises(ValueError, match=problem):
         crps_discrete(PMF, support, y)
+
+
+def test_numpy_integers_are_sizes():
+    head = FourierHead(np.int64(DIM), np.int64(BINS), np.int32(2))
+    assert head(torch.randn(2, DIM)).shape == (2, BINS)
+    assert bin_centers(np.int64(4)).shape == (4,)

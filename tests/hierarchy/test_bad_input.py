@@ -164,3 +164,8 @@ def test_non_finite_connection_constants(a):
 def test_theory_and_generator_parameters(make, problem):
     with pytest.raises(ValueError, match=problem):
         make()
+
+
+def test_numpy_integers_are_counts():
+    assert chernoff_hellinger([1, 2], branching=np.int64(2)).bottom_up.shape == (1,)
+    assert HSBM(depth=np.int64(1), n0=np.int64(5), a=(1, 3), seed=0).n_nodes == 10

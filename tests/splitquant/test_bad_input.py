@@ -155,3 +155,9 @@ def test_split_activation_dimension():
         act(torch.randn(4, 6))
     x = torch.randn(2, 3, 6)
     assert torch.equal(act(x), torch.relu(x))  # valid input still goes through
+
+
+def test_numpy_integer_group_size():
+    weight = torch.randn(3, 256)
+    assert torch.equal(fake_quantize_weight(weight, 4, group_size=np.int64(64)),
+                       fake_quantize_weight(weight, 4, group_size=64))

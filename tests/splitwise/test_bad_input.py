@@ -219,3 +219,8 @@ def test_request_that_can_never_fit(row, split):
     with pytest.raises(ValueError, match=rf"request {row + 1} \(prompt {huge}, output 4 tokens\) "
                                          r"needs .* GB of KV cache"):
         simulate_design(design, trace, perf)
+
+
+def test_numpy_integers_are_counts():
+    assert Design("x", DGX_A100, np.int64(2)).num_machines == 2
+    assert MachineConfig(max_batch_size=np.int64(8), chunk_size=np.int32(256)).max_batch_size == 8

@@ -158,3 +158,8 @@ def test_ngram_stream():
         ngram_examples(np.arange(6), 6)
     contexts, nxt = ngram_examples(np.arange(6), 2)  # still works
     assert contexts.tolist()[0] == [0, 1] and nxt.tolist() == [2, 3, 4, 5]
+
+
+def test_numpy_integers_are_sizes():
+    layer = FullSoftmaxLayer(np.int64(DIM), np.int64(D))
+    assert layer.topk(H, np.int64(2)).shape == (3, 2)
