@@ -1,0 +1,66 @@
+"""DiffRate: Differentiable Compression Rate for Efficient Vision Transformers (Chen et al.,
+ICCV 2023), on the shared vision substrate (:mod:`paperlab.vision`), with ToMe and a uniform
+schedule as baselines.
+
+Public API::
+
+    from paperlab import diffrate
+    rates = diffrate.search(model, train_images, target_gflops=0.01)   # per-block kept counts
+    rates.save("rates.json"); rates = diffrate.Rates.load("rates.json")
+    diffrate.apply(model, rates)        # a timm VisionTransformer, patched in place
+
+The public names are imported on first use, so importing this package imports no torch.
+"""
+
+from paperlab.core.claims import Bound, Claim, Threshold, difference, value
+from paperlab.core.lazy import lazy_exports
+from paperlab.core.registry import Option, System
+
+_CLAIMS = (
+    Claim("small_drop_mid",
+          "Learned rates applied off the shelf (no fine-tuning) cost under one point of top-1 "
+          "at the middle FLOPs target",
+          paper="DeiT-S 79.8 -> 79.54 at 2.9 of 4.6 GFLOPs (-0.26 pts)",
+          rule=Bound(difference("acc_diffrate_mid", "acc_full"), limit=-0.01)),
+    Claim("beats_uniform",
+          "Learned per-layer rates are at least as accurate as a uniform schedule at the same "
+          "FLOPs", paper="learned rates beat handcrafted ones (Tables 1-2)",
+          rule=Bound(difference("acc_diffrate_mid", "acc_uniform_same_flops"), limit=0.0,
+                     inclusive=True)),
+    Claim("flops_reduction_mid", "The middle target removes about 37% of the FLOPs",
+          paper="2.9 of 4.6 GFLOPs (37%)",
+          rule=Threshold(value("flops_reduction_mid"), paper=0.37, tolerance=0.05, null=0.0)),
+    Claim("throughput_mid", "The reduced model is faster than the full one",
+          paper="1.5x throughput (ViT-H MAE at 40% fewer FLOPs)",
+          rule=Bound(value("throughput_ratio_mid", "x"), limit=1.0)),
+)
+
+SYSTEM = System(
+    name="diffrate",
+    paper="DiffRate: Differentiable Compression Rate for Efficient Vision Transformers "
+          "(Chen et al., ICCV 2023)",
+    claim="Per-layer pruning and merging rates learned by gradient descent to a FLOPs target "
+          "keep a ViT's accuracy off the shelf at ~37% fewer FLOPs, better than a uniform "
+          "schedule",
+    run="paperlab.diffrate.experiment:run",
+    bench="paperlab.diffrate.experiment:bench",
+    claims=_CLAIMS,
+    options=(
+        Option("retrain", int, "1: retrain the ViT even if a cached checkpoint exists",
+               choices=(0, 1)),
+        Option("epochs", int, "training epochs of the ViT (a different checkpoint)", min=1),
+        Option("eval_images", int, "test images evaluated (of 10,000)", min=100, max=10000),
+        Option("search_epochs", int, "epochs of the rate search", min=1),
+    ),
+)
+
+_EXPORTS = {
+    **dict.fromkeys(
+        ("SearchConfig", "apply", "flops_range", "rates_flops", "search", "uniform_rates"),
+        "paperlab.diffrate.model"),
+    **dict.fromkeys(("RateProxy", "Rates", "flops_loss"), "paperlab.diffrate.rates"),
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = ["SYSTEM", *_EXPORTS]

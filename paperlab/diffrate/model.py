@@ -1,0 +1,392 @@
+"""DiffRate on a timm ``VisionTransformer``: prune-then-merge by class attention, the
+masked-attention search of the kept counts, and applying them.
+
+Every block does attention (``+ log(size)`` on the logits) and its residual, then ranks the
+patch tokens by the class token's attention (mean over heads), keeps the top ``prune[l] - 1``
+(the rest are dropped), and merges the ones ranked ``merge[l] - 1 .. prune[l] - 2`` into the top
+``merge[l] - 1``: each into its most cosine-similar kept patch token (features detached), by an
+unweighted mean, the destination's size growing by the merged token's size times the similarity
+(clamped at 0). Then the MLP.
+
+* :func:`apply` patches a model in place so that it really slices and merges (the class swap
+  of :mod:`paperlab.vision.merging`; weights untouched; keep-all equals the original).
+* :func:`search` learns the counts on a frozen model: no token is dropped, the tokens are
+  re-sorted in every block and masked tokens are excluded as attention keys (masks from
+  :class:`~paperlab.diffrate.rates.RateProxy`), merging is a masked mean weighted by the
+  proxy's mask, and the loss is cross-entropy + ``lam (FLOPs - target)^2``.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from paperlab.diffrate.rates import RateProxy, Rates, flops_loss
+from paperlab.vision.data import ImageSet, normalize
+from paperlab.vision.flops import model_flops
+from paperlab.vision.merging import MergePlan, check_images, normalized, vit_depth
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------------------
+# the block's pieces
+
+
+def attention(attn: nn.Module, x: torch.Tensor, size: torch.Tensor | None,
+              key_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A timm ``Attention`` forward with ``log(size)`` on the logits and masked keys.
+
+    Args:
+        attn: the block's timm ``Attention`` (its weights are used as they are).
+        x: ``(B, N, C)`` normalised tokens.
+        size: ``(B, N, 1)`` token sizes or None (all ones).
+        key_mask: ``(B, N)`` key weights (0 = excluded; differentiable) or None.
+
+    Returns:
+        the projected output ``(B, N, C)`` and the class token's attention to the patch tokens
+        ``(B, N - 1)``, averaged over heads.
+    """
+    b, n, _ = x.shape
+    qkv = attn.qkv(x).reshape(b, n, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv.unbind(0)
+    q, k = attn.q_norm(q), attn.k_norm(k)
+    bias = None if size is None else size.log()[:, None, None, :, 0]
+    if key_mask is None and attn.fused_attn:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        logits = (q[:, :, :1] * attn.scale) @ k.transpose(-2, -1)
+        cls = (logits if bias is None else logits + bias).softmax(-1)[:, :, 0]
+    else:
+        logits = (q * attn.scale) @ k.transpose(-2, -1)
+        weights = (logits if bias is None else logits + bias).softmax(-1)
+        if key_mask is not None:
+            weights = weights * key_mask[:, None, None, :]
+            weights = weights / weights.sum(-1, keepdim=True)
+        out = weights @ v
+        cls = weights[:, :, 0]
+    out = out.transpose(1, 2).reshape(b, n, attn.num_heads * attn.head_dim)
+    out = getattr(attn, "norm", nn.Identity())(out)
+    return attn.proj(out), cls.mean(1)[:, 1:]
+
+
+def rank(cls_attn: torch.Tensor) -> torch.Tensor:
+    """``(B, N)`` token order: the class token, then patches by class attention, highest first."""
+    order = cls_attn.argsort(dim=-1, descending=True, stable=True) + 1
+    return torch.cat([torch.zeros_like(order[:, :1]), order], dim=1)
+
+
+def _similar(x: torch.Tensor, dest: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each token's most cosine-similar destination: ``(similarity, index)``, both ``(B, N)``;
+    ``dest`` ``(B, N)`` or ``(N,)`` bool marks the allowed destinations (features detached)."""
+    m = normalized(x.detach())
+    sim = m @ m.transpose(1, 2)
+    sim = sim.masked_fill(~dest.expand_as(sim[:, 0])[:, None, :], -math.inf)
+    return sim.max(dim=-1)
+
+
+def prune_merge(x: torch.Tensor, size: torch.Tensor, cls_attn: torch.Tensor, prune: int,
+                merge: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deploy-time reduction of one block: ``(B, N, C)`` tokens and ``(B, N, 1)`` sizes to
+    ``merge`` tokens (see the module docstring); ``cls_attn`` ``(B, N - 1)``."""
+    b, n, _ = x.shape
+    order = rank(cls_attn)
+    if merge == n:
+        return x, size
+    keep = order[:, :merge]
+    src = order[:, merge:prune]
+    if src.shape[1] == 0 or merge == 1:  # nothing merges, or no patch token to merge into
+        plan = MergePlan(keep, src[:, :0], src[:, :0])
+        return plan.merge(x), plan.merge(size)
+    dest = torch.zeros(n, dtype=torch.bool, device=x.device)
+    dest[1:merge] = True
+    sim, dst = _similar(x.gather(1, order[..., None].expand_as(x)), dest)
+    plan = MergePlan(keep, src, dst[:, merge:prune])
+    weight = torch.ones_like(size)
+    weight.scatter_(1, src[..., None], sim[:, merge:prune, None].clamp(min=0))
+    return plan.merge(x, "mean"), plan.merge(size * weight, "sum")
+
+
+# ---------------------------------------------------------------------------------------------
+# patching
+
+
+@dataclass
+class _State:
+    """Shared by a patched model and its blocks; ``size``/``mask``/``tokens`` reset per forward.
+
+    ``rates`` (apply) or ``proxies`` (search: ``(prune, merge)`` per block from block 1)."""
+
+    rates: Rates | None
+    proxies: nn.ModuleList | None = None
+    prop_attn: bool = True
+    size: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+    tokens: list[tuple[Any, Any]] | None = None
+
+    def reset(self) -> None:
+        self.size, self.mask, self.tokens = None, None, []
+
+
+class _DiffRateBlock(nn.Module):
+    _diffrate: _State
+    _diffrate_layer: int
+
+    def forward(  # type: ignore[override]
+        self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False
+    ) -> torch.Tensor:
+        if attn_mask is not None or is_causal:
+            raise ValueError("DiffRate does not support attention masks or causal attention")
+        state, layer = self._diffrate, self._diffrate_layer
+        if state.size is None:
+            state.size = torch.ones_like(x[..., :1])
+        x_attn, cls_attn = attention(self.attn, self.norm1(x),
+                                     state.size if state.prop_attn else None, state.mask)
+        x = x + self.drop_path1(self.ls1(x_attn))
+        if state.proxies is None:
+            assert state.rates is not None
+            n_in = x.shape[1]
+            x, state.size = prune_merge(x, state.size, cls_attn, state.rates.prune[layer],
+                                        state.rates.merge[layer])
+            state.tokens.append((n_in, x.shape[1]))
+        elif layer > 0:
+            x = self._search_step(x, cls_attn, *state.proxies[layer - 1])
+        else:
+            state.mask = torch.ones_like(x[..., 0])
+            state.tokens.append((x.new_tensor(float(x.shape[1])),) * 2)
+        return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
+
+    def _search_step(self, x: torch.Tensor, cls_attn: torch.Tensor, prune: RateProxy,
+                     merge: RateProxy) -> torch.Tensor:
+        """Sort the tokens by class attention, mask the pruned and merged ones (all tokens
+        stay), merge by the proxy-weighted mean, and record the block's differentiable
+        ``(tokens in, tokens out)``."""
+        state = self._diffrate
+        n = x.shape[1]
+        order = rank(cls_attn)
+        x = x.gather(1, order[..., None].expand_as(x))
+        size = state.size.gather(1, order[..., None])
+        mask = state.mask.gather(1, order)
+        kept_p = mask * prune.mask(n)
+        kept_m = kept_p * merge.mask(n)
+        weight = kept_p - kept_m  # 1 (forward) for tokens that merge
+        dest = kept_m.detach() > 0.5
+        dest[:, 0] = False
+        sim, dst = _similar(x, dest)
+        has_dest = dest.any(-1, keepdim=True)
+        weight = weight * has_dest
+        index = dst.clamp(min=0)[..., None]
+        num = x.scatter_add(1, index.expand_as(x), weight[..., None] * x)
+        den = (1 + torch.zeros_like(weight).scatter_add(1, dst.clamp(min=0), weight))[..., None]
+        x = torch.where(dest[..., None], num / den, x)
+        grow = weight[..., None] * sim.clamp(min=0)[..., None] * size
+        state.size = size + torch.zeros_like(size).scatter_add(1, index, grow)
+        state.mask = kept_m
+        n_in = state.tokens[-1][1]
+        state.tokens.append((n_in, torch.minimum(n_in, torch.minimum(prune.kept(), merge.kept()))))
+        return x
+
+
+class _DiffRateViT:
+    _diffrate: _State
+
+    def forward_features(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        check_images(self, x)
+        self._diffrate.reset()
+        return super().forward_features(x, *args, **kwargs)  # type: ignore[misc]
+
+
+@functools.cache
+def _subclass(mixin: type, base: type) -> type:
+    return type(f"{mixin.__name__.lstrip('_')}[{base.__name__}]", (mixin, base), {})
+
+
+def _patch(model: nn.Module, state: _State) -> nn.Module:
+    from timm.layers import Attention
+    from timm.models.vision_transformer import Block
+
+    vit_depth(model)
+    if getattr(model, "cls_token", None) is None or int(model.num_prefix_tokens) != 1:
+        raise ValueError("DiffRate needs exactly one prefix token, the class token")
+    if getattr(model, "global_pool", "token") != "token":
+        raise ValueError("DiffRate needs class-token pooling (global_pool='token')")
+    for layer, block in enumerate(model.blocks):
+        if not isinstance(block, (Block, _DiffRateBlock)) or not isinstance(block.attn,
+                                                                             Attention):
+            raise TypeError(f"block {layer} is not a timm vision_transformer.Block with "
+                            "Attention")
+    if not isinstance(model, _DiffRateViT):
+        model.__class__ = _subclass(_DiffRateViT, type(model))
+    model._diffrate = state
+    for layer, block in enumerate(model.blocks):
+        if not isinstance(block, _DiffRateBlock):
+            block.__class__ = _subclass(_DiffRateBlock, type(block))
+        block._diffrate, block._diffrate_layer = state, layer
+    return model
+
+
+def num_tokens(model: nn.Module) -> int:
+    """Tokens entering block 0 (patches + class token)."""
+    return int(model.patch_embed.num_patches) + int(getattr(model, "num_prefix_tokens", 1))
+
+
+def apply(model: nn.Module, rates: Rates, prop_attn: bool = True) -> nn.Module:
+    """Patch a timm ``VisionTransformer`` in place to prune and merge by ``rates``; returns it.
+
+    Raises:
+        TypeError: not a timm ViT with timm ``Block``s, or ``rates`` not a :class:`Rates`.
+        ValueError: ``rates`` for another depth or token count; no class token.
+    """
+    if not isinstance(rates, Rates):
+        raise TypeError(f"rates must be a Rates, got {type(rates).__name__}")
+    depth, n = vit_depth(model), num_tokens(model)
+    if rates.depth != depth or rates.num_tokens != n:
+        raise ValueError(f"rates are for {rates.depth} blocks of {rates.num_tokens} tokens; the "
+                         f"model has {depth} blocks of {n} tokens")
+    return _patch(model, _State(rates, prop_attn=prop_attn))
+
+
+def rates_flops(model: nn.Module, rates: Rates) -> float:
+    """Analytic multiply-adds per image of ``model`` reduced by ``rates``."""
+    return model_flops(model, rates.tokens())
+
+
+def flops_range(model: nn.Module) -> tuple[float, float]:
+    """``(least, full)`` multiply-adds reachable by a schedule (block 0 full, then 1 token)."""
+    n, depth = num_tokens(model), vit_depth(model)
+    least = Rates((n,) + (1,) * (depth - 1), (n,) + (1,) * (depth - 1), n)
+    return rates_flops(model, least), model_flops(model)
+
+
+def uniform_rates(model: nn.Module, flops: float) -> Rates:
+    """Merging only, the same number of tokens removed in every block after block 0 (to the
+    nearest token), with the removal chosen so that the FLOPs come closest to ``flops``."""
+    n, depth = num_tokens(model), vit_depth(model)
+    best: tuple[float, Rates] | None = None
+    for step in range(0, 100 * (n - 1) + 1):
+        r = step / 100
+        counts = [n] + [max(1, n - round(r * layer)) for layer in range(1, depth)]
+        rates = Rates(tuple(counts), tuple(counts), n)
+        gap = abs(rates_flops(model, rates) - flops)
+        if best is None or gap < best[0]:
+            best = (gap, rates)
+    assert best is not None
+    return best[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# search
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """The search's settings (the paper's where it gives them).
+
+    Attributes:
+        epochs: passes over the search images. batch_size: images per step.
+        lr, lr_min: AdamW learning rate of the logits, cosine from ``lr`` to ``lr_min``.
+        lam: weight of the FLOPs loss (FLOPs in units where the full model costs 4.6).
+        granularity: step between candidate kept counts. prop_attn: ``+ log(size)``.
+        seed: batch order.
+    """
+
+    epochs: int = 3
+    batch_size: int = 64
+    lr: float = 0.01
+    lr_min: float = 0.001
+    lam: float = 5.0
+    granularity: int = 4
+    prop_attn: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.granularity < 1:
+            raise ValueError("epochs, batch_size and granularity must be >= 1")
+        if not 0 < self.lr_min <= self.lr:
+            raise ValueError(f"need 0 < lr_min <= lr, got {self.lr_min}, {self.lr}")
+
+
+def searchable(model: nn.Module, granularity: int = 4, prop_attn: bool = True) -> nn.ModuleList:
+    """Patch ``model`` in place for the search; returns the proxies ``[(prune, merge)]`` of
+    blocks 1 .. L-1 (their logits are what the search trains)."""
+    patches = num_tokens(model) - 1
+    proxies = nn.ModuleList(
+        nn.ModuleList([RateProxy(patches, granularity), RateProxy(patches, granularity)])
+        for _ in range(vit_depth(model) - 1))
+    _patch(model, _State(None, proxies, prop_attn))
+    return proxies
+
+
+def search_flops(model: nn.Module) -> torch.Tensor:
+    """Differentiable FLOPs of the last forward of a :func:`searchable` model."""
+    return model_flops(model, model._diffrate.tokens)
+
+
+def learned_rates(model: nn.Module) -> Rates:
+    """The integer schedule of a :func:`searchable` model's proxies (clamped to be valid)."""
+    n = num_tokens(model)
+    proxies = model._diffrate.proxies
+    prune = [n] + [p.integer() for p, _ in proxies]
+    merge = [n] + [m.integer() for _, m in proxies]
+    return Rates.clamped(prune, merge, n)
+
+
+def _batches(n: int, batch: int, gen: torch.Generator) -> Iterable[torch.Tensor]:
+    perm = torch.randperm(n, generator=gen)
+    return (perm[i:i + batch] for i in range(0, n, batch))
+
+
+def search(model: nn.Module, data: ImageSet, target_gflops: float,
+           config: SearchConfig | None = None, trace: list[dict[str, float]] | None = None
+           ) -> Rates:
+    """Learn per-block kept counts for ``model`` at ``target_gflops`` (multiply-adds, 1e9).
+
+    The model is not modified (a copy is searched with its weights frozen); only the rate
+    logits are trained. ``trace``, when given, receives one dict per step (``ce``,
+    ``flops_loss``, ``gflops``).
+
+    Raises:
+        ValueError: the target is not between the least reachable and the full FLOPs (both
+            named), or ``data`` is empty.
+    """
+    cfg = config or SearchConfig()
+    least, full = flops_range(model)
+    target = float(target_gflops) * 1e9
+    if not least <= target < full:
+        raise ValueError(f"target_gflops={target_gflops} is outside the reachable range "
+                         f"[{least / 1e9:.6g}, {full / 1e9:.6g}) GFLOPs of this model")
+    if len(data) == 0:
+        raise ValueError("no search images")
+    net = copy.deepcopy(model).eval()
+    for param in net.parameters():
+        param.requires_grad_(False)
+    proxies = searchable(net, cfg.granularity, cfg.prop_attn)
+    opt = torch.optim.AdamW(proxies.parameters(), lr=cfg.lr, weight_decay=0.0)
+    steps = cfg.epochs * math.ceil(len(data) / cfg.batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=cfg.lr_min)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    for _ in range(cfg.epochs):
+        for idx in _batches(len(data), cfg.batch_size, gen):
+            logits = net(normalize(data.images[idx]))
+            ce = F.cross_entropy(logits, data.labels[idx])
+            flops = search_flops(net)
+            reg = flops_loss(flops, target, full, cfg.lam)
+            opt.zero_grad()
+            (ce + reg).backward()
+            opt.step()
+            sched.step()
+            if trace is not None:
+                trace.append({"ce": float(ce), "flops_loss": float(reg),
+                              "gflops": float(flops) / 1e9})
+    rates = learned_rates(net)
+    log.info("DiffRate search at %.4g GFLOPs: %.4g GFLOPs, kept %s", target / 1e9,
+             rates_flops(model, rates) / 1e9, rates.merge)
+    return rates

@@ -1,0 +1,178 @@
+"""DiffRate's compression rates: the integer schedule and its differentiable proxy.
+
+A schedule (:class:`Rates`) gives, for every block of a ViT with ``N`` tokens (class token
+included), how many tokens are left after pruning (``prune``) and after merging (``merge``).
+Block 0 keeps everything and counts never increase: ``N = prune[0] = merge[0]`` and
+``1 <= merge[l] <= prune[l] <= merge[l - 1]``.
+
+During the search each decision is a :class:`RateProxy`: over candidate patch-token counts
+``K = (P, P - g, P - 2g, ...)`` (``P`` patch tokens, granularity ``g``) it holds logits ``rho``
+(init 0) with ``p = softmax(rho)``; the kept count (class token included) is
+``ceil(sum_k p_k K_k) + 1`` with a straight-through ceil (forward rounds up, backward is the
+identity), and the token mask over sorted positions ``i`` is the hard ``[i < kept]`` forward
+and the soft ``pi_i = sum_k p_k [i < K_k + 1]`` backward.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+PAPER_FULL_GFLOPS = 4.6  # DeiT-S, the scale at which the paper's lambda = 5 was set
+
+
+def ste_ceil(x: torch.Tensor) -> torch.Tensor:
+    """``ceil(x)`` forward, identity backward (a tolerance of 1e-4 absorbs float error)."""
+    return x + (torch.ceil(x - 1e-4) - x).detach()
+
+
+def candidate_counts(num_patches: int, granularity: int = 4) -> list[int]:
+    """Candidate kept patch-token counts ``P, P - g, ...`` down to the last one ``>= 0``."""
+    if num_patches < 1 or granularity < 1:
+        raise ValueError(f"need num_patches >= 1 and granularity >= 1, got {num_patches}, "
+                         f"{granularity}")
+    return list(range(num_patches, -1, -granularity))
+
+
+class RateProxy(nn.Module):
+    """One differentiable discrete kept count (see the module docstring).
+
+    Args:
+        num_patches: patch tokens ``P`` (the class token is always kept on top).
+        granularity: step ``g`` between candidate counts.
+    """
+
+    def __init__(self, num_patches: int, granularity: int = 4) -> None:
+        super().__init__()
+        self.register_buffer(
+            "counts", torch.tensor(candidate_counts(num_patches, granularity), dtype=torch.float)
+        )
+        self.logits = nn.Parameter(torch.zeros(len(self.counts)))
+
+    def expected(self) -> torch.Tensor:
+        """``sum_k p_k K_k``: the expected kept patch count (smooth in the logits)."""
+        return self.logits.softmax(-1) @ self.counts
+
+    def kept(self) -> torch.Tensor:
+        """Kept tokens, class token included: ``ceil(expected) + 1`` (straight-through)."""
+        return ste_ceil(self.expected()) + 1
+
+    def soft_mask(self, num_tokens: int) -> torch.Tensor:
+        """``pi_i = sum_k p_k [i < K_k + 1]`` for positions ``0 .. num_tokens - 1``."""
+        p = self.logits.softmax(-1)
+        pos = torch.arange(num_tokens, device=p.device, dtype=p.dtype)
+        return (pos[:, None] < self.counts[None] + 1).to(p.dtype) @ p
+
+    def mask(self, num_tokens: int) -> torch.Tensor:
+        """``(num_tokens,)`` hard 0/1 mask ``[i < kept]`` forward, :meth:`soft_mask` backward."""
+        soft = self.soft_mask(num_tokens)
+        pos = torch.arange(num_tokens, device=soft.device, dtype=soft.dtype)
+        hard = (pos < self.kept().detach()).to(soft.dtype)
+        return hard + (soft - soft.detach())
+
+    def integer(self) -> int:
+        """The learned kept count (class token included) as a Python int."""
+        return int(self.kept().detach().round())
+
+
+@dataclass(frozen=True)
+class Rates:
+    """A DiffRate schedule (tokens counted with the class token).
+
+    Attributes:
+        prune: tokens left after pruning in each block.
+        merge: tokens left after merging in each block (what the next block receives).
+        num_tokens: tokens entering block 0.
+    """
+
+    prune: tuple[int, ...]
+    merge: tuple[int, ...]
+    num_tokens: int
+
+    def __post_init__(self) -> None:
+        for name in ("prune", "merge"):
+            values = getattr(self, name)
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+                raise TypeError(f"{name} must hold ints, got {values!r}")
+        if len(self.prune) != len(self.merge) or not self.prune:
+            raise ValueError(f"prune ({len(self.prune)}) and merge ({len(self.merge)}) need the "
+                             "same number (>= 1) of blocks")
+        if self.prune[0] != self.num_tokens or self.merge[0] != self.num_tokens:
+            raise ValueError(f"block 0 keeps everything: prune[0] and merge[0] must be "
+                             f"{self.num_tokens}, got {self.prune[0]}, {self.merge[0]}")
+        n = self.num_tokens
+        for layer, (p, m) in enumerate(zip(self.prune, self.merge, strict=True)):
+            if not 1 <= m <= p <= n:
+                raise ValueError(f"block {layer}: need 1 <= merge ({m}) <= prune ({p}) <= "
+                                 f"tokens in ({n}); counts never increase")
+            n = m
+
+    @classmethod
+    def keep_all(cls, num_tokens: int, depth: int) -> Rates:
+        """No reduction in any block."""
+        return cls((num_tokens,) * depth, (num_tokens,) * depth, num_tokens)
+
+    @classmethod
+    def clamped(cls, prune: Sequence[int], merge: Sequence[int], num_tokens: int) -> Rates:
+        """A valid schedule from raw counts: block 0 full, each count clamped to
+        ``[1, previous count]`` and ``merge <= prune`` (what a search's integers become)."""
+        out_p, out_m, n = [], [], num_tokens
+        for layer, (p, m) in enumerate(zip(prune, merge, strict=True)):
+            p = n if layer == 0 else max(1, min(int(p), n))
+            m = p if layer == 0 else max(1, min(int(m), p))
+            out_p.append(p)
+            out_m.append(m)
+            n = m
+        return cls(tuple(out_p), tuple(out_m), num_tokens)
+
+    @property
+    def depth(self) -> int:
+        return len(self.prune)
+
+    def tokens(self) -> list[tuple[int, int]]:
+        """``(tokens in, tokens out)`` per block (what :mod:`paperlab.vision.flops` takes)."""
+        ins = (self.num_tokens, *self.merge[:-1])
+        return list(zip(ins, self.merge, strict=True))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"num_tokens": self.num_tokens, "prune": list(self.prune),
+                "merge": list(self.merge)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Rates:
+        """Parse :meth:`to_dict`'s output; ``ValueError`` naming what is wrong."""
+        if not isinstance(data, dict) or not {"num_tokens", "prune", "merge"} <= set(data):
+            raise ValueError("rates must be a mapping with num_tokens, prune and merge")
+        if not all(isinstance(data[k], list) for k in ("prune", "merge")):
+            raise ValueError("rates prune and merge must be lists of ints")
+        return cls(tuple(data["prune"]), tuple(data["merge"]), data["num_tokens"])
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the schedule as JSON; returns the path."""
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Rates:
+        """Read a schedule written by :meth:`save` (plain JSON, validated)."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not JSON: {err}") from err
+        return cls.from_dict(data)
+
+
+def flops_loss(flops: torch.Tensor, target: float, full: float, lam: float = 5.0
+               ) -> torch.Tensor:
+    """``lam * (F - target)^2`` with FLOPs in units where the full model costs 4.6 (DeiT-S's
+    GFLOPs), so that the paper's ``lam = 5`` weighs a relative miss as it did on DeiT-S."""
+    scale = PAPER_FULL_GFLOPS / full
+    return lam * ((flops - target) * scale) ** 2

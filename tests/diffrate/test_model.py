@@ -1,0 +1,206 @@
+"""DiffRate's proxy, search and apply on tiny random ViTs."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+
+from paperlab.diffrate.model import (
+    SearchConfig,
+    apply,
+    flops_range,
+    learned_rates,
+    rates_flops,
+    search,
+    search_flops,
+    searchable,
+    uniform_rates,
+)
+from paperlab.diffrate.rates import RateProxy, Rates, candidate_counts, flops_loss
+from paperlab.vision.data import ImageSet
+from paperlab.vision.flops import model_flops
+
+N = 65  # 64 patches + the class token
+
+
+def _data(n: int = 32) -> ImageSet:
+    gen = torch.Generator().manual_seed(2)
+    images = torch.randint(0, 256, (n, 3, 32, 32), generator=gen, dtype=torch.uint8)
+    labels = torch.randint(0, 10, (n,), generator=gen)
+    return ImageSet(images, labels, tuple(f"c{i}" for i in range(10)), "synthetic")
+
+
+# --- the proxy -------------------------------------------------------------------------------
+
+
+def test_candidates_and_initial_count():
+    assert candidate_counts(64, 4) == list(range(64, -1, -4))
+    proxy = RateProxy(64, 4)
+    assert proxy.integer() == 32 + 1  # uniform p: mean candidate 32, plus the class token
+    mask = proxy.mask(N)
+    assert mask[:33].eq(1).all() and mask[33:].eq(0).all()
+
+
+def test_proxy_gradient_matches_finite_differences():
+    torch.manual_seed(0)
+    proxy = RateProxy(64, 4).double()
+    with torch.no_grad():
+        proxy.logits.normal_()
+    coef = torch.randn(N, dtype=torch.double)
+
+    def smooth(logits: torch.Tensor) -> torch.Tensor:
+        # what the straight-through outputs differentiate as: the soft mask and the expectation
+        p = logits.softmax(-1)
+        soft = (torch.arange(N, dtype=torch.double)[:, None] < proxy.counts[None] + 1).double() @ p
+        return coef @ soft + 0.1 * (p @ proxy.counts)
+
+    (coef @ proxy.mask(N) + 0.1 * proxy.kept()).backward()
+    grad = proxy.logits.grad.clone()
+    assert grad.abs().sum() > 0
+    eps = 1e-6
+    for k in range(len(proxy.counts)):
+        step = torch.zeros_like(proxy.logits)
+        step[k] = eps
+        with torch.no_grad():
+            fd = (smooth(proxy.logits + step) - smooth(proxy.logits - step)) / (2 * eps)
+        assert grad[k] == pytest.approx(float(fd), rel=1e-5, abs=1e-8)
+    # forward: the hard mask and the rounded-up count
+    assert set(proxy.mask(N).detach().unique().tolist()) <= {0.0, 1.0}
+    assert float(proxy.kept()) == float(torch.ceil(proxy.expected().detach() - 1e-4) + 1)
+
+
+def test_search_loss_reaches_every_blocks_logits(tiny_vit, images):
+    net = copy.deepcopy(tiny_vit)
+    proxies = searchable(net)
+    out = net(images)
+    full = model_flops(tiny_vit)
+    (out.logsumexp(-1).sum() + flops_loss(search_flops(net), 0.5 * full, full)).backward()
+    for prune, merge in proxies:
+        assert prune.logits.grad.abs().sum() > 0 and merge.logits.grad.abs().sum() > 0
+
+
+# --- apply -----------------------------------------------------------------------------------
+
+
+def test_keep_all_equals_the_model(tiny_vit, images):
+    want = tiny_vit(images)
+    got = apply(copy.deepcopy(tiny_vit), Rates.keep_all(N, 4))(images)
+    assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_keep_all_equals_timm_vit_224():
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, depth=3).eval()
+    x = torch.randn(1, 3, 224, 224)
+    want = model(x)
+    got = apply(copy.deepcopy(model), Rates.keep_all(197, 3))(x)
+    assert torch.allclose(got, want, atol=1e-6)
+    rates = Rates((197, 150, 120), (197, 120, 60), 197)
+    apply(model, rates)(x)
+    assert model._diffrate.tokens == rates.tokens()
+
+
+def test_apply_slices_and_merges(tiny_vit, images):
+    rates = Rates((N, 49, 33, 20), (N, 41, 21, 9), N)
+    model = apply(copy.deepcopy(tiny_vit), rates)
+    out = model(images)
+    assert out.shape == (3, 10) and torch.isfinite(out).all()
+    assert model._diffrate.tokens == [(65, 65), (65, 41), (41, 21), (21, 9)]
+    size = model._diffrate.size
+    assert size.shape == (3, 9, 1) and (size >= 1).all() and (size[:, 1:].sum(1) > 8).all()
+    assert rates_flops(tiny_vit, rates) < model_flops(tiny_vit)
+
+
+def _one_hot(proxy: RateProxy, kept: int) -> None:
+    with torch.no_grad():
+        proxy.logits.zero_()
+        proxy.logits[proxy.counts.tolist().index(kept - 1)] = 60.0
+
+
+def test_search_mode_forward_equals_the_applied_model(tiny_vit, images):
+    """With one-hot rate logits the masked search forward (no token dropped) gives the logits
+    of the model that really prunes and merges."""
+    rates = Rates((N, 49, 33, 17), (N, 41, 21, 13), N)
+    net = copy.deepcopy(tiny_vit)
+    proxies = searchable(net)
+    for (prune, merge), p, m in zip(proxies, rates.prune[1:], rates.merge[1:], strict=True):
+        _one_hot(prune, p)
+        _one_hot(merge, m)
+    assert learned_rates(net) == rates
+    masked = net(images)
+    assert float(search_flops(net)) == pytest.approx(rates_flops(tiny_vit, rates))
+    real = apply(copy.deepcopy(tiny_vit), rates)(images)
+    assert torch.allclose(masked, real, atol=1e-5)
+
+
+# --- search ----------------------------------------------------------------------------------
+
+
+def test_flops_loss_falls_and_counts_never_increase(tiny_vit):
+    least, full = flops_range(tiny_vit)
+    trace: list[dict[str, float]] = []
+    cfg = SearchConfig(epochs=6, batch_size=16, lr=0.05, lr_min=0.01)
+    rates = search(tiny_vit, _data(), 0.55 * full / 1e9, cfg, trace)
+    assert len(trace) == 12
+    assert trace[-1]["flops_loss"] < 0.5 * trace[0]["flops_loss"]
+    assert rates.prune[0] == rates.merge[0] == N
+    kept = [c for pair in zip(rates.prune, rates.merge, strict=True) for c in pair]
+    assert all(a >= b for a, b in zip(kept, kept[1:], strict=False))
+    assert abs(rates_flops(tiny_vit, rates) - 0.55 * full) < abs(trace[0]["gflops"] * 1e9
+                                                                - 0.55 * full)
+    assert not hasattr(tiny_vit, "_diffrate")  # the model itself is untouched
+
+
+def test_uniform_rates_match_flops(tiny_vit):
+    full = model_flops(tiny_vit)
+    rates = uniform_rates(tiny_vit, 0.75 * full)
+    assert rates.prune == rates.merge
+    steps = [a - b for a, b in zip(rates.merge, rates.merge[1:], strict=False)]
+    assert max(steps) - min(steps) <= 1
+    assert rates_flops(tiny_vit, rates) == pytest.approx(0.75 * full, rel=0.03)
+
+
+# --- schedules and bad input -----------------------------------------------------------------
+
+
+def test_rates_json_round_trip(tmp_path):
+    rates = Rates((N, 49, 33), (N, 41, 21), N)
+    assert Rates.load(rates.save(tmp_path / "r.json")) == rates
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not JSON"):
+        Rates.load(tmp_path / "bad.json")
+    (tmp_path / "odd.json").write_text(json.dumps({"prune": [65]}))
+    with pytest.raises(ValueError, match="num_tokens, prune and merge"):
+        Rates.load(tmp_path / "odd.json")
+
+
+@pytest.mark.parametrize("prune, merge, match", [
+    ((64, 40), (64, 30), "block 0 keeps everything"),
+    ((N, 40, 50), (N, 30, 20), "never increase"),
+    ((N, 40), (N, 45), "never increase"),
+    ((N, 40), (N, 0), "never increase"),
+    ((N, 40, 30), (N, 30), "same number"),
+])
+def test_bad_rates(prune, merge, match):
+    with pytest.raises(ValueError, match=match):
+        Rates(prune, merge, N)
+
+
+def test_bad_input_is_named(tiny_vit):
+    least, full = flops_range(tiny_vit)
+    with pytest.raises(ValueError, match="outside the reachable range"):
+        search(tiny_vit, _data(), 1.01 * full / 1e9)
+    with pytest.raises(ValueError, match="outside the reachable range"):
+        search(tiny_vit, _data(), 0.99 * least / 1e9)
+    with pytest.raises(ValueError, match="6 blocks of 65 tokens; the model has 4 blocks"):
+        apply(tiny_vit, Rates.keep_all(N, 6))
+    with pytest.raises(TypeError, match="must hold ints"):
+        Rates((N, 40.5), (N, 30), N)
+    with pytest.raises(TypeError, match="must be a Rates"):
+        apply(tiny_vit, [N, N, N, N])
+    with pytest.raises(TypeError, match="timm VisionTransformer"):
+        apply(torch.nn.Linear(2, 2), Rates.keep_all(N, 4))
