@@ -384,8 +384,8 @@ def search(model: nn.Module, data: ImageSet, target_gflops: float,
             opt.step()
             sched.step()
             if trace is not None:
-                trace.append({"ce": float(ce), "flops_loss": float(reg),
-                              "gflops": float(flops) / 1e9})
+                trace.append({"ce": ce.item(), "flops_loss": reg.item(),
+                              "gflops": flops.item() / 1e9})
     rates = learned_rates(net)
     log.info("DiffRate search at %.4g GFLOPs: %.4g GFLOPs, kept %s", target / 1e9,
              rates_flops(model, rates) / 1e9, rates.merge)

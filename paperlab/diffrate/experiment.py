@@ -1,0 +1,378 @@
+"""Reproduction and benchmark of DiffRate on CIFAR-10, against ToMe and a uniform schedule.
+
+``run``: the ViT of :mod:`paperlab.vision` trained here (the same model and training as the
+PiToMe run, so their cached checkpoint is shared), then DiffRate's rates searched at three FLOPs
+targets (fractions of the full model's) on a subset of the training images, and, without
+fine-tuning, evaluated on the test images: accuracy, analytic FLOPs and measured images/s of the
+full model, DiffRate at each target, a uniform schedule at DiffRate's achieved FLOPs (DiffRate's
+own class-attention merge, the same count removed in every block after block 0) and ToMe given
+the uniform schedule's per-block counts (the same FLOPs where bipartite matching allows). Exact
+McNemar tests of DiffRate against both, a plot of the learned per-layer kept counts and one of
+accuracy against FLOPs. The rates are saved as JSON next to the results.
+
+``bench``: the search's cost (minutes for the whole search and per 1,000 images and epoch) and
+images/s at batch 1 and 64 of DiffRate, uniform and ToMe at the middle target against the full
+model.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import binomtest
+from torch import nn
+
+from paperlab.core import plots
+from paperlab.core.config import resolve_config
+from paperlab.core.results import Result, RunContext
+from paperlab.core.seed import seed_everything, torch_threads
+from paperlab.diffrate.model import SearchConfig, apply, rates_flops, search, uniform_rates
+from paperlab.diffrate.rates import Rates
+from paperlab.vision import tome
+from paperlab.vision.data import HOW_TO_GET, SPLITS, ImageSet, read_folder
+from paperlab.vision.flops import model_flops
+from paperlab.vision.merging import token_schedule
+from paperlab.vision.models import ViTSpec
+from paperlab.vision.speed import measure_speed
+from paperlab.vision.train import TrainConfig, fit, predict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Config:
+    """One reproduction (and benchmark) size.
+
+    Attributes:
+        vit, train, train_per_class: the ViT trained here (PiToMe's run's, so the checkpoint is
+        shared). eval_images: test images evaluated (the first ``eval_images / 10`` of each
+        class; 10,000 = all). targets: FLOPs targets as fractions of the full model's;
+        ``mid`` (one of them) is the summary's (2.9 / 4.6 = 0.63 in the paper).
+        search: the search's settings. search_per_class: training images per class searched
+        on. speed_batch, speed_repeats: the images/s column of ``run``. retrain: ignore a cached
+        checkpoint. threads: torch threads. bench_batches, bench_repeats: the benchmark.
+    """
+
+    vit: ViTSpec = ViTSpec(dim=64, depth=6, heads=2, drop_path=0.0)
+    train: TrainConfig = TrainConfig(epochs=6, batch_size=64, lr=1e-3, weight_decay=0.05,
+                                     warmup_epochs=0.25, label_smoothing=0.1, augment=False)
+    train_per_class: int | None = None
+    eval_images: int = 10_000
+    targets: tuple[float, ...] = (0.8, 0.63, 0.5)
+    mid: float = 0.63
+    search: SearchConfig = SearchConfig(epochs=4, batch_size=32, lr=0.05, lr_min=0.005)
+    search_per_class: int = 100
+    speed_batch: int = 64
+    speed_repeats: int = 3
+    retrain: bool = False
+    threads: int = 1
+    bench_batches: tuple[int, ...] = (1, 64)
+    bench_repeats: int = 7
+
+    def __post_init__(self) -> None:
+        if self.mid not in self.targets:
+            raise ValueError(f"mid={self.mid} must be one of the targets {self.targets}")
+        if not all(0 < t < 1 for t in self.targets):
+            raise ValueError(f"targets are fractions of the full FLOPs in (0, 1): {self.targets}")
+
+    @classmethod
+    def quick(cls) -> Config:
+        return cls(
+            vit=ViTSpec(dim=48, depth=4, heads=2, drop_path=0.0),
+            train=TrainConfig(epochs=3, batch_size=64, lr=2e-3, weight_decay=0.05,
+                              warmup_epochs=0.25, augment=False),
+            train_per_class=300,
+            eval_images=1000,
+            targets=(0.8, 0.63, 0.5),
+            search=SearchConfig(epochs=4, batch_size=16, lr=0.1, lr_min=0.01),
+            search_per_class=30,
+            speed_repeats=2,
+            bench_repeats=3,
+        )
+
+    @classmethod
+    def full(cls) -> Config:
+        return cls()
+
+    def with_options(self, options: Mapping[str, Any]) -> Config:
+        """Apply ``--retrain``, ``--epochs``, ``--eval-images``, ``--search-epochs``."""
+        cfg = self
+        if "retrain" in options:
+            cfg = dataclasses.replace(cfg, retrain=bool(options["retrain"]))
+        if "epochs" in options:
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train,
+                                                                     epochs=options["epochs"]))
+        if "eval_images" in options:
+            cfg = dataclasses.replace(cfg, eval_images=int(options["eval_images"]))
+        if "search_epochs" in options:
+            cfg = dataclasses.replace(cfg, search=dataclasses.replace(
+                cfg.search, epochs=int(options["search_epochs"])))
+        return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# data, model, search
+
+
+def _split(ctx: RunContext, split: str, per_class: int | None) -> ImageSet:
+    folder = ctx.require(f"vision/cifar10-images/{SPLITS[split]}", HOW_TO_GET)
+    return read_folder(folder, per_class=per_class)
+
+
+def _trained(ctx: RunContext, cfg: Config) -> tuple[nn.Module, ImageSet, dict[str, Any]]:
+    """The cached (or freshly trained) ViT, its training images and a description."""
+    train = _split(ctx, "train", cfg.train_per_class)
+    trained = fit(cfg.vit, train, dataclasses.replace(cfg.train, seed=ctx.seed),
+                  retrain=cfg.retrain)
+    info = {"checkpoint": str(trained.path), "cached": trained.cached,
+            "train_images": len(train), "train_seconds": round(trained.train_seconds, 1),
+            "final_train_acc": trained.history[-1]["train_acc"] if trained.history else None}
+    return trained.model, train, info
+
+
+def _per_class(data: ImageSet, per_class: int) -> ImageSet:
+    """The first ``per_class`` images of each class."""
+    picks = [torch.nonzero(data.labels == c).flatten()[:per_class]
+             for c in range(len(data.classes))]
+    return data.subset(torch.cat(picks))
+
+
+@dataclass(frozen=True)
+class Searched:
+    target: float
+    rates: Rates
+    seconds: float
+    trace: list[dict[str, float]]
+
+
+def _search_all(ctx: RunContext, cfg: Config, model: nn.Module, data: ImageSet
+                ) -> list[Searched]:
+    full = model_flops(model)
+    out = []
+    for target in cfg.targets:
+        trace: list[dict[str, float]] = []
+        search_cfg = dataclasses.replace(cfg.search, seed=ctx.seed)
+        start = time.perf_counter()
+        rates = search(model, data, target * full / 1e9, search_cfg, trace)
+        out.append(Searched(target, rates, time.perf_counter() - start, trace))
+        rates.save(ctx.out_dir / f"diffrate_rates_{target}.json")
+    return out
+
+
+def _mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:
+    """Exact McNemar test (two-sided binomial on the discordant pairs)."""
+    a_only = int(np.sum(correct_a & ~correct_b))
+    b_only = int(np.sum(~correct_a & correct_b))
+    p = binomtest(a_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.0
+    return {"a_only": a_only, "b_only": b_only, "p": float(p)}
+
+
+def _tome_counts(tokens: list[tuple[int, int]]) -> list[int]:
+    """Per-block ToMe ``r`` for a token schedule, each capped at half the patch tokens (what
+    bipartite matching can merge) with the shortfall carried to the next blocks."""
+    out, n, owed = [], tokens[0][0], 0
+    for n_in, n_out in tokens:
+        owed += n_in - n_out
+        r = min(owed, (n - 1) // 2)
+        out.append(r)
+        owed, n = owed - r, n - r
+    return out
+
+
+def _contenders(base: nn.Module, rates: Rates) -> dict[str, tuple[nn.Module, list]]:
+    """DiffRate with ``rates``, the uniform schedule at its FLOPs, and ToMe given the uniform
+    schedule's per-block counts (see :func:`_tome_counts`): ``method -> (patched copy, token
+    schedule)``."""
+    uniform = uniform_rates(base, rates_flops(base, rates))
+    tomed = tome.patch(copy.deepcopy(base), _tome_counts(uniform.tokens()))
+    return {
+        "DiffRate": (apply(copy.deepcopy(base), rates), rates.tokens()),
+        "uniform": (apply(copy.deepcopy(base), uniform), uniform.tokens()),
+        "ToMe": (tomed, token_schedule(tomed)),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# run
+
+
+def run(ctx: RunContext, config: Config | None = None) -> Result:
+    cfg = resolve_config(ctx, Config, config)
+    seed_everything(ctx.seed)
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    with torch_threads(cfg.threads):
+        base, train, train_info = _trained(ctx, cfg)
+        search_data = _per_class(train, cfg.search_per_class)
+        searched = _search_all(ctx, cfg, base, search_data)
+        test = _split(ctx, "test", cfg.eval_images // 10)
+        full_flops = model_flops(base)
+        models: dict[str, nn.Module] = {"full": base}
+        n = int(base.patch_embed.num_patches) + 1
+        rows = [{"method": "full", "target": 1.0, "kept": [n] * cfg.vit.depth,
+                 "mflops": full_flops / 1e6}]
+        for s in searched:
+            for method, (model, tokens) in _contenders(base, s.rates).items():
+                models[f"{method} {s.target}"] = model
+                rows.append({"method": method, "target": s.target,
+                             "kept": [out for _, out in tokens],
+                             "mflops": model_flops(base, tokens) / 1e6})
+        correct = {}
+        for row in rows:
+            key = _key(row)
+            hit = (predict(models[key], test.images) == test.labels).numpy()
+            correct[key] = hit
+            row["acc"] = float(hit.mean())
+            row["flops_reduction"] = 1 - row["mflops"] * 1e6 / full_flops
+            log.info("%s: acc %.4f at %.3f MFLOPs", key, row["acc"], row["mflops"])
+        speeds = measure_speed(models, cfg.speed_batch, repeats=cfg.speed_repeats)
+        for row in rows:
+            speed = speeds[_key(row)]
+            row["images_per_s"] = speed.images_per_s
+            row["cpu_images_per_s"] = speed.cpu_images_per_s
+        tests = []
+        for s in searched:
+            ours = correct[f"DiffRate {s.target}"]
+            for other in ("uniform", "ToMe", "full"):
+                versus = correct["full" if other == "full" else f"{other} {s.target}"]
+                t = _mcnemar(ours, versus)
+                tests.append({"target": s.target, "versus": other,
+                              "acc_diffrate": float(ours.mean()), "acc_other": float(versus.mean()),
+                              "diffrate_only_right": t["a_only"], "other_only_right": t["b_only"],
+                              "p_value": t["p"]})
+        _plot_rates(ctx, searched, base)
+        _plot_accuracy(ctx, rows)
+    summary = _summary(rows, cfg)
+    notes = [
+        f"ViT {cfg.vit.dim}x{cfg.vit.depth} ({cfg.vit.heads} heads, patch {cfg.vit.patch_size}) "
+        f"trained here for {cfg.train.epochs} epochs on {train_info['train_images']} CIFAR-10 "
+        "training JPEGs (quality 75 re-encodings; accuracies are not CIFAR-10 literature "
+        "figures); no fine-tuning after the rates are applied.",
+        f"Search on {len(search_data)} training images, {cfg.search.epochs} epochs, batch "
+        f"{cfg.search.batch_size}, AdamW on the rate logits only, lr {cfg.search.lr} -> "
+        f"{cfg.search.lr_min} cosine (the paper: 0.01 -> 0.001 over thousands of steps; ours "
+        "are a few hundred at most, so the lr is larger), lambda = "
+        f"{cfg.search.lam} with FLOPs in units where the full model costs 4.6 (DeiT-S's G).",
+        "uniform = DiffRate's own class-attention merge removing the same number of tokens in "
+        "every block after block 0, chosen to match DiffRate's achieved FLOPs; ToMe = ToMe "
+        "given the uniform schedule's per-block counts (identical token counts and FLOPs unless "
+        "a block would merge more than half its patch tokens, which bipartite matching cannot: "
+        "then the excess is merged in the next blocks and ToMe's own FLOPs are reported).",
+        f"images/s: batch {cfg.speed_batch}, {cfg.threads} thread(s), median of "
+        f"{cfg.speed_repeats} interleaved repeats on a shared CPU; the throughput ratio uses the "
+        "thread's CPU time (waiting for a core not counted).",
+        "PiToMe's merge rule with learned rates is not measured: the vision substrate exposes no "
+        "energy-score rule and systems never import each other.",
+    ]
+    data = {"test": test.source, "eval_images": len(test), "model": dataclasses.asdict(cfg.vit),
+            "train": {**dataclasses.asdict(cfg.train), **train_info},
+            "search": {**dataclasses.asdict(cfg.search), "images": len(search_data)},
+            "searches": [{"target": s.target, "rates": s.rates.to_dict(),
+                          "seconds": round(s.seconds, 1),
+                          "trace": s.trace[:: max(1, len(s.trace) // 50)]} for s in searched],
+            "mcnemar": tests}
+    return Result(results=rows, summary=summary, data=data, notes=notes)
+
+
+def _key(row: Mapping[str, Any]) -> str:
+    return "full" if row["method"] == "full" else f"{row['method']} {row['target']}"
+
+
+def _row(rows: list[dict[str, Any]], method: str, target: float) -> dict[str, Any]:
+    return next(r for r in rows if r["method"] == method and r["target"] == target)
+
+
+def _summary(rows: list[dict[str, Any]], cfg: Config) -> dict[str, Any]:
+    full = _row(rows, "full", 1.0)
+    mid = _row(rows, "DiffRate", cfg.mid)
+    return {
+        "acc_full": full["acc"],
+        "acc_diffrate_mid": mid["acc"],
+        "acc_uniform_same_flops": _row(rows, "uniform", cfg.mid)["acc"],
+        "acc_tome_same_flops": _row(rows, "ToMe", cfg.mid)["acc"],
+        "flops_reduction_mid": mid["flops_reduction"],
+        "throughput_ratio_mid": mid["cpu_images_per_s"] / full["cpu_images_per_s"],
+    }
+
+
+def _plot_rates(ctx: RunContext, searched: list[Searched], base: nn.Module) -> None:
+    fig, ax = plots.figure(title="Learned tokens kept per block (class token included)")
+    for s in searched:
+        blocks = np.arange(s.rates.depth)
+        line = ax.plot(blocks, s.rates.merge, "o-", ms=4,
+                       label=f"target {s.target:.2f} (after merging)")[0]
+        ax.plot(blocks, s.rates.prune, "v:", ms=4, color=line.get_color(),
+                label=f"target {s.target:.2f} (after pruning)")
+        uniform = uniform_rates(base, rates_flops(base, s.rates))
+        ax.plot(blocks, uniform.merge, "--", color=line.get_color(), alpha=0.5,
+                label=f"uniform, same FLOPs as {s.target:.2f}")
+    ax.set_xlabel("block")
+    ax.set_ylabel("tokens")
+    ax.legend(fontsize=6)
+    plots.save(fig, ctx.plot_path("rates"))
+
+
+def _plot_accuracy(ctx: RunContext, rows: list[dict[str, Any]]) -> None:
+    fig, ax = plots.figure(title="Accuracy vs analytic FLOPs (no fine-tuning)")
+    full = _row(rows, "full", 1.0)
+    ax.axhline(full["acc"], color="grey", ls=":", label="full model")
+    for method, style in {"DiffRate": "o-", "uniform": "s--", "ToMe": "^:"}.items():
+        pts = sorted((r["mflops"], r["acc"]) for r in rows if r["method"] == method)
+        ax.plot(*zip(*pts, strict=True), style, ms=4, label=method)
+    ax.set_xlabel("MFLOPs per image (multiply-adds, analytic)")
+    ax.set_ylabel("test accuracy")
+    ax.legend()
+    plots.save(fig, ctx.plot_path("accuracy_flops"))
+
+
+# ---------------------------------------------------------------------------------------------
+# bench
+
+
+def bench(ctx: RunContext, config: Config | None = None) -> Result:
+    """The search's cost at the middle target, then images/s at each batch size."""
+    cfg = resolve_config(ctx, Config, config)
+    seed_everything(ctx.seed)
+    with torch_threads(cfg.threads):
+        base, train, _ = _trained(ctx, cfg)
+        data = _per_class(train, cfg.search_per_class)
+        start = time.perf_counter()
+        rates = search(base, data, cfg.mid * model_flops(base) / 1e9,
+                       dataclasses.replace(cfg.search, seed=ctx.seed))
+        minutes = (time.perf_counter() - start) / 60
+        contenders = {"full": base, **{k: m for k, (m, _) in _contenders(base, rates).items()}}
+        rows = []
+        for batch in cfg.bench_batches:
+            speeds = measure_speed(contenders, batch, repeats=cfg.bench_repeats,
+                                   inner=8 if batch == 1 else 1)
+            ref = speeds["full"]
+            for name, s in speeds.items():
+                rows.append({"method": name, "batch": batch, "latency_ms": s.latency_ms,
+                             "images_per_s": s.images_per_s,
+                             "cpu_images_per_s": s.cpu_images_per_s,
+                             "speedup_vs_full": s.cpu_images_per_s / ref.cpu_images_per_s,
+                             "wall_speedup_vs_full": s.images_per_s / ref.images_per_s})
+    per_unit = minutes / (len(data) * cfg.search.epochs / 1000)
+    summary: dict[str, Any] = {"search_minutes": minutes,
+                               "search_minutes_per_1k_image_epochs": per_unit,
+                               "flops_reduction_mid": 1 - rates_flops(base, rates)
+                               / model_flops(base)}
+    for r in rows:
+        if r["method"] == "DiffRate":
+            summary[f"speedup_b{r['batch']}"] = r["speedup_vs_full"]
+    notes = [
+        f"Search at {cfg.mid:.2f} of the full FLOPs on {len(data)} training images x "
+        f"{cfg.search.epochs} epochs, {cfg.threads} thread(s) on a shared CPU (wall clock).",
+        f"Speed: median of {cfg.bench_repeats} interleaved repeats; speed-ups from the "
+        "thread's CPU time against the unpatched model (timm's fused attention).",
+    ]
+    return Result(results=rows, summary=summary,
+                  data={"model": dataclasses.asdict(cfg.vit), "rates": rates.to_dict()},
+                  notes=notes)

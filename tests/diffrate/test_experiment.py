@@ -1,0 +1,90 @@
+"""The reproduction and the benchmark end to end at toy size (real CIFAR-10 JPEGs; skipped
+when they are not staged)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from paperlab.core.data import DataNotFoundError
+from paperlab.core.results import RunContext
+from paperlab.diffrate.experiment import Config
+from paperlab.diffrate.model import SearchConfig
+from paperlab.diffrate.rates import Rates
+from paperlab.vision.data import cifar10_dir
+from paperlab.vision.models import ViTSpec
+from paperlab.vision.train import TrainConfig
+
+TOY = Config(
+    vit=ViTSpec(dim=16, depth=3, heads=2, drop_path=0.0),
+    train=TrainConfig(epochs=1, batch_size=50, warmup_epochs=0.5, augment=False),
+    train_per_class=10,
+    eval_images=60,
+    targets=(0.8, 0.63),
+    search=SearchConfig(epochs=2, batch_size=10, lr=0.1, lr_min=0.01),
+    search_per_class=3,
+    speed_batch=8,
+    speed_repeats=1,
+    bench_batches=(1, 4),
+    bench_repeats=1,
+)
+
+
+@pytest.fixture
+def ctx(tmp_path, monkeypatch):
+    try:
+        cifar10_dir("train"), cifar10_dir("test")
+    except DataNotFoundError:
+        pytest.skip("CIFAR-10 JPEGs not staged under the data root")
+    monkeypatch.setenv("PAPERLAB_CACHE", str(tmp_path / "cache"))
+    return RunContext(system="diffrate", quick=True, out_dir=tmp_path / "out")
+
+
+def test_run_toy(ctx):
+    from paperlab.diffrate.experiment import run
+
+    result = run(ctx, TOY)
+    assert set(result.summary) == {"acc_full", "acc_diffrate_mid", "acc_uniform_same_flops",
+                                   "acc_tome_same_flops", "flops_reduction_mid",
+                                   "throughput_ratio_mid"}
+    rows = {(r["method"], r["target"]): r for r in result.results}
+    assert len(rows) == 1 + 3 * 2
+    for target in TOY.targets:
+        ours, uni, tome = (rows[(m, target)] for m in ("DiffRate", "uniform", "ToMe"))
+        assert tome["mflops"] >= uni["mflops"] and tome["kept"][-1] >= uni["kept"][-1]
+        assert ours["mflops"] < rows[("full", 1.0)]["mflops"]
+        assert ours["kept"][0] == 65 and ours["kept"] == sorted(ours["kept"], reverse=True)
+        saved = Rates.load(ctx.out_dir / f"diffrate_rates_{target}.json")
+        assert list(saved.merge) == ours["kept"]
+    assert result.summary["flops_reduction_mid"] == rows[("DiffRate", 0.63)]["flops_reduction"]
+    assert len(result.data["mcnemar"]) == 3 * 2 and result.data["eval_images"] == 60
+    assert (ctx.out_dir / "diffrate_rates.png").exists()
+    assert (ctx.out_dir / "diffrate_accuracy_flops.png").exists()
+    json.dumps(result.data)
+
+
+def test_bench_toy(ctx):
+    from paperlab.diffrate.experiment import bench
+
+    result = bench(ctx, TOY)
+    assert {r["batch"] for r in result.results} == {1, 4}
+    assert {r["method"] for r in result.results} == {"full", "DiffRate", "uniform", "ToMe"}
+    assert result.summary["search_minutes"] > 0 and "speedup_b4" in result.summary
+    assert all(r["speedup_vs_full"] == 1.0 for r in result.results if r["method"] == "full")
+
+
+def test_tome_counts_carry_what_bipartite_matching_cannot_merge():
+    from paperlab.diffrate.experiment import _tome_counts
+
+    assert _tome_counts([(65, 65), (65, 50), (50, 40)]) == [0, 15, 10]
+    assert _tome_counts([(65, 65), (65, 20), (20, 10)]) == [0, 32, 16]
+
+
+def test_options_reach_the_config():
+    cfg = Config.full().with_options({"retrain": 1, "epochs": 7, "eval_images": 500,
+                                      "search_epochs": 2})
+    assert cfg.retrain and cfg.train.epochs == 7 and cfg.eval_images == 500
+    assert cfg.search.epochs == 2
+    with pytest.raises(ValueError, match="mid=0.5 must be one of the targets"):
+        Config(targets=(0.8, 0.6), mid=0.5)
