@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import numpy as np
 
 from paperlab.core import plots
 from paperlab.core.config import resolve_config
+from paperlab.core.jobs import Job, job_map, run_options
 from paperlab.core.progress import track
 from paperlab.core.results import Result, RunContext, atomic_write_text
 from paperlab.core.timing import peak_memory
@@ -112,21 +113,39 @@ def _score(model: HSBM, est: Any) -> dict[str, Any]:
     return out
 
 
-def _sweep(config: SweepConfig, seed: int) -> list[dict[str, Any]]:
-    """One record per (cell, repetition, method)."""
+def _fit_sample(job: tuple[SweepConfig, int, int, int, bool], seed: int) -> list[dict[str, Any]]:
+    """One job of the sweep: graph ``rep`` of cell ``(a1, a2)`` and every method's fit on it.
+
+    ``job`` is ``(config, a1, a2, rep, leiden_available)``; the last only keys stored results
+    (Leiden adds a method where it is installed).
+    """
+    config, a1, a2, rep, _ = job
+    sample_seed = seed * 1000 + rep
+    model = HSBM(config.depth, config.branching, config.n0, (config.a0, a1, a2, config.a3),
+                 seed=sample_seed)
     records = []
-    cells = config.cells()
-    for a1, a2 in track(cells, "HSBM sweep", total=len(cells)):
-        a = (config.a0, a1, a2, config.a3)
-        for rep in range(config.repetitions):
-            sample_seed = seed * 1000 + rep
-            model = HSBM(config.depth, config.branching, config.n0, a, seed=sample_seed)
-            for name, make in _methods(sample_seed).items():
-                start = time.perf_counter()
-                est = make().fit(model.adjacency)
-                records.append({"a1": a1, "a2": a2, "rep": rep, "method": name,
-                                "seconds": time.perf_counter() - start, **_score(model, est)})
+    for name, make in _methods(sample_seed).items():
+        start = time.perf_counter()
+        est = make().fit(model.adjacency)
+        records.append({"a1": a1, "a2": a2, "rep": rep, "method": name,
+                        "seconds": time.perf_counter() - start, **_score(model, est)})
     return records
+
+
+def _sweep(config: SweepConfig, seed: int,
+           options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One record per (cell, repetition, method).
+
+    Each (cell, repetition) is a job of :func:`paperlab.core.jobs.job_map`: finished ones are
+    kept on disk, so an interrupted sweep resumes; ``options`` (``ctx.options``) may ask for
+    ``workers``, a ``ray_address`` or ``fresh`` (default: in this process, resuming).
+    """
+    leiden = baselines.leiden_available()
+    jobs = [Job((config, a1, a2, rep, leiden), seed, f"a1={a1} a2={a2} rep={rep}")
+            for a1, a2 in config.cells() for rep in range(config.repetitions)]
+    per_job = job_map(_fit_sample, jobs, sweep="hierarchy.sweep", description="HSBM sweep",
+                      **run_options(options or {}))
+    return [record for records in per_job for record in records]
 
 
 def summarise_sweep(config: SweepConfig, records: list[dict[str, Any]],
@@ -253,7 +272,7 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
     """The paper's sweep and real-data comparison (see the module docstring)."""
     root = ctx.require("graphs/hsbm", HOW_TO_GET)  # fail before minutes of simulation
     config = resolve_config(ctx, Config, config).sweep
-    records = _sweep(config, ctx.seed)
+    records = _sweep(config, ctx.seed, ctx.options)
     rows, summary, rate = summarise_sweep(config, records)
     methods = list(dict.fromkeys(r["method"] for r in records))
     _plot_sweep(ctx, config, rate, methods)
