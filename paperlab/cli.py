@@ -104,6 +104,16 @@ def _make_parser(
     listing = sub.add_parser("list", help="systems, their papers, and which are implemented",
                              add_help=add_help)
     _verbosity(listing, default=argparse.SUPPRESS)
+    reporting = sub.add_parser(
+        "report", help="rewrite REPORT.md/.html from the JSONs already in OUT",
+        description="Judge each paper's claims on the run records OUT/SYSTEM.json and write "
+        "OUT/REPORT.md and OUT/REPORT.html; with --readme, also rewrite that README's claims "
+        "table between its <!-- paperlab:claims:begin/end --> markers.", add_help=add_help)
+    reporting.add_argument("--out", type=Path, default=Path("results"),
+                           help="results folder (default results/)")
+    reporting.add_argument("--readme", type=Path, default=None,
+                           help="README whose claims table is rewritten")
+    _verbosity(reporting, default=argparse.SUPPRESS)
 
     commands = {
         "run": (
@@ -399,6 +409,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return cmd_data(args)
         if args.command == "reproduce":
             return cmd_reproduce(args)
+        if args.command == "report":
+            return report.regenerate(args.out, args.readme)
         return cmd_run(args, "run" if args.command == "run" else "bench")
     except (registry.UnknownSystemError, registry.NotImplementedSystemError) as exc:
         print(f"paperlab: {exc.args[0]}", file=sys.stderr)

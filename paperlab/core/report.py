@@ -7,7 +7,8 @@ Every page here is built from run records (the ``<system>.json`` files of
 Command line (rewrites the reports from a results folder, and optionally the README's table
 between ``<!-- paperlab:claims:begin -->`` and ``<!-- paperlab:claims:end -->``)::
 
-    python -m paperlab.core.report --results results/ [--readme README.md]
+    paperlab report [--out results/] [--readme README.md]
+    python -m paperlab.core.report --results results/ [--readme README.md]   # the same
 """
 
 from __future__ import annotations
@@ -375,6 +376,28 @@ def rewrite_readme(path: str | Path, outcomes: Sequence[Outcome]) -> Path:
     return atomic_write_text(path, replace_between_markers(text, claims_table(outcomes)))
 
 
+def regenerate(results_dir: str | Path, readme: str | Path | None = None) -> int:
+    """Write REPORT.md/.html from the run records in ``results_dir`` (and ``readme``'s table).
+
+    Returns a process exit code: 0, or 1 with a one-line reason on stderr (no run records,
+    an unreadable README or its markers missing).
+    """
+    outcomes = load_outcomes(results_dir)
+    if not outcomes:
+        print(f"no run records (<system>.json) in {results_dir}", file=sys.stderr)
+        return 1
+    for path in write_reports(outcomes, results_dir):
+        print(f"wrote {path}")
+    if readme is not None:
+        try:
+            print(f"wrote {rewrite_readme(readme, outcomes)}")
+        except (OSError, ValueError) as exc:
+            print(f"{readme}: {exc}", file=sys.stderr)
+            return 1
+    print(tally_text(outcomes))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m paperlab.core.report --results DIR [--readme README.md]``."""
     parser = argparse.ArgumentParser(
@@ -386,20 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--readme", type=Path, default=None,
                         help="README to rewrite between the markers")
     args = parser.parse_args(argv)
-    outcomes = load_outcomes(args.results)
-    if not outcomes:
-        print(f"no run records (<system>.json) in {args.results}", file=sys.stderr)
-        return 1
-    for path in write_reports(outcomes, args.results):
-        print(f"wrote {path}")
-    if args.readme is not None:
-        try:
-            print(f"wrote {rewrite_readme(args.readme, outcomes)}")
-        except (OSError, ValueError) as exc:
-            print(f"{args.readme}: {exc}", file=sys.stderr)
-            return 1
-    print(tally_text(outcomes))
-    return 0
+    return regenerate(args.results, args.readme)
 
 
 if __name__ == "__main__":

@@ -144,6 +144,9 @@ def test_readme_table_between_markers(tmp_path):
     assert "| old | table |" not in text and text.startswith("# x\n\ntext\n")
     assert text.endswith("<!-- paperlab:claims:end -->\nafter\n")
     assert report.claims_table(report.load_outcomes(tmp_path)) in text
+    readme.write_text(README)
+    assert cli.main(["report", "--out", str(tmp_path), "--readme", str(readme)]) == 0
+    assert readme.read_text() == text  # `paperlab report` is the same command
     again = report.replace_between_markers(text, report.claims_table(report.load_outcomes(
         tmp_path)))
     assert again == text  # idempotent
