@@ -98,7 +98,7 @@ def test_pretrained_mowst_star_does_not_collapse() -> None:
 def test_turn_patience_bounds_the_turns_and_the_reference_default_runs_them_out(task) -> None:
     # patience >= max_epochs: with the reference setting every turn runs all max_epochs epochs;
     # a turn patience of 1 stops a turn at its first epoch without a new best.
-    cfg = TrainConfig(max_epochs=40, patience=40, max_rounds=1, round_patience=1, warmup=False)
+    cfg = TrainConfig(max_epochs=40, patience=40, max_rounds=1, round_patience=1)
     reports = {}
     for turn_patience in (None, 1):
         torch.manual_seed(0)
@@ -116,7 +116,7 @@ def test_each_side_keeps_one_optimiser_across_its_turns(task, monkeypatch) -> No
     made = []
     real = training._adam
     monkeypatch.setattr(training, "_adam", lambda params, cfg: made.append(1) or real(params, cfg))
-    cfg = TrainConfig(max_epochs=3, patience=1, max_rounds=3, round_patience=3, warmup=False)
+    cfg = TrainConfig(max_epochs=3, patience=1, max_rounds=3, round_patience=3)
     report = train_mowst(Mowst(MLP(16, 16, 3), GCN(16, 16, 3), 3), task, cfg,
                          strong_pretrained=True)
     assert report.rounds == 3 and len(made) == 2
