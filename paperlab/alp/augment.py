@@ -304,7 +304,7 @@ class ALPAugmenter(_Augmenter):
         synonyms = self._synonyms
         self.trees_: dict[Hashable, list[Tree]] = {}
         self.tree_logprobs_: dict[Hashable, list[float]] = {}
-        self.phrases_: dict[Hashable, dict[tuple[str, str], list[tuple[int, Tree]]]] = {}
+        self.phrases_: dict[Hashable, dict[tuple[str, str], list[tuple[int, Tree, tuple]]]] = {}
         self.pools_: dict[Hashable, dict[str, tuple[str, ...]]] = {}
         for c, sents in self.sentences_.items():
             parses = [p for p in map(self.grammar.parser.parse, sents) if p is not None]
@@ -321,13 +321,13 @@ class ALPAugmenter(_Augmenter):
                 kept = [best]
             self.trees_[c] = [lexicalize(p.tree) for p in kept]
             self.tree_logprobs_[c] = [p.logprob for p in kept]
-            phrases: dict[tuple[str, str], list[tuple[int, Tree]]] = defaultdict(list)
+            phrases: dict[tuple[str, str], list[tuple[int, Tree, tuple]]] = defaultdict(list)
             pool: dict[str, set[str]] = defaultdict(set)
             for t, tree in enumerate(self.trees_[c]):
                 for node in tree.subtrees():
                     lab = node.label()
                     if isinstance(node[0], Tree) and lab.category != ROOT:
-                        phrases[(lab.category, lab.tag)].append((t, node))
+                        phrases[(lab.category, lab.tag)].append((t, node, tuple(node.leaves())))
                     elif not isinstance(node[0], Tree) and lab.tag in SLOT_TAGS:
                         pool[lab.tag].add(lab.word)
             for tag, words in pool.items():
@@ -358,8 +358,9 @@ class ALPAugmenter(_Augmenter):
                 node = tree[pos]
                 if len(pos) > 1 and isinstance(node, Tree) and isinstance(node[0], Tree):
                     lab = node.label()
-                    options = [p for t, p in phrases.get((lab.category, lab.tag), ())
-                               if t != base and p.leaves() != node.leaves()]
+                    words = tuple(node.leaves())
+                    options = [p for t, p, leaves in phrases.get((lab.category, lab.tag), ())
+                               if t != base and leaves != words]
                     if options:
                         spots.append((pos, options))
             if not spots:
