@@ -1,0 +1,57 @@
+"""Entropic Student: supervised compression for split computing (Matsubara et al., WACV 2022),
+on the shared vision substrate (:mod:`paperlab.vision`), with real bitstreams.
+
+Public API::
+
+    from paperlab import entropic_student as es
+    student = es.EntropicStudent(teacher, b=24)          # teacher: torchvision ResNet-18
+    student.bottleneck.update()                           # freeze the coding tables
+    data = es.encode(student, images)                     # edge: uint8 (N, 3, 32, 32) -> bytes
+    labels = es.decode_and_classify(student, data)        # server: bytes -> (N,) class ids
+
+The public names are imported on first use, so importing this package imports no torch.
+"""
+
+from paperlab.core.lazy import lazy_exports
+from paperlab.core.registry import Option, System, comma_list
+
+
+def _betas(text: str) -> tuple[float, ...]:
+    """``"0.1,0.4"`` -> ``(0.1, 0.4)``, each > 0."""
+    values = tuple(float(v) for v in comma_list(text))
+    if not values or not all(v > 0 for v in values):
+        raise ValueError(f"betas must be positive, got {text!r}")
+    return values
+
+
+SYSTEM = System(
+    name="entropic_student",
+    paper="Supervised Compression for Resource-Constrained Edge Computing Systems "
+          "(Matsubara, Yang, Levorato, Mandt, WACV 2022)",
+    claim="A student whose first stage is a learned encoder + entropy-coded bottleneck, distilled "
+          "from the teacher, classifies better than input compression (JPEG/WebP) feeding the "
+          "teacher at every rate, with lower end-to-end latency",
+    run="paperlab.entropic_student.experiment:run",
+    bench="paperlab.entropic_student.experiment:bench",
+    options=(
+        Option("retrain", int, "1: retrain the teacher and students even if cached",
+               choices=(0, 1)),
+        Option("betas", _betas, "rate weights beta of the students", metavar="B1,B2,..."),
+        Option("eval_images", int, "test images evaluated (of 10,000)", min=10, max=10000),
+        Option("serve", int, "1: run the two-process loopback socket demo instead",
+               choices=(0, 1)),
+    ),
+)
+
+_EXPORTS = {
+    **dict.fromkeys(("GDN", "BitstreamError", "EntropyBottleneck", "pack", "unpack"),
+                    "paperlab.entropic_student.codec"),
+    **dict.fromkeys(
+        ("EntropicStudent", "TeacherSpec", "check_images", "decode_and_classify", "decode_latent",
+         "encode", "load_student", "quantized_latent", "save_student", "teacher_features"),
+        "paperlab.entropic_student.model"),
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = ["SYSTEM", *_EXPORTS]
