@@ -382,7 +382,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     for st in statuses:
         counts[st.state] = counts.get(st.state, 0) + 1
-        if st.state not in ("ok", "present"):
+        if st.state not in ("ok", "present", "optional"):
             where = st.path or st.entry.path
             console.print(f"  {st.state:9} {where}{': ' + st.detail if st.detail else ''}",
                           markup=False, highlight=False, soft_wrap=True)
