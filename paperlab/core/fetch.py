@@ -18,6 +18,7 @@ import errno
 import gzip
 import hashlib
 import http.client
+import importlib
 import logging
 import os
 import pickle
@@ -419,9 +420,11 @@ def missing(entries: Iterable[Entry], root: str | os.PathLike[str] | None = None
 
 
 def _generate(entry: Entry, dest: Path, root: str | os.PathLike[str] | None) -> None:
-    """Regenerate a Splitwise request trace from the Azure code trace, then check its pin."""
-    from paperlab.splitwise.trace import poisson_trace, read_azure_csv
+    """Regenerate a Splitwise request trace from the Azure code trace, then check its pin.
 
+    The generator is named in the entry as ``"module:function"`` (core imports no system by
+    module, only by name, as the registry does).
+    """
     source_entry = _by_path("splitwise/azure_llm_2023/AzureLLMInferenceTrace_code.csv")
     source = locate(source_entry, root)
     if source is None:
@@ -429,11 +432,12 @@ def _generate(entry: Entry, dest: Path, root: str | os.PathLike[str] | None) -> 
     if source is None:
         raise FetchError(f"{entry.path}: needs {source_entry.path}; fetch 'splitwise' first")
     p = dict(entry.params)
-    trace = poisson_trace(read_azure_csv(source), float(p["rate"]), float(p["duration_s"]),
-                          seed=int(p["seed"]), max_requests=int(p["max_requests"]))
+    module, _, function = str(p["generator"]).partition(":")
+    generate = getattr(importlib.import_module(module), function)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    trace.to_csv(part)
+    generate(source, part, float(p["rate"]), float(p["duration_s"]), seed=int(p["seed"]),
+             max_requests=int(p["max_requests"]))
     _check_or_remove(part, f"regenerated {entry.path}", sha256=entry.digest, size=entry.size)
     os.replace(part, dest)
 

@@ -197,6 +197,18 @@ def read_azure_csv(path: str | Path) -> Trace:
                  request_id=np.arange(n, dtype=np.int64), name=path.stem)
 
 
+def write_generated_trace(azure_csv: str | Path, dest: str | Path, rate: float,
+                          duration_s: float, seed: int = 0,
+                          max_requests: int | None = None) -> None:
+    """Write the reference's ``rr_code_<rate>_2min.csv``-style trace made from an Azure CSV.
+
+    ``paperlab data fetch`` regenerates the staged traces with this (byte for byte the same as
+    splitwise-sim's generator made them, for the pinned parameters).
+    """
+    poisson_trace(read_azure_csv(azure_csv), rate, duration_s, seed=seed,
+                  max_requests=max_requests).to_csv(dest)
+
+
 def poisson_trace(source: Trace, rate: float, duration_s: float, seed: int = 0,
                   max_requests: int | None = None, name: str | None = None) -> Trace:
     """Poisson arrivals at ``rate`` req/s for ``duration_s``, sizes resampled from ``source``.
