@@ -24,11 +24,12 @@ from paperlab.core.config import resolve_config
 from paperlab.core.jobs import Job, job_map, run_options
 from paperlab.core.progress import track
 from paperlab.core.results import Result, RunContext, atomic_write_text
+from paperlab.core.seed import derive_seed
 from paperlab.core.timing import peak_memory
 from paperlab.hierarchy import baselines, datasets, linkage, metrics
 from paperlab.hierarchy.estimators import BottomUp, TopDown
 from paperlab.hierarchy.hsbm import HSBM
-from paperlab.hierarchy.theory import chernoff_hellinger
+from paperlab.hierarchy.theory import chernoff_hellinger, top_down_split_errors
 
 HOW_TO_GET = ("The files are staged under shared/data/graphs/hsbm/ (see its PROVENANCE.md); "
               "point --data-root or $PAPERLAB_DATA at a folder holding graphs/hsbm/.")
@@ -63,25 +64,43 @@ class BenchConfig:
 
 
 @dataclass(frozen=True)
+class ScalingConfig:
+    """Exact recovery per level against N in cells where the Chernoff-Hellinger criteria say
+    bottom-up recovers a level and top-down does not (binary HSBM of depth 3). Graph ``g`` of
+    size ``n0`` is drawn once and fitted by both algorithms."""
+
+    cells: tuple[tuple[float, ...], ...]
+    n0_values: tuple[int, ...]
+    graphs: tuple[int, ...]  # graphs per size, one entry per n0
+
+
+@dataclass(frozen=True)
 class Config:
-    """``run``'s sweep and ``bench``'s scaling sizes."""
+    """``run``'s sweep, its separation-against-N part, and ``bench``'s scaling sizes."""
 
     sweep: SweepConfig
     bench: BenchConfig
+    scaling: ScalingConfig | None = None  # None: no separation-against-N part
 
     @classmethod
     def quick(cls) -> Config:
         # a1 = 42 sits where theory says top-down's first split fails but bottom-up works.
         return cls(SweepConfig(a1_values=(42, 45, 60), a2_values=(50, 70, 90), n0=100,
                                repetitions=2),
-                   BenchConfig(sizes=(1000, 3000, 10000), repeats=2, paris_max_n=10000))
+                   BenchConfig(sizes=(1000, 3000, 10000), repeats=2, paris_max_n=10000),
+                   # the cell where the criteria separate most, at the largest N that fits
+                   # the quick budget (~30 s of CPU; N = 25,600 takes ~50 s per graph)
+                   ScalingConfig(cells=((40, 41, 45, 100),), n0_values=(200, 800),
+                                 graphs=(3, 3)))
 
     @classmethod
     def full(cls) -> Config:
         # The paper's n0 = 200 (N = 1600); a 10-step grid keeps it to ~15 minutes of CPU.
         return cls(SweepConfig(a1_values=(42, 45, 55, 65, 75, 85),
                                a2_values=(50, 60, 70, 80, 90), n0=200, repetitions=3),
-                   BenchConfig(sizes=(1000, 3000, 10000, 30000, 100000), repeats=1))
+                   BenchConfig(sizes=(1000, 3000, 10000, 30000, 100000), repeats=1),
+                   ScalingConfig(cells=((40, 41, 45, 100), (40, 42, 50, 100), (40, 50, 60, 100)),
+                                 n0_values=(200, 800, 3200, 12800), graphs=(5, 4, 3, 2)))
 
 
 def _methods(seed: int) -> dict[str, Callable[[], Any]]:
@@ -268,10 +287,98 @@ def _plot_dendrograms(ctx: RunContext, networks: list, fitted: dict) -> None:
     plots.save(fig, ctx.plot_path("dendrograms"))
 
 
+def _scaling(config: ScalingConfig, seed: int) -> list[dict[str, Any]]:
+    """One record per (cell, N, graph): per-level accuracy of bottom-up and top-down."""
+    jobs = [(a, n0, g) for n0, graphs in zip(config.n0_values, config.graphs, strict=True)
+            for g in range(graphs) for a in config.cells]
+    records = []
+    for a, n0, g in track(jobs, "separation vs N", total=len(jobs)):
+        sample_seed = derive_seed(seed, "scaling", str(a), str(n0), str(g))
+        model = HSBM(3, 2, n0, a, seed=sample_seed)
+        record: dict[str, Any] = {"a": list(a), "N": model.n_nodes, "graph": g,
+                                  "edges": model.adjacency.nnz // 2}
+        for name, est in (("bottom_up", BottomUp(random_state=sample_seed)),
+                          ("top_down", TopDown(random_state=sample_seed))):
+            start = time.process_time()
+            est.fit(model.adjacency)
+            record[f"{name}_cpu_s"] = time.process_time() - start
+            record[f"{name}_n_clusters"] = est.n_clusters_
+            record[name] = [metrics.accuracy(model.labels[level],
+                                             est.level(min(2**level, est.n_clusters_)))
+                            for level in (1, 2, 3)]
+        records.append(record)
+        del model
+    return records
+
+
+def separating_levels(a: tuple[float, ...]) -> list[int]:
+    """Levels (1-based) that the criteria give to bottom-up and deny to top-down."""
+    theory = chernoff_hellinger(a)
+    split = theory.recoverable("bottom_up") & ~theory.recoverable("top_down")
+    return [int(level) + 1 for level in np.flatnonzero(split)]
+
+
+def summarise_scaling(config: ScalingConfig, records: list[dict[str, Any]],
+                      ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows per (cell, N, separating level): exact-recovery rates, their gap, and the
+    top-down split's expected misplaced nodes at that N (``theory.top_down_split_errors``).
+    The summary's gap is the first cell's first separating level at its largest N."""
+    rows = []
+    for a in config.cells:
+        for level in separating_levels(a):
+            for n0 in config.n0_values:
+                mine = [r for r in records if r["a"] == list(a) and r["N"] == 8 * n0]
+                if not mine:
+                    continue
+                exact = {m: float(np.mean([r[m][level - 1] == 1.0 for r in mine]))
+                         for m in ("bottom_up", "top_down")}
+                errors = top_down_split_errors(a, n0, level - 1)
+                rows.append({"method": "bottom-up minus top-down",
+                             "setting": f"a={tuple(int(v) for v in a)}, level {level}",
+                             "a": list(a), "level": level, "N": 8 * n0, "graphs": len(mine),
+                             "exact_bottom_up": exact["bottom_up"],
+                             "exact_top_down": exact["top_down"],
+                             "gap": exact["bottom_up"] - exact["top_down"],
+                             "top_down_split_errors": errors,
+                             "top_down_exact_if_split_optimal": float(np.exp(-errors))})
+    first = [r for r in rows if r["a"] == list(config.cells[0])]
+    if not first:
+        return rows, {"separation_gap_at_largest_n": None}
+    level = first[0]["level"]
+    last = max((r for r in first if r["level"] == level), key=lambda r: r["N"])
+    return rows, {"separation_gap_at_largest_n": last["gap"],
+                  "separation_largest_n": last["N"],
+                  "separation_cell": f"a={tuple(int(v) for v in last['a'])}, level {level}"}
+
+
+def _plot_scaling(ctx: RunContext, rows: list[dict[str, Any]]) -> None:
+    first = {}  # each cell's first separating level (a failed first split fails the rest)
+    for r in rows:
+        first.setdefault(tuple(r["a"]), r["setting"])
+    settings = list(first.values())
+    fig, axes = plots.figure(1, len(settings), size=3.2,
+                             title="Exact recovery at the level theory separates, against N")
+    for ax, setting in zip(np.atleast_1d(axes), settings, strict=True):
+        mine = [r for r in rows if r["setting"] == setting]
+        n = [r["N"] for r in mine]
+        ax.semilogx(n, [r["exact_bottom_up"] for r in mine], "o-", label="bottom-up")
+        ax.semilogx(n, [r["exact_top_down"] for r in mine], "s-", label="top-down")
+        ax.semilogx(n, [r["gap"] for r in mine], "k^-", label="gap")
+        ax.semilogx(n, [r["top_down_exact_if_split_optimal"] for r in mine], "--",
+                    color="grey", label="top-down, optimal split (theory)")
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_xlabel("N")
+        ax.set_title(setting, fontsize=8)
+    np.atleast_1d(axes)[0].set_ylabel("share of graphs recovered exactly")
+    np.atleast_1d(axes)[0].legend(fontsize=6)
+    plots.save(fig, ctx.plot_path("separation"))
+
+
 def run(ctx: RunContext, config: Config | None = None) -> Result:
     """The paper's sweep and real-data comparison (see the module docstring)."""
     root = ctx.require("graphs/hsbm", HOW_TO_GET)  # fail before minutes of simulation
-    config = resolve_config(ctx, Config, config).sweep
+    full = resolve_config(ctx, Config, config)
+    config = full.sweep
     records = _sweep(config, ctx.seed, ctx.options)
     rows, summary, rate = summarise_sweep(config, records)
     methods = list(dict.fromkeys(r["method"] for r in records))
@@ -280,6 +387,16 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
     atomic_write_text(detail, json.dumps({"config": asdict(config), "records": records}) + "\n")
     real_rows, real_summary, real_info = _real(ctx, root, ctx.seed)
     summary.update(real_summary)
+    scaling_rows: list[dict[str, Any]] = []
+    if full.scaling is not None:
+        scaling_records = _scaling(full.scaling, ctx.seed)
+        scaling_rows, scaling_summary = summarise_scaling(full.scaling, scaling_records)
+        summary.update(scaling_summary)
+        if scaling_rows:
+            _plot_scaling(ctx, scaling_rows)
+        atomic_write_text(ctx.out_dir / f"{ctx.system}_separation.json",
+                          json.dumps({"config": asdict(full.scaling),
+                                      "records": scaling_records}) + "\n")
     notes = [
         f"Sweep: {len(config.cells())} (a1, a2) cells x {config.repetitions} graphs, n0 = "
         f"{config.n0} (N = {config.n0 * config.branching**config.depth}); per-sample records "
@@ -291,9 +408,14 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         "the graphs' equals the Chernoff-Hellinger prediction (asymptotic, so finite-N cells "
         "near the boundary can disagree).",
     ]
+    if full.scaling is not None:
+        notes.append("separation_gap_at_largest_n: share of graphs bottom-up recovers exactly "
+                     "minus top-down's, at the first cell's first level that the criteria give "
+                     "to bottom-up only, at its largest N; every fit in "
+                     f"{ctx.system}_separation.json.")
     if not baselines.leiden_available():
         notes.append("leidenalg/igraph not installed: Leiden + linkage skipped.")
-    return Result(results=rows + real_rows, summary=summary,
+    return Result(results=rows + real_rows + scaling_rows, summary=summary,
                   data={"synthetic": {"model": "binary HSBM, depth 3", **asdict(config)},
                         "real": real_info}, notes=notes)
 
