@@ -10,7 +10,23 @@ The public names are imported on first use, so importing this package imports no
 """
 
 from paperlab.core.lazy import lazy_exports
-from paperlab.core.registry import Option, System
+from paperlab.core.registry import Option, System, comma_list
+
+
+def _ratios(text: str) -> tuple[float, ...]:
+    """``"0.9,0.8"`` -> ``(0.9, 0.8)``, each in (0.5, 1)."""
+    values = tuple(float(v) for v in comma_list(text))
+    if not all(0.5 <= v < 1 for v in values):
+        raise ValueError(f"keep ratios must be in [0.5, 1), got {text!r}")
+    return values
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    """``"2,4"`` -> ``(2, 4)``, each >= 1."""
+    values = tuple(int(v) for v in comma_list(text))
+    if not all(v >= 1 for v in values):
+        raise ValueError(f"r values must be >= 1, got {text!r}")
+    return values
 
 SYSTEM = System(
     name="pitome",
@@ -25,6 +41,9 @@ SYSTEM = System(
                choices=(0, 1)),
         Option("epochs", int, "training epochs of the ViT (a different checkpoint)", min=1),
         Option("eval_images", int, "test images evaluated (of 10,000)", min=100, max=10000),
+        Option("keep_ratios", _ratios, "PiToMe keep ratios instead of 0.975,0.95,0.925,0.9 "
+               "(the smallest is the summary's)", metavar="K1,K2,..."),
+        Option("tome_r", _ints, "constant ToMe r values instead of the size's", metavar="R1,R2,.."),
     ),
 )
 

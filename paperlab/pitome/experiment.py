@@ -103,7 +103,8 @@ class Config:
         return cls()
 
     def with_options(self, options: Mapping[str, Any]) -> Config:
-        """Apply ``--retrain``, ``--epochs``, ``--eval-images``."""
+        """Apply ``--retrain``, ``--epochs``, ``--eval-images``, ``--keep-ratios``, ``--tome-r``
+        (``--keep-ratios`` also sets the pure-rule ratio to the smallest one)."""
         cfg = self
         if "retrain" in options:
             cfg = dataclasses.replace(cfg, retrain=bool(options["retrain"]))
@@ -112,6 +113,11 @@ class Config:
                                                                      epochs=options["epochs"]))
         if "eval_images" in options:
             cfg = dataclasses.replace(cfg, eval_images=int(options["eval_images"]))
+        if "keep_ratios" in options:
+            ratios = tuple(options["keep_ratios"])
+            cfg = dataclasses.replace(cfg, keep_ratios=ratios, pure_ratios=(min(ratios),))
+        if "tome_r" in options:
+            cfg = dataclasses.replace(cfg, tome_r=tuple(options["tome_r"]))
         return cfg
 
 
@@ -227,12 +233,15 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
                 other = correct[f"ToMe matched (prop_attn={prop}) keep={ratio}"]
                 test_row = mcnemar(pit, other)
                 tests.append({"keep_ratio": ratio, "versus": f"ToMe matched (prop_attn={prop})",
+                              "tome_prop_attn": prop,
                               "acc_pitome": float(pit.mean()), "acc_tome": float(other.mean()),
                               "pitome_only_right": test_row["a_only"],
                               "tome_only_right": test_row["b_only"], "p_value": test_row["p"]})
         _plot_accuracy(ctx, rows)
         _plot_groups(ctx, base, test, cfg)
     summary = _summary(rows, cfg)
+    summary.update({f"mcnemar_p_vs_tome_prop_{t['tome_prop_attn']}_at_{t['keep_ratio']}":
+                    t["p_value"] for t in tests if t["keep_ratio"] == min(cfg.keep_ratios)})
     notes = [
         f"ViT {cfg.vit.dim}x{cfg.vit.depth} ({cfg.vit.heads} heads, patch {cfg.vit.patch_size}) "
         f"trained here for {cfg.train.epochs} epochs on {train_info['train_images']} CIFAR-10 "
