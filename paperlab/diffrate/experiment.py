@@ -313,6 +313,7 @@ def _plot_rates(ctx: RunContext, searched: list[Searched], base: nn.Module) -> N
         uniform = uniform_rates(base, rates_flops(base, s.rates))
         ax.plot(blocks, uniform.merge, "--", color=line.get_color(), alpha=0.5,
                 label=f"uniform, same FLOPs as {s.target:.2f}")
+    ax.set_xticks(range(searched[0].rates.depth))
     ax.set_xlabel("block")
     ax.set_ylabel("tokens")
     ax.legend(fontsize=6)

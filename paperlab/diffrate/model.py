@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 
 def attention(attn: nn.Module, x: torch.Tensor, size: torch.Tensor | None,
-              key_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              key_mask: torch.Tensor | None = None, need_cls: bool = True
+              ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """A timm ``Attention`` forward with ``log(size)`` on the logits and masked keys.
 
     Args:
@@ -51,10 +52,11 @@ def attention(attn: nn.Module, x: torch.Tensor, size: torch.Tensor | None,
         x: ``(B, N, C)`` normalised tokens.
         size: ``(B, N, 1)`` token sizes or None (all ones).
         key_mask: ``(B, N)`` key weights (0 = excluded; differentiable) or None.
+        need_cls: compute the class token's attention (skipped where a block reduces nothing).
 
     Returns:
         the projected output ``(B, N, C)`` and the class token's attention to the patch tokens
-        ``(B, N - 1)``, averaged over heads.
+        ``(B, N - 1)``, averaged over heads (None unless ``need_cls``).
     """
     b, n, _ = x.shape
     qkv = attn.qkv(x).reshape(b, n, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
@@ -63,8 +65,10 @@ def attention(attn: nn.Module, x: torch.Tensor, size: torch.Tensor | None,
     bias = None if size is None else size.log()[:, None, None, :, 0]
     if key_mask is None and attn.fused_attn:
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-        logits = (q[:, :, :1] * attn.scale) @ k.transpose(-2, -1)
-        cls = (logits if bias is None else logits + bias).softmax(-1)[:, :, 0]
+        cls = None
+        if need_cls:
+            logits = (q[:, :, :1] * attn.scale) @ k.transpose(-2, -1)
+            cls = (logits if bias is None else logits + bias).softmax(-1)[:, :, 0]
     else:
         logits = (q * attn.scale) @ k.transpose(-2, -1)
         weights = (logits if bias is None else logits + bias).softmax(-1)
@@ -75,7 +79,7 @@ def attention(attn: nn.Module, x: torch.Tensor, size: torch.Tensor | None,
         cls = weights[:, :, 0]
     out = out.transpose(1, 2).reshape(b, n, attn.num_heads * attn.head_dim)
     out = getattr(attn, "norm", nn.Identity())(out)
-    return attn.proj(out), cls.mean(1)[:, 1:]
+    return attn.proj(out), None if cls is None else cls.mean(1)[:, 1:]
 
 
 def rank(cls_attn: torch.Tensor) -> torch.Tensor:
@@ -86,10 +90,9 @@ def rank(cls_attn: torch.Tensor) -> torch.Tensor:
 
 def _similar(x: torch.Tensor, dest: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Each token's most cosine-similar destination: ``(similarity, index)``, both ``(B, N)``;
-    ``dest`` ``(B, N)`` or ``(N,)`` bool marks the allowed destinations (features detached)."""
+    ``dest`` ``(B, N)`` bool marks the allowed destinations (features detached)."""
     m = normalized(x.detach())
-    sim = m @ m.transpose(1, 2)
-    sim = sim.masked_fill(~dest.expand_as(sim[:, 0])[:, None, :], -math.inf)
+    sim = (m @ m.transpose(1, 2)).masked_fill(~dest[:, None, :], -math.inf)
     return sim.max(dim=-1)
 
 
@@ -97,21 +100,18 @@ def prune_merge(x: torch.Tensor, size: torch.Tensor, cls_attn: torch.Tensor, pru
                 merge: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Deploy-time reduction of one block: ``(B, N, C)`` tokens and ``(B, N, 1)`` sizes to
     ``merge`` tokens (see the module docstring); ``cls_attn`` ``(B, N - 1)``."""
-    b, n, _ = x.shape
     order = rank(cls_attn)
-    if merge == n:
-        return x, size
-    keep = order[:, :merge]
-    src = order[:, merge:prune]
+    keep, src = order[:, :merge], order[:, merge:prune]
     if src.shape[1] == 0 or merge == 1:  # nothing merges, or no patch token to merge into
         plan = MergePlan(keep, src[:, :0], src[:, :0])
         return plan.merge(x), plan.merge(size)
-    dest = torch.zeros(n, dtype=torch.bool, device=x.device)
-    dest[1:merge] = True
-    sim, dst = _similar(x.gather(1, order[..., None].expand_as(x)), dest)
-    plan = MergePlan(keep, src, dst[:, merge:prune])
-    weight = torch.ones_like(size)
-    weight.scatter_(1, src[..., None], sim[:, merge:prune, None].clamp(min=0))
+    m = normalized(x.detach())
+    c = m.shape[-1]
+    m_src = m.gather(1, src[..., None].expand(-1, -1, c))
+    m_dst = m.gather(1, keep[:, 1:, None].expand(-1, -1, c))
+    sim, dst = (m_src @ m_dst.transpose(1, 2)).max(dim=-1)
+    plan = MergePlan(keep, src, dst + 1)
+    weight = torch.ones_like(size).scatter_(1, src[..., None], sim[..., None].clamp(min=0))
     return plan.merge(x, "mean"), plan.merge(size * weight, "sum")
 
 
@@ -148,14 +148,16 @@ class _DiffRateBlock(nn.Module):
         state, layer = self._diffrate, self._diffrate_layer
         if state.size is None:
             state.size = torch.ones_like(x[..., :1])
+        n_in = x.shape[1]
+        reduce = layer > 0 if state.rates is None else state.rates.merge[layer] < n_in
         x_attn, cls_attn = attention(self.attn, self.norm1(x),
-                                     state.size if state.prop_attn else None, state.mask)
+                                     state.size if state.prop_attn else None, state.mask, reduce)
         x = x + self.drop_path1(self.ls1(x_attn))
         if state.proxies is None:
             assert state.rates is not None
-            n_in = x.shape[1]
-            x, state.size = prune_merge(x, state.size, cls_attn, state.rates.prune[layer],
-                                        state.rates.merge[layer])
+            if reduce:
+                x, state.size = prune_merge(x, state.size, cls_attn, state.rates.prune[layer],
+                                            state.rates.merge[layer])
             state.tokens.append((n_in, x.shape[1]))
         elif layer > 0:
             x = self._search_step(x, cls_attn, *state.proxies[layer - 1])
