@@ -69,7 +69,7 @@ def test_proxy_gradient_matches_finite_differences():
         assert grad[k] == pytest.approx(float(fd), rel=1e-5, abs=1e-8)
     # forward: the hard mask and the rounded-up count
     assert set(proxy.mask(N).detach().unique().tolist()) <= {0.0, 1.0}
-    assert float(proxy.kept()) == float(torch.ceil(proxy.expected().detach() - 1e-4) + 1)
+    assert proxy.kept().item() == float(torch.ceil(proxy.expected().detach() - 1e-4) + 1)
 
 
 def test_search_loss_reaches_every_blocks_logits(tiny_vit, images):
