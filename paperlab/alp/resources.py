@@ -85,7 +85,8 @@ def wordnet(nltk_dir: str) -> object:
 
 @dataclass(frozen=True)
 class Grammar:
-    """What ALP parses with: the treebank PCFG, the tagger, and a parser over both."""
+    """What ALP parses with: the treebank PCFG, the tagger, and a parser over both;
+    ``n_trees`` counts the trees learnt from (unpunctuated copies included)."""
 
     pcfg: PCFG
     tagger: Tagger
