@@ -56,7 +56,9 @@ class Config:
         class (of 2,000). eval_images: test images evaluated (first ``eval_images / 10`` per
         class; 10,000 = all). tome_r: constant ToMe r values. keep_ratios: PiToMe keep ratios
         (the largest-reduction one is the summary's). pure_ratios: ratios also run with the pure
-        PiToMe rule in every block. speed_batch, speed_repeats: the images/s column of ``run``.
+        PiToMe rule in every block. pitome_prop_attn: also run PiToMe with proportional
+        attention (the reference runs it without). speed_batch, speed_repeats: the images/s
+        column of ``run``.
         viz_images: test images in the merged-groups picture. retrain: ignore a cached
         checkpoint. threads: torch threads. bench_batches, bench_ratios, bench_repeats: the
         benchmark grid. bench_timm, bench_timm_ratios: a timm 224x224 ViT (197 tokens, random
@@ -71,6 +73,7 @@ class Config:
     tome_r: tuple[int, ...] = (2, 4, 6, 8)
     keep_ratios: tuple[float, ...] = KEEP_RATIOS
     pure_ratios: tuple[float, ...] = (0.9,)
+    pitome_prop_attn: bool = True
     speed_batch: int = 64
     speed_repeats: int = 3
     viz_images: int = 4
@@ -91,6 +94,7 @@ class Config:
             train_per_class=300,
             eval_images=1000,
             tome_r=(2, 4),
+            pitome_prop_attn=False,
             speed_repeats=2,
             viz_images=3,
             bench_ratios=(1.0, 0.9, 0.8, 0.7),
@@ -175,6 +179,9 @@ def settings(model: nn.Module, cfg: Config) -> list[Setting]:
         counts = pitome_merge_counts(model, ratio)
         out.append(Setting("PiToMe", f"keep={ratio}",
                            lambda m, k=ratio: pitome_patch(m, k), ratio))
+        if cfg.pitome_prop_attn:
+            out.append(Setting("PiToMe (prop_attn=on)", f"keep={ratio}",
+                               lambda m, k=ratio: pitome_patch(m, k, prop_attn=True), ratio))
         for prop in (True, False):
             out.append(Setting(f"ToMe matched (prop_attn={'on' if prop else 'off'})",
                                f"keep={ratio}",
@@ -282,7 +289,7 @@ def _plot_accuracy(ctx: RunContext, rows: list[dict[str, Any]]) -> None:
     fig, ax = plots.figure(title="Accuracy vs analytic FLOPs (no fine-tuning)", size=4.0)
     full = _row(rows, "full", "-")
     ax.axhline(full["acc"], color="grey", ls=":", label="full model")
-    styles = {"PiToMe": "o-", "ToMe matched (prop_attn=on)": "s--",
+    styles = {"PiToMe": "o-", "PiToMe (prop_attn=on)": "o--", "ToMe matched (prop_attn=on)": "s--",
               "ToMe matched (prop_attn=off)": "s:", "ToMe r (prop_attn=on)": "^-",
               "ToMe r (prop_attn=off)": "v:", "PiToMe pure rule": "D"}
     for method, style in styles.items():
