@@ -5,13 +5,14 @@ range coder (``constriction``) writes real bytes, and the bitstream container.
   ``y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2)``; ``inverse=True`` multiplies instead (IGDN).
 * :class:`EntropyBottleneck` -- the non-parametric factorized density of Balle et al. 2018 (one
   monotone cumulative per channel), additive uniform noise while training, median-centred rounding
-  at test time, learned tail quantiles (:meth:`~EntropyBottleneck.aux_loss`), and an exact range
-  coder over per-channel probability tables frozen by :meth:`~EntropyBottleneck.update`.
+  at test time, and an exact range coder over per-channel probability tables frozen by
+  :meth:`~EntropyBottleneck.update`, which first finds each channel's median and tail quantiles
+  by bisection on the learned cumulative (instead of the auxiliary loss, see the README).
   Offsets from the median beyond the table's support are coded as an escape symbol followed by
   the offset under a uniform model on ``[-32768, 32768)``, so every integer latent in that range
   round-trips exactly.
 * :func:`pack` / :func:`unpack` -- the container: a 12-byte header (magic ``b"ES"``, version,
-  latent shape ``N, C, H, W``, CRC-32 of the payload) and the range coder's 32-bit words.
+  latent shape ``N, C, H, W``, CRC-32 of header and payload) and the range coder's 32-bit words.
   Truncated or corrupted containers raise :class:`BitstreamError` (a ``ValueError``).
 """
 
@@ -72,7 +73,8 @@ class EntropyBottleneck(nn.Module):
         max_support: cap on the table's half-width R (offsets ``-R..R`` from the median).
 
     ``forward(y)`` returns ``(y_tilde, likelihoods)``, both ``(N, C, H, W)``: noisy in training,
-    median-rounded in eval. :meth:`compress` / :meth:`decompress` need :meth:`update` first.
+    median-rounded in eval (medians from the last :meth:`update`; 0 before).
+    :meth:`compress` / :meth:`decompress` need :meth:`update` first.
     """
 
     def __init__(self, channels: int, filters: tuple[int, ...] = (3, 3, 3),
@@ -91,23 +93,36 @@ class EntropyBottleneck(nn.Module):
             self.biases.append(nn.Parameter(torch.rand(channels, dims[k + 1], 1) - 0.5))
             if k < len(filters):
                 self.factors.append(nn.Parameter(torch.zeros(channels, dims[k + 1], 1)))
-        self.quantiles = nn.Parameter(
-            torch.tensor([-init_scale, 0.0, init_scale]).repeat(channels, 1, 1))
+        self.register_buffer("quantiles",
+                             torch.tensor([-init_scale, 0.0, init_scale]).repeat(channels, 1))
         self.register_buffer("pmf", torch.zeros(0, dtype=torch.float64), persistent=True)
 
     # -- density ------------------------------------------------------------------------------
 
-    def _logits_cumulative(self, x: torch.Tensor, detach: bool = False) -> torch.Tensor:
-        """Logit of each channel's cumulative at ``x`` ``(C, 1, M)`` -> ``(C, 1, M)``."""
+    def _logits_cumulative(self, x: torch.Tensor) -> torch.Tensor:
+        """Logit of each channel's cumulative at ``x`` ``(C, 1, M)`` -> ``(C, 1, M)``
+        (monotone increasing in ``x``)."""
         logits = x
         for k, matrix in enumerate(self.matrices):
-            m = F.softplus(matrix.detach() if detach else matrix)
-            b = self.biases[k].detach() if detach else self.biases[k]
-            logits = torch.matmul(m, logits) + b
+            logits = torch.matmul(F.softplus(matrix), logits) + self.biases[k]
             if k < len(self.factors):
-                a = self.factors[k].detach() if detach else self.factors[k]
-                logits = logits + torch.tanh(a) * torch.tanh(logits)
+                logits = logits + torch.tanh(self.factors[k]) * torch.tanh(logits)
         return logits
+
+    @torch.no_grad()
+    def fit_quantiles(self, bound: float = 1e6, steps: int = 64) -> None:
+        """Set each channel's lower tail, median and upper tail (``tail_mass / 2`` beyond each
+        tail) by bisection on the monotone cumulative -- what the auxiliary loss of Balle et al.
+        converges to, exactly and in one call."""
+        target = math.log(2 / self.tail_mass - 1)
+        goal = torch.tensor([-target, 0.0, target]).expand(self.channels, 1, 3)
+        lo = torch.full((self.channels, 1, 3), -bound)
+        hi = torch.full((self.channels, 1, 3), bound)
+        for _ in range(steps):
+            mid = (lo + hi) / 2
+            below = self._logits_cumulative(mid) < goal
+            lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+        self.quantiles = ((lo + hi) / 2).squeeze(1)
 
     def _likelihood(self, values: torch.Tensor) -> torch.Tensor:
         """Mass of ``[v - 1/2, v + 1/2]`` per channel, ``values`` ``(C, 1, M)``."""
@@ -119,14 +134,7 @@ class EntropyBottleneck(nn.Module):
     @property
     def medians(self) -> torch.Tensor:
         """Per-channel median ``(C,)`` (the rounding centre)."""
-        return self.quantiles[:, 0, 1].detach()
-
-    def aux_loss(self) -> torch.Tensor:
-        """Fit the tail quantiles (and median) to the density; gradient reaches only them."""
-        target = math.log(2 / self.tail_mass - 1)
-        logits = self._logits_cumulative(self.quantiles, detach=True)
-        goal = torch.tensor([-target, 0.0, target], device=logits.device)
-        return (logits - goal).abs().sum()
+        return self.quantiles[:, 1]
 
     def quantize(self, y: torch.Tensor) -> torch.Tensor:
         """Median-centred rounding of ``y`` ``(N, C, H, W)`` (the values the coder transmits)."""
@@ -149,11 +157,13 @@ class EntropyBottleneck(nn.Module):
 
     @torch.no_grad()
     def update(self) -> None:
-        """Freeze the coding tables from the current density: offsets ``-R..R`` from each
-        channel's median plus one escape symbol (the mass outside), float64 ``(C, 2R + 2)``."""
-        q = self.quantiles.detach()
-        m = q[:, 0, 1]
-        half = torch.maximum(m - q[:, 0, 0], q[:, 0, 2] - m).ceil().max()
+        """Fit the quantiles (:meth:`fit_quantiles`) and freeze the coding tables from the
+        current density: offsets ``-R..R`` from each channel's median plus one escape symbol
+        (the mass outside), float64 ``(C, 2R + 2)``."""
+        self.fit_quantiles()
+        q = self.quantiles
+        m = q[:, 1]
+        half = torch.maximum(m - q[:, 0], q[:, 2] - m).ceil().max()
         r = int(min(max(half.item(), 1), self.max_support))
         offsets = torch.arange(-r, r + 1, dtype=q.dtype)
         values = (m[:, None] + offsets[None, :]).unsqueeze(1)  # (C, 1, 2R+1)
@@ -182,17 +192,17 @@ class EntropyBottleneck(nn.Module):
         q = torch.round(y.detach() - m).to(torch.int64)
         if q.numel() and int(q.abs().max()) >= ESCAPE_RANGE:
             raise ValueError(f"latent offsets beyond +-{ESCAPE_RANGE} cannot be coded")
-        q = q.cpu().numpy()
-        channel = np.broadcast_to(np.arange(q.shape[1])[None, :, None, None], q.shape).ravel()
-        q = q.ravel()
-        escaped = np.abs(q) > r
-        symbols = np.where(escaped, 2 * r + 1, q + r).astype(np.int32)
+        q = q.cpu().numpy().reshape(q.shape[0], -1)
+        channel = np.repeat(np.arange(self.channels), q.shape[1] // self.channels)
+        categorical = constriction.stream.model.Categorical(perfect=False)
+        uniform = constriction.stream.model.Uniform(2 * ESCAPE_RANGE)
         encoder = constriction.stream.queue.RangeEncoder()
-        encoder.encode(symbols, constriction.stream.model.Categorical(perfect=False),
-                       pmf[channel])
-        if escaped.any():
-            encoder.encode((q[escaped] + ESCAPE_RANGE).astype(np.int32),
-                           constriction.stream.model.Uniform(2 * ESCAPE_RANGE))
+        for row in q:  # image by image: the table gather stays one image large
+            escaped = np.abs(row) > r
+            encoder.encode(np.where(escaped, 2 * r + 1, row + r).astype(np.int32), categorical,
+                           pmf[channel])
+            if escaped.any():
+                encoder.encode((row[escaped] + ESCAPE_RANGE).astype(np.int32), uniform)
         return encoder.get_compressed().astype("<u4").tobytes()
 
     def decompress(self, payload: bytes, shape: tuple[int, int, int, int]) -> torch.Tensor:
@@ -206,16 +216,18 @@ class EntropyBottleneck(nn.Module):
         if len(payload) % 4:
             raise BitstreamError(f"payload of {len(payload)} bytes is not whole 32-bit words")
         words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
-        channel = np.broadcast_to(np.arange(c)[None, :, None, None], shape).ravel()
+        channel = np.repeat(np.arange(c), h * w)
+        categorical = constriction.stream.model.Categorical(perfect=False)
+        uniform = constriction.stream.model.Uniform(2 * ESCAPE_RANGE)
+        q = np.empty((n, c * h * w), dtype=np.int64)
         try:
             decoder = constriction.stream.queue.RangeDecoder(words)
-            symbols = decoder.decode(constriction.stream.model.Categorical(perfect=False),
-                                     pmf[channel]).astype(np.int64)
-            q = symbols - r
-            escaped = symbols == 2 * r + 1
-            if escaped.any():
-                q[escaped] = decoder.decode(constriction.stream.model.Uniform(2 * ESCAPE_RANGE),
-                                            int(escaped.sum())).astype(np.int64) - ESCAPE_RANGE
+            for i in range(n):
+                symbols = decoder.decode(categorical, pmf[channel]).astype(np.int64)
+                q[i] = symbols - r
+                escaped = symbols == 2 * r + 1
+                if escaped.any():
+                    q[i, escaped] = decoder.decode(uniform, int(escaped.sum())) - ESCAPE_RANGE
         except Exception as err:  # constriction raises its own errors on malformed input
             raise BitstreamError(f"range decoding failed: {err}") from err
         q_t = torch.from_numpy(q.reshape(shape)).float()
@@ -227,7 +239,8 @@ def pack(payload: bytes, shape: tuple[int, int, int, int]) -> bytes:
     n, c, h, w = shape
     if not (1 <= n < 1 << 16 and 1 <= c < 256 and 1 <= h < 256 and 1 <= w < 256):
         raise ValueError(f"latent shape {shape} does not fit the header (N < 65536, C/H/W < 256)")
-    return HEADER.pack(MAGIC, VERSION, n, c, h, w, zlib.crc32(payload)) + payload
+    crc = zlib.crc32(payload, zlib.crc32(HEADER.pack(MAGIC, VERSION, n, c, h, w, 0)))
+    return HEADER.pack(MAGIC, VERSION, n, c, h, w, crc) + payload
 
 
 def unpack(data: bytes) -> tuple[bytes, tuple[int, int, int, int]]:
@@ -244,7 +257,7 @@ def unpack(data: bytes) -> tuple[bytes, tuple[int, int, int, int]]:
         raise BitstreamError(f"not an Entropic Student bitstream (magic {magic!r}, "
                              f"version {version})")
     payload = data[HEADER.size:]
-    if zlib.crc32(payload) != crc:
+    if zlib.crc32(payload, zlib.crc32(HEADER.pack(magic, version, n, c, h, w, 0))) != crc:
         raise BitstreamError("bitstream corrupted or truncated (CRC-32 mismatch)")
     if min(n, c, h, w) < 1:
         raise BitstreamError(f"bitstream declares an empty latent shape {(n, c, h, w)}")

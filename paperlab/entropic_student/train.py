@@ -3,8 +3,9 @@
 * Stage 1 (head distillation + rate): teacher frozen, the student's copied ``layer2..4`` and head
   frozen; encoder, entropy model and decoder trained with Adam on
   ``sum of 4 MSEs (decoder output vs teacher layer1; student layer2/3/4 vs teacher's)
-  + beta * bits per input pixel`` (noisy latents); the entropy model's auxiliary (quantile) loss
-  every step; learning rate x0.1 at the milestones.
+  + beta * bits per input pixel`` (noisy latents); learning rate x0.1 at the milestones. The
+  entropy model's median and tails are then set exactly by bisection (``update()``) instead of
+  the paper's auxiliary loss, which does not converge in the few hundred steps trained here.
 * Stage 2 (KD fine-tuning): encoder and entropy model frozen (coding tables frozen by
   ``update()``), decoder and the tail trained with SGD (momentum 0.9, weight decay 5e-4) on
   ``0.5 CE(labels) + 0.5 KL(teacher || student)`` (temperature 1) on *rounded* latents.
@@ -54,7 +55,7 @@ class StudentConfig:
     Attributes:
         beta: rate weight (per bit per input pixel). b: latent channels.
         stage1_epochs, stage1_lr, stage1_milestones: Adam stage (lr x0.1 at each milestone epoch;
-        paper: 10 epochs, 1e-3, (5, 8)). aux_lr: Adam for the entropy model's quantiles.
+        paper: 10 epochs, 1e-3, (5, 8)).
         stage2_epochs, stage2_lr: SGD stage (paper: 10 epochs, 1e-3). batch_size: images per
         step. augment: random crop + flip. seed: initialisation, shuffling, noise.
     """
@@ -64,7 +65,6 @@ class StudentConfig:
     stage1_epochs: int = 10
     stage1_lr: float = 1e-3
     stage1_milestones: tuple[int, ...] = (5, 8)
-    aux_lr: float = 1e-3
     stage2_epochs: int = 10
     stage2_lr: float = 1e-3
     batch_size: int = 64
@@ -143,9 +143,8 @@ def train_stages(student: EntropicStudent, teacher: nn.Module, data: ImageSet,
     history: list[dict[str, float]] = []
     # stage 1: encoder, entropy model, decoder
     _set_trainable(student, ("encoder", "bottleneck", "decoder"))
-    main = [p for n, p in student.named_parameters() if p.requires_grad and "quantiles" not in n]
-    opt = torch.optim.Adam(main, lr=cfg.stage1_lr)
-    aux_opt = torch.optim.Adam([student.bottleneck.quantiles], lr=cfg.aux_lr)
+    opt = torch.optim.Adam([p for p in student.parameters() if p.requires_grad],
+                           lr=cfg.stage1_lr)
     for epoch in track(range(cfg.stage1_epochs), f"stage 1 (beta={cfg.beta})",
                        total=cfg.stage1_epochs):
         lr = cfg.stage1_lr * 0.1 ** sum(epoch >= m for m in cfg.stage1_milestones)
@@ -157,15 +156,11 @@ def train_stages(student: EntropicStudent, teacher: nn.Module, data: ImageSet,
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            aux = student.bottleneck.aux_loss()
-            aux_opt.zero_grad(set_to_none=True)
-            aux.backward()
-            aux_opt.step()
             for k in sums:
                 sums[k] += parts[k] * x.shape[0]
             n += x.shape[0]
         history.append({"stage": 1, "epoch": epoch + 1, **{k: v / n for k, v in sums.items()},
-                        "aux": float(aux.detach()), "seconds": time.perf_counter() - tic})
+                        "seconds": time.perf_counter() - tic})
         log.info("stage 1 epoch %d: %s", epoch + 1, history[-1])
     student.bottleneck.update()
     # stage 2: decoder and tail, encoder + entropy model frozen

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -131,3 +133,20 @@ def test_gdn_inverse_undoes_gdn():
             g.gamma_raw.fill_(-60.0)
     assert torch.allclose(igdn(gdn(x)), x, atol=1e-5)
     assert gdn(x).shape == x.shape
+
+
+def test_update_finds_median_and_tails_of_the_density():
+    torch.manual_seed(0)
+    eb = EntropyBottleneck(3)
+    with torch.no_grad():
+        for b in eb.biases:
+            b.add_(torch.randn_like(b))
+    eb.update()
+    with torch.no_grad():
+        logits = eb._logits_cumulative(eb.quantiles.unsqueeze(1)).squeeze(1)
+    tail = math.log(2 / eb.tail_mass - 1)  # sigmoid(-tail) = tail_mass / 2
+    expected = torch.tensor([-tail, 0.0, tail]).expand(3, 3)
+    assert torch.allclose(logits, expected, atol=1e-3)
+    assert torch.equal(eb.medians, eb.quantiles[:, 1])
+    # the table is a distribution over offsets -R..R plus the escape
+    assert torch.allclose(eb.pmf.sum(1), torch.ones(3, dtype=torch.float64), atol=1e-6)

@@ -1,0 +1,67 @@
+"""Input-compression baselines: Pillow JPEG, WebP and AVIF at a quality setting, in memory.
+
+:func:`encode_image` -> the complete file bytes (what would be sent);
+:func:`decode_image` -> ``uint8 (3, H, W)``; :func:`jpeg_payload_bytes` -> the entropy-coded
+segment of a baseline JPEG (the file minus its markers and tables: SOI, APP0, DQT, SOF, DHT, SOS
+header, EOI), which dominate a 32x32 JPEG.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+
+FORMATS = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF"}
+
+
+def available_codecs(names: tuple[str, ...] = tuple(FORMATS)) -> tuple[str, ...]:
+    """The codecs of ``names`` this Pillow build can write (AVIF needs libavif)."""
+    from PIL import features
+
+    checks = {"jpeg": "jpg", "webp": "webp", "avif": "avif"}
+    return tuple(n for n in names if features.check(checks[n]))
+
+
+def encode_image(image: torch.Tensor, codec: str, quality: int) -> bytes:
+    """One ``uint8 (3, H, W)`` image -> ``codec`` file bytes at ``quality`` (1..100)."""
+    from PIL import Image
+
+    if codec not in FORMATS:
+        raise ValueError(f"unknown codec {codec!r}; choose from {sorted(FORMATS)}")
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be in 1..100, got {quality}")
+    if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"expected a uint8 (3, H, W) image, got {image.dtype} "
+                         f"{tuple(image.shape)}")
+    buf = io.BytesIO()
+    Image.fromarray(image.permute(1, 2, 0).numpy()).save(buf, FORMATS[codec], quality=quality)
+    return buf.getvalue()
+
+
+def decode_image(data: bytes) -> torch.Tensor:
+    """File bytes -> ``uint8 (3, H, W)`` (RGB)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        array = np.asarray(img.convert("RGB"))
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+def jpeg_payload_bytes(data: bytes) -> int:
+    """Bytes of a single-scan JPEG's entropy-coded data (after the SOS header, before EOI)."""
+    if data[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG (no SOI marker)")
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise ValueError(f"malformed JPEG: expected a marker at byte {pos}")
+        marker = data[pos + 1]
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker == 0xDA:  # start of scan: the entropy-coded data follows its header
+            start = pos + 2 + length
+            end = len(data) - 2 if data[-2:] == b"\xff\xd9" else len(data)
+            return end - start
+        pos += 2 + length
+    raise ValueError("malformed JPEG: no start-of-scan marker")

@@ -1,0 +1,370 @@
+"""Reproduction and benchmark of the Entropic Student on CIFAR-10 (spec "Offline protocol").
+
+``run``: a ResNet-18 teacher (standard stride-4 stem) is trained here on CIFAR-10 JPEGs (cached);
+one Entropic Student per rate weight beta is trained with the two stages (cached); every test
+image is then encoded alone (batch 1) into a real bitstream, sent as bytes, decoded and
+classified. Baselines: the unmodified teacher fed Pillow JPEG / WebP / AVIF re-encodings over a
+quality sweep (JPEG also counted by its header-free payload), and the raw 3,072-byte image.
+Accuracy against mean bytes per image (plot), encode and server latency at batch 1, and
+end-to-end latency (encode + bytes / bandwidth + server) at several link bandwidths.
+``--serve 1`` runs the two-process loopback socket demo instead.
+
+``bench``: encode latency at batch 1 and bytes per image of each student against each codec's
+encode at a few qualities, on this CPU (wall clock and thread CPU time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from paperlab.core import plots
+from paperlab.core.config import resolve_config
+from paperlab.core.results import Result, RunContext
+from paperlab.core.seed import seed_everything, torch_threads
+from paperlab.core.timing import measure
+from paperlab.entropic_student.baselines import (
+    available_codecs,
+    decode_image,
+    encode_image,
+    jpeg_payload_bytes,
+)
+from paperlab.entropic_student.model import (
+    EntropicStudent,
+    TeacherSpec,
+    decode_and_classify,
+    encode,
+)
+from paperlab.entropic_student.serve import SplitServer, split_inference
+from paperlab.entropic_student.train import StudentConfig, train_student
+from paperlab.vision.data import HOW_TO_GET, SPLITS, ImageSet, normalize, read_folder
+from paperlab.vision.train import TrainConfig, fit, predict
+
+log = logging.getLogger(__name__)
+
+STUDENT = "Entropic Student"
+CODEC_NAMES = {"jpeg": "JPEG", "webp": "WebP", "avif": "AVIF"}
+RAW_BYTES = 3 * 32 * 32
+
+
+@dataclass(frozen=True)
+class Config:
+    """One reproduction (and benchmark) size.
+
+    Attributes:
+        teacher_train: the teacher's training (ResNet-18, standard stem). train_per_class:
+        training images per class (of 2,000; teacher and students). student: the students'
+        training (its ``beta`` is replaced by each of ``betas``). eval_images: test images
+        (first ``eval_images / 10`` per class). codecs, qualities: the input-compression sweep.
+        bandwidths_mbps: links for end-to-end latency. latency_images: images timed per setting.
+        bench_qualities, bench_images, bench_repeats: the benchmark. serve: run the socket demo
+        instead of the reproduction; serve_images: images it sends. retrain: ignore caches.
+        threads: torch threads.
+    """
+
+    teacher_train: TrainConfig = TrainConfig(epochs=30, batch_size=128, optimizer="sgd", lr=0.05,
+                                             weight_decay=5e-4, warmup_epochs=1.0,
+                                             label_smoothing=0.0, augment=True)
+    train_per_class: int | None = None
+    student: StudentConfig = StudentConfig()
+    betas: tuple[float, ...] = (0.04, 0.12, 0.36, 1.08)
+    eval_images: int = 10_000
+    codecs: tuple[str, ...] = ("jpeg", "webp", "avif")
+    qualities: tuple[int, ...] = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+    bandwidths_mbps: tuple[float, ...] = (0.1, 1.0, 10.0)
+    latency_images: int = 100
+    bench_qualities: tuple[int, ...] = (10, 50, 90)
+    bench_images: int = 50
+    bench_repeats: int = 5
+    serve: bool = False
+    serve_images: int = 100
+    retrain: bool = False
+    threads: int = 1
+
+    @classmethod
+    def quick(cls) -> Config:
+        return cls(
+            teacher_train=dataclasses.replace(cls.teacher_train, epochs=8, warmup_epochs=0.5),
+            train_per_class=300,
+            student=StudentConfig(stage1_epochs=3, stage1_milestones=(2,), stage2_epochs=2),
+            betas=(0.04, 0.2, 1.0),
+            eval_images=1000,
+            qualities=(5, 10, 20, 35, 50, 75, 95),
+            latency_images=20,
+            bench_images=20,
+            bench_repeats=3,
+            serve_images=20,
+        )
+
+    @classmethod
+    def full(cls) -> Config:
+        return cls()
+
+    def with_options(self, options: Mapping[str, Any]) -> Config:
+        """Apply ``--retrain``, ``--betas``, ``--eval-images``, ``--serve``."""
+        cfg = self
+        for name in ("retrain", "serve"):
+            if name in options:
+                cfg = dataclasses.replace(cfg, **{name: bool(options[name])})
+        if "betas" in options:
+            cfg = dataclasses.replace(cfg, betas=tuple(options["betas"]))
+        if "eval_images" in options:
+            cfg = dataclasses.replace(cfg, eval_images=int(options["eval_images"]))
+        return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# models
+
+
+def _split(ctx: RunContext, split: str, per_class: int | None) -> ImageSet:
+    folder = ctx.require(f"vision/cifar10-images/{SPLITS[split]}", HOW_TO_GET)
+    return read_folder(folder, per_class=per_class)
+
+
+def trained_models(ctx: RunContext, cfg: Config
+                   ) -> tuple[nn.Module, dict[float, EntropicStudent], dict[str, Any]]:
+    """The teacher and one student per beta (cached or trained now), and how they were made."""
+    train = _split(ctx, "train", cfg.train_per_class)
+    tcfg = dataclasses.replace(cfg.teacher_train, seed=ctx.seed)
+    trained = fit(TeacherSpec(), train, tcfg, retrain=cfg.retrain)
+    teacher = trained.model.eval()
+    info: dict[str, Any] = {
+        "teacher_checkpoint": str(trained.path), "teacher_cached": trained.cached,
+        "train_images": len(train), "teacher_train_seconds": round(trained.train_seconds, 1),
+        "students": {},
+    }
+    students = {}
+    for beta in cfg.betas:
+        scfg = dataclasses.replace(cfg.student, beta=beta, seed=ctx.seed)
+        student, path, cached, seconds = train_student(
+            teacher, train, scfg, teacher_key=trained.path.name, retrain=cfg.retrain)
+        students[beta] = student
+        info["students"][str(beta)] = {"checkpoint": str(path), "cached": cached,
+                                       "train_seconds": round(seconds, 1)}
+    return teacher, students, info
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation
+
+
+def _per_ms(fn, items: Sequence[Any]) -> float:  # noqa: ANN001 - a callable of one item
+    """Median milliseconds of ``fn(item)`` over ``items`` (one warm-up call)."""
+    fn(items[0])
+    times = []
+    for item in items:
+        tic = time.perf_counter()
+        fn(item)
+        times.append(time.perf_counter() - tic)
+    return 1e3 * float(np.median(times))
+
+
+def student_row(student: EntropicStudent, beta: float, test: ImageSet,
+                latency_images: int) -> dict[str, Any]:
+    """Each test image encoded alone; accuracy from the decoded bitstreams; mean real bytes."""
+    streams = [encode(student, test.images[i : i + 1]) for i in range(len(test))]
+    pred = torch.cat([decode_and_classify(student, s) for s in streams])
+    k = min(latency_images, len(test))
+    return {
+        "method": STUDENT, "setting": f"beta={beta}",
+        "bytes_per_image": float(np.mean([len(s) for s in streams])),
+        "acc": float((pred == test.labels).float().mean()),
+        "encode_ms": _per_ms(lambda i: encode(student, test.images[i : i + 1]), range(k)),
+        "server_ms": _per_ms(lambda i: decode_and_classify(student, streams[i]), range(k)),
+    }
+
+
+def _teacher_ms(teacher: nn.Module, image: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        return teacher(normalize(image[None])).argmax(-1)
+
+
+def codec_rows(teacher: nn.Module, test: ImageSet, codec: str, quality: int,
+               latency_images: int) -> list[dict[str, Any]]:
+    """The teacher fed ``codec`` re-encodings at ``quality`` (JPEG: also its payload count)."""
+    files = [encode_image(img, codec, quality) for img in test.images]
+    decoded = torch.stack([decode_image(f) for f in files])
+    acc = float((predict(teacher, decoded) == test.labels).float().mean())
+    k = min(latency_images, len(test))
+    row = {
+        "method": CODEC_NAMES[codec], "setting": f"q={quality}",
+        "bytes_per_image": float(np.mean([len(f) for f in files])), "acc": acc,
+        "encode_ms": _per_ms(lambda i: encode_image(test.images[i], codec, quality), range(k)),
+        "server_ms": _per_ms(lambda i: _teacher_ms(teacher, decode_image(files[i])), range(k)),
+    }
+    rows = [row]
+    if codec == "jpeg":
+        rows.append({**row, "method": "JPEG payload only (no headers/tables)",
+                     "bytes_per_image": float(np.mean([jpeg_payload_bytes(f) for f in files]))})
+    return rows
+
+
+def add_end_to_end(rows: list[dict[str, Any]], bandwidths_mbps: Sequence[float]) -> None:
+    """``e2e_ms_<bw>Mbps`` = encode + bytes * 8 / bandwidth + server, per row (in place)."""
+    for row in rows:
+        for bw in bandwidths_mbps:
+            transfer_ms = row["bytes_per_image"] * 8 / (bw * 1e6) * 1e3
+            row[f"e2e_ms_{bw:g}Mbps"] = row["encode_ms"] + transfer_ms + row["server_ms"]
+
+
+def best_acc_at(rows: Sequence[Mapping[str, Any]], method: str, max_bytes: float
+                ) -> float | None:
+    """Best accuracy of ``method`` at <= ``max_bytes`` per image (None if no setting fits)."""
+    accs = [r["acc"] for r in rows if r["method"] == method and r["bytes_per_image"] <= max_bytes]
+    return max(accs) if accs else None
+
+
+def min_bytes_at(rows: Sequence[Mapping[str, Any]], method: str, min_acc: float
+                 ) -> float | None:
+    """Fewest bytes per image of ``method`` reaching ``min_acc`` (None if none does)."""
+    sizes = [r["bytes_per_image"] for r in rows if r["method"] == method and r["acc"] >= min_acc]
+    return min(sizes) if sizes else None
+
+
+# ---------------------------------------------------------------------------------------------
+# run
+
+
+def run(ctx: RunContext, config: Config | None = None) -> Result:
+    cfg = resolve_config(ctx, Config, config)
+    seed_everything(ctx.seed)
+    if cfg.serve:
+        return serve_demo(ctx, cfg)
+    with torch_threads(cfg.threads):
+        teacher, students, info = trained_models(ctx, cfg)
+        test = _split(ctx, "test", max(1, cfg.eval_images // 10))
+        acc_teacher = float((predict(teacher, test.images) == test.labels).float().mean())
+        k = min(cfg.latency_images, len(test))
+        rows: list[dict[str, Any]] = [{
+            "method": "teacher, raw image", "setting": "uint8", "bytes_per_image": RAW_BYTES,
+            "acc": acc_teacher, "encode_ms": 0.0,
+            "server_ms": _per_ms(lambda i: _teacher_ms(teacher, test.images[i]), range(k)),
+        }]
+        for beta, student in students.items():
+            rows.append(student_row(student, beta, test, cfg.latency_images))
+            log.info("student beta=%s: %s", beta, rows[-1])
+        codecs = available_codecs(cfg.codecs)
+        for codec in codecs:
+            for quality in cfg.qualities:
+                rows.extend(codec_rows(teacher, test, codec, quality, cfg.latency_images))
+    add_end_to_end(rows, cfg.bandwidths_mbps)
+    _plot(ctx, rows, acc_teacher)
+    target = acc_teacher - 0.02
+    summary: dict[str, Any] = {
+        "acc_teacher": acc_teacher,
+        "acc_student_at_300_bytes": best_acc_at(rows, STUDENT, 300),
+        "acc_webp_at_300_bytes": best_acc_at(rows, "WebP", 300),
+        "acc_avif_at_300_bytes": best_acc_at(rows, "AVIF", 300),
+        "bytes_student_at_teacher_minus_2pts": min_bytes_at(rows, STUDENT, target),
+        "bytes_webp_at_teacher_minus_2pts": min_bytes_at(rows, "WebP", target),
+        "bytes_avif_at_teacher_minus_2pts": min_bytes_at(rows, "AVIF", target),
+    }
+    notes = [
+        f"Teacher: torchvision ResNet-18 (standard stem) trained here for "
+        f"{cfg.teacher_train.epochs} epochs on {info['train_images']} CIFAR-10 training JPEGs "
+        f"(quality-75 copies); {len(test)} test images; no pretrained weights.",
+        f"Students: b={cfg.student.b}, stage 1 {cfg.student.stage1_epochs} epochs + stage 2 "
+        f"{cfg.student.stage2_epochs} epochs on the teacher's training images; beta is per bit "
+        "per input pixel with mean-reduced MSEs (not the paper's scale).",
+        "Bytes = length of the real bitstream of each image encoded alone (batch 1): 12-byte "
+        "header (shape + CRC-32) + range-coded latent; codecs: the whole Pillow file.",
+        f"Codecs available in this Pillow: {', '.join(codecs)}; the neural image codec baseline "
+        "(CompressAI factorized prior) is not run.",
+        "Latencies: median wall-clock ms per image, batch 1, 1 torch thread, on a shared loaded "
+        "CPU; e2e = encode + bytes*8/bandwidth + server.",
+    ]
+    return Result(results=rows, summary=summary, data={"training": info, "config": str(cfg)},
+                  notes=notes)
+
+
+def _plot(ctx: RunContext, rows: Sequence[Mapping[str, Any]], acc_teacher: float) -> None:
+    fig, ax = plots.figure(title="CIFAR-10: accuracy vs bytes per image")
+    methods = [m for m in dict.fromkeys(r["method"] for r in rows) if m != "teacher, raw image"]
+    for method in methods:
+        pts = sorted((r["bytes_per_image"], r["acc"]) for r in rows if r["method"] == method)
+        style = "o-" if method == STUDENT else ".--"
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=method)
+    ax.axhline(acc_teacher, color="grey", lw=0.8, label="teacher, raw (3072 B)")
+    ax.set_xscale("log")
+    ax.set_xlabel("bytes per image (real bitstream / file)")
+    ax.set_ylabel("top-1 accuracy")
+    ax.legend(fontsize=6)
+    plots.save(fig, ctx.plot_path("rate_accuracy"))
+
+
+def serve_demo(ctx: RunContext, cfg: Config) -> Result:
+    """The split over a loopback socket: the first beta's student, a server process, and the
+    edge side sending each test image's bitstream."""
+    with torch_threads(cfg.threads):
+        teacher, students, info = trained_models(
+            ctx, dataclasses.replace(cfg, betas=cfg.betas[:1]))
+        student = students[cfg.betas[0]]
+        path = info["students"][str(cfg.betas[0])]["checkpoint"]
+        test = _split(ctx, "test", max(1, cfg.serve_images // 10))
+        with SplitServer(path, timeout_s=60) as server:
+            rows = split_inference(student, server, test.images)
+        local = torch.cat([decode_and_classify(student, encode(student, test.images[i : i + 1]))
+                           for i in range(len(test))])
+    labels = torch.tensor([r["label"] for r in rows])
+    summary = {
+        "images": len(rows),
+        "mean_bytes_sent": float(np.mean([r["bytes"] for r in rows])),
+        "median_end_to_end_ms": float(np.median([r["end_to_end_ms"] for r in rows])),
+        "median_encode_ms": float(np.median([r["encode_ms"] for r in rows])),
+        "median_server_ms": float(np.median([r["server_ms"] for r in rows])),
+        "acc": float((labels == test.labels).float().mean()),
+        "agrees_with_local": bool(torch.equal(labels, local)),
+    }
+    notes = [f"Two processes on 127.0.0.1, student beta={cfg.betas[0]}, one image per message; "
+             "end_to_end_ms = encode + socket round trip (server decode + classify included)."]
+    return Result(results=rows, summary=summary, data={"training": info}, notes=notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# bench
+
+
+def bench(ctx: RunContext, config: Config | None = None) -> Result:
+    cfg = resolve_config(ctx, Config, config)
+    seed_everything(ctx.seed)
+    rows = []
+    with torch_threads(cfg.threads):
+        _, students, _ = trained_models(ctx, cfg)
+        images = _split(ctx, "test", max(1, cfg.bench_images // 10)).images[: cfg.bench_images]
+        n = images.shape[0]
+        contenders: dict[str, tuple[Any, float]] = {}
+        for beta, student in students.items():
+            sizes = [len(encode(student, images[i : i + 1])) for i in range(n)]
+            contenders[f"{STUDENT} beta={beta}"] = (
+                lambda s=student: [encode(s, images[i : i + 1]) for i in range(n)],
+                float(np.mean(sizes)))
+        for codec in available_codecs(cfg.codecs):
+            for q in cfg.bench_qualities:
+                sizes = [len(encode_image(images[i], codec, q)) for i in range(n)]
+                contenders[f"{CODEC_NAMES[codec]} q={q}"] = (
+                    lambda c=codec, q=q: [encode_image(images[i], c, q) for i in range(n)],
+                    float(np.mean(sizes)))
+        for name, (fn, size) in contenders.items():
+            timing = measure(fn, warmup=1, repeats=cfg.bench_repeats)
+            rows.append({"encoder": name, "bytes_per_image": size,
+                         "encode_ms_per_image": 1e3 * timing.median / n,
+                         "encode_cpu_ms_per_image": 1e3 * timing.cpu_median / n})
+    student_ms = [r["encode_ms_per_image"] for r in rows if r["encoder"].startswith(STUDENT)]
+    summary = {"student_encode_ms_batch1": float(np.median(student_ms))}
+    for codec in available_codecs(cfg.codecs):
+        ms = [r["encode_ms_per_image"] for r in rows
+              if r["encoder"].startswith(CODEC_NAMES[codec] + " ")]
+        summary[f"{codec}_encode_ms_batch1"] = float(np.median(ms))
+    notes = [f"Batch 1, {n} test images encoded one by one per repeat, median of "
+             f"{cfg.bench_repeats} repeats, {cfg.threads} torch thread(s), shared loaded CPU. "
+             "Student encode = encoder network + range coding + header."]
+    return Result(results=rows, summary=summary, notes=notes)

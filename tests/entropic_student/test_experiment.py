@@ -1,0 +1,91 @@
+"""The reproduction, the socket demo and the benchmark end to end at toy size (real CIFAR-10
+JPEGs; skipped when they are not staged), and the summary helpers."""
+
+from __future__ import annotations
+
+import pytest
+
+from paperlab.core.data import DataNotFoundError
+from paperlab.core.results import RunContext
+from paperlab.entropic_student.experiment import (
+    STUDENT,
+    Config,
+    add_end_to_end,
+    best_acc_at,
+    min_bytes_at,
+)
+from paperlab.entropic_student.train import StudentConfig
+from paperlab.vision.data import cifar10_dir
+from paperlab.vision.train import TrainConfig
+
+TOY = Config(
+    teacher_train=TrainConfig(epochs=1, batch_size=50, optimizer="sgd", lr=0.05,
+                              warmup_epochs=0.5, label_smoothing=0.0, augment=False),
+    train_per_class=5,
+    student=StudentConfig(b=4, stage1_epochs=1, stage2_epochs=1, batch_size=25),
+    betas=(0.1, 2.0),
+    eval_images=20,
+    codecs=("jpeg", "webp"),
+    qualities=(10, 90),
+    latency_images=2,
+    bench_qualities=(50,),
+    bench_images=3,
+    bench_repeats=1,
+    serve_images=10,
+)
+
+
+@pytest.fixture
+def ctx(tmp_path, monkeypatch):
+    try:
+        cifar10_dir("train"), cifar10_dir("test")
+    except DataNotFoundError:
+        pytest.skip("CIFAR-10 JPEGs not staged under the data root")
+    monkeypatch.setenv("PAPERLAB_CACHE", str(tmp_path / "cache"))
+    return RunContext(system="entropic_student", quick=True, out_dir=tmp_path / "out")
+
+
+def test_run_bench_and_serve_toy(ctx):
+    import dataclasses
+
+    from paperlab.entropic_student.experiment import bench, run
+
+    result = run(ctx, TOY)
+    assert set(result.summary) >= {"acc_teacher", "acc_student_at_300_bytes",
+                                   "acc_webp_at_300_bytes", "bytes_student_at_teacher_minus_2pts",
+                                   "bytes_webp_at_teacher_minus_2pts"}
+    students = [r for r in result.results if r["method"] == STUDENT]
+    assert len(students) == 2 and all(12 < r["bytes_per_image"] < 3072 for r in students)
+    jpeg = {r["setting"]: r for r in result.results if r["method"] == "JPEG"}
+    payload = {r["setting"]: r for r in result.results if r["method"].startswith("JPEG payload")}
+    assert jpeg["q=10"]["bytes_per_image"] < jpeg["q=90"]["bytes_per_image"]
+    assert payload["q=10"]["bytes_per_image"] < jpeg["q=10"]["bytes_per_image"] - 300
+    assert all("e2e_ms_0.1Mbps" in r for r in result.results)
+    assert (ctx.out_dir / "entropic_student_rate_accuracy.png").exists()
+
+    demo = run(ctx, dataclasses.replace(TOY, serve=True))
+    assert demo.summary["images"] == 10 and demo.summary["agrees_with_local"]
+    assert demo.summary["mean_bytes_sent"] == pytest.approx(
+        students[0]["bytes_per_image"], rel=0.5)
+
+    timed = bench(ctx, TOY)
+    assert {r["encoder"] for r in timed.results} == {
+        f"{STUDENT} beta=0.1", f"{STUDENT} beta=2.0", "JPEG q=50", "WebP q=50"}
+    assert all(r["encode_ms_per_image"] > 0 for r in timed.results)
+
+
+def test_summary_helpers():
+    rows = [
+        {"method": "A", "bytes_per_image": 100.0, "acc": 0.5},
+        {"method": "A", "bytes_per_image": 250.0, "acc": 0.7},
+        {"method": "A", "bytes_per_image": 900.0, "acc": 0.8},
+        {"method": "B", "bytes_per_image": 50.0, "acc": 0.9},
+    ]
+    assert best_acc_at(rows, "A", 300) == 0.7
+    assert best_acc_at(rows, "A", 99) is None
+    assert min_bytes_at(rows, "A", 0.7) == 250.0
+    assert min_bytes_at(rows, "A", 0.85) is None
+    timed = [{"bytes_per_image": 1250.0, "encode_ms": 1.0, "server_ms": 2.0}]
+    add_end_to_end(timed, (1.0, 10.0))
+    assert timed[0]["e2e_ms_1Mbps"] == pytest.approx(1 + 10 + 2)
+    assert timed[0]["e2e_ms_10Mbps"] == pytest.approx(1 + 1 + 2)
