@@ -92,7 +92,7 @@ class TuneConfig:
     lr_values: tuple[float, ...] = (0.03, 0.1, 0.3)
     search_examples: int = 20_000
     search_eval: int = 2_000
-    zloss_epochs: int = 8
+    zloss_epochs: int = 16  # one log-softmax epoch costs ~15 factored Z-loss epochs (CPU)
     checkpoints: int = 2
     eval_examples: int = 2_000
 
@@ -115,7 +115,7 @@ class Config:
                    bench_sweep=SweepConfig(repeats=2),
                    tune=TuneConfig(a_values=(0.3, 1.0), b_values=(3.0, 10.0),
                                    lr_values=(0.1, 0.3), search_examples=10_000,
-                                   search_eval=1_000, zloss_epochs=4, eval_examples=1_000))
+                                   search_eval=1_000, zloss_epochs=16, eval_examples=1_000))
 
     @classmethod
     def full(cls) -> Config:
