@@ -295,16 +295,16 @@ def _scaling(config: ScalingConfig, seed: int) -> list[dict[str, Any]]:
     for a, n0, g in track(jobs, "separation vs N", total=len(jobs)):
         sample_seed = derive_seed(seed, "scaling", str(a), str(n0), str(g))
         model = HSBM(3, 2, n0, a, seed=sample_seed)
-        record: dict[str, Any] = {"a": list(a), "N": model.n_nodes, "graph": g,
-                                  "edges": model.adjacency.nnz // 2}
+        record: dict[str, Any] = {"a": list(a), "N": int(model.n_nodes), "graph": g,
+                                  "edges": int(model.adjacency.nnz // 2)}
         for name, est in (("bottom_up", BottomUp(random_state=sample_seed)),
                           ("top_down", TopDown(random_state=sample_seed))):
             start = time.process_time()
             est.fit(model.adjacency)
             record[f"{name}_cpu_s"] = time.process_time() - start
-            record[f"{name}_n_clusters"] = est.n_clusters_
-            record[name] = [metrics.accuracy(model.labels[level],
-                                             est.level(min(2**level, est.n_clusters_)))
+            record[f"{name}_n_clusters"] = int(est.n_clusters_)
+            record[name] = [float(metrics.accuracy(model.labels[level],
+                                                   est.level(min(2**level, est.n_clusters_))))
                             for level in (1, 2, 3)]
         records.append(record)
         del model
