@@ -132,7 +132,7 @@ def test_search_mode_forward_equals_the_applied_model(tiny_vit, images):
         _one_hot(merge, m)
     assert learned_rates(net) == rates
     masked = net(images)
-    assert float(search_flops(net)) == pytest.approx(rates_flops(tiny_vit, rates))
+    assert search_flops(net).item() == pytest.approx(rates_flops(tiny_vit, rates))
     real = apply(copy.deepcopy(tiny_vit), rates)(images)
     assert torch.allclose(masked, real, atol=1e-5)
 
