@@ -6,6 +6,7 @@ lexicalisation), the augmenters :class:`ALPAugmenter` and :class:`EDAAugmenter`,
 train/validation split strategies.
 """
 
+from paperlab.core.claims import Bound, Claim, value
 from paperlab.core.lazy import lazy_exports
 from paperlab.core.registry import Option, System, comma_list
 
@@ -37,6 +38,20 @@ _EXPORTS = {
 __all__ = ["SYSTEM", *_EXPORTS]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
+# The paper states these as orderings (its per-data-set tables are not staged here), so each
+# claim is judged by its sign only.
+_CLAIMS = (
+    Claim("alp_beats_none", "ALP augmentation raises few-shot accuracy over no augmentation",
+          paper="ALP > no augmentation (abstract)",
+          rule=Bound(value("mean_gain_alp_vs_none_pts", " pts"), limit=0.0)),
+    Claim("alp_beats_eda", "ALP augmentation beats EDA at the same number of augmentations",
+          paper="ALP > EDA (abstract)",
+          rule=Bound(value("mean_gain_alp_vs_eda_pts", " pts"), limit=0.0)),
+    Claim("augmentation_split", "Augmentation-based train/validation splits beat the standard "
+          "split at the same labelled budget", paper="augmentation-based split > standard",
+          rule=Bound(value("split_strategy_gain_pts", " pts"), limit=0.0)),
+)
+
 SYSTEM = System(
     name="alp",
     paper="ALP: Data Augmentation using Lexicalized PCFGs for Few-Shot Text Classification "
@@ -51,4 +66,5 @@ SYSTEM = System(
         Option("datasets", comma_list, "data sets among sst2,trec,snips,emotion"),
         Option("max_test", int, "test examples per data set (a seeded subsample)", min=1),
     ),
+    claims=_CLAIMS,
 )
