@@ -27,13 +27,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import binomtest
 from torch import nn
 
 from paperlab.core import plots
 from paperlab.core.config import resolve_config
 from paperlab.core.results import Result, RunContext
 from paperlab.core.seed import seed_everything, torch_threads
+from paperlab.core.stats import mcnemar
 from paperlab.diffrate.model import SearchConfig, apply, rates_flops, search, uniform_rates
 from paperlab.diffrate.rates import Rates
 from paperlab.vision import tome
@@ -167,14 +167,6 @@ def _search_all(ctx: RunContext, cfg: Config, model: nn.Module, data: ImageSet
     return out
 
 
-def _mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:
-    """Exact McNemar test (two-sided binomial on the discordant pairs)."""
-    a_only = int(np.sum(correct_a & ~correct_b))
-    b_only = int(np.sum(~correct_a & correct_b))
-    p = binomtest(a_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.0
-    return {"a_only": a_only, "b_only": b_only, "p": float(p)}
-
-
 def _tome_counts(tokens: list[tuple[int, int]]) -> list[int]:
     """Per-block ToMe ``r`` for a token schedule, each capped at half the patch tokens (what
     bipartite matching can merge) with the shortfall carried to the next blocks."""
@@ -242,7 +234,7 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
             ours = correct[f"DiffRate {s.target}"]
             for other in ("uniform", "ToMe", "full"):
                 versus = correct["full" if other == "full" else f"{other} {s.target}"]
-                t = _mcnemar(ours, versus)
+                t = mcnemar(ours, versus)
                 tests.append({"target": s.target, "versus": other,
                               "acc_diffrate": float(ours.mean()), "acc_other": float(versus.mean()),
                               "diffrate_only_right": t["a_only"], "other_only_right": t["b_only"],

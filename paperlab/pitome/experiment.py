@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import binomtest
 from torch import nn
 
 from paperlab.core import plots
 from paperlab.core.config import resolve_config
 from paperlab.core.results import Result, RunContext
 from paperlab.core.seed import seed_everything, torch_threads
+from paperlab.core.stats import mcnemar
 from paperlab.pitome.merge import patch as pitome_patch
 from paperlab.vision import tome
 from paperlab.vision.data import HOW_TO_GET, SPLITS, ImageSet, read_folder
@@ -190,16 +190,6 @@ def settings(model: nn.Module, cfg: Config) -> list[Setting]:
         out.append(Setting("PiToMe pure rule", f"keep={ratio}",
                            lambda m, k=ratio: pitome_patch(m, k, schedule="pure"), ratio))
     return out
-
-
-def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:
-    """Exact McNemar test of two classifiers on the same images (two-sided binomial on the
-    discordant pairs): ``a_only``, ``b_only``, ``p``."""
-    a_only = int(np.sum(correct_a & ~correct_b))
-    b_only = int(np.sum(~correct_a & correct_b))
-    n = a_only + b_only
-    p = binomtest(a_only, n, 0.5).pvalue if n else 1.0
-    return {"a_only": a_only, "b_only": b_only, "p": float(p)}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -148,3 +148,20 @@ def test_torch_threads_restores():
     assert torch.get_num_threads() == before
     with pytest.raises(ValueError, match="thread count"), seed.torch_threads(0):
         pass
+
+
+def test_mcnemar_counts_discordant_pairs_and_checks_input():
+    from paperlab.core.stats import mcnemar
+
+    a = np.array([1, 1, 1, 0, 0, 1], bool)
+    b = np.array([1, 0, 0, 0, 1, 1], bool)
+    out = mcnemar(a, b)
+    assert (out["a_only"], out["b_only"]) == (2, 1)
+    assert out["p"] == pytest.approx(1.0)  # 2 vs 1 discordant: exact two-sided p = 1
+    many = mcnemar(np.ones(40, bool), np.zeros(40, bool))
+    assert many["p"] == pytest.approx(2 * 0.5**40)
+    assert mcnemar(a, a)["p"] == 1.0
+    with pytest.raises(TypeError, match="boolean"):
+        mcnemar(a.astype(int), b)
+    with pytest.raises(ValueError, match="1-D"):
+        mcnemar(a, b[:3])

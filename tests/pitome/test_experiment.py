@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from paperlab.core.data import DataNotFoundError
 from paperlab.core.results import RunContext
-from paperlab.pitome.experiment import Config, mcnemar
+from paperlab.pitome.experiment import Config
 from paperlab.vision.data import cifar10_dir
 from paperlab.vision.models import ViTSpec
 from paperlab.vision.train import TrainConfig
@@ -75,14 +74,6 @@ def test_bench_toy(ctx):
     assert "vit_tiny_patch16_224_break_even_keep_ratio_fused_b1" in result.summary
     full = [r for r in result.results if r["method"] == "full" and r["attention"] == "fused"]
     assert all(r["speedup_vs_full_fused"] == 1.0 for r in full)
-
-
-def test_mcnemar_counts_discordant_pairs():
-    a = np.array([1, 1, 1, 0, 0, 1], bool)
-    b = np.array([1, 0, 0, 0, 1, 1], bool)
-    out = mcnemar(a, b)
-    assert (out["a_only"], out["b_only"]) == (2, 1) and 0 < out["p"] <= 1
-    assert mcnemar(a, a)["p"] == 1.0
 
 
 def test_options_reach_the_config():
