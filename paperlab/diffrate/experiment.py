@@ -37,7 +37,7 @@ from paperlab.core.stats import mcnemar
 from paperlab.diffrate.model import SearchConfig, apply, rates_flops, search, uniform_rates
 from paperlab.diffrate.rates import Rates
 from paperlab.vision import tome
-from paperlab.vision.data import HOW_TO_GET, SPLITS, ImageSet, read_folder
+from paperlab.vision.data import ImageSet, load_cifar10
 from paperlab.vision.flops import model_flops
 from paperlab.vision.merging import token_schedule
 from paperlab.vision.models import ViTSpec
@@ -122,14 +122,9 @@ class Config:
 # data, model, search
 
 
-def _split(ctx: RunContext, split: str, per_class: int | None) -> ImageSet:
-    folder = ctx.require(f"vision/cifar10-images/{SPLITS[split]}", HOW_TO_GET)
-    return read_folder(folder, per_class=per_class)
-
-
 def _trained(ctx: RunContext, cfg: Config) -> tuple[nn.Module, ImageSet, dict[str, Any]]:
     """The cached (or freshly trained) ViT, its training images and a description."""
-    train = _split(ctx, "train", cfg.train_per_class)
+    train = load_cifar10("train", ctx.data_root, cfg.train_per_class)
     trained = fit(cfg.vit, train, dataclasses.replace(cfg.train, seed=ctx.seed),
                   retrain=cfg.retrain)
     info = {"checkpoint": str(trained.path), "cached": trained.cached,
@@ -204,7 +199,7 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         base, train, train_info = _trained(ctx, cfg)
         search_data = _per_class(train, cfg.search_per_class)
         searched = _search_all(ctx, cfg, base, search_data)
-        test = _split(ctx, "test", cfg.eval_images // 10)
+        test = load_cifar10("test", ctx.data_root, cfg.eval_images // 10)
         full_flops = model_flops(base)
         models: dict[str, nn.Module] = {"full": base}
         n = int(base.patch_embed.num_patches) + 1

@@ -35,7 +35,7 @@ from paperlab.core.seed import seed_everything, torch_threads
 from paperlab.core.stats import mcnemar
 from paperlab.pitome.merge import patch as pitome_patch
 from paperlab.vision import tome
-from paperlab.vision.data import HOW_TO_GET, SPLITS, ImageSet, read_folder
+from paperlab.vision.data import ImageSet, load_cifar10
 from paperlab.vision.flops import model_flops
 from paperlab.vision.merging import group_map, merge_state, token_schedule
 from paperlab.vision.models import ViTSpec
@@ -129,14 +129,9 @@ class Config:
 # data and model
 
 
-def _split(ctx: RunContext, split: str, per_class: int | None) -> ImageSet:
-    folder = ctx.require(f"vision/cifar10-images/{SPLITS[split]}", HOW_TO_GET)
-    return read_folder(folder, per_class=per_class)
-
-
 def trained_vit(ctx: RunContext, cfg: Config) -> tuple[nn.Module, dict[str, Any]]:
     """The cached (or freshly trained) ViT and a description of its training."""
-    train = _split(ctx, "train", cfg.train_per_class)
+    train = load_cifar10("train", ctx.data_root, cfg.train_per_class)
     tcfg = dataclasses.replace(cfg.train, seed=ctx.seed)
     trained = fit(cfg.vit, train, tcfg, retrain=cfg.retrain)
     info = {
@@ -201,7 +196,7 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
     seed_everything(ctx.seed)
     with torch_threads(cfg.threads):
         base, train_info = trained_vit(ctx, cfg)
-        test = _split(ctx, "test", cfg.eval_images // 10)
+        test = load_cifar10("test", ctx.data_root, cfg.eval_images // 10)
         full_flops = model_flops(base)
         rows, correct, models = [], {}, {}
         for s in settings(base, cfg):
