@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import gc
+import io
 import logging
 import sys
 import time
 import traceback
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -77,6 +78,16 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="data folder (default: $PAPERLAB_DATA, else ../shared/data, "
         "else ~/.cache/paperlab/data)",
     )
+    # The job map's settings (paperlab.core.jobs.run_options), for the systems whose long sweeps
+    # run on it; they reach a system as ctx.options like its own options.
+    scale = p.add_argument_group("sweeps on the job map (hierarchy, splitwise)")
+    scale.add_argument("--workers", dest="option_workers", default=None, metavar="N",
+                       type=_option_type(registry.Option("workers", int, min=1)),
+                       help="local worker processes (default: the system's own)")
+    scale.add_argument("--ray-address", dest="option_ray_address", default=None,
+                       metavar="ADDR", help="run the jobs on a Ray cluster (auto, ray://HOST:PORT)")
+    scale.add_argument("--fresh", dest="option_fresh", action="store_const", const=True,
+                       default=None, help="start the sweep over instead of resuming it")
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -174,9 +185,10 @@ def _named_system(argv: Sequence[str]) -> registry.System | None:
     """
     if not argv or argv[0] not in ("run", "bench"):
         return None
-    try:
-        known, _ = _make_parser((), add_help=False).parse_known_args(argv)
-    except SystemExit:  # e.g. no system named yet: the full parse reports it
+    try:  # silent: the full parse reports any error, once
+        with redirect_stderr(io.StringIO()):
+            known, _ = _make_parser((), add_help=False).parse_known_args(argv)
+    except SystemExit:  # e.g. no system named yet, or a bad common flag
         return None
     try:
         return registry.get(known.system)

@@ -47,10 +47,6 @@ SYSTEM = System(
         Option("reference_python", str,
                "bench: interpreter with the reference's requirements "
                "(or $PAPERLAB_SPLITWISE_REFERENCE_PYTHON; default python)", metavar="PYTHON"),
-        Option("ray_address", str,
-               "run: Ray cluster for the provisioning search "
-               "(or $PAPERLAB_SPLITWISE_RAY_ADDRESS; default local processes)",
-               metavar="ADDRESS"),
     ),
 )
 

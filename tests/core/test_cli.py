@@ -100,10 +100,24 @@ def test_system_declared_flags_reach_ctx_options(tmp_path):
     out = str(tmp_path)
     assert cli.main(["run", "toy_options", "--peer-path", "/x/y", "--out", out]) == 0
     assert json.loads((tmp_path / "toy_options.json").read_text())["results"][0] == {
-        "method": "echo", "peer_path": "/x/y"}
+        "method": "echo", "peer_path": "/x/y", "workers": None, "ray_address": None,
+        "fresh": None}
     assert cli.main(["run", "toy_options", "--out", out]) == 0  # unset -> None
     assert json.loads((tmp_path / "toy_options.json").read_text())["results"][0][
         "peer_path"] is None
     with pytest.raises(SystemExit):  # another system's flag is still a bad flag
         cli.main(["run", "toy", "--peer-path", "/x/y", "--out", out])
 
+
+
+def test_job_map_flags_reach_every_system_as_options(tmp_path, capsys):
+    out = str(tmp_path)
+    assert cli.main(["run", "toy_options", "--workers", "3", "--ray-address", "auto", "--fresh",
+                     "--out", out]) == 0
+    row = json.loads((tmp_path / "toy_options.json").read_text())["results"][0]
+    assert (row["workers"], row["ray_address"], row["fresh"]) == (3, "auto", True)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["run", "toy_options", "--workers", "0", "--out", out])
+    assert exc.value.code == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--workers: must be >= 1, got 0" in err  # one line, once
