@@ -45,7 +45,7 @@ from paperlab.entropic_student.model import (
 )
 from paperlab.entropic_student.serve import SplitServer, split_inference
 from paperlab.entropic_student.train import StudentConfig, train_student
-from paperlab.vision.data import HOW_TO_GET, SPLITS, ImageSet, normalize, read_folder
+from paperlab.vision.data import ImageSet, load_cifar10, normalize
 from paperlab.vision.train import TrainConfig, fit, predict
 
 log = logging.getLogger(__name__)
@@ -128,15 +128,10 @@ class Config:
 # models
 
 
-def _split(ctx: RunContext, split: str, per_class: int | None) -> ImageSet:
-    folder = ctx.require(f"vision/cifar10-images/{SPLITS[split]}", HOW_TO_GET)
-    return read_folder(folder, per_class=per_class)
-
-
 def trained_models(ctx: RunContext, cfg: Config
                    ) -> tuple[nn.Module, dict[float, EntropicStudent], dict[str, Any]]:
     """The teacher and one student per beta (cached or trained now), and how they were made."""
-    train = _split(ctx, "train", cfg.train_per_class)
+    train = load_cifar10("train", ctx.data_root, cfg.train_per_class)
     tcfg = dataclasses.replace(cfg.teacher_train, seed=ctx.seed)
     trained = fit(TeacherSpec(), train, tcfg, retrain=cfg.retrain)
     teacher = trained.model.eval()
@@ -248,7 +243,7 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         return serve_demo(ctx, cfg)
     with torch_threads(cfg.threads):
         teacher, students, info = trained_models(ctx, cfg)
-        test = _split(ctx, "test", max(1, cfg.eval_images // 10))
+        test = load_cifar10("test", ctx.data_root, max(1, cfg.eval_images // 10))
         acc_teacher = float((predict(teacher, test.images) == test.labels).float().mean())
         k = min(cfg.latency_images, len(test))
         rows: list[dict[str, Any]] = [{
@@ -317,7 +312,7 @@ def serve_demo(ctx: RunContext, cfg: Config) -> Result:
             ctx, dataclasses.replace(cfg, betas=cfg.betas[:1]))
         student = students[cfg.betas[0]]
         path = info["students"][str(cfg.betas[0])]["checkpoint"]
-        test = _split(ctx, "test", max(1, cfg.serve_images // 10))
+        test = load_cifar10("test", ctx.data_root, max(1, cfg.serve_images // 10))
         with SplitServer(path, timeout_s=60) as server:
             rows = split_inference(student, server, test.images)
         local = torch.cat([decode_and_classify(student, encode(student, test.images[i : i + 1]))
@@ -347,7 +342,8 @@ def bench(ctx: RunContext, config: Config | None = None) -> Result:
     rows = []
     with torch_threads(cfg.threads):
         _, students, _ = trained_models(ctx, cfg)
-        images = _split(ctx, "test", max(1, cfg.bench_images // 10)).images[: cfg.bench_images]
+        test = load_cifar10("test", ctx.data_root, max(1, cfg.bench_images // 10))
+        images = test.images[: cfg.bench_images]
         n = images.shape[0]
         contenders: dict[str, tuple[Any, float]] = {}
         for beta, student in students.items():
