@@ -1,11 +1,13 @@
 import pytest
 
+from paperlab.core.data import DataNotFoundError
 from paperlab.core.results import RunContext
 from paperlab.hierarchy.experiment import (
     BenchConfig,
     Config,
     SweepConfig,
     bench,
+    run,
     summarise_sweep,
 )
 from paperlab.hierarchy.theory import chernoff_hellinger
@@ -62,3 +64,25 @@ def test_bench_at_toy_size(tmp_path):
         at_296["paris"]["seconds"] / at_296["bottom_up"]["seconds"])
     assert (tmp_path / "hierarchy_bench.png").exists()
 
+
+
+def test_run_at_toy_size(tmp_path):
+    """run end to end through its Config: a one-cell sweep and the small real network."""
+    tiny = Config(SweepConfig(a1_values=(60,), a2_values=(90,), n0=100, repetitions=1),
+                  BenchConfig(sizes=(300,)), networks=("high_school_2013",))
+    try:
+        result = run(RunContext("hierarchy", quick=False, seed=0, out_dir=tmp_path), tiny)
+    except DataNotFoundError:
+        pytest.skip("hierarchy data not staged")
+    methods = {r["method"] for r in result.results if r.get("setting") == "high_school_2013"}
+    assert {"bottom_up", "top_down", "paris"} <= methods
+    assert set(result.summary["inversions_bottom_up_real"]) == {"high_school_2013"}
+    assert result.summary["inversions_bottom_up_real"]["high_school_2013"] == 0
+    assert "separation_gap_at_largest_n" not in result.summary  # scaling=None: not run
+    assert (tmp_path / "hierarchy_sweep.json").exists()
+
+
+def test_config_rejects_an_unknown_network():
+    with pytest.raises(ValueError, match="unknown networks"):
+        Config(SweepConfig(a1_values=(60,), a2_values=(90,)), BenchConfig(sizes=(300,)),
+               networks=("karate",))
