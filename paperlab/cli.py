@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 HIDDEN_WARNINGS: tuple[tuple[str, type[Warning]], ...] = (
     (r"Sparse CSR tensor support is in beta", UserWarning),  # PyG's CSR adjacency
     (r"`torch\.jit\.script` is deprecated", FutureWarning),  # PyG / timm modules at import
+    (r"Sparse invariant checks are implicitly disabled", UserWarning),  # PyG's CSR adjacency
 )
 
 
