@@ -12,6 +12,10 @@ Public API::
 The public names are imported on first use, so importing this package imports no torch.
 """
 
+from collections.abc import Mapping
+from typing import Any
+
+from paperlab.core.claims import Bound, Claim, NotMeasured, Verdict, difference
 from paperlab.core.lazy import lazy_exports
 from paperlab.core.registry import Option, System, comma_list
 
@@ -23,6 +27,37 @@ def _betas(text: str) -> tuple[float, ...]:
         raise ValueError(f"betas must be positive, got {text!r}")
     return values
 
+
+def _fewer_bytes_than_webp(summary: Mapping[str, Any]) -> Verdict:
+    """Reproduced if the student comes within 2 points of the teacher with fewer real bytes per
+    image than WebP needs for that (or WebP never does); a student that never gets there (the
+    run wrote None) did not reproduce it. Keys absent altogether: not measured."""
+    keys = ("bytes_student_at_teacher_minus_2pts", "bytes_webp_at_teacher_minus_2pts")
+    if any(k not in summary for k in keys):
+        raise NotMeasured(f"no {' or '.join(k for k in keys if k not in summary)} in the summary")
+    ours, webp = (summary[k] for k in keys)
+    if ours is None:
+        return Verdict.NOT_REPRODUCED
+    return Verdict.REPRODUCED if webp is None or ours < webp else Verdict.NOT_REPRODUCED
+
+
+# Accuracies are fractions; bytes are real bitstream lengths per image.
+_CLAIMS = (
+    Claim("beats_webp_at_300_bytes",
+          "At <= 300 bytes per image the student is more accurate than WebP feeding the teacher",
+          paper="better rate-accuracy than input compression at every rate (ImageNet)",
+          rule=Bound(difference("acc_student_at_300_bytes", "acc_webp_at_300_bytes"),
+                     limit=0.0)),
+    Claim("fewer_bytes_near_teacher",
+          "Within 2 points of the teacher the student sends fewer bytes than WebP",
+          paper="fewer bytes than JPEG/WebP at equal accuracy",
+          rule=_fewer_bytes_than_webp,
+          keys=("acc_teacher",),
+          ours=lambda s: (f"student {s.get('bytes_student_at_teacher_minus_2pts') or 'never'}"
+                          f" vs WebP {s.get('bytes_webp_at_teacher_minus_2pts') or 'never'} B"),
+          how="reproduced if the student's bytes are fewer (a student that never comes within "
+              "2 points is not reproduced)"),
+)
 
 SYSTEM = System(
     name="entropic_student",
@@ -41,6 +76,7 @@ SYSTEM = System(
         Option("serve", int, "1: run the two-process loopback socket demo instead",
                choices=(0, 1)),
     ),
+    claims=_CLAIMS,
 )
 
 _EXPORTS = {
