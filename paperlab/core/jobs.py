@@ -35,7 +35,7 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -298,40 +298,50 @@ def _serial(fn: Callable[[Any, int], Any], jobs: list[Job],
 
 def _pool(fn: Callable[[Any, int], Any], jobs: list[Job], todo: list[int], workers: int,
           retries: int) -> Iterator[tuple[int, Any]]:
-    """Local processes; a pool broken by a dead worker is replaced and the unfinished jobs are
-    resubmitted (each job at most ``retries`` more times)."""
-    attempts = dict.fromkeys(todo, 0)
-    pending = list(todo)
-    while pending:
-        broken: list[int] = []
-        with ProcessPoolExecutor(max_workers=min(workers, len(pending)),
-                                 mp_context=_start_method(), initializer=_ignore_sigint) as pool:
-            futures: dict[Future, int] = {pool.submit(fn, jobs[i].config, jobs[i].seed): i
-                                          for i in pending}
-            try:
-                while futures:
-                    finished, _ = wait(futures, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        i = futures.pop(future)
-                        try:
-                            value = future.result()
-                        except BrokenProcessPool:
-                            broken.append(i)
-                            continue
-                        except Exception as exc:
-                            raise _failed(jobs[i], exc) from exc
-                        yield i, value
-            except BaseException:  # Ctrl-C or a failed job: stop the rest now
-                _stop(pool)
-                raise
-        for i in broken:
-            attempts[i] += 1
-            if attempts[i] > retries:
+    """Local processes. A dead worker breaks the whole pool, so which job killed it is unknown:
+    the unfinished jobs are then run again one at a time, each in a pool of its own, where a
+    death is the job's own; a job whose worker dies ``retries`` more times is an error."""
+    broken = yield from _run_pool(fn, jobs, todo, workers)
+    if broken:
+        log.warning("a worker process died; running %d unfinished job(s) one at a time",
+                    len(broken))
+    for i in broken:
+        deaths = 1  # the shared pool's break, charged to every job it caught
+        while True:
+            if deaths > retries:
                 raise JobError(f"job {jobs[i].label()}: its worker process died "
-                               f"{attempts[i]} times (killed, or out of memory?)")
-        if broken:
-            log.warning("a worker process died; restarting %d unfinished job(s)", len(broken))
-        pending = broken
+                               f"{deaths} times (killed, or out of memory?)")
+            if not (yield from _run_pool(fn, jobs, [i], 1)):
+                break
+            deaths += 1
+
+
+def _run_pool(fn: Callable[[Any, int], Any], jobs: list[Job], todo: list[int],
+              workers: int) -> Generator[tuple[int, Any], None, list[int]]:
+    """Run ``todo`` in one pool, yielding ``(index, result)``; return the jobs a dead worker
+    left unfinished."""
+    broken: list[int] = []
+    with ProcessPoolExecutor(max_workers=min(workers, len(todo)),
+                             mp_context=_start_method(), initializer=_ignore_sigint) as pool:
+        futures: dict[Future, int] = {pool.submit(fn, jobs[i].config, jobs[i].seed): i
+                                      for i in todo}
+        try:
+            while futures:
+                finished, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    i = futures.pop(future)
+                    try:
+                        value = future.result()
+                    except BrokenProcessPool:
+                        broken.append(i)
+                        continue
+                    except Exception as exc:
+                        raise _failed(jobs[i], exc) from exc
+                    yield i, value
+        except BaseException:  # Ctrl-C or a failed job: stop the rest now
+            _stop(pool)
+            raise
+    return broken
 
 
 def _start_method() -> multiprocessing.context.BaseContext:
