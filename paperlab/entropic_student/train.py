@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,6 +137,24 @@ def _set_trainable(student: EntropicStudent, names: tuple[str, ...]) -> list[nn.
     return params
 
 
+def _epoch(opt: torch.optim.Optimizer, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+           keys: tuple[str, ...],
+           step_loss: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict]],
+           ) -> dict[str, float]:
+    """One epoch of ``opt`` steps on ``step_loss(x, labels) -> (loss, parts)``; the per-image
+    means of ``parts[k]`` for ``k`` in ``keys``."""
+    sums, n = dict.fromkeys(keys, 0.0), 0
+    for x, labels in batches:
+        loss, parts = step_loss(x, labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        for k in sums:
+            sums[k] += parts[k] * x.shape[0]
+        n += x.shape[0]
+    return {k: v / n for k, v in sums.items()}
+
+
 def train_stages(student: EntropicStudent, teacher: nn.Module, data: ImageSet,
                  cfg: StudentConfig) -> list[dict[str, float]]:
     """Run stage 1 then stage 2 in place; freezes the coding tables in between. Returns one
@@ -156,16 +175,10 @@ def train_stages(student: EntropicStudent, teacher: nn.Module, data: ImageSet,
         lr = cfg.stage1_lr * 0.1 ** sum(epoch >= m for m in cfg.stage1_milestones)
         for group in opt.param_groups:
             group["lr"] = lr * group["scale"]
-        tic, sums, n = time.perf_counter(), {"mse": 0.0, "bpp": 0.0}, 0
-        for x, _ in _batches(data, cfg, "stage1", epoch):
-            loss, parts = stage1_loss(student, teacher, x, cfg.beta)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            for k in sums:
-                sums[k] += parts[k] * x.shape[0]
-            n += x.shape[0]
-        history.append({"stage": 1, "epoch": epoch + 1, **{k: v / n for k, v in sums.items()},
+        tic = time.perf_counter()
+        means = _epoch(opt, _batches(data, cfg, "stage1", epoch), ("mse", "bpp"),
+                       lambda x, _: stage1_loss(student, teacher, x, cfg.beta))
+        history.append({"stage": 1, "epoch": epoch + 1, **means,
                         "seconds": time.perf_counter() - tic})
         log.info("stage 1 epoch %d: %s", epoch + 1, history[-1])
     student.bottleneck.update()
@@ -174,16 +187,10 @@ def train_stages(student: EntropicStudent, teacher: nn.Module, data: ImageSet,
     opt = torch.optim.SGD(params, lr=cfg.stage2_lr, momentum=0.9, weight_decay=5e-4)
     for epoch in track(range(cfg.stage2_epochs), f"stage 2 (beta={cfg.beta})",
                        total=cfg.stage2_epochs):
-        tic, sums, n = time.perf_counter(), {"ce": 0.0, "kl": 0.0}, 0
-        for x, labels in _batches(data, cfg, "stage2", epoch):
-            loss, parts = stage2_loss(student, teacher, x, labels)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            for k in sums:
-                sums[k] += parts[k] * x.shape[0]
-            n += x.shape[0]
-        history.append({"stage": 2, "epoch": epoch + 1, **{k: v / n for k, v in sums.items()},
+        tic = time.perf_counter()
+        means = _epoch(opt, _batches(data, cfg, "stage2", epoch), ("ce", "kl"),
+                       lambda x, labels: stage2_loss(student, teacher, x, labels))
+        history.append({"stage": 2, "epoch": epoch + 1, **means,
                         "seconds": time.perf_counter() - tic})
         log.info("stage 2 epoch %d: %s", epoch + 1, history[-1])
     for p in student.parameters():
