@@ -51,6 +51,12 @@ _CLAIMS = (
           how="reproduced if bottom-up has 0 inversions and top-down some; direction if "
               "neither has any; not reproduced if bottom-up has any",
           quick_is_paper_size=True),  # the same two real networks at every size
+    Claim("separation_with_n",
+          "Where the criteria give a level to bottom-up only, bottom-up recovers it exactly and "
+          "top-down does not, at the largest N run",
+          paper="exact recovery for bottom-up, not for top-down, as N grows (gap 1)",
+          rule=Threshold(value("separation_gap_at_largest_n"), paper=1.0, tolerance=0.1,
+                         null=0.0)),
 )
 
 SYSTEM = System(

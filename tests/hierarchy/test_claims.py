@@ -44,3 +44,13 @@ def test_missing_or_malformed_keys_and_the_quick_size():
     assert set(got.values()) == {"not measured"}
     quick = judged(quick=True)
     assert quick["bottom_up_beats_top_down"] == quick["theory_agreement"] == "direction"
+
+
+@pytest.mark.parametrize("gap, expected", [
+    (1.0, "reproduced"), (0.9, "reproduced"), (0.85, "direction"), (0.25, "direction"),
+    (0.0, "not reproduced"), (-0.2, "not reproduced"),
+])
+def test_separation_with_n(gap, expected):
+    got = verdicts(SYSTEM.claims, {"separation_gap_at_largest_n": gap})["separation_with_n"]
+    assert got == expected
+    assert verdicts(SYSTEM.claims, {})["separation_with_n"] == "not measured"

@@ -33,3 +33,15 @@ def test_missing_keys_and_the_quick_size():
     # a sweep that stops short of D = 793,471 writes no speedup_vs_softmax_at_793k
     assert verdicts(SYSTEM.claims, {"top10_acc_zloss": 0.3, "top10_acc_softmax": 0.2})[
         "output_layer_speedup"] == "not measured"
+
+
+@pytest.mark.parametrize("zloss, expected", [
+    (0.380, "reproduced"), (0.361, "reproduced"), (0.360, "not reproduced"),
+    (0.326, "not reproduced"),
+])
+def test_topk_at_equal_time(zloss, expected):
+    summary = {"top10_zloss_at_softmax_time": zloss, "top10_softmax_curve_end": 0.360}
+    assert verdicts(SYSTEM.claims, summary)["topk_at_equal_time"] == expected
+    assert verdicts(SYSTEM.claims, summary, True)["topk_at_equal_time"] in (
+        "direction", "not reproduced")
+    assert verdicts(SYSTEM.claims, {})["topk_at_equal_time"] == "not measured"
