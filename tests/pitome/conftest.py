@@ -1,24 +1,3 @@
-"""Small timm ViTs shared by the vision tests (built with pretrained=False: offline)."""
+"""PiToMe's tests use the vision substrate's small ViT fixtures (tests/vision/conftest.py)."""
 
-from __future__ import annotations
-
-import pytest
-import torch
-
-from paperlab.vision.models import ViTSpec
-
-TINY = ViTSpec(dim=48, depth=4, heads=3, drop_path=0.0)
-
-
-@pytest.fixture
-def tiny_vit():
-    torch.manual_seed(0)
-    return TINY.build().eval()
-
-
-@pytest.fixture(scope="session")
-def timm_vit_224():
-    """A ViT-Ti/16 at 224x224 as timm builds it (197 tokens), random weights, eval mode."""
-    timm = pytest.importorskip("timm")
-    torch.manual_seed(0)
-    return timm.create_model("vit_tiny_patch16_224", pretrained=False).eval()
+from tests.vision.conftest import timm_vit_224, tiny_vit  # noqa: F401  (pytest fixtures)
