@@ -42,7 +42,7 @@ from paperlab.vision.flops import model_flops
 from paperlab.vision.merging import token_schedule
 from paperlab.vision.models import ViTSpec
 from paperlab.vision.speed import measure_speed
-from paperlab.vision.train import TrainConfig, fit, predict
+from paperlab.vision.train import TrainConfig, fit, predict, with_training_options
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +104,7 @@ class Config:
 
     def with_options(self, options: Mapping[str, Any]) -> Config:
         """Apply ``--retrain``, ``--epochs``, ``--eval-images``, ``--search-epochs``."""
-        cfg = self
-        if "retrain" in options:
-            cfg = dataclasses.replace(cfg, retrain=bool(options["retrain"]))
-        if "epochs" in options:
-            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train,
-                                                                     epochs=options["epochs"]))
-        if "eval_images" in options:
-            cfg = dataclasses.replace(cfg, eval_images=int(options["eval_images"]))
+        cfg = with_training_options(self, options)
         if "search_epochs" in options:
             cfg = dataclasses.replace(cfg, search=dataclasses.replace(
                 cfg.search, epochs=int(options["search_epochs"])))

@@ -46,7 +46,7 @@ from paperlab.entropic_student.model import (
 from paperlab.entropic_student.serve import SplitServer, split_inference
 from paperlab.entropic_student.train import StudentConfig, train_student
 from paperlab.vision.data import ImageSet, load_cifar10, normalize
-from paperlab.vision.train import TrainConfig, fit, predict
+from paperlab.vision.train import TrainConfig, fit, predict, with_training_options
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +113,11 @@ class Config:
 
     def with_options(self, options: Mapping[str, Any]) -> Config:
         """Apply ``--retrain``, ``--betas``, ``--eval-images``, ``--serve``."""
-        cfg = self
-        for name in ("retrain", "serve"):
-            if name in options:
-                cfg = dataclasses.replace(cfg, **{name: bool(options[name])})
+        cfg = with_training_options(self, options)
+        if "serve" in options:
+            cfg = dataclasses.replace(cfg, serve=bool(options["serve"]))
         if "betas" in options:
             cfg = dataclasses.replace(cfg, betas=tuple(options["betas"]))
-        if "eval_images" in options:
-            cfg = dataclasses.replace(cfg, eval_images=int(options["eval_images"]))
         return cfg
 
 

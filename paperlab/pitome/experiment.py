@@ -40,7 +40,7 @@ from paperlab.vision.flops import model_flops
 from paperlab.vision.merging import group_map, merge_state, token_schedule
 from paperlab.vision.models import ViTSpec
 from paperlab.vision.speed import measure_speed
-from paperlab.vision.train import TrainConfig, fit, predict
+from paperlab.vision.train import TrainConfig, fit, predict, with_training_options
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +109,7 @@ class Config:
     def with_options(self, options: Mapping[str, Any]) -> Config:
         """Apply ``--retrain``, ``--epochs``, ``--eval-images``, ``--keep-ratios``, ``--tome-r``
         (``--keep-ratios`` also sets the pure-rule ratio to the smallest one)."""
-        cfg = self
-        if "retrain" in options:
-            cfg = dataclasses.replace(cfg, retrain=bool(options["retrain"]))
-        if "epochs" in options:
-            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train,
-                                                                     epochs=options["epochs"]))
-        if "eval_images" in options:
-            cfg = dataclasses.replace(cfg, eval_images=int(options["eval_images"]))
+        cfg = with_training_options(self, options)
         if "keep_ratios" in options:
             ratios = tuple(options["keep_ratios"])
             cfg = dataclasses.replace(cfg, keep_ratios=ratios, pure_ratios=(min(ratios),))

@@ -19,9 +19,9 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -248,3 +248,20 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 250) -> to
 def accuracy(model: nn.Module, data: ImageSet, batch_size: int = 250) -> float:
     """Top-1 accuracy of ``model`` on ``data``."""
     return float((predict(model, data.images, batch_size) == data.labels).float().mean())
+
+
+C = TypeVar("C")
+
+
+def with_training_options(cfg: C, options: dict[str, Any]) -> C:
+    """A vision experiment's ``Config`` with the substrate's shared command-line options applied:
+    ``retrain`` (0/1), ``epochs`` (of ``cfg.train``, a :class:`TrainConfig`) and
+    ``eval_images``; options not given (and any others) leave ``cfg`` as it is."""
+    changes: dict[str, Any] = {}
+    if "retrain" in options:
+        changes["retrain"] = bool(options["retrain"])
+    if "epochs" in options:
+        changes["train"] = replace(cfg.train, epochs=int(options["epochs"]))
+    if "eval_images" in options:
+        changes["eval_images"] = int(options["eval_images"])
+    return replace(cfg, **changes)
