@@ -2,7 +2,7 @@
 
 import pytest
 
-from paperlab.core.claims import verdicts
+from paperlab.core.claims import judge, verdicts
 from paperlab.hierarchy import SYSTEM
 
 
@@ -16,8 +16,37 @@ def judged(levels=(2,), agreement=0.95, bottom_up=0, top_down=4, quick=False):
 
 @pytest.mark.parametrize("levels, expected", [((1, 2, 3), "reproduced"), ((2,), "reproduced"),
                                               ((), "not reproduced")])
-def test_bottom_up_beats_top_down(levels, expected):
+def test_bottom_up_beats_top_down_by_the_sweep_without_a_separating_cell(levels, expected):
     assert judged(levels=levels)["bottom_up_beats_top_down"] == expected
+
+
+SEPARATION = {"separation_cell": "a=(40, 41, 45, 100), level 1", "separation_largest_n": 6400}
+
+
+@pytest.mark.parametrize("levels, gap, expected", [
+    ((), 1.0, "reproduced"),  # the quick sweep (N = 800) wins no level; the cell decides
+    ((), 0.25, "reproduced"), ((1, 2, 3), 0.01, "reproduced"),
+    ((1, 2, 3), 0.0, "not reproduced"),  # a sweep win does not outvote the separating cell
+    ((2,), -0.5, "not reproduced"), ((), 0.0, "not reproduced"),
+])
+def test_bottom_up_beats_top_down_is_judged_in_the_separating_cell(levels, gap, expected):
+    summary = {"levels_where_bottom_up_beats_top_down": list(levels),
+               "separation_gap_at_largest_n": gap, **SEPARATION}
+    (got,) = [j for j in judge(SYSTEM.claims, summary, quick=False)
+              if j.claim.id == "bottom_up_beats_top_down"]
+    assert got.verdict == expected
+    assert got.ours.startswith(f"a=(40, 41, 45, 100), level 1 at N = 6,400: exact-recovery "
+                               f"gap {gap:+.2f}")
+    assert f"sweep: {len(levels)} of 3 levels" in got.ours
+    quick = verdicts(SYSTEM.claims, summary, quick=True)["bottom_up_beats_top_down"]
+    assert quick == ("direction" if expected == "reproduced" else expected)
+
+
+def test_bottom_up_beats_top_down_without_its_keys():
+    assert verdicts(SYSTEM.claims, {"separation_gap_at_largest_n": 1.0})[
+        "bottom_up_beats_top_down"] == "not measured"  # the sweep's key is always written
+    bad = {"levels_where_bottom_up_beats_top_down": [], "separation_gap_at_largest_n": "x"}
+    assert verdicts(SYSTEM.claims, bad)["bottom_up_beats_top_down"] == "not measured"
 
 
 @pytest.mark.parametrize("agreement, expected", [
