@@ -179,15 +179,20 @@ LOADERS: dict[str, tuple[str, Callable[[Path], Graph]]] = {
 }
 
 
-def load(name: str, require: Callable[[str, str], Path]) -> Graph:
-    """Load data set ``name`` (a key of :data:`LOADERS`).
+def locate(name: str, require: Callable[[str, str], Path]) -> Path:
+    """The file or folder data set ``name`` (a key of :data:`LOADERS`) is read from.
 
     ``require(relpath, how_to_get)`` resolves a path under the data root and raises a clear
     error naming every place looked (pass ``RunContext.require``).
     """
     if name not in LOADERS:
         raise KeyError(f"unknown data set '{name}'; known: {', '.join(LOADERS)}")
+    return require(f"graphs/{LOADERS[name][0]}", HOW_TO_GET)
+
+
+def load(name: str, require: Callable[[str, str], Path]) -> Graph:
+    """Load data set ``name`` (a key of :data:`LOADERS`); ``require`` as in :func:`locate`."""
+    path = locate(name, require)
     relpath, loader = LOADERS[name]
-    path = require(f"graphs/{relpath}", HOW_TO_GET)
     root = path.parents[len(Path(relpath).parts) - 1]
     return loader(root)

@@ -15,6 +15,7 @@ training limits ``--max-epochs``, ``--patience``, ``--max-rounds``, ``--turn-pat
 from __future__ import annotations
 
 import copy
+import functools
 import statistics
 from collections import defaultdict
 from collections.abc import Callable
@@ -24,9 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from paperlab.core import plots, timing
+from paperlab.core import data, plots, timing
 from paperlab.core.config import resolve_config
-from paperlab.core.progress import track
+from paperlab.core.jobs import Job, job_map, run_options
 from paperlab.core.results import Result, RunContext
 from paperlab.core.seed import derive_seed, seed_everything, torch_threads
 from paperlab.mowst import datasets
@@ -325,21 +326,54 @@ def _plot_scores(rows: list[dict[str, Any]], names: list[str], ctx: RunContext) 
     plots.save(fig, ctx.plot_path("scores"))
 
 
-def run(ctx: RunContext, config: Config | None = None) -> Result:
-    """Headline comparison: MLP, GCN, SAGE, Mowst and Mowst* on every configured data set."""
-    cfg = resolve_config(ctx, Config, config)
+@dataclass(frozen=True)
+class SplitJob:
+    """One job of the sweep: every method on one data set's split (the seed is the job's)."""
+
+    dataset: str
+    ablate: bool
+    cfg: Config
+    data_root: str | None = None
+
+
+@functools.lru_cache(maxsize=1)
+def _graph(name: str, data_root: str | None) -> datasets.Graph:
+    """The graph a worker process loaded last (jobs come data set by data set)."""
+    return datasets.load(name, functools.partial(data.require, root=data_root))
+
+
+def _split_job(job: SplitJob, seed: int) -> dict[str, Any]:
+    """:func:`_run_seed` as a job: its records, the confidences it saw and the data set."""
+    graph = _graph(job.dataset, job.data_root)
+    confidences: dict[str, np.ndarray] = {}
     with torch_threads(1):  # the machine is shared; small graphs gain nothing from threads
-        records: list[dict[str, Any]] = []
-        confidences: dict[str, np.ndarray] = {}
-        described = []
-        jobs = [(name, s) for name in cfg.datasets for s in range(cfg.seeds)]
-        graphs: dict[str, datasets.Graph] = {}
-        for name, s in track(jobs, "mowst: data set x seed", total=len(jobs)):
-            if name not in graphs:
-                graphs = {name: datasets.load(name, ctx.require)}
-                described.append(graphs[name].describe())
-            ablate = name in cfg.ablation_datasets and s < cfg.ablation_seeds
-            records += _run_seed(graphs[name], ctx.seed + s, cfg, ablate, confidences)
+        records = _run_seed(graph, seed, job.cfg, job.ablate, confidences)
+    return {"records": records, "confidences": confidences, "described": graph.describe()}
+
+
+def run(ctx: RunContext, config: Config | None = None) -> Result:
+    """Headline comparison: MLP, GCN, SAGE, Mowst and Mowst* on every configured data set.
+
+    Each (data set, seed) is a job of :func:`paperlab.core.jobs.job_map`: ``--workers N``
+    trains N splits at once, ``--ray-address`` on a cluster; finished splits are kept on disk,
+    so an interrupted run resumes where it stopped (``--fresh`` starts over).
+    """
+    cfg = resolve_config(ctx, Config, config)
+    root = None if ctx.data_root is None else str(ctx.data_root)
+    for name in cfg.datasets:  # a missing data set fails here, before any training
+        datasets.locate(name, ctx.require)
+    jobs = [Job(SplitJob(name, name in cfg.ablation_datasets and s < cfg.ablation_seeds, cfg,
+                         root), ctx.seed + s, f"{name} seed={ctx.seed + s}",
+                key=(name, name in cfg.ablation_datasets and s < cfg.ablation_seeds, cfg))
+            for name in cfg.datasets for s in range(cfg.seeds)]
+    done = job_map(_split_job, jobs, sweep="mowst.run", description="mowst: data set x seed",
+                   **run_options(ctx.options))
+    records = [r for d in done for r in d["records"]]
+    confidences: dict[str, np.ndarray] = {}
+    for d in done:  # the first seed's, as in the plot's title
+        for key, values in d["confidences"].items():
+            confidences.setdefault(key, np.asarray(values))
+    described = list({d["described"]["name"]: d["described"] for d in done}.values())
     rows = _aggregate(records)
     names = list(cfg.datasets)
     _plot_confidence(confidences, ctx)

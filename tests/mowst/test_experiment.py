@@ -9,6 +9,7 @@ import torch
 
 from paperlab.core.config import resolve_config
 from paperlab.core.data import DataNotFoundError
+from paperlab.core.jobs import JobError
 from paperlab.core.results import RunContext
 from paperlab.core.seed import torch_threads
 from paperlab.mowst import experiment
@@ -19,14 +20,21 @@ SUMMARY_KEYS = {"datasets", "mowst_beats_both_experts", "mean_gain_over_gnn_pts"
                 "short_turns_train_time_ratio_vs_gnn", "short_turns_mean_score_change_pts"}
 
 
-def _on_texas(entry, tmp_path, seed: int = 0, ablate: bool = False):
+@pytest.fixture(autouse=True)
+def _own_job_cache(tmp_path, monkeypatch):
+    """Each test keeps its finished splits (the job map's cache) to itself."""
+    monkeypatch.setenv("PAPERLAB_CACHE", str(tmp_path / "cache"))
+
+
+def _on_texas(entry, tmp_path, seed: int = 0, ablate: bool = False, **options):
     """``entry`` (experiment.run or .bench) on the smallest staged graph at a toy size."""
     cfg = experiment.Config(datasets=("texas",), seeds=1, ablation_datasets=("texas",) * ablate,
                             ablation_seeds=int(ablate), bench_datasets=("texas",),
                             bench_repeats=1, draws=5,
                             train=TrainConfig(max_epochs=4, patience=2, max_rounds=1))
     try:
-        return entry(RunContext("mowst", quick=True, seed=seed, out_dir=tmp_path), cfg)
+        return entry(RunContext("mowst", quick=True, seed=seed, out_dir=tmp_path,
+                                options=options), cfg)
     except DataNotFoundError:
         pytest.skip("staged graph data not available")
 
@@ -94,3 +102,24 @@ def test_a_baseline_does_not_depend_on_the_methods_run_before_it(tmp_path) -> No
     assert {row["method"] for row in rows} == compared
     for row in rows:
         assert row["mean"] == score[row["method"]], row["method"]
+
+
+def test_the_sweep_gives_the_same_results_on_two_workers_and_resumes_from_disk(
+        tmp_path, monkeypatch) -> None:
+    def scores(results):  # everything but the wall-clock timings
+        timings = {"ms_per_epoch", "train_s", "routed_time_ratio"}
+        return [{k: v for k, v in row.items() if k not in timings} for row in results]
+
+    alone = _on_texas(experiment.run, tmp_path / "alone", seed=1, fresh=True).results
+    pooled = _on_texas(experiment.run, tmp_path / "pooled", seed=1, fresh=True,
+                       workers=2).results
+    assert scores(pooled) == scores(alone) and {r["method"] for r in alone} >= {"Mowst-GCN"}
+
+    def must_not_train(*_args):
+        raise AssertionError("a finished split was trained again")
+
+    monkeypatch.setattr(experiment, "_run_seed", must_not_train)
+    # the stored splits are the pooled run's (it ran last): timings included, they come back
+    assert _on_texas(experiment.run, tmp_path / "resumed", seed=1).results == pooled
+    with pytest.raises(JobError, match="texas seed=1"):  # --fresh trains again
+        _on_texas(experiment.run, tmp_path / "fresh", seed=1, fresh=True)
