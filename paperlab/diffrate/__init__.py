@@ -8,6 +8,7 @@ Public API::
     rates = diffrate.search(model, train_images, target_gflops=0.01)   # per-block kept counts
     rates.save("rates.json"); rates = diffrate.Rates.load("rates.json")
     diffrate.apply(model, rates)        # a timm VisionTransformer, patched in place
+    diffrate.apply(model, rates, merge_rule="pitome")   # the same counts, PiToMe's merge rule
 
 The public names are imported on first use, so importing this package imports no torch.
 """
@@ -56,7 +57,8 @@ SYSTEM = System(
 
 _EXPORTS = {
     **dict.fromkeys(
-        ("SearchConfig", "apply", "flops_range", "rates_flops", "search", "uniform_rates"),
+        ("MERGE_RULES", "SearchConfig", "apply", "flops_range", "rates_flops", "rule_tokens",
+         "search", "uniform_rates"),
         "paperlab.diffrate.model"),
     **dict.fromkeys(("RateProxy", "Rates", "flops_loss"), "paperlab.diffrate.rates"),
 }

@@ -6,9 +6,11 @@ targets (fractions of the full model's) on a subset of the training images, and,
 fine-tuning, evaluated on the test images: accuracy, analytic FLOPs and measured images/s of the
 full model, DiffRate at each target, a uniform schedule at DiffRate's achieved FLOPs (DiffRate's
 own class-attention merge, the same count removed in every block after block 0) and ToMe given
-the uniform schedule's per-block counts (the same FLOPs where bipartite matching allows). Exact
-McNemar tests of DiffRate against both, a plot of the learned per-layer kept counts and one of
-accuracy against FLOPs. The rates are saved as JSON next to the results.
+the uniform schedule's per-block counts (the same FLOPs where bipartite matching allows), and
+DiffRate's learned counts applied with PiToMe's energy-score merge rule in place of DiffRate's
+merge (pruning unchanged; a combination no paper reports). Exact McNemar tests of DiffRate
+against each, a plot of the learned per-layer kept counts and one of accuracy against FLOPs.
+The rates are saved as JSON next to the results.
 
 ``bench``: the search's cost (minutes for the whole search and per 1,000 images and epoch) and
 images/s at batch 1 and 64 of DiffRate, uniform and ToMe at the middle target against the full
@@ -34,7 +36,14 @@ from paperlab.core.config import resolve_config
 from paperlab.core.results import Result, RunContext
 from paperlab.core.seed import seed_everything, torch_threads
 from paperlab.core.stats import mcnemar
-from paperlab.diffrate.model import SearchConfig, apply, rates_flops, search, uniform_rates
+from paperlab.diffrate.model import (
+    SearchConfig,
+    apply,
+    rates_flops,
+    rule_tokens,
+    search,
+    uniform_rates,
+)
 from paperlab.diffrate.rates import Rates
 from paperlab.vision import tome
 from paperlab.vision.data import ImageSet, load_cifar10
@@ -167,17 +176,25 @@ def _tome_counts(tokens: list[tuple[int, int]]) -> list[int]:
     return out
 
 
-def _contenders(base: nn.Module, rates: Rates) -> dict[str, tuple[nn.Module, list]]:
-    """DiffRate with ``rates``, the uniform schedule at its FLOPs, and ToMe given the uniform
-    schedule's per-block counts (see :func:`_tome_counts`): ``method -> (patched copy, token
-    schedule)``."""
+PITOME_RULE = "DiffRate+PiToMe rule"
+
+
+def _contenders(base: nn.Module, rates: Rates, pitome_rule: bool = False
+                ) -> dict[str, tuple[nn.Module, list]]:
+    """DiffRate with ``rates``, the uniform schedule at its FLOPs, ToMe given the uniform
+    schedule's per-block counts (see :func:`_tome_counts`) and, with ``pitome_rule``, ``rates``
+    applied with PiToMe's merge rule: ``method -> (patched copy, token schedule)``."""
     uniform = uniform_rates(base, rates_flops(base, rates))
     tomed = tome.patch(copy.deepcopy(base), _tome_counts(uniform.tokens()))
-    return {
+    out = {
         "DiffRate": (apply(copy.deepcopy(base), rates), rates.tokens()),
         "uniform": (apply(copy.deepcopy(base), uniform), uniform.tokens()),
         "ToMe": (tomed, token_schedule(tomed)),
     }
+    if pitome_rule:
+        out[PITOME_RULE] = (apply(copy.deepcopy(base), rates, merge_rule="pitome"),
+                            rule_tokens(rates, "pitome"))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,7 +216,7 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         rows = [{"method": "full", "target": 1.0, "kept": [n] * cfg.vit.depth,
                  "mflops": full_flops / 1e6}]
         for s in searched:
-            for method, (model, tokens) in _contenders(base, s.rates).items():
+            for method, (model, tokens) in _contenders(base, s.rates, pitome_rule=True).items():
                 models[f"{method} {s.target}"] = model
                 rows.append({"method": method, "target": s.target,
                              "kept": [out for _, out in tokens],
@@ -220,7 +237,7 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         tests = []
         for s in searched:
             ours = correct[f"DiffRate {s.target}"]
-            for other in ("uniform", "ToMe", "full"):
+            for other in ("uniform", "ToMe", "full", PITOME_RULE):
                 versus = correct["full" if other == "full" else f"{other} {s.target}"]
                 t = mcnemar(ours, versus)
                 tests.append({"target": s.target, "versus": other,
@@ -229,7 +246,7 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
                               "p_value": t["p"]})
         _plot_rates(ctx, searched, base)
         _plot_accuracy(ctx, rows)
-    summary = _summary(rows, cfg)
+    summary = _summary(rows, tests, cfg)
     notes = [
         f"ViT {cfg.vit.dim}x{cfg.vit.depth} ({cfg.vit.heads} heads, patch {cfg.vit.patch_size}) "
         f"trained here for {cfg.train.epochs} epochs on {train_info['train_images']} CIFAR-10 "
@@ -248,8 +265,13 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         f"images/s: batch {cfg.speed_batch}, {cfg.threads} thread(s), median of "
         f"{cfg.speed_repeats} interleaved repeats on a shared CPU; the throughput ratio uses the "
         "thread's CPU time (waiting for a core not counted).",
-        "PiToMe's merge rule with learned rates is not measured: the vision substrate exposes no "
-        "energy-score rule and systems never import each other.",
+        f"{PITOME_RULE} = DiffRate's learned counts applied with PiToMe's energy-score merge "
+        "(paperlab.vision.energy: margins 0.75 - 0.75 l/L, the reference code's schedule with "
+        "nothing protected in the first ceil(L/2) blocks, size-weighted average) in place of "
+        "DiffRate's merge; pruning stays DiffRate's class-attention ranking; proportional "
+        "attention as in DiffRate. Where a block would merge more than half its pruned patch "
+        "tokens the energy rule merges half and the later blocks' absolute counts take the "
+        "rest; its FLOPs are then its own (reported in its row).",
     ]
     data = {"test": test.source, "eval_images": len(test), "model": dataclasses.asdict(cfg.vit),
             "train": {**dataclasses.asdict(cfg.train), **train_info},
@@ -269,9 +291,11 @@ def _row(rows: list[dict[str, Any]], method: str, target: float) -> dict[str, An
     return next(r for r in rows if r["method"] == method and r["target"] == target)
 
 
-def _summary(rows: list[dict[str, Any]], cfg: Config) -> dict[str, Any]:
+def _summary(rows: list[dict[str, Any]], tests: list[dict[str, Any]], cfg: Config
+             ) -> dict[str, Any]:
     full = _row(rows, "full", 1.0)
     mid = _row(rows, "DiffRate", cfg.mid)
+    combo = _row(rows, PITOME_RULE, cfg.mid)
     return {
         "acc_full": full["acc"],
         "acc_diffrate_mid": mid["acc"],
@@ -279,6 +303,10 @@ def _summary(rows: list[dict[str, Any]], cfg: Config) -> dict[str, Any]:
         "acc_tome_same_flops": _row(rows, "ToMe", cfg.mid)["acc"],
         "flops_reduction_mid": mid["flops_reduction"],
         "throughput_ratio_mid": mid["cpu_images_per_s"] / full["cpu_images_per_s"],
+        "acc_diffrate_pitome_rule_mid": combo["acc"],
+        "flops_reduction_diffrate_pitome_rule_mid": combo["flops_reduction"],
+        "p_diffrate_vs_pitome_rule_mid": next(
+            t["p_value"] for t in tests if t["target"] == cfg.mid and t["versus"] == PITOME_RULE),
     }
 
 
@@ -304,7 +332,8 @@ def _plot_accuracy(ctx: RunContext, rows: list[dict[str, Any]]) -> None:
     fig, ax = plots.figure(title="Accuracy vs analytic FLOPs (no fine-tuning)")
     full = _row(rows, "full", 1.0)
     ax.axhline(full["acc"], color="grey", ls=":", label="full model")
-    for method, style in {"DiffRate": "o-", "uniform": "s--", "ToMe": "^:"}.items():
+    styles = {"DiffRate": "o-", "uniform": "s--", "ToMe": "^:", PITOME_RULE: "d-."}
+    for method, style in styles.items():
         pts = sorted((r["mflops"], r["acc"]) for r in rows if r["method"] == method)
         ax.plot(*zip(*pts, strict=True), style, ms=4, label=method)
     ax.set_xlabel("MFLOPs per image (multiply-adds, analytic)")

@@ -9,7 +9,10 @@ unweighted mean, the destination's size growing by the merged token's size times
 (clamped at 0). Then the MLP.
 
 * :func:`apply` patches a model in place so that it really slices and merges (the class swap
-  of :mod:`paperlab.vision.merging`; weights untouched; keep-all equals the original).
+  of :mod:`paperlab.vision.merging`; weights untouched; keep-all equals the original). With
+  ``merge_rule="pitome"`` the learned counts are applied with PiToMe's energy-score rule
+  (:mod:`paperlab.vision.energy`) at the merge step instead of DiffRate's; the pruning step
+  stays the class-attention ranking (see :func:`rule_tokens`).
 * :func:`search` learns the counts on a frozen model: no token is dropped, the tokens are
   re-sorted in every block and masked tokens are excluded as attention keys (masks from
   :class:`~paperlab.diffrate.rates.RateProxy`), merging is a masked mean weighted by the
@@ -19,7 +22,6 @@ unweighted mean, the destination's size growing by the merged token's size times
 from __future__ import annotations
 
 import copy
-import functools
 import logging
 import math
 from collections.abc import Iterable
@@ -32,8 +34,18 @@ from torch import nn
 
 from paperlab.diffrate.rates import RateProxy, Rates, flops_loss
 from paperlab.vision.data import ImageSet, normalize
+from paperlab.vision.energy import energy_plan, layer_margins, layer_protect
 from paperlab.vision.flops import model_flops
-from paperlab.vision.merging import MergePlan, check_images, normalized, vit_depth
+from paperlab.vision.merging import (
+    MergePlan,
+    check_images,
+    merge_wavg,
+    mixin_class,
+    normalized,
+    vit_depth,
+)
+
+MERGE_RULES = ("diffrate", "pitome")
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +56,7 @@ log = logging.getLogger(__name__)
 
 def attention(attn: nn.Module, x: torch.Tensor, size: torch.Tensor | None,
               key_mask: torch.Tensor | None = None, need_cls: bool = True
-              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+              ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """A timm ``Attention`` forward with ``log(size)`` on the logits and masked keys.
 
     Args:
@@ -55,8 +67,9 @@ def attention(attn: nn.Module, x: torch.Tensor, size: torch.Tensor | None,
         need_cls: compute the class token's attention (skipped where a block reduces nothing).
 
     Returns:
-        the projected output ``(B, N, C)`` and the class token's attention to the patch tokens
-        ``(B, N - 1)``, averaged over heads (None unless ``need_cls``).
+        the projected output ``(B, N, C)``, the class token's attention to the patch tokens
+        ``(B, N - 1)``, averaged over heads (None unless ``need_cls``), and the keys averaged
+        over heads ``(B, N, C / heads)`` (the energy rule's metric).
     """
     b, n, _ = x.shape
     qkv = attn.qkv(x).reshape(b, n, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
@@ -79,7 +92,7 @@ def attention(attn: nn.Module, x: torch.Tensor, size: torch.Tensor | None,
         cls = weights[:, :, 0]
     out = out.transpose(1, 2).reshape(b, n, attn.num_heads * attn.head_dim)
     out = getattr(attn, "norm", nn.Identity())(out)
-    return attn.proj(out), None if cls is None else cls.mean(1)[:, 1:]
+    return attn.proj(out), None if cls is None else cls.mean(1)[:, 1:], k.mean(1)
 
 
 def rank(cls_attn: torch.Tensor) -> torch.Tensor:
@@ -115,6 +128,28 @@ def prune_merge(x: torch.Tensor, size: torch.Tensor, cls_attn: torch.Tensor, pru
     return plan.merge(x, "mean"), plan.merge(size * weight, "sum")
 
 
+def energy_merges(prune: int, merge: int) -> int:
+    """Tokens the energy rule merges away after pruning to ``prune`` tokens when DiffRate's
+    count asks for ``merge``: ``prune - merge``, capped at half the ``prune - 1`` patch tokens
+    (the most one A/B split can merge; what is left over is pruned or merged by later blocks,
+    whose counts are absolute)."""
+    return min(prune - merge, (prune - 1) // 2)
+
+
+def prune_energy_merge(x: torch.Tensor, size: torch.Tensor, metric: torch.Tensor,
+                       cls_attn: torch.Tensor, prune: int, merge: int, margin: float,
+                       protect: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """DiffRate's pruning (the top ``prune - 1`` patch tokens by class attention stay), then
+    PiToMe's energy-score merge of :func:`energy_merges` tokens (``metric`` ``(B, N, C')`` the
+    keys averaged over heads, ``margin`` and ``protect`` the block's) with the size-weighted
+    average and summed sizes of :func:`~paperlab.vision.merging.merge_wavg`."""
+    keep = rank(cls_attn)[:, :prune, None]
+    x, size = x.gather(1, keep.expand(-1, -1, x.shape[-1])), size.gather(1, keep)
+    metric = metric.gather(1, keep.expand(-1, -1, metric.shape[-1]))
+    plan = energy_plan(metric, energy_merges(prune, merge), margin, 1, protect)
+    return (x, size) if plan is None else merge_wavg(plan, x, size)
+
+
 # ---------------------------------------------------------------------------------------------
 # patching
 
@@ -123,11 +158,15 @@ def prune_merge(x: torch.Tensor, size: torch.Tensor, cls_attn: torch.Tensor, pru
 class _State:
     """Shared by a patched model and its blocks; ``size``/``mask``/``tokens`` reset per forward.
 
-    ``rates`` (apply) or ``proxies`` (search: ``(prune, merge)`` per block from block 1)."""
+    ``rates`` (apply) or ``proxies`` (search: ``(prune, merge)`` per block from block 1);
+    ``margins``/``protect`` per block for the energy rule (apply with ``merge_rule="pitome"``),
+    None for DiffRate's own merge."""
 
     rates: Rates | None
     proxies: nn.ModuleList | None = None
     prop_attn: bool = True
+    margins: tuple[float, ...] | None = None
+    protect: tuple[bool, ...] | None = None
     size: torch.Tensor | None = None
     mask: torch.Tensor | None = None
     tokens: list[tuple[Any, Any]] | None = None
@@ -150,14 +189,18 @@ class _DiffRateBlock(nn.Module):
             state.size = torch.ones_like(x[..., :1])
         n_in = x.shape[1]
         reduce = layer > 0 if state.rates is None else state.rates.merge[layer] < n_in
-        x_attn, cls_attn = attention(self.attn, self.norm1(x),
-                                     state.size if state.prop_attn else None, state.mask, reduce)
+        x_attn, cls_attn, metric = attention(
+            self.attn, self.norm1(x), state.size if state.prop_attn else None, state.mask, reduce)
         x = x + self.drop_path1(self.ls1(x_attn))
         if state.proxies is None:
             assert state.rates is not None
-            if reduce:
-                x, state.size = prune_merge(x, state.size, cls_attn, state.rates.prune[layer],
-                                            state.rates.merge[layer])
+            prune, merge = state.rates.prune[layer], state.rates.merge[layer]
+            if reduce and state.margins is None:
+                x, state.size = prune_merge(x, state.size, cls_attn, prune, merge)
+            elif reduce:
+                assert state.protect is not None
+                x, state.size = prune_energy_merge(x, state.size, metric, cls_attn, prune, merge,
+                                                   state.margins[layer], state.protect[layer])
             state.tokens.append((n_in, x.shape[1]))
         elif layer > 0:
             x = self._search_step(x, cls_attn, *state.proxies[layer - 1])
@@ -206,11 +249,6 @@ class _DiffRateViT:
         return super().forward_features(x, *args, **kwargs)  # type: ignore[misc]
 
 
-@functools.cache
-def _subclass(mixin: type, base: type) -> type:
-    return type(f"{mixin.__name__.lstrip('_')}[{base.__name__}]", (mixin, base), {})
-
-
 def _patch(model: nn.Module, state: _State) -> nn.Module:
     from timm.layers import Attention
     from timm.models.vision_transformer import Block
@@ -226,11 +264,11 @@ def _patch(model: nn.Module, state: _State) -> nn.Module:
             raise TypeError(f"block {layer} is not a timm vision_transformer.Block with "
                             "Attention")
     if not isinstance(model, _DiffRateViT):
-        model.__class__ = _subclass(_DiffRateViT, type(model))
+        model.__class__ = mixin_class(_DiffRateViT, type(model))
     model._diffrate = state
     for layer, block in enumerate(model.blocks):
         if not isinstance(block, _DiffRateBlock):
-            block.__class__ = _subclass(_DiffRateBlock, type(block))
+            block.__class__ = mixin_class(_DiffRateBlock, type(block))
         block._diffrate, block._diffrate_layer = state, layer
     return model
 
@@ -240,25 +278,64 @@ def num_tokens(model: nn.Module) -> int:
     return int(model.patch_embed.num_patches) + int(getattr(model, "num_prefix_tokens", 1))
 
 
-def apply(model: nn.Module, rates: Rates, prop_attn: bool = True) -> nn.Module:
+def _check_rule(merge_rule: str) -> None:
+    if merge_rule not in MERGE_RULES:
+        raise ValueError(f"merge_rule must be one of {MERGE_RULES}, got {merge_rule!r}")
+
+
+def apply(model: nn.Module, rates: Rates, prop_attn: bool = True,
+          merge_rule: str = "diffrate") -> nn.Module:
     """Patch a timm ``VisionTransformer`` in place to prune and merge by ``rates``; returns it.
+
+    Args:
+        model: a timm ViT with one class token and class-token pooling.
+        rates: the per-block counts (e.g. from :func:`search`).
+        prop_attn: add ``log(size)`` to the attention logits.
+        merge_rule: ``"diffrate"`` (default): DiffRate's merge (tokens ranked ``merge - 1 ..
+            prune - 2`` by class attention merge into the top ``merge - 1``, unweighted mean,
+            size grown by similarity); ``"pitome"``: PiToMe's energy-score rule on the pruned
+            tokens (:func:`prune_energy_merge`) with PiToMe's margins ``0.75 - 0.75 l / L`` and
+            its reference schedule (no protected tokens in the first ``ceil(L/2)`` blocks).
+            Pruning is DiffRate's in both; :func:`rule_tokens` gives the counts either keeps.
 
     Raises:
         TypeError: not a timm ViT with timm ``Block``s, or ``rates`` not a :class:`Rates`.
-        ValueError: ``rates`` for another depth or token count; no class token.
+        ValueError: ``rates`` for another depth or token count; no class token; unknown
+            ``merge_rule``.
     """
+    _check_rule(merge_rule)
     if not isinstance(rates, Rates):
         raise TypeError(f"rates must be a Rates, got {type(rates).__name__}")
     depth, n = vit_depth(model), num_tokens(model)
     if rates.depth != depth or rates.num_tokens != n:
         raise ValueError(f"rates are for {rates.depth} blocks of {rates.num_tokens} tokens; the "
                          f"model has {depth} blocks of {n} tokens")
-    return _patch(model, _State(rates, prop_attn=prop_attn))
+    state = _State(rates, prop_attn=prop_attn)
+    if merge_rule == "pitome":
+        state.margins, state.protect = layer_margins(depth), layer_protect(depth, "reference")
+    return _patch(model, state)
 
 
-def rates_flops(model: nn.Module, rates: Rates) -> float:
-    """Analytic multiply-adds per image of ``model`` reduced by ``rates``."""
-    return model_flops(model, rates.tokens())
+def rule_tokens(rates: Rates, merge_rule: str = "diffrate") -> list[tuple[int, int]]:
+    """``(tokens in, tokens out)`` per block of a model applied with ``rates`` and
+    ``merge_rule``: ``rates.tokens()`` for DiffRate's merge; for the energy rule each block
+    prunes to ``prune[l]`` (when it reduces at all) and merges :func:`energy_merges` tokens,
+    which leaves more than ``merge[l]`` where that would merge more than half the patch
+    tokens."""
+    _check_rule(merge_rule)
+    if merge_rule == "diffrate":
+        return rates.tokens()
+    out, n = [], rates.num_tokens
+    for prune, merge in zip(rates.prune, rates.merge, strict=True):
+        kept = prune - energy_merges(prune, merge) if merge < n else n
+        out.append((n, kept))
+        n = kept
+    return out
+
+
+def rates_flops(model: nn.Module, rates: Rates, merge_rule: str = "diffrate") -> float:
+    """Analytic multiply-adds per image of ``model`` reduced by ``rates`` with ``merge_rule``."""
+    return model_flops(model, rule_tokens(rates, merge_rule))
 
 
 def flops_range(model: nn.Module) -> tuple[float, float]:

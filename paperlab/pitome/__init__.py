@@ -64,10 +64,13 @@ SYSTEM = System(
     claims=_CLAIMS,
 )
 
+# The energy-score rule lives in the shared substrate (paperlab.vision.energy); PiToMe's public
+# API keeps the names.
 _EXPORTS = {
     **dict.fromkeys(
-        ("PiToMeRule", "energy_score", "layer_margins", "merge_count", "patch", "pitome_plan"),
-        "paperlab.pitome.merge"),
+        ("PiToMeRule", "energy_score", "layer_margins", "merge_count", "pitome_plan"),
+        "paperlab.vision.energy"),
+    "patch": "paperlab.pitome.merge",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -10,6 +10,8 @@ Entropic Student). It imports only :mod:`paperlab.core`; the systems import it, 
 * :mod:`~paperlab.vision.merging`: the token-merging patch with a pluggable rule
   (:func:`apply_rule`, :class:`MergeRule`, :class:`MergePlan`, :func:`match`).
 * :mod:`~paperlab.vision.tome`: ToMe, the baseline (``tome.patch(model, r)``).
+* :mod:`~paperlab.vision.energy`: PiToMe's energy-score rule (:func:`energy_plan`,
+  :class:`PiToMeRule`), for PiToMe and for any other schedule of merge counts (DiffRate's).
 
 Public names are imported on first use: importing this package imports no torch.
 """
@@ -31,6 +33,10 @@ _EXPORTS = {
         ("MergePlan", "MergeRule", "apply_rule", "group_map", "match", "merge_source",
          "merge_state", "merge_wavg", "token_schedule"),
         "paperlab.vision.merging"),
+    **dict.fromkeys(
+        ("PiToMeRule", "energy_plan", "energy_score", "layer_margins", "layer_protect",
+         "merge_count", "pitome_plan"),
+        "paperlab.vision.energy"),
     "ToMeRule": "paperlab.vision.tome",
     "bipartite_soft_matching": "paperlab.vision.tome",
 }

@@ -230,8 +230,9 @@ def check_images(model: nn.Module, x: torch.Tensor) -> None:
 
 
 @functools.cache
-def _subclass(mixin: type, base: type) -> type:
-    """``mixin`` layered over ``base`` (one class per pair, so patched modules share it)."""
+def mixin_class(mixin: type, base: type) -> type:
+    """``mixin`` layered over ``base`` (one class per pair, so patched modules share it): how a
+    patch swaps a module's class in place (``module.__class__ = mixin_class(Mixin, type(m))``)."""
     return type(f"{mixin.__name__.lstrip('_')}[{base.__name__}]", (mixin, base), {})
 
 
@@ -284,15 +285,15 @@ def apply_rule(
     rule.schedule(model.patch_embed.num_patches + prefix, depth, prefix)
     state = MergeState(rule, prop_attn, trace_source, prefix)
     if not isinstance(model, _MergeViT):
-        model.__class__ = _subclass(_MergeViT, type(model))
+        model.__class__ = mixin_class(_MergeViT, type(model))
     model._merge_state = state
     for layer, block in enumerate(blocks):
         if not isinstance(block, MergeBlock):
-            block.__class__ = _subclass(MergeBlock, type(block))
+            block.__class__ = mixin_class(MergeBlock, type(block))
         if not isinstance(block.attn, MergeAttention):
             if not isinstance(block.attn, attn_cls):
                 raise TypeError(f"block {layer} has {type(block.attn).__name__}, not Attention")
-            block.attn.__class__ = _subclass(MergeAttention, type(block.attn))
+            block.attn.__class__ = mixin_class(MergeAttention, type(block.attn))
         if fused is not None:
             block.attn.fused_attn = fused
         block._merge_state = state

@@ -10,7 +10,7 @@ import pytest
 from paperlab.core.data import DataNotFoundError
 from paperlab.core.results import RunContext
 from paperlab.diffrate.experiment import Config
-from paperlab.diffrate.model import SearchConfig
+from paperlab.diffrate.model import SearchConfig, rule_tokens
 from paperlab.diffrate.rates import Rates
 from paperlab.vision.data import cifar10_dir
 from paperlab.vision.models import ViTSpec
@@ -47,9 +47,11 @@ def test_run_toy(ctx):
     result = run(ctx, TOY)
     assert set(result.summary) == {"acc_full", "acc_diffrate_mid", "acc_uniform_same_flops",
                                    "acc_tome_same_flops", "flops_reduction_mid",
-                                   "throughput_ratio_mid"}
+                                   "throughput_ratio_mid", "acc_diffrate_pitome_rule_mid",
+                                   "flops_reduction_diffrate_pitome_rule_mid",
+                                   "p_diffrate_vs_pitome_rule_mid"}
     rows = {(r["method"], r["target"]): r for r in result.results}
-    assert len(rows) == 1 + 3 * 2
+    assert len(rows) == 1 + 4 * 2
     for target in TOY.targets:
         ours, uni, tome = (rows[(m, target)] for m in ("DiffRate", "uniform", "ToMe"))
         assert tome["mflops"] >= uni["mflops"] and tome["kept"][-1] >= uni["kept"][-1]
@@ -57,8 +59,15 @@ def test_run_toy(ctx):
         assert ours["kept"][0] == 65 and ours["kept"] == sorted(ours["kept"], reverse=True)
         saved = Rates.load(ctx.out_dir / f"diffrate_rates_{target}.json")
         assert list(saved.merge) == ours["kept"]
+        combo = rows[("DiffRate+PiToMe rule", target)]
+        assert combo["kept"] == [out for _, out in rule_tokens(saved, "pitome")]
+        assert combo["mflops"] >= ours["mflops"]
     assert result.summary["flops_reduction_mid"] == rows[("DiffRate", 0.63)]["flops_reduction"]
-    assert len(result.data["mcnemar"]) == 3 * 2 and result.data["eval_images"] == 60
+    assert len(result.data["mcnemar"]) == 4 * 2 and result.data["eval_images"] == 60
+    versus_rule = next(t for t in result.data["mcnemar"]
+                       if t["target"] == 0.63 and t["versus"] == "DiffRate+PiToMe rule")
+    assert result.summary["p_diffrate_vs_pitome_rule_mid"] == versus_rule["p_value"]
+    assert result.summary["acc_diffrate_pitome_rule_mid"] == versus_rule["acc_other"]
     assert (ctx.out_dir / "diffrate_rates.png").exists()
     assert (ctx.out_dir / "diffrate_accuracy_flops.png").exists()
     json.dumps(result.data)

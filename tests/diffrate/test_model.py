@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 
 import pytest
 import torch
 
+import paperlab.diffrate.model as diffrate_model
 from paperlab.diffrate.model import (
     SearchConfig,
     apply,
     flops_range,
     learned_rates,
     rates_flops,
+    rule_tokens,
     search,
     search_flops,
     searchable,
@@ -21,6 +24,7 @@ from paperlab.diffrate.model import (
 )
 from paperlab.diffrate.rates import RateProxy, Rates, candidate_counts, flops_loss
 from paperlab.vision.data import ImageSet
+from paperlab.vision.energy import layer_margins
 from paperlab.vision.flops import model_flops
 
 N = 65  # 64 patches + the class token
@@ -85,9 +89,10 @@ def test_search_loss_reaches_every_blocks_logits(tiny_vit, images):
 # --- apply -----------------------------------------------------------------------------------
 
 
-def test_keep_all_equals_the_model(tiny_vit, images):
+@pytest.mark.parametrize("merge_rule", ["diffrate", "pitome"])
+def test_keep_all_equals_the_model(tiny_vit, images, merge_rule):
     want = tiny_vit(images)
-    got = apply(copy.deepcopy(tiny_vit), Rates.keep_all(N, 4))(images)
+    got = apply(copy.deepcopy(tiny_vit), Rates.keep_all(N, 4), merge_rule=merge_rule)(images)
     assert torch.allclose(got, want, atol=1e-6)
 
 
@@ -97,8 +102,9 @@ def test_keep_all_equals_timm_vit_224():
     model = timm.create_model("vit_tiny_patch16_224", pretrained=False, depth=3).eval()
     x = torch.randn(1, 3, 224, 224)
     want = model(x)
-    got = apply(copy.deepcopy(model), Rates.keep_all(197, 3))(x)
-    assert torch.allclose(got, want, atol=1e-6)
+    for merge_rule in ("diffrate", "pitome"):
+        got = apply(copy.deepcopy(model), Rates.keep_all(197, 3), merge_rule=merge_rule)(x)
+        assert torch.allclose(got, want, atol=1e-6)
     rates = Rates((197, 150, 120), (197, 120, 60), 197)
     apply(model, rates)(x)
     assert model._diffrate.tokens == rates.tokens()
@@ -113,6 +119,51 @@ def test_apply_slices_and_merges(tiny_vit, images):
     size = model._diffrate.size
     assert size.shape == (3, 9, 1) and (size >= 1).all() and (size[:, 1:].sum(1) > 8).all()
     assert rates_flops(tiny_vit, rates) < model_flops(tiny_vit)
+
+
+def test_pitome_rule_prunes_like_diffrate(tiny_vit, images):
+    """Pruning only (merge = prune): the merge rule has nothing to do, both give one output."""
+    rates = Rates((N, 49, 33, 20), (N, 49, 33, 20), N)
+    own = apply(copy.deepcopy(tiny_vit), rates)(images)
+    combo = apply(copy.deepcopy(tiny_vit), rates, merge_rule="pitome")(images)
+    assert torch.allclose(own, combo, atol=1e-6)
+
+
+def test_pitome_rule_merges_by_the_energy_rule(tiny_vit, images, monkeypatch):
+    """Each reducing block prunes to ``prune`` by class attention and hands those tokens to the
+    substrate's energy rule with the block's margin and protection and ``prune - merge`` merges,
+    capped at half the patch tokens (block 3: 11 asked of 19, 9 merged)."""
+    calls = []
+    real = diffrate_model.energy_plan
+
+    def spy(metric, r, margin, prefix, protect):
+        calls.append((metric.shape[1], r, margin, prefix, protect))
+        return real(metric, r, margin, prefix, protect)
+
+    monkeypatch.setattr(diffrate_model, "energy_plan", spy)
+    rates = Rates((N, 49, 33, 20), (N, 41, 21, 9), N)
+    model = apply(copy.deepcopy(tiny_vit), rates, merge_rule="pitome")
+    combo = model(images)
+    margins = layer_margins(4)
+    assert calls == [(49, 8, margins[1], 1, False), (33, 12, margins[2], 1, True),
+                     (20, 9, margins[3], 1, True)]
+    tokens = [(65, 65), (65, 41), (41, 21), (21, 11)]
+    assert model._diffrate.tokens == rule_tokens(rates, "pitome") == tokens
+    size = model._diffrate.size  # size-weighted merge: whole patches, the class token alone
+    assert size.shape == (3, 11, 1) and torch.equal(size, size.round()) and (size[:, 0] == 1).all()
+    assert rates_flops(tiny_vit, rates, "pitome") == model_flops(tiny_vit, tokens)
+    assert rates_flops(tiny_vit, rates, "pitome") > rates_flops(tiny_vit, rates)
+    own = apply(copy.deepcopy(tiny_vit), Rates((N, 49, 33, 20), (N, 41, 21, 11), N))(images)
+    assert not torch.allclose(own, combo, atol=1e-3)  # another merge, another output
+
+
+def test_rule_tokens_carry_what_one_split_cannot_merge():
+    rates = Rates((N, 60, 10, 10), (N, 10, 10, 5), N)
+    assert rule_tokens(rates) == [(65, 65), (65, 10), (10, 10), (10, 5)]
+    # block 1: 60 kept by pruning, 29 of their 59 patch tokens merge -> 31; block 2 prunes the
+    # excess (to 10); block 3: 10 kept, 4 of 9 patch tokens merge -> 6
+    assert rule_tokens(rates, "pitome") == [(65, 65), (65, 31), (31, 10), (10, 6)]
+    assert diffrate_model.energy_merges(60, 10) == 29 == math.floor(59 / 2)
 
 
 def _one_hot(proxy: RateProxy, kept: int) -> None:
@@ -204,3 +255,9 @@ def test_bad_input_is_named(tiny_vit):
         apply(tiny_vit, [N, N, N, N])
     with pytest.raises(TypeError, match="timm VisionTransformer"):
         apply(torch.nn.Linear(2, 2), Rates.keep_all(N, 4))
+    for bad in ("tome", "PiToMe", None):
+        with pytest.raises(ValueError, match=r"merge_rule must be one of \('diffrate', "
+                                             r"'pitome'\), got"):
+            apply(tiny_vit, Rates.keep_all(N, 4), merge_rule=bad)
+    with pytest.raises(ValueError, match="merge_rule must be one of"):
+        rule_tokens(Rates.keep_all(N, 4), "energy")

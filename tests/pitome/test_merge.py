@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from paperlab import pitome
-from paperlab.pitome.merge import PiToMeRule, energy_score, layer_margins, pitome_plan
+from paperlab.pitome import PiToMeRule, energy_score, layer_margins, pitome_plan
 from paperlab.vision.flops import vit_flops
 from paperlab.vision.merging import merge_state, merge_wavg, token_schedule
 

@@ -1,0 +1,144 @@
+"""PiToMe's energy-score merge rule (Tran et al., NeurIPS 2024) for the merging machinery.
+
+In a block with ``T`` patch tokens whose keys (averaged over heads, L2-normalised) are the
+metric, merging ``r`` of them:
+
+1. energy ``E_i = mean_j ELU(S_ij - m_l)``, ``S`` the cosine similarities (self included) and
+   ``m_l = margin - margin * l / L`` the margin of layer ``l`` of ``L`` (:func:`layer_margins`);
+2. tokens sorted by energy, highest first; the top ``2r`` are mergeable, the other ``T - 2r``
+   (low energy: isolated, informative) are protected and pass untouched;
+3. mergeable tokens alternate by energy rank into A and B; every A token merges into its most
+   similar B token (:func:`~paperlab.vision.merging.match`). Output ``[prefix, protected, B]``.
+
+Without protection (``protect=False``, what PiToMe's reference code does in the first
+``ceil(L/2)`` blocks, :func:`layer_protect`) A/B alternate by energy rank over all patch tokens
+and the top-``r`` edges merge. :func:`energy_plan` takes ``r`` itself, so any schedule of
+merge counts can use the rule (DiffRate's learned counts do); :class:`PiToMeRule` is the
+:class:`~paperlab.vision.merging.MergeRule` with PiToMe's one keep ratio for all layers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from paperlab.vision.merging import MergePlan, match, normalized
+
+SCHEDULES = ("reference", "pure")
+
+
+def energy_score(metric: torch.Tensor, margin: float) -> torch.Tensor:
+    """``E_i = mean_j ELU(S_ij - margin)``: L2-normalised ``metric`` ``(B, T, C)`` -> ``(B, T)``."""
+    sim = metric @ metric.transpose(1, 2)
+    return F.elu(sim - margin).mean(dim=-1)
+
+
+def merge_count(patches: int, keep_ratio: float) -> int:
+    """Tokens merged away in a block with ``patches`` patch tokens: ``floor(T - T * ratio)``
+    (the reference's float expression, kept so the counts match it)."""
+    return math.floor(patches - patches * keep_ratio)
+
+
+def layer_margins(depth: int, margin: float = 0.75) -> tuple[float, ...]:
+    """``m_l = margin - margin * l / L`` for ``l = 0 .. L-1``."""
+    return tuple(margin - margin * layer / depth for layer in range(depth))
+
+
+def layer_protect(depth: int, schedule: str = "reference") -> tuple[bool, ...]:
+    """Per block, whether low-energy tokens are protected: ``"reference"`` (PiToMe's code:
+    not in the first ``ceil(L/2)`` blocks, then yes) or ``"pure"`` (every block).
+
+    Raises:
+        ValueError: unknown ``schedule``.
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    first_half = math.ceil(depth / 2) if schedule == "reference" else 0
+    return tuple(layer >= first_half for layer in range(depth))
+
+
+def energy_plan(
+    metric: torch.Tensor,
+    r: int,
+    margin: float,
+    prefix: int = 1,
+    protect: bool = True,
+) -> MergePlan | None:
+    """The energy rule's merge plan for one block, merging ``r`` tokens (None when ``r = 0``).
+
+    Args:
+        metric: ``(B, N, C)`` keys averaged over heads; the first ``prefix`` tokens (class
+            token) are never merged.
+        r: patch tokens merged away, ``0 <= 2r <= N - prefix``.
+        margin: the energy margin ``m_l`` of this block.
+        prefix: leading tokens kept untouched in front.
+        protect: True: low-energy tokens protected, every A token merges; False: energy-ordered
+            bipartite matching over all patch tokens, top-``r`` edges.
+
+    Raises:
+        ValueError: ``r`` negative or more than half the patch tokens.
+    """
+    b, n, _ = metric.shape
+    if not 0 <= 2 * r <= n - prefix:
+        raise ValueError(f"cannot merge r={r} of {n - prefix} patch tokens (at most half)")
+    if r == 0:
+        return None
+    patches = normalized(metric[:, prefix:])
+    order = energy_score(patches, margin).argsort(dim=-1, descending=True) + prefix
+    front = torch.arange(prefix, device=metric.device).expand(b, -1)
+    metric = torch.cat([metric[:, :prefix], patches], dim=1)
+    if protect:
+        mergeable, protected = order[:, : 2 * r], order[:, 2 * r :]
+        front = torch.cat([front, protected], dim=1)
+        return match(metric, mergeable[:, 0::2], mergeable[:, 1::2], r, front)
+    return match(metric, order[:, 0::2], order[:, 1::2], r, front)
+
+
+def pitome_plan(
+    metric: torch.Tensor,
+    keep_ratio: float,
+    margin: float,
+    prefix: int = 1,
+    protect: bool = True,
+) -> MergePlan | None:
+    """PiToMe's plan for one block: :func:`energy_plan` with ``r = floor(T - T * keep_ratio)``
+    for the block's ``T`` patch tokens (``0.5 <= keep_ratio <= 1``)."""
+    return energy_plan(metric, merge_count(metric.shape[1] - prefix, keep_ratio), margin,
+                       prefix, protect)
+
+
+@dataclass(frozen=True)
+class PiToMeRule:
+    """The :class:`~paperlab.vision.merging.MergeRule` of PiToMe (see the module docstring).
+
+    Attributes:
+        keep_ratio: fraction of patch tokens kept by every block.
+        margins: energy margin of each block.
+        protect: per block, the pure rule (True) or the energy-ordered bipartite match (False).
+    """
+
+    keep_ratio: float
+    margins: tuple[float, ...]
+    protect: tuple[bool, ...]
+
+    def plan(self, metric: torch.Tensor, layer: int, prefix: int) -> MergePlan | None:
+        return pitome_plan(metric, self.keep_ratio, self.margins[layer], prefix,
+                           self.protect[layer])
+
+    def schedule(self, num_tokens: int, depth: int, prefix: int) -> list[tuple[int, int]]:
+        if len(self.margins) != depth:
+            raise ValueError(f"{len(self.margins)} margins for {depth} blocks")
+        tokens, n = [], num_tokens
+        for layer in range(depth):
+            r = merge_count(n - prefix, self.keep_ratio)
+            if 2 * r > n - prefix:
+                raise ValueError(
+                    f"keep_ratio={self.keep_ratio} leaves too few tokens: block {layer} would "
+                    f"merge {r} of {n - prefix} patch tokens, more than half"
+                )
+            tokens.append((n, n - r))
+            n -= r
+        return tokens
