@@ -13,7 +13,7 @@ Usage::
 
 from paperlab.core.claims import Bound, Claim, Threshold, difference, value
 from paperlab.core.lazy import lazy_exports
-from paperlab.core.registry import System
+from paperlab.core.registry import Option, System
 
 _CLAIMS = (
     Claim("output_layer_speedup",
@@ -43,6 +43,8 @@ SYSTEM = System(
     run="paperlab.zloss.experiment:run",
     bench="paperlab.zloss.experiment:bench",
     claims=_CLAIMS,
+    options=(Option("train_examples", int, "training examples of the LM comparison and the "
+                    "equal-time curves (default: quick 20,000, full 300,000)", min=1000),),
 )
 
 _EXPORTS = {

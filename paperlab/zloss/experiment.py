@@ -14,7 +14,7 @@ import gc
 import itertools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -121,6 +121,13 @@ class Config:
     def full(cls) -> Config:
         return cls(LMConfig(train_examples=300_000, test_examples=20_000), SweepConfig(),
                    tune=TuneConfig())
+
+    def with_options(self, options: Mapping[str, Any]) -> Config:
+        """``train_examples`` (the system's ``--train-examples``) sizes the LM comparison and
+        the equal-time curves alike (the (a, b, lr) search keeps its own size)."""
+        if options.get("train_examples"):
+            return replace(self, lm=replace(self.lm, train_examples=int(options["train_examples"])))
+        return self
 
 
 # ---- the language model ----------------------------------------------------------------

@@ -81,3 +81,20 @@ def test_divergence_is_reported_not_raised():
     cfg = replace(TINY_LM, output_lr={"mse": 1e4}, epochs=1)
     row = train_lm("mse", cyclic_corpus(), cfg, seed=0)
     assert "diverged" in row and "top1" not in row
+
+
+def test_train_examples_option_sizes_the_lm_and_curves_only(tmp_path):
+    from paperlab.core.config import resolve_config
+    from paperlab.zloss import SYSTEM
+
+    (option,) = SYSTEM.options
+    assert option.flag == "--train-examples" and option.parse("100000") == 100_000
+    with pytest.raises(ValueError, match="--train-examples must be >= 1000"):
+        option.parse("10")
+    ctx = RunContext("zloss", quick=False, out_dir=tmp_path, options={"train_examples": 100_000})
+    cfg = resolve_config(ctx, Config)
+    full = Config.full()
+    assert cfg.lm.train_examples == 100_000 and full.lm.train_examples == 300_000
+    assert cfg == replace(full, lm=replace(full.lm, train_examples=100_000))  # nothing else
+    unset = RunContext("zloss", quick=True, out_dir=tmp_path, options={"train_examples": None})
+    assert resolve_config(unset, Config) == Config.quick()
