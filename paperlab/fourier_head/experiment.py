@@ -14,7 +14,8 @@ bins, linear head vs Fourier head, scored by CRPS and log-likelihood on held-out
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 
 from paperlab.core import plots, timing
 from paperlab.core.config import resolve_config
+from paperlab.core.jobs import Job, job_map, run_options
 from paperlab.core.progress import track
 from paperlab.core.results import Result, RunContext
 from paperlab.core.seed import seed_everything, torch_threads
@@ -168,37 +170,73 @@ def _aggregate(values: list[float]) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values))
 
 
-def run_toy(cfg: ToyConfig, seed: int) -> tuple[list[dict[str, Any]], dict[str, Any], Any]:
-    """Train the whole sweep; return rows (mean and std over seeds), per-member pmfs, data."""
+EXAMPLES = 3  # test inputs per dataset whose pmfs the density plot shows
+
+
+def _toy_group(job: tuple[ToyConfig, int], seed: int) -> dict[str, Any]:
+    """One job of the toy sweep: every head of ``cfg`` on its one dataset and data seed
+    ``seed``, trained side by side (one batched network, initial weights and batch order
+    seeded by ``seed``, ``threads`` torch threads) and scored on the test rows.
+
+    ``job`` is ``(cfg, threads)`` with ``cfg.datasets`` a single name. Returns the dataset,
+    the seed, one record per head (``method``, ``kl``, ``mse``, ``smoothness`` and the pmfs of
+    the first ``EXAMPLES`` test inputs) and the true pmfs' smoothness and first examples.
+    """
+    cfg, threads = job
+    (name,) = cfg.datasets
+    with torch_threads(threads):
+        data = _toy_data(cfg, [seed])
+        seed_everything(seed)
+        model = ToyEnsemble(_members(cfg, data.groups), num_bins=cfg.num_bins)
+        train(model, data.x_train, data.z_train, cfg.epochs, cfg.batch_size, cfg.lr,
+              torch.Generator().manual_seed(seed))
+        pmfs = predict(model, data.x_test).double().numpy()
+    true, bins = data.true[0], data.z_test[0]
+    heads = [{"method": _label(m), "kl": metrics.kl_divergence(pmfs[e], true),
+              "mse": metrics.expected_bin_mse(pmfs[e], bins),
+              "smoothness": float(metrics.smoothness(pmfs[e]).mean()),
+              "examples": pmfs[e, :EXAMPLES]} for e, m in enumerate(model.members)]
+    return {"dataset": name, "seed": seed, "heads": heads,
+            "true_smoothness": float(metrics.smoothness(true).mean()),
+            "true_examples": true[:EXAMPLES]}
+
+
+def run_toy(cfg: ToyConfig, seed: int, options: Mapping[str, Any] | None = None,
+            threads: int = 1) -> tuple[list[dict[str, Any]], dict[str, Any], Any]:
+    """Train the whole sweep; return rows (mean and std over seeds), per-job results, info.
+
+    Each (dataset, seed) is a job of :func:`paperlab.core.jobs.job_map` (all its heads
+    trained batched, seeds ``seed .. seed + cfg.seeds - 1``): finished jobs are kept on disk,
+    so an interrupted sweep resumes; ``options`` (``ctx.options``) may ask for ``workers``, a
+    ``ray_address`` or ``fresh`` (default: in this process, resuming). A job's result depends
+    only on its dataset, seed and the head settings, not on the other jobs (the batched
+    trainer is exact per member) nor on where it ran.
+    """
     seeds = [seed + i for i in range(cfg.seeds)]
-    data = _toy_data(cfg, seeds)
-    seed_everything(seed)
-    model = ToyEnsemble(_members(cfg, data.groups), num_bins=cfg.num_bins)
-    gen = torch.Generator().manual_seed(seed)
-    train(model, data.x_train, data.z_train, cfg.epochs, cfg.batch_size, cfg.lr, gen,
-          progress=lambda r: track(r, f"toy sweep ({len(model.members)} models)", len(r)))
-    pmfs = predict(model, data.x_test).double().numpy()
+    jobs = [Job((replace(cfg, datasets=(name,), seeds=1), threads), s, f"{name} seed={s}")
+            for name in cfg.datasets for s in seeds]
+    models = len(_members(cfg, [(name, 0) for name in cfg.datasets])) * cfg.seeds
+    done = job_map(_toy_group, jobs, sweep="fourier_head.toy",
+                   description=f"toy sweep ({len(jobs)} jobs, {models} models)",
+                   **run_options(options or {}))
     scores: dict[tuple[str, str], dict[str, list[float]]] = {}
-    for e, m in enumerate(model.members):
-        name = data.groups[m.group][0]
-        true, bins = data.true[m.group], data.z_test[m.group]
-        entry = scores.setdefault((name, _label(m)), {"kl": [], "mse": [], "smoothness": []})
-        entry["kl"].append(metrics.kl_divergence(pmfs[e], true))
-        entry["mse"].append(metrics.expected_bin_mse(pmfs[e], bins))
-        entry["smoothness"].append(float(metrics.smoothness(pmfs[e]).mean()))
+    for job in done:
+        for head in job["heads"]:
+            entry = scores.setdefault((job["dataset"], head["method"]),
+                                      {"kl": [], "mse": [], "smoothness": []})
+            for key, values in entry.items():
+                values.append(head[key])
     rows = []
     for (name, label), entry in scores.items():
         row: dict[str, Any] = {"method": label, "dataset": name}
         for key, vals in entry.items():
             row[key], row[f"{key}_std"] = _aggregate(vals)
         rows.append(row)
-    true_smooth = {name: float(np.mean([metrics.smoothness(data.true[g]).mean()
-                                        for g, (n, _) in enumerate(data.groups) if n == name]))
-                   for name in cfg.datasets}
-    for name, value in true_smooth.items():
-        rows.append({"method": "true pmf", "dataset": name, "smoothness": value})
-    examples = {"members": model.members, "pmfs": pmfs, "data": data}
-    return rows, examples, {"seeds": seeds, "groups": data.groups}
+    for name in cfg.datasets:
+        rows.append({"method": "true pmf", "dataset": name, "smoothness": float(np.mean(
+            [job["true_smoothness"] for job in done if job["dataset"] == name]))})
+    groups = [(job["dataset"], job["seed"]) for job in done]
+    return rows, {"jobs": done}, {"seeds": seeds, "groups": groups}
 
 
 def _find(rows: list[dict[str, Any]], dataset: str, method: str) -> dict[str, Any]:
@@ -207,22 +245,21 @@ def _find(rows: list[dict[str, Any]], dataset: str, method: str) -> dict[str, An
 
 def _plot_densities(cfg: ToyConfig, examples: dict[str, Any], path: Path) -> None:
     """Learned pmfs against the truth on three test inputs per dataset (first seed)."""
-    data, members, pmfs = examples["data"], examples["members"], examples["pmfs"]
     n_freq, gamma = cfg.headline
     shown = ["linear", f"fourier N={n_freq} gamma={gamma:g}", "gmm"]
     centers = bin_centers(cfg.num_bins).numpy()
-    fig, axes = plots.figure(len(cfg.datasets), 3, "Learned pmfs vs truth (first seed)")
+    fig, axes = plots.figure(len(cfg.datasets), EXAMPLES, "Learned pmfs vs truth (first seed)")
     axes = np.atleast_2d(axes)
     for row, name in enumerate(cfg.datasets):
-        g = next(i for i, (n, _) in enumerate(data.groups) if n == name)
-        for col, idx in enumerate((0, 1, 2)):
-            ax = axes[row, col]
-            ax.plot(centers, data.true[g, idx], "k--", label="true", lw=1.2)
+        job = next(j for j in examples["jobs"] if j["dataset"] == name)
+        heads = {h["method"]: h["examples"] for h in job["heads"]}
+        for idx in range(EXAMPLES):
+            ax = axes[row, idx]
+            ax.plot(centers, job["true_examples"][idx], "k--", label="true", lw=1.2)
             for label in shown:
-                e = next(i for i, m in enumerate(members) if m.group == g and _label(m) == label)
-                ax.plot(centers, pmfs[e, idx], label=label.replace(" gamma", ", γ"), lw=1)
+                ax.plot(centers, heads[label][idx], label=label.replace(" gamma", ", γ"), lw=1)
             ax.set_title(f"{name}, test input {idx}")
-            if row == 0 and col == 0:
+            if row == 0 and idx == 0:
                 ax.legend()
     plots.save(fig, path)
 
@@ -422,7 +459,7 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
     cfg = resolve_config(ctx, Config, config)
     toy_cfg, fc_cfg = cfg.toy, cfg.forecast
     with torch_threads(cfg.threads):
-        toy_rows, examples, toy_info = run_toy(toy_cfg, ctx.seed)
+        toy_rows, examples, toy_info = run_toy(toy_cfg, ctx.seed, ctx.options, cfg.threads)
         fc_rows, fc_info = run_forecast(fc_cfg, ctx.seed)
     _plot_densities(toy_cfg, examples, ctx.plot_path("densities"))
     _plot_sweep(toy_cfg, toy_rows, ctx.plot_path("sweep"))

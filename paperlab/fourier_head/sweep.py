@@ -5,7 +5,11 @@ N, gamma): hundreds of tiny models. Run one by one on a CPU, Python overhead dom
 module stacks every model's weights along a leading "member" axis and trains them all with
 batched matmuls. Each member has its own data stream (its dataset and seed), its own loss
 term and its own Adam state; Adam is elementwise, so summing the members' losses trains each
-exactly as if alone. Fourier heads with different N share one ``N_max`` layer whose
+exactly as if alone -- bit for bit with the multi-tensor (``foreach``) Adam used here, which
+rounds every element the same way wherever it sits in the stack (the fused CPU Adam does not:
+its vector loop rounds by position, so a member's last bits, and through the Fourier head's
+sensitivity to them its whole trajectory, would depend on which other members share the
+batch; tested). Fourier heads with different N share one ``N_max`` layer whose
 coefficients ``a_j, j > N`` are masked to zero, which gives exactly an N-frequency head
 (see :func:`paperlab.fourier_head.fourier.fourier_density`).
 """
@@ -138,7 +142,7 @@ def train(model: ToyEnsemble, x_train: Tensor, z_train: Tensor, epochs: int,
         progress: optional wrapper over the epoch range (e.g. a progress bar).
     """
     groups, n = z_train.shape
-    opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)  # not fused: see top
     epoch_range = range(epochs) if progress is None else progress(range(epochs))
     losses = []
     rows = torch.arange(groups)[:, None]

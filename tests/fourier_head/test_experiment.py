@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter1d
 
+from paperlab.core.jobs import JobError
 from paperlab.core.results import RunContext
 from paperlab.core.seed import torch_threads
-from paperlab.fourier_head import FourierHead, GMMHead, metrics, toy
+from paperlab.fourier_head import FourierHead, GMMHead, experiment, metrics, toy
 from paperlab.fourier_head.experiment import (
     BenchConfig,
     Config,
@@ -23,6 +24,13 @@ from paperlab.fourier_head.experiment import (
 )
 from paperlab.fourier_head.forecast import TinyForecaster, make_windows, support
 from paperlab.fourier_head.sweep import Member, ToyEnsemble, train
+
+
+@pytest.fixture(autouse=True)
+def _own_job_cache(tmp_path, monkeypatch):
+    """Each test keeps the toy sweep's finished jobs (the job map's cache) to itself."""
+    monkeypatch.setenv("PAPERLAB_CACHE", str(tmp_path / "cache"))
+
 
 # --- metrics ----------------------------------------------------------------------------------
 
@@ -162,6 +170,33 @@ def test_ensemble_training_lowers_loss_and_members_are_independent():
     assert not torch.allclose(model(x_probe)[0][0], before)
 
 
+@pytest.mark.parametrize("fused", [False, True])
+def test_a_member_trains_bit_for_bit_as_alone(fused, monkeypatch):
+    """A group's heads trained alone or beside other groups' heads end bit-identical (so the
+    sweep's job split cannot change a result); the fused CPU Adam would break this."""
+    if fused:
+        adam = torch.optim.Adam
+        monkeypatch.setattr(torch.optim, "Adam", lambda params, lr, foreach: adam(
+            params, lr=lr, fused=True))
+    mine = [Member(0, "linear"), Member(0, "fourier", 4, 1e-6), Member(0, "gmm", gaussians=2)]
+    others = [Member(1, "linear"), Member(1, "fourier", 4, 1e-6), Member(1, "gmm", gaussians=2)]
+    torch.manual_seed(2)
+    alone, crowd = ToyEnsemble(mine, num_bins=20), ToyEnsemble(mine + others, num_bins=20)
+    # crowd's members: linear 0, linear 1, fourier 0, fourier 1, gmm 0, gmm 1; its head stacks
+    # hold group 0 first. Give crowd's group 0 alone's initial weights.
+    with torch.no_grad():
+        for name, p in alone.named_parameters():
+            crowd.get_parameter(name)[[0, 2, 4] if name.startswith("trunk") else [0]] = p
+    x = torch.rand(2, 96, 2) * 20
+    z = (x[..., 0] + x[..., 1]).long() % 20
+    for model in (alone, crowd):
+        train(model, x, z, epochs=3, batch_size=32, generator=torch.Generator().manual_seed(0))
+    same = [torch.equal(p, crowd.get_parameter(name)[[0, 2, 4] if name.startswith("trunk")
+                                                     else [0]])
+            for name, p in alone.named_parameters()]
+    assert all(same) != fused, same
+
+
 def test_ensemble_rejects_unknown_head():
     with pytest.raises(ValueError, match="unknown head"):
         ToyEnsemble([Member(0, "softmax")])
@@ -212,9 +247,28 @@ def test_run_toy_tiny():
     for r in rows:
         if r["method"] != "true pmf":
             assert np.isfinite([r["kl"], r["mse"], r["smoothness"]]).all() and r["kl"] > 0
-    assert examples["pmfs"].shape == (2 * 6, 80, 50)
-    np.testing.assert_allclose(examples["pmfs"].sum(-1), 1.0, atol=1e-6)
-    assert info["seeds"] == [0, 1]
+    pmfs = np.array([h["examples"] for job in examples["jobs"] for h in job["heads"]])
+    assert pmfs.shape == (2 * 6, 3, 50)
+    np.testing.assert_allclose(pmfs.sum(-1), 1.0, atol=1e-6)
+    assert info["seeds"] == [0, 1] and info["groups"] == [("gmm2", 0), ("gmm2", 1)]
+
+
+def test_toy_sweep_same_on_two_workers_and_resumes_from_disk(monkeypatch):
+    cfg = ToyConfig(datasets=("gmm2", "gaussian"), seeds=2, frequencies=(4,), gammas=(1e-6,),
+                    epochs=1, samples=200)
+    alone = run_toy(cfg, seed=3, options={"fresh": True})
+    pooled = run_toy(cfg, seed=3, options={"fresh": True, "workers": 2})
+    assert pooled == alone
+    assert {r["method"] for r in alone[0]} == {"linear", "fourier N=4 gamma=1e-06", "gmm",
+                                               "true pmf"}
+
+    def must_not_train(*_args, **_kwargs):
+        raise AssertionError("a finished job was trained again")
+
+    monkeypatch.setattr(experiment, "train", must_not_train)
+    assert run_toy(cfg, seed=3) == alone
+    with pytest.raises(JobError, match="gmm2 seed=3"):  # fresh=True trains again
+        run_toy(cfg, seed=3, options={"fresh": True})
 
 
 def test_run_forecast_tiny():
