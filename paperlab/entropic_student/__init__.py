@@ -20,11 +20,11 @@ from paperlab.core.lazy import lazy_exports
 from paperlab.core.registry import Option, System, comma_list
 
 
-def _betas(text: str) -> tuple[float, ...]:
+def _positive_floats(text: str) -> tuple[float, ...]:
     """``"0.1,0.4"`` -> ``(0.1, 0.4)``, each > 0."""
     values = tuple(float(v) for v in comma_list(text))
     if not values or not all(v > 0 for v in values):
-        raise ValueError(f"betas must be positive, got {text!r}")
+        raise ValueError(f"expected positive numbers, got {text!r}")
     return values
 
 
@@ -71,7 +71,10 @@ SYSTEM = System(
     options=(
         Option("retrain", int, "1: retrain the teacher and students even if cached",
                choices=(0, 1)),
-        Option("betas", _betas, "rate weights beta of the students", metavar="B1,B2,..."),
+        Option("betas", _positive_floats, "rate weights beta of the students",
+               metavar="B1,B2,..."),
+        Option("lambdas", _positive_floats, "rate weights lambda of the neural image codecs",
+               metavar="L1,L2,..."),
         Option("eval_images", int, "test images evaluated (of 10,000)", min=10, max=10000),
         Option("serve", int, "1: run the two-process loopback socket demo instead",
                choices=(0, 1)),
@@ -82,6 +85,8 @@ SYSTEM = System(
 _EXPORTS = {
     **dict.fromkeys(("GDN", "BitstreamError", "EntropyBottleneck", "pack", "unpack"),
                     "paperlab.entropic_student.codec"),
+    **dict.fromkeys(("ImageCodec", "decode_images", "load_codec", "save_codec"),
+                    "paperlab.entropic_student.image_codec"),
     **dict.fromkeys(
         ("EntropicStudent", "TeacherSpec", "check_images", "decode_and_classify", "decode_latent",
          "encode", "load_student", "quantized_latent", "save_student", "teacher_features"),

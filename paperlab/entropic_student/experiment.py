@@ -37,6 +37,7 @@ from paperlab.entropic_student.baselines import (
     encode_image,
     jpeg_payload_bytes,
 )
+from paperlab.entropic_student.image_codec import ImageCodec, decode_images
 from paperlab.entropic_student.model import (
     EntropicStudent,
     TeacherSpec,
@@ -44,13 +45,19 @@ from paperlab.entropic_student.model import (
     encode,
 )
 from paperlab.entropic_student.serve import SplitServer, split_inference
-from paperlab.entropic_student.train import StudentConfig, train_student
+from paperlab.entropic_student.train import (
+    CodecConfig,
+    StudentConfig,
+    train_codec,
+    train_student,
+)
 from paperlab.vision.data import ImageSet, load_cifar10, normalize
 from paperlab.vision.train import TrainConfig, fit, predict, with_training_options
 
 log = logging.getLogger(__name__)
 
 STUDENT = "Entropic Student"
+NEURAL_CODEC = "Neural codec (factorized prior)"
 CODEC_NAMES = {"jpeg": "JPEG", "webp": "WebP", "avif": "AVIF"}
 RAW_BYTES = 3 * 32 * 32
 
@@ -63,7 +70,9 @@ class Config:
         teacher_train: the teacher's training (ResNet-18, standard stem). train_per_class:
         training images per class (of 2,000). student_images: the first this many of those train
         the students (None: all). student: the students'
-        training (its ``beta`` is replaced by each of ``betas``). eval_images: test images
+        training (its ``beta`` is replaced by each of ``betas``). codec, lambdas: the neural
+        image codec baseline's training (its ``lam`` replaced by each of ``lambdas``), on the
+        students' training images. eval_images: test images
         (first ``eval_images / 10`` per class). codecs, qualities: the input-compression sweep.
         bandwidths_mbps: links for end-to-end latency. latency_images: images timed per setting.
         bench_qualities, bench_images, bench_repeats: the benchmark. serve: run the socket demo
@@ -78,6 +87,8 @@ class Config:
     student_images: int | None = None
     student: StudentConfig = StudentConfig()
     betas: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0)
+    codec: CodecConfig = CodecConfig()
+    lambdas: tuple[float, ...] = (3.0, 10.0, 30.0, 100.0, 300.0)
     eval_images: int = 10_000
     codecs: tuple[str, ...] = ("jpeg", "webp", "avif")
     qualities: tuple[int, ...] = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
@@ -99,6 +110,8 @@ class Config:
             student_images=1000,
             student=StudentConfig(stage1_epochs=4, stage1_milestones=(3,), stage2_epochs=2),
             betas=(0.1, 1.0, 10.0),
+            codec=CodecConfig(epochs=20, milestones=(15,)),
+            lambdas=(3.0, 30.0, 300.0),
             eval_images=200,
             qualities=(5, 20, 50, 95),
             latency_images=5,
@@ -112,12 +125,13 @@ class Config:
         return cls()
 
     def with_options(self, options: Mapping[str, Any]) -> Config:
-        """Apply ``--retrain``, ``--betas``, ``--eval-images``, ``--serve``."""
+        """Apply ``--retrain``, ``--betas``, ``--lambdas``, ``--eval-images``, ``--serve``."""
         cfg = with_training_options(self, options)
         if "serve" in options:
             cfg = dataclasses.replace(cfg, serve=bool(options["serve"]))
-        if "betas" in options:
-            cfg = dataclasses.replace(cfg, betas=tuple(options["betas"]))
+        for key in ("betas", "lambdas"):
+            if key in options:
+                cfg = dataclasses.replace(cfg, **{key: tuple(options[key])})
         return cfg
 
 
@@ -126,8 +140,9 @@ class Config:
 
 
 def trained_models(ctx: RunContext, cfg: Config
-                   ) -> tuple[nn.Module, dict[float, EntropicStudent], dict[str, Any]]:
-    """The teacher and one student per beta (cached or trained now), and how they were made."""
+                   ) -> tuple[nn.Module, dict[float, EntropicStudent], dict[str, Any], ImageSet]:
+    """The teacher and one student per beta (cached or trained now), how they were made, and
+    the students' training images."""
     train = load_cifar10("train", ctx.data_root, cfg.train_per_class)
     tcfg = dataclasses.replace(cfg.teacher_train, seed=ctx.seed)
     trained = fit(TeacherSpec(), train, tcfg, retrain=cfg.retrain)
@@ -149,7 +164,20 @@ def trained_models(ctx: RunContext, cfg: Config
         students[beta] = student
         info["students"][str(beta)] = {"checkpoint": str(path), "cached": cached,
                                        "train_seconds": round(seconds, 1)}
-    return teacher, students, info
+    return teacher, students, info, student_data
+
+
+def trained_codecs(cfg: Config, data: ImageSet, seed: int
+                   ) -> tuple[dict[float, ImageCodec], dict[str, Any]]:
+    """One neural image codec per lambda, trained (or cached) on ``data``, and how."""
+    codecs, info = {}, {}
+    for lam in cfg.lambdas:
+        ccfg = dataclasses.replace(cfg.codec, lam=lam, seed=seed)
+        codec, path, cached, seconds = train_codec(data, ccfg, retrain=cfg.retrain)
+        codecs[lam] = codec
+        info[str(lam)] = {"checkpoint": str(path), "cached": cached,
+                          "train_seconds": round(seconds, 1)}
+    return codecs, info
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,6 +207,24 @@ def student_row(student: EntropicStudent, beta: float, test: ImageSet,
         "acc": float((pred == test.labels).float().mean()),
         "encode_ms": _per_ms(lambda i: encode(student, test.images[i : i + 1]), range(k)),
         "server_ms": _per_ms(lambda i: decode_and_classify(student, streams[i]), range(k)),
+    }
+
+
+def neural_codec_row(codec: ImageCodec, lam: float, teacher: nn.Module, test: ImageSet,
+                     latency_images: int) -> dict[str, Any]:
+    """Each test image encoded alone by the codec; the teacher classifies the decoded images."""
+    streams = [encode(codec, test.images[i : i + 1]) for i in range(len(test))]
+    decoded = torch.cat([decode_images(codec, s) for s in streams])
+    mse = float(((decoded.float() - test.images.float()) ** 2).mean())
+    k = min(latency_images, len(test))
+    return {
+        "method": NEURAL_CODEC, "setting": f"lambda={lam:g}",
+        "bytes_per_image": float(np.mean([len(s) for s in streams])),
+        "acc": float((predict(teacher, decoded) == test.labels).float().mean()),
+        "psnr_db": 10 * float(np.log10(255.0**2 / max(mse, 1e-12))),
+        "encode_ms": _per_ms(lambda i: encode(codec, test.images[i : i + 1]), range(k)),
+        "server_ms": _per_ms(lambda i: _teacher_ms(teacher, decode_images(codec, streams[i])[0]),
+                             range(k)),
     }
 
 
@@ -239,7 +285,7 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
     if cfg.serve:
         return serve_demo(ctx, cfg)
     with torch_threads(cfg.threads):
-        teacher, students, info = trained_models(ctx, cfg)
+        teacher, students, info, student_data = trained_models(ctx, cfg)
         test = load_cifar10("test", ctx.data_root, max(1, cfg.eval_images // 10))
         acc_teacher = float((predict(teacher, test.images) == test.labels).float().mean())
         k = min(cfg.latency_images, len(test))
@@ -251,6 +297,10 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         for beta, student in students.items():
             rows.append(student_row(student, beta, test, cfg.latency_images))
             log.info("student beta=%s: %s", beta, rows[-1])
+        codecs_nn, info["codecs"] = trained_codecs(cfg, student_data, ctx.seed)
+        for lam, codec in codecs_nn.items():
+            rows.append(neural_codec_row(codec, lam, teacher, test, cfg.latency_images))
+            log.info("neural codec lambda=%s: %s", lam, rows[-1])
         codecs = available_codecs(cfg.codecs)
         for codec in codecs:
             for quality in cfg.qualities:
@@ -266,6 +316,8 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         "bytes_student_at_teacher_minus_2pts": min_bytes_at(rows, STUDENT, target),
         "bytes_webp_at_teacher_minus_2pts": min_bytes_at(rows, "WebP", target),
         "bytes_avif_at_teacher_minus_2pts": min_bytes_at(rows, "AVIF", target),
+        "acc_neural_codec_at_300_bytes": best_acc_at(rows, NEURAL_CODEC, 300),
+        "bytes_neural_codec_at_teacher_minus_2pts": min_bytes_at(rows, NEURAL_CODEC, target),
     }
     notes = [
         f"Teacher: torchvision ResNet-18 (standard stem) trained here for "
@@ -277,8 +329,13 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         "per input pixel with mean-reduced MSEs (not the paper's scale).",
         "Bytes = length of the real bitstream of each image encoded alone (batch 1): 12-byte "
         "header (shape + CRC-32) + range-coded latent; codecs: the whole Pillow file.",
-        f"Codecs available in this Pillow: {', '.join(codecs)}; the neural image codec baseline "
-        "(CompressAI factorized prior) is not run.",
+        f"Codecs available in this Pillow: {', '.join(codecs)}.",
+        f"Neural image codec: our factorized-prior codec (3 Conv5x5 s2 + GDN -> "
+        f"{cfg.codec.m}x4x4 latent, N={cfg.codec.n}; same entropy bottleneck, range coder and "
+        f"12-byte container as the student), one per lambda in {list(cfg.lambdas)}, trained "
+        f"{cfg.codec.epochs} epochs (MSE on 0..255 + lambda * bits/pixel) on the students' "
+        f"{info['student_train_images']} training images; the unmodified teacher classifies "
+        "its decoded images.",
         f"Latencies: median wall-clock ms per image, batch 1, {cfg.threads} torch thread(s), on "
         "a shared loaded CPU; e2e = encode + bytes*8/bandwidth + server.",
     ]
@@ -291,7 +348,7 @@ def _plot(ctx: RunContext, rows: Sequence[Mapping[str, Any]], acc_teacher: float
     methods = [m for m in dict.fromkeys(r["method"] for r in rows) if m != "teacher, raw image"]
     for method in methods:
         pts = sorted((r["bytes_per_image"], r["acc"]) for r in rows if r["method"] == method)
-        style = "o-" if method == STUDENT else ".--"
+        style = {STUDENT: "o-", NEURAL_CODEC: "s-"}.get(method, ".--")
         ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=method)
     ax.axhline(acc_teacher, color="grey", lw=0.8, label="teacher, raw (3072 B)")
     ax.set_xscale("log")
@@ -305,7 +362,7 @@ def serve_demo(ctx: RunContext, cfg: Config) -> Result:
     """The split over a loopback socket: the first beta's student, a server process, and the
     edge side sending each test image's bitstream."""
     with torch_threads(cfg.threads):
-        teacher, students, info = trained_models(
+        teacher, students, info, _ = trained_models(
             ctx, dataclasses.replace(cfg, betas=cfg.betas[:1]))
         student = students[cfg.betas[0]]
         path = info["students"][str(cfg.betas[0])]["checkpoint"]
@@ -338,16 +395,18 @@ def bench(ctx: RunContext, config: Config | None = None) -> Result:
     seed_everything(ctx.seed)
     rows = []
     with torch_threads(cfg.threads):
-        _, students, _ = trained_models(ctx, cfg)
+        _, students, _, student_data = trained_models(ctx, cfg)
+        codecs_nn, _ = trained_codecs(cfg, student_data, ctx.seed)
         test = load_cifar10("test", ctx.data_root, max(1, cfg.bench_images // 10))
         images = test.images[: cfg.bench_images]
         n = images.shape[0]
         contenders: dict[str, tuple[Any, float]] = {}
-        for beta, student in students.items():
-            sizes = [len(encode(student, images[i : i + 1])) for i in range(n)]
-            contenders[f"{STUDENT} beta={beta}"] = (
-                lambda s=student: [encode(s, images[i : i + 1]) for i in range(n)],
-                float(np.mean(sizes)))
+        learned = {**{f"{STUDENT} beta={b}": s for b, s in students.items()},
+                   **{f"{NEURAL_CODEC} lambda={lam:g}": c for lam, c in codecs_nn.items()}}
+        for name, model in learned.items():
+            sizes = [len(encode(model, images[i : i + 1])) for i in range(n)]
+            contenders[name] = (lambda m=model: [encode(m, images[i : i + 1]) for i in range(n)],
+                                float(np.mean(sizes)))
         for codec in available_codecs(cfg.codecs):
             for q in cfg.bench_qualities:
                 sizes = [len(encode_image(images[i], codec, q)) for i in range(n)]
@@ -360,12 +419,14 @@ def bench(ctx: RunContext, config: Config | None = None) -> Result:
                          "encode_ms_per_image": 1e3 * timing.median / n,
                          "encode_cpu_ms_per_image": 1e3 * timing.cpu_median / n})
     student_ms = [r["encode_ms_per_image"] for r in rows if r["encoder"].startswith(STUDENT)]
-    summary = {"student_encode_ms_batch1": float(np.median(student_ms))}
+    codec_ms = [r["encode_ms_per_image"] for r in rows if r["encoder"].startswith(NEURAL_CODEC)]
+    summary = {"student_encode_ms_batch1": float(np.median(student_ms)),
+               "neural_codec_encode_ms_batch1": float(np.median(codec_ms))}
     for codec in available_codecs(cfg.codecs):
         ms = [r["encode_ms_per_image"] for r in rows
               if r["encoder"].startswith(CODEC_NAMES[codec] + " ")]
         summary[f"{codec}_encode_ms_batch1"] = float(np.median(ms))
     notes = [f"Batch 1, {n} test images encoded one by one per repeat, median of "
              f"{cfg.bench_repeats} repeats, {cfg.threads} torch thread(s), shared loaded CPU. "
-             "Student encode = encoder network + range coding + header."]
+             "Student / neural codec encode = analysis network + range coding + header."]
     return Result(results=rows, summary=summary, notes=notes)

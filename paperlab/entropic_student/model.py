@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -111,6 +112,15 @@ class EntropicStudent(nn.Module):
         stage1 = self.decoder(y_tilde)
         return [stage1, *self.tail(stage1)], likelihoods
 
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """``(b, 7, 7)``: one image's latent."""
+        return (self.b, 7, 7)
+
+    def analyze(self, images: torch.Tensor) -> torch.Tensor:
+        """``uint8`` images ``(N, 3, 32, 32)`` -> unrounded latent ``(N, b, 7, 7)``."""
+        return self.encoder(normalize(images))
+
     def classify_latent(self, y_hat: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, classes)`` from a (rounded) latent ``(N, b, 7, 7)``."""
         return self.tail(self.decoder(y_hat))[-1]
@@ -132,33 +142,48 @@ def check_images(images: torch.Tensor, size: int = IMAGE_SIZE) -> None:
                          f"{images.shape[2]}x{images.shape[3]}")
 
 
+class LatentCoder(Protocol):
+    """What :func:`encode` / :func:`decode_latent` need of a model (the student, or the neural
+    image codec of :mod:`paperlab.entropic_student.image_codec`)."""
+
+    bottleneck: EntropyBottleneck
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]: ...
+
+    def analyze(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def eval(self) -> nn.Module: ...
+
+
 @torch.inference_mode()
-def quantized_latent(model: EntropicStudent, images: torch.Tensor) -> torch.Tensor:
-    """The median-rounded latent ``(N, b, 7, 7)`` that :func:`encode` transmits."""
+def quantized_latent(model: LatentCoder, images: torch.Tensor) -> torch.Tensor:
+    """The median-rounded latent ``(N, *model.latent_shape)`` that :func:`encode` transmits."""
     check_images(images)
     model.eval()
-    return model.bottleneck.quantize(model.encoder(normalize(images)))
+    return model.bottleneck.quantize(model.analyze(images))
 
 
 @torch.inference_mode()
-def encode(model: EntropicStudent, images: torch.Tensor) -> bytes:
+def encode(model: LatentCoder, images: torch.Tensor) -> bytes:
     """Edge side: ``uint8`` images ``(N, 3, 32, 32)`` -> one bitstream (12-byte header +
     range-coded latent). ``len(result)`` is the number of bytes sent. The model's coding tables
     must be frozen (``model.bottleneck.update()``)."""
     check_images(images)
     model.eval()
-    y = model.encoder(normalize(images))
+    y = model.analyze(images)
     return pack(model.bottleneck.compress(y), tuple(y.shape))  # type: ignore[arg-type]
 
 
 @torch.inference_mode()
-def decode_latent(model: EntropicStudent, data: bytes) -> torch.Tensor:
-    """Server side: a bitstream -> the rounded latent ``(N, b, 7, 7)``; raises
-    :class:`~paperlab.entropic_student.codec.BitstreamError` on a bad bitstream."""
+def decode_latent(model: LatentCoder, data: bytes) -> torch.Tensor:
+    """Server side: a bitstream -> the rounded latent ``(N, *model.latent_shape)``; raises
+    :class:`~paperlab.entropic_student.codec.BitstreamError` on a bad bitstream (truncated,
+    corrupted, or another model's)."""
     payload, shape = unpack(data)
-    expected = (model.b, 7, 7)
-    if shape[1:] != expected:
-        raise BitstreamError(f"bitstream latent {shape[1:]} does not fit the model {expected}")
+    if shape[1:] != model.latent_shape:
+        raise BitstreamError(f"bitstream latent {shape[1:]} does not fit the model "
+                             f"{model.latent_shape}")
     return model.bottleneck.decompress(payload, shape)
 
 

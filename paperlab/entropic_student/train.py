@@ -1,4 +1,5 @@
-"""The Entropic Student's two training stages (spec "Training"), with a checkpoint cache.
+"""The Entropic Student's two training stages (spec "Training") and the neural image codec
+baseline's rate-distortion training, each with a checkpoint cache.
 
 * Stage 1 (head distillation + rate): teacher frozen, the student's copied ``layer2..4`` and head
   frozen; encoder, entropy model and decoder trained with Adam on
@@ -14,8 +15,13 @@ Units: the paper's MSEs and rate are sums over a mini-batch at ImageNet size; he
 mean over elements and the rate is bits per input pixel, so our ``beta`` is on a different scale
 from the paper's 0.01..2.56 (it still trades rate for accuracy monotonically).
 
-:func:`train_student` caches the result under ``<cache>/entropic_student/`` keyed by the teacher
-checkpoint, the configuration and the training images; loaded with ``weights_only=True``.
+* The image codec (:class:`~paperlab.entropic_student.image_codec.ImageCodec`): Adam on
+  ``MSE (0..255 scale) + lambda * bits per pixel`` (noisy latents), the entropy model at 10x the
+  learning rate as in stage 1, then ``update()``.
+
+:func:`train_student` / :func:`train_codec` cache the result under ``<cache>/entropic_student/``
+keyed by the configuration and the training images (and the teacher checkpoint, for students);
+loaded with ``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +44,7 @@ from torch import nn
 from paperlab.core.data import cache_dir
 from paperlab.core.progress import track
 from paperlab.core.seed import derive_seed
+from paperlab.entropic_student.image_codec import ImageCodec, load_codec, save_codec
 from paperlab.entropic_student.model import (
     EntropicStudent,
     load_student,
@@ -114,15 +122,18 @@ def stage2_loss(student: EntropicStudent, teacher: nn.Module, x: torch.Tensor,
     return 0.5 * ce + 0.5 * kl, {"ce": float(ce.detach()), "kl": float(kl.detach())}
 
 
-def _batches(data: ImageSet, cfg: StudentConfig, stage: str, epoch: int):
+def _batches(data: ImageSet, cfg: StudentConfig | CodecConfig, stage: str, epoch: int
+             ) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch's ``(uint8 images, labels)`` batches: shuffled and augmented from a seed derived
+    from ``(cfg.seed, stage, epoch)``; the global torch seed too (bottleneck noise)."""
     seed = derive_seed(cfg.seed, stage, str(epoch))
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(data), generator=gen)
     for i in range(0, len(data), cfg.batch_size):
         idx = order[i : i + cfg.batch_size]
-        images = augment(data.images[idx], gen) if cfg.augment else data.images[idx]
-        yield normalize(images), data.labels[idx]
+        yield (augment(data.images[idx], gen) if cfg.augment else data.images[idx],
+               data.labels[idx])
 
 
 def _set_trainable(student: EntropicStudent, names: tuple[str, ...]) -> list[nn.Parameter]:
@@ -155,6 +166,24 @@ def _epoch(opt: torch.optim.Optimizer, batches: Iterable[tuple[torch.Tensor, tor
     return {k: v / n for k, v in sums.items()}
 
 
+def _adam_with_density(model: nn.Module, density_lr_scale: float) -> torch.optim.Adam:
+    """Adam over ``model``'s trainable parameters; the entropy model's (``bottleneck.*``) in a
+    group whose learning rate is ``density_lr_scale`` times the rest's (see :func:`_set_lr`)."""
+    density = list(model.bottleneck.parameters())
+    rest = [p for n, p in model.named_parameters()
+            if p.requires_grad and not n.startswith("bottleneck.")]
+    return torch.optim.Adam([{"params": rest, "scale": 1.0},
+                             {"params": density, "scale": density_lr_scale}])
+
+
+def _set_lr(opt: torch.optim.Optimizer, lr: float, milestones: tuple[int, ...],
+            epoch: int) -> None:
+    """``lr`` x0.1 per milestone reached by ``epoch`` (0-based), times each group's scale."""
+    lr = lr * 0.1 ** sum(epoch >= m for m in milestones)
+    for group in opt.param_groups:
+        group["lr"] = lr * group["scale"]
+
+
 def train_stages(student: EntropicStudent, teacher: nn.Module, data: ImageSet,
                  cfg: StudentConfig) -> list[dict[str, float]]:
     """Run stage 1 then stage 2 in place; freezes the coding tables in between. Returns one
@@ -165,19 +194,13 @@ def train_stages(student: EntropicStudent, teacher: nn.Module, data: ImageSet,
     history: list[dict[str, float]] = []
     # stage 1: encoder, entropy model, decoder
     _set_trainable(student, ("encoder", "bottleneck", "decoder"))
-    density = list(student.bottleneck.parameters())
-    rest = [p for n, p in student.named_parameters()
-            if p.requires_grad and not n.startswith("bottleneck.")]
-    opt = torch.optim.Adam([{"params": rest, "scale": 1.0},
-                            {"params": density, "scale": cfg.density_lr_scale}], lr=cfg.stage1_lr)
+    opt = _adam_with_density(student, cfg.density_lr_scale)
     for epoch in track(range(cfg.stage1_epochs), f"stage 1 (beta={cfg.beta})",
                        total=cfg.stage1_epochs):
-        lr = cfg.stage1_lr * 0.1 ** sum(epoch >= m for m in cfg.stage1_milestones)
-        for group in opt.param_groups:
-            group["lr"] = lr * group["scale"]
+        _set_lr(opt, cfg.stage1_lr, cfg.stage1_milestones, epoch)
         tic = time.perf_counter()
         means = _epoch(opt, _batches(data, cfg, "stage1", epoch), ("mse", "bpp"),
-                       lambda x, _: stage1_loss(student, teacher, x, cfg.beta))
+                       lambda x, _: stage1_loss(student, teacher, normalize(x), cfg.beta))
         history.append({"stage": 1, "epoch": epoch + 1, **means,
                         "seconds": time.perf_counter() - tic})
         log.info("stage 1 epoch %d: %s", epoch + 1, history[-1])
@@ -189,7 +212,7 @@ def train_stages(student: EntropicStudent, teacher: nn.Module, data: ImageSet,
                        total=cfg.stage2_epochs):
         tic = time.perf_counter()
         means = _epoch(opt, _batches(data, cfg, "stage2", epoch), ("ce", "kl"),
-                       lambda x, labels: stage2_loss(student, teacher, x, labels))
+                       lambda x, labels: stage2_loss(student, teacher, normalize(x), labels))
         history.append({"stage": 2, "epoch": epoch + 1, **means,
                         "seconds": time.perf_counter() - tic})
         log.info("stage 2 epoch %d: %s", epoch + 1, history[-1])
@@ -198,12 +221,43 @@ def train_stages(student: EntropicStudent, teacher: nn.Module, data: ImageSet,
     return history
 
 
+def _cache_path(kind: str, key: dict) -> Path:
+    digest = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=8).hexdigest()
+    return cache_dir() / "entropic_student" / f"{kind}-{digest}.pt"
+
+
 def student_path(teacher_key: str, cfg: StudentConfig, data: ImageSet) -> Path:
     """``<cache>/entropic_student/student-<hash of teacher, config, data>.pt``."""
-    key = json.dumps({"teacher": teacher_key, "cfg": dataclasses.asdict(cfg),
-                      "data": data.fingerprint()}, sort_keys=True)
-    digest = hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
-    return cache_dir() / "entropic_student" / f"student-{digest}.pt"
+    return _cache_path("student", {"teacher": teacher_key, "cfg": dataclasses.asdict(cfg),
+                                   "data": data.fingerprint()})
+
+
+def codec_path(cfg: CodecConfig, data: ImageSet) -> Path:
+    """``<cache>/entropic_student/codec-<hash of config, data>.pt``."""
+    return _cache_path("codec", {"cfg": dataclasses.asdict(cfg), "data": data.fingerprint()})
+
+
+M = TypeVar("M", bound=nn.Module)
+
+
+def _cached(path: Path, load: Callable[[Path], M], make: Callable[[], M],
+            save: Callable[[M, Path], None], *, retrain: bool, cache: bool
+            ) -> tuple[M, Path, bool, float]:
+    """``load(path)`` if cached (and not ``retrain``), else ``make()`` (timed) and ``save`` it
+    atomically (if ``cache``): (model in eval mode, path, cached, training seconds)."""
+    if cache and path.exists() and not retrain:
+        log.info("loaded cached %s", path)
+        return load(path), path, True, 0.0
+    tic = time.perf_counter()
+    model = make()
+    seconds = time.perf_counter() - tic
+    model.eval()
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        save(model, tmp)
+        os.replace(tmp, path)
+    return model, path, False, seconds
 
 
 def train_student(teacher: nn.Module, data: ImageSet, cfg: StudentConfig, *,
@@ -212,20 +266,92 @@ def train_student(teacher: nn.Module, data: ImageSet, cfg: StudentConfig, *,
     """A trained student (eval mode, coding tables frozen), its checkpoint path, whether it came
     from the cache, and the training seconds (0 when cached). ``teacher_key`` names the teacher
     (e.g. its checkpoint path) in the cache key."""
-    path = student_path(teacher_key, cfg, data)
-    if cache and path.exists() and not retrain:
-        log.info("loaded cached student %s", path)
-        return load_student(path), path, True, 0.0
-    torch.manual_seed(derive_seed(cfg.seed, "student-init"))
-    student = EntropicStudent(teacher, cfg.b)
-    tic = time.perf_counter()
-    train_stages(student, teacher, data, cfg)
-    seconds = time.perf_counter() - tic
-    student.eval()
-    if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        save_student(student, tmp)
-        os.replace(tmp, path)
-    return student, path, False, seconds
 
+    def make() -> EntropicStudent:
+        torch.manual_seed(derive_seed(cfg.seed, "student-init"))
+        student = EntropicStudent(teacher, cfg.b)
+        train_stages(student, teacher, data, cfg)
+        return student
+
+    return _cached(student_path(teacher_key, cfg, data), load_student, make, save_student,
+                   retrain=retrain, cache=cache)
+
+
+# ---------------------------------------------------------------------------------------------
+# the neural image codec baseline
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """How one factorized-prior image codec is trained (every field is part of the cache key).
+
+    Attributes:
+        lam: weight of the rate in ``MSE + lam * bits per pixel``, MSE on the 0..255 pixel scale
+        (so ``lam`` is in squared pixel levels per bit per pixel; larger -> fewer bytes).
+        n, m: hidden and latent channels (paper: 128, 192 at low rates).
+        epochs, lr, milestones: Adam, lr x0.1 at each milestone epoch. density_lr_scale: the
+        entropy model's learning rate relative to ``lr`` (as for the students).
+        batch_size: images per step (16: more steps per epoch, the codec learns from scratch and
+        short runs are step-bound; lr 3e-3 diverged, measured). augment (random crop + flip),
+        seed.
+    """
+
+    lam: float = 30.0
+    n: int = 64
+    m: int = 96
+    epochs: int = 30
+    lr: float = 1e-3
+    milestones: tuple[int, ...] = (20, 26)
+    density_lr_scale: float = 10.0
+    batch_size: int = 16
+    augment: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.lam < 0:
+            raise ValueError(f"lam must be >= 0, got {self.lam}")
+        if self.epochs < 0 or self.batch_size < 1:
+            raise ValueError("epochs must be >= 0 and batch_size >= 1")
+
+
+def rd_loss(codec: ImageCodec, images: torch.Tensor, lam: float
+            ) -> tuple[torch.Tensor, dict[str, float]]:
+    """``MSE (0..255 scale) + lam * bits per pixel`` of ``uint8`` images ``(B, 3, H, W)``
+    (noisy latents in train mode, rounded in eval mode)."""
+    x = images.float() / 255.0
+    x_hat, lik = codec(x)
+    mse = F.mse_loss(x_hat, x) * 255.0**2
+    bpp = rate_bits(lik) / (x.shape[0] * x.shape[2] * x.shape[3])
+    return mse + lam * bpp, {"mse": float(mse.detach()), "bpp": float(bpp.detach())}
+
+
+def fit_codec(codec: ImageCodec, data: ImageSet, cfg: CodecConfig) -> list[dict[str, float]]:
+    """Train ``codec`` in place on ``data``'s images with :func:`rd_loss`, then freeze its coding
+    tables (``update()``). One history row per epoch. The caller sets the thread count."""
+    codec.train()
+    opt = _adam_with_density(codec, cfg.density_lr_scale)
+    history: list[dict[str, float]] = []
+    for epoch in track(range(cfg.epochs), f"codec (lambda={cfg.lam})", total=cfg.epochs):
+        _set_lr(opt, cfg.lr, cfg.milestones, epoch)
+        tic = time.perf_counter()
+        means = _epoch(opt, _batches(data, cfg, "codec", epoch), ("mse", "bpp"),
+                       lambda x, _: rd_loss(codec, x, cfg.lam))
+        history.append({"epoch": epoch + 1, **means, "seconds": time.perf_counter() - tic})
+        log.info("codec epoch %d: %s", epoch + 1, history[-1])
+    codec.bottleneck.update()
+    return history
+
+
+def train_codec(data: ImageSet, cfg: CodecConfig, *, retrain: bool = False,
+                cache: bool = True) -> tuple[ImageCodec, Path, bool, float]:
+    """A trained image codec (eval mode, coding tables frozen), its checkpoint path, whether it
+    came from the cache, and the training seconds (0 when cached)."""
+
+    def make() -> ImageCodec:
+        torch.manual_seed(derive_seed(cfg.seed, "codec-init"))
+        codec = ImageCodec(cfg.n, cfg.m)
+        fit_codec(codec, data, cfg)
+        return codec
+
+    return _cached(codec_path(cfg, data), load_codec, make, save_codec, retrain=retrain,
+                   cache=cache)

@@ -8,13 +8,14 @@ import pytest
 from paperlab.core.data import DataNotFoundError
 from paperlab.core.results import RunContext
 from paperlab.entropic_student.experiment import (
+    NEURAL_CODEC,
     STUDENT,
     Config,
     add_end_to_end,
     best_acc_at,
     min_bytes_at,
 )
-from paperlab.entropic_student.train import StudentConfig
+from paperlab.entropic_student.train import CodecConfig, StudentConfig
 from paperlab.vision.data import cifar10_dir
 from paperlab.vision.train import TrainConfig
 
@@ -24,6 +25,8 @@ TOY = Config(
     train_per_class=5,
     student=StudentConfig(b=4, stage1_epochs=1, stage2_epochs=1, batch_size=25),
     betas=(0.1, 2.0),
+    codec=CodecConfig(n=8, m=8, epochs=1, batch_size=25),
+    lambdas=(1.0, 1000.0),
     eval_images=20,
     codecs=("jpeg", "webp"),
     qualities=(10, 90),
@@ -53,9 +56,14 @@ def test_run_bench_and_serve_toy(ctx):
     result = run(ctx, TOY)
     assert set(result.summary) >= {"acc_teacher", "acc_student_at_300_bytes",
                                    "acc_webp_at_300_bytes", "bytes_student_at_teacher_minus_2pts",
-                                   "bytes_webp_at_teacher_minus_2pts"}
+                                   "bytes_webp_at_teacher_minus_2pts",
+                                   "acc_neural_codec_at_300_bytes",
+                                   "bytes_neural_codec_at_teacher_minus_2pts"}
     students = [r for r in result.results if r["method"] == STUDENT]
     assert len(students) == 2 and all(12 < r["bytes_per_image"] < 3072 for r in students)
+    neural = [r for r in result.results if r["method"] == NEURAL_CODEC]
+    assert [r["setting"] for r in neural] == ["lambda=1", "lambda=1000"]
+    assert all(12 < r["bytes_per_image"] < 3072 and 0 <= r["acc"] <= 1 for r in neural)
     jpeg = {r["setting"]: r for r in result.results if r["method"] == "JPEG"}
     payload = {r["setting"]: r for r in result.results if r["method"].startswith("JPEG payload")}
     assert jpeg["q=10"]["bytes_per_image"] < jpeg["q=90"]["bytes_per_image"]
@@ -70,7 +78,9 @@ def test_run_bench_and_serve_toy(ctx):
 
     timed = bench(ctx, TOY)
     assert {r["encoder"] for r in timed.results} == {
-        f"{STUDENT} beta=0.1", f"{STUDENT} beta=2.0", "JPEG q=50", "WebP q=50"}
+        f"{STUDENT} beta=0.1", f"{STUDENT} beta=2.0", f"{NEURAL_CODEC} lambda=1",
+        f"{NEURAL_CODEC} lambda=1000", "JPEG q=50", "WebP q=50"}
+    assert timed.summary["neural_codec_encode_ms_batch1"] > 0
     assert all(r["encode_ms_per_image"] > 0 for r in timed.results)
 
 
