@@ -81,7 +81,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     # The job map's settings (paperlab.core.jobs.run_options), for the systems whose long sweeps
     # run on it; they reach a system as ctx.options like its own options.
-    scale = p.add_argument_group("sweeps on the job map (hierarchy, splitwise)")
+    scale = p.add_argument_group(
+        "sweeps on the job map (mowst, hierarchy, fourier_head, splitwise)")
     scale.add_argument("--workers", dest="option_workers", default=None, metavar="N",
                        type=_option_type(registry.Option("workers", int, min=1)),
                        help="local worker processes (default: the system's own)")
