@@ -48,6 +48,12 @@ _CLAIMS = (
           paper="better rate-accuracy than input compression at every rate (ImageNet)",
           rule=Bound(difference("acc_student_at_300_bytes", "acc_webp_at_300_bytes"),
                      limit=0.0)),
+    Claim("beats_neural_codec_at_300_bytes",
+          "At <= 300 bytes per image the student is more accurate than a factorized-prior neural "
+          "image codec feeding the teacher",
+          paper="better rate-accuracy than neural image codecs (factorized prior, hyperprior)",
+          rule=Bound(difference("acc_student_at_300_bytes", "acc_neural_codec_at_300_bytes"),
+                     limit=0.0)),
     Claim("fewer_bytes_near_teacher",
           "Within 2 points of the teacher the student sends fewer bytes than WebP",
           paper="fewer bytes than JPEG/WebP at equal accuracy",

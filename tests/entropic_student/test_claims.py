@@ -6,10 +6,12 @@ from paperlab.core.claims import verdicts
 from paperlab.entropic_student import SYSTEM
 
 
-def judged(student_acc=0.5, webp_acc=0.47, student_bytes=200.0, webp_bytes=278.0, quick=False):
+def judged(student_acc=0.5, webp_acc=0.47, student_bytes=200.0, webp_bytes=278.0, quick=False,
+           neural_acc=0.45):
     summary = {"acc_teacher": 0.5, "acc_student_at_300_bytes": student_acc,
                "acc_webp_at_300_bytes": webp_acc, "bytes_student_at_teacher_minus_2pts":
-               student_bytes, "bytes_webp_at_teacher_minus_2pts": webp_bytes}
+               student_bytes, "bytes_webp_at_teacher_minus_2pts": webp_bytes,
+               "acc_neural_codec_at_300_bytes": neural_acc}
     return verdicts(SYSTEM.claims, summary, quick)
 
 
@@ -19,6 +21,15 @@ def judged(student_acc=0.5, webp_acc=0.47, student_bytes=200.0, webp_bytes=278.0
 ])
 def test_beats_webp_at_300_bytes(student_acc, expected):
     assert judged(student_acc=student_acc)["beats_webp_at_300_bytes"] == expected
+
+
+@pytest.mark.parametrize("student_acc, neural_acc, expected", [
+    (0.5, 0.45, "reproduced"), (0.396, 0.538, "not reproduced"), (0.45, 0.45, "not reproduced"),
+    (0.5, None, "not measured"),
+])
+def test_beats_neural_codec_at_300_bytes(student_acc, neural_acc, expected):
+    got = judged(student_acc=student_acc, neural_acc=neural_acc)
+    assert got["beats_neural_codec_at_300_bytes"] == expected
 
 
 @pytest.mark.parametrize("student_bytes, webp_bytes, expected", [
