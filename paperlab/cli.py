@@ -185,12 +185,14 @@ def _named_system(argv: Sequence[str]) -> registry.System | None:
     value is known in one place only. An unknown or unbuilt system is reported, in one line,
     when the command runs.
     """
-    if not argv or argv[0] not in ("run", "bench"):
+    if not {"run", "bench"} & set(argv):  # global flags such as -v may come first
         return None
     try:  # silent: the full parse reports any error, once
         with redirect_stderr(io.StringIO()):
             known, _ = _make_parser((), add_help=False).parse_known_args(argv)
     except SystemExit:  # e.g. no system named yet, or a bad common flag
+        return None
+    if known.command not in ("run", "bench"):
         return None
     try:
         return registry.get(known.system)

@@ -107,7 +107,11 @@ def test_system_declared_flags_reach_ctx_options(tmp_path):
         "peer_path"] is None
     with pytest.raises(SystemExit):  # another system's flag is still a bad flag
         cli.main(["run", "toy", "--peer-path", "/x/y", "--out", out])
-
+    # global flags before the command do not hide the system's own flags
+    assert cli.main(["-v", "run", "toy_options", "--peer-path", "/a", "--out", out]) == 0
+    assert cli.main(["--quiet", "run", "toy_options", "--peer-path", "/b", "--out", out]) == 0
+    assert json.loads((tmp_path / "toy_options.json").read_text())["results"][0][
+        "peer_path"] == "/b"
 
 
 def test_job_map_flags_reach_every_system_as_options(tmp_path, capsys):
