@@ -7,11 +7,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from paperlab.zloss import experiment
 from paperlab.zloss.data import LMCorpus
 from paperlab.zloss.experiment import (
     LMConfig,
     TuneConfig,
     at_time,
+    best_setting,
     equal_time_summary,
     search_zloss,
     train_lm,
@@ -40,13 +42,53 @@ def test_curve_checkpoints_count_training_time_only():
     assert curve[-1]["top1"] > 0.9  # the last checkpoint is the trained model
 
 
-def test_search_covers_the_grid_on_the_validation_split():
+class NoTestSplit(LMCorpus):
+    """A corpus whose test split fails the test when anything reads it."""
+
+    def __getattribute__(self, name: str):
+        if name == "test":
+            raise AssertionError("the search read the test split")
+        return super().__getattribute__(name)
+
+
+def test_search_halves_the_grid_on_the_validation_split_only():
+    stream = np.arange(1500) % 30
+    corpus = NoTestSplit([f"w{i}" for i in range(30)], stream, stream[:300], stream[:300], 1, 1500)
     tune = TuneConfig(a_values=(0.3, 1.0), b_values=(3.0,), lr_values=(0.1, 0.3),
-                      search_examples=400, search_eval=100)
-    rows = search_zloss(cyclic_corpus(), TINY_LM, tune, seed=0)
-    assert [(r["a"], r["b"], r["output_lr"]) for r in rows] == [
+                      search_examples=400, search_eval=100, search_keep=2, search_epochs=2)
+    rows = search_zloss(corpus, TINY_LM, tune, seed=0)
+    assert [(r["a"], r["b"], r["output_lr"]) for r in rows[:4]] == [
         (0.3, 3.0, 0.1), (0.3, 3.0, 0.3), (1.0, 3.0, 0.1), (1.0, 3.0, 0.3)]
-    assert all(r["train_examples"] == 400 for r in rows)
+    assert [r["search_epochs"] for r in rows] == [1, 1, 1, 1, 2, 2]
+    assert [r["train_examples"] for r in rows] == [400] * 4 + [800] * 2
+    first = sorted(rows[:4], key=lambda r: -r["top10"])
+    assert {(r["a"], r["output_lr"]) for r in rows[4:]} == {
+        (r["a"], r["output_lr"]) for r in first[:2]}
+    assert best_setting(rows) in rows[4:]
+
+
+def test_search_prefers_a_late_starter(monkeypatch):
+    """Behind after one epoch, ahead after several: the several-epoch round decides."""
+    top10 = {(3.0, 1): 0.316, (3.0, 4): 0.317, (0.3, 1): 0.315, (0.3, 4): 0.36,
+             (1.0, 1): 0.20, (1.0, 4): 0.40}  # a = 1 would win late but is pruned after one
+    splits = []
+
+    def fake_train_lm(method, corpus, cfg, seed, split="test", **kwargs):
+        splits.append(split)
+        return {"method": method, "top10": top10[(cfg.z_a, cfg.epochs)],
+                "train_examples": cfg.train_examples * cfg.epochs}
+
+    monkeypatch.setattr(experiment, "train_lm", fake_train_lm)
+    tune = TuneConfig(a_values=(3.0, 0.3, 1.0), b_values=(10.0,), lr_values=(0.1,),
+                      search_keep=2, search_epochs=4)
+    rows = search_zloss(cyclic_corpus(), TINY_LM, tune, seed=0)
+    assert max(rows[:3], key=lambda r: r["top10"])["a"] == 3.0
+    best = best_setting(rows)
+    assert (best["a"], best["search_epochs"], best["top10"]) == (0.3, 4, 0.36)
+    assert len(rows) == 5 and set(splits) == {"valid"}
+    one_round = search_zloss(cyclic_corpus(), TINY_LM, replace(tune, search_epochs=1), seed=0)
+    assert len(one_round) == 3 and best_setting(one_round)["a"] == 3.0
+    assert best_setting([{"diverged": "nan", "search_epochs": 1}]) is None
 
 
 def test_equal_time_picks_the_last_checkpoint_within_the_softmax_time():
