@@ -207,8 +207,9 @@ def train_lm(method: str, corpus: LMCorpus, cfg: LMConfig, seed: int,
 
     def checkpoint(step: int, cpu_s: float) -> None:
         if every and (step % every == 0 or step == batches * cfg.epochs):
-            curve.append({"step": step, "examples": min(step * cfg.batch_size,
-                                                        len(y_train) * cfg.epochs),
+            epochs, rest = divmod(step, batches)  # the last batch of an epoch may be short
+            examples = epochs * len(y_train) + min(rest * cfg.batch_size, len(y_train))
+            curve.append({"step": step, "examples": examples,
                           "train_cpu_s": cpu_s, **evaluate(encoder, layer, x_curve, y_curve)})
 
     start = time.perf_counter()

@@ -39,6 +39,9 @@ def test_curve_checkpoints_count_training_time_only():
     assert np.all(np.diff(seconds) > 0)
     assert seconds[-1] == pytest.approx(row["train_cpu_s"])
     assert curve[-1]["examples"] == row["train_examples"]
+    # epoch 1 ends on a short batch (1498 = 46 * 32 + 26): steps after it count from 1498
+    examples = {p["step"]: p["examples"] for p in curve}
+    assert examples[45] == 45 * 32 and examples[60] == 1498 + 13 * 32
     assert curve[-1]["top1"] > 0.9  # the last checkpoint is the trained model
 
 
