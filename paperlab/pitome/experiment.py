@@ -40,7 +40,16 @@ from paperlab.vision.flops import model_flops
 from paperlab.vision.merging import group_map, merge_state, token_schedule
 from paperlab.vision.models import ViTSpec
 from paperlab.vision.speed import measure_speed
-from paperlab.vision.train import TrainConfig, fit, predict, with_training_options
+from paperlab.vision.train import (
+    CIFAR_VIT,
+    CIFAR_VIT_TRAINING,
+    QUICK_CIFAR_VIT,
+    QUICK_CIFAR_VIT_TRAINING,
+    TrainConfig,
+    fit_cifar10,
+    predict,
+    with_training_options,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +74,8 @@ class Config:
         weights) also timed at batch 1, or None.
     """
 
-    vit: ViTSpec = ViTSpec(dim=64, depth=6, heads=2, drop_path=0.0)
-    train: TrainConfig = TrainConfig(epochs=6, batch_size=64, lr=1e-3, weight_decay=0.05,
-                                     warmup_epochs=0.25, label_smoothing=0.1, augment=False)
+    vit: ViTSpec = CIFAR_VIT
+    train: TrainConfig = CIFAR_VIT_TRAINING
     train_per_class: int | None = None
     eval_images: int = 10_000
     tome_r: tuple[int, ...] = (2, 4, 6, 8)
@@ -88,9 +96,8 @@ class Config:
     @classmethod
     def quick(cls) -> Config:
         return cls(
-            vit=ViTSpec(dim=48, depth=4, heads=2, drop_path=0.0),
-            train=TrainConfig(epochs=3, batch_size=64, lr=2e-3, weight_decay=0.05,
-                              warmup_epochs=0.25, augment=False),
+            vit=QUICK_CIFAR_VIT,
+            train=QUICK_CIFAR_VIT_TRAINING,
             train_per_class=300,
             eval_images=1000,
             tome_r=(2, 4),
@@ -124,16 +131,9 @@ class Config:
 
 def trained_vit(ctx: RunContext, cfg: Config) -> tuple[nn.Module, dict[str, Any]]:
     """The cached (or freshly trained) ViT and a description of its training."""
-    train = load_cifar10("train", ctx.data_root, cfg.train_per_class)
-    tcfg = dataclasses.replace(cfg.train, seed=ctx.seed)
-    trained = fit(cfg.vit, train, tcfg, retrain=cfg.retrain)
-    info = {
-        "checkpoint": str(trained.path),
-        "cached": trained.cached,
-        "train_images": len(train),
-        "train_seconds": round(trained.train_seconds, 1),
-        "final_train_acc": trained.history[-1]["train_acc"] if trained.history else None,
-    }
+    trained, _, info = fit_cifar10(cfg.vit, cfg.train, data_root=ctx.data_root,
+                                   per_class=cfg.train_per_class, seed=ctx.seed,
+                                   retrain=cfg.retrain)
     return trained.model, info
 
 
