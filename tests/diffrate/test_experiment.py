@@ -7,12 +7,9 @@ import json
 
 import pytest
 
-from paperlab.core.data import DataNotFoundError
-from paperlab.core.results import RunContext
 from paperlab.diffrate.experiment import Config
 from paperlab.diffrate.model import SearchConfig, rule_tokens
 from paperlab.diffrate.rates import Rates
-from paperlab.vision.data import cifar10_dir
 from paperlab.vision.models import ViTSpec
 from paperlab.vision.train import TrainConfig
 
@@ -32,13 +29,8 @@ TOY = Config(
 
 
 @pytest.fixture
-def ctx(tmp_path, monkeypatch):
-    try:
-        cifar10_dir("train"), cifar10_dir("test")
-    except DataNotFoundError:
-        pytest.skip("CIFAR-10 JPEGs not staged under the data root")
-    monkeypatch.setenv("PAPERLAB_CACHE", str(tmp_path / "cache"))
-    return RunContext(system="diffrate", quick=True, out_dir=tmp_path / "out")
+def ctx(cifar_run_context):
+    return cifar_run_context("diffrate")
 
 
 def test_run_toy(ctx):

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from paperlab.core.seed import torch_threads
+from tests.vision.conftest import cifar_run_context  # noqa: F401  (a pytest fixture)
 
 
 @pytest.fixture(scope="session")

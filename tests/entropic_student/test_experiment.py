@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from paperlab.core.data import DataNotFoundError
-from paperlab.core.results import RunContext
 from paperlab.entropic_student.experiment import (
     NEURAL_CODEC,
     STUDENT,
@@ -16,7 +14,6 @@ from paperlab.entropic_student.experiment import (
     min_bytes_at,
 )
 from paperlab.entropic_student.train import CodecConfig, StudentConfig
-from paperlab.vision.data import cifar10_dir
 from paperlab.vision.train import TrainConfig
 
 TOY = Config(
@@ -39,13 +36,8 @@ TOY = Config(
 
 
 @pytest.fixture
-def ctx(tmp_path, monkeypatch):
-    try:
-        cifar10_dir("train"), cifar10_dir("test")
-    except DataNotFoundError:
-        pytest.skip("CIFAR-10 JPEGs not staged under the data root")
-    monkeypatch.setenv("PAPERLAB_CACHE", str(tmp_path / "cache"))
-    return RunContext(system="entropic_student", quick=True, out_dir=tmp_path / "out")
+def ctx(cifar_run_context):
+    return cifar_run_context("entropic_student")
 
 
 def test_run_bench_and_serve_toy(ctx):

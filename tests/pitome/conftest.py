@@ -1,3 +1,8 @@
-"""PiToMe's tests use the vision substrate's small ViT fixtures (tests/vision/conftest.py)."""
+"""PiToMe's tests use the vision substrate's fixtures (tests/vision/conftest.py): small ViTs and
+the CIFAR-10 run context."""
 
-from tests.vision.conftest import timm_vit_224, tiny_vit  # noqa: F401  (pytest fixtures)
+from tests.vision.conftest import (  # noqa: F401  (pytest fixtures)
+    cifar_run_context,
+    timm_vit_224,
+    tiny_vit,
+)
