@@ -200,14 +200,22 @@ def _named_system(argv: Sequence[str]) -> registry.System | None:
         return None
 
 
-def _context(args: argparse.Namespace, name: str) -> results.RunContext:
+def _context(args: argparse.Namespace, name: str, which: str = "run") -> results.RunContext:
+    options = {k[len("option_"):]: v for k, v in vars(args).items() if k.startswith("option_")}
+    words = ["paperlab", which, name] + (["--quick"] if args.quick else []) + [
+        "--seed", str(args.seed)]
+    for key, val in options.items():
+        if val is not None:
+            shown = ",".join(map(str, val)) if isinstance(val, (list, tuple)) else str(val)
+            words += [f"--{key.replace('_', '-')}", shown]
     return results.RunContext(
         system=name,
         quick=args.quick,
         seed=args.seed,
         out_dir=args.out,
         data_root=args.data_root,
-        options={k[len("option_"):]: v for k, v in vars(args).items() if k.startswith("option_")},
+        options=options,
+        command=" ".join(words),
     )
 
 
@@ -264,7 +272,7 @@ def cmd_list(_: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace, which: str) -> int:
-    execute(args.system, which, _context(args, args.system))
+    execute(args.system, which, _context(args, args.system, which))
     return 0
 
 

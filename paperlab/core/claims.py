@@ -17,6 +17,13 @@ using the summary keys its experiment already writes::
 whose summary key is missing (or ``None``/NaN) is :attr:`Verdict.NOT_MEASURED`, never
 reproduced; a claim the quick size cannot measure is not measured in a quick run; and a quick
 run is capped at :attr:`Verdict.DIRECTION` unless the claim says its quick size is the paper's.
+
+Noise. A measure may name a summary key holding its 95 % interval (``ci=``, written by the
+experiment with :mod:`paperlab.core.stats`): then a figure whose interval holds the value of no
+effect is :attr:`Verdict.WITHIN_NOISE`, neither direction nor not reproduced, and
+``reproduced`` needs the interval to reach the paper's figure ± tolerance. A measure with no
+sampling noise (a FLOPs count, a deterministic simulation) says ``exact=True``; any other figure
+without an interval is judged on its point value and the judgement says it has no interval.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ class Verdict(str, Enum):
 
     REPRODUCED = "reproduced"  # the paper's figure within the stated tolerance
     DIRECTION = "direction"  # same sign or ordering, different size
+    WITHIN_NOISE = "within noise"  # the interval holds the value of no effect
     NOT_REPRODUCED = "not reproduced"
     NOT_MEASURED = "not measured"  # key missing, run failed, or not at this size
 
@@ -69,6 +77,44 @@ def _fmt(value: float) -> str:
 
 
 @dataclass(frozen=True)
+class Interval:
+    """A two-sided interval of a measured figure (see :mod:`paperlab.core.stats`)."""
+
+    lo: float
+    hi: float
+    level: float
+    method: str
+
+    def holds(self, x: float) -> bool:
+        return self.lo <= x <= self.hi
+
+    def show(self) -> str:
+        return f"{self.level:.0%} CI [{_fmt(self.lo)}, {_fmt(self.hi)}], {self.method}"
+
+
+def interval_of(summary: Mapping[str, Any], key: str) -> Interval | None:
+    """The interval ``summary[key]`` (``{"lo", "hi", "level", "method"}``); ``None`` if absent.
+
+    Raises:
+        NotMeasured: the value is there but not such an interval (ends missing, not numbers,
+            not finite, or ``lo > hi``).
+    """
+    raw = summary.get(key)
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise NotMeasured(f"{key} is {type(raw).__name__}, not an interval")
+    try:
+        lo, hi = number(raw, "lo"), number(raw, "hi")
+        level = number(raw, "level") if "level" in raw else 0.95
+    except NotMeasured as exc:
+        raise NotMeasured(f"{key}: {exc}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi or not 0 < level < 1:
+        raise NotMeasured(f"{key} is not an interval: [{lo}, {hi}] at level {level}")
+    return Interval(lo, hi, level, str(raw.get("method", "")))
+
+
+@dataclass(frozen=True)
 class Measure:
     """One number computed from summary keys, and how to show it.
 
@@ -78,22 +124,38 @@ class Measure:
         keys: the summary keys it reads.
         fn: ``fn(summary) -> float``; raises :class:`NotMeasured` when a key is unusable.
         show: ``show(summary, value) -> str``: our figure as a reader sees it.
+        ci: the summary key of the figure's interval, on the figure's own scale (optional).
+        exact: the figure has no sampling noise (counted FLOPs, a deterministic simulation).
     """
 
     keys: tuple[str, ...]
     fn: Callable[[Mapping[str, Any]], float]
     show: Callable[[Mapping[str, Any], float], str]
+    ci: str | None = None
+    exact: bool = False
+
+    def __post_init__(self) -> None:
+        if self.ci is not None and self.exact:
+            raise ValueError("a measure is either exact or has an interval, not both")
 
     def __call__(self, summary: Mapping[str, Any]) -> float:
         return self.fn(summary)
 
+    def interval(self, summary: Mapping[str, Any]) -> Interval | None:
+        """The figure's interval in ``summary``, or ``None`` (none declared, or not written)."""
+        return interval_of(summary, self.ci) if self.ci is not None else None
 
-def value(key: str, unit: str = "") -> Measure:
-    """The number ``summary[key]`` (``unit`` is appended when shown, e.g. ``"x"``)."""
-    return Measure((key,), lambda s: number(s, key), lambda s, v: f"{_fmt(v)}{unit}")
+
+def value(key: str, unit: str = "", ci: str | None = None, exact: bool = False) -> Measure:
+    """The number ``summary[key]`` (``unit`` is appended when shown, e.g. ``"x"``).
+
+    ``ci`` names the summary key of its interval; ``exact`` says it has no sampling noise.
+    """
+    return Measure((key,), lambda s: number(s, key), lambda s, v: f"{_fmt(v)}{unit}", ci, exact)
 
 
-def ratio(numerator: str, denominator: str) -> Measure:
+def ratio(numerator: str, denominator: str, ci: str | None = None,
+          exact: bool = False) -> Measure:
     """``summary[numerator] / summary[denominator]``, shown with both values."""
 
     def fn(s: Mapping[str, Any]) -> float:
@@ -105,10 +167,11 @@ def ratio(numerator: str, denominator: str) -> Measure:
     def show(s: Mapping[str, Any], v: float) -> str:
         return f"{_fmt(number(s, numerator))} / {_fmt(number(s, denominator))} = {_fmt(v)}"
 
-    return Measure((numerator, denominator), fn, show)
+    return Measure((numerator, denominator), fn, show, ci, exact)
 
 
-def difference(minuend: str, subtrahend: str, unit: str = "") -> Measure:
+def difference(minuend: str, subtrahend: str, unit: str = "", ci: str | None = None,
+               exact: bool = False) -> Measure:
     """``summary[minuend] - summary[subtrahend]``, shown with both values."""
 
     def show(s: Mapping[str, Any], v: float) -> str:
@@ -116,10 +179,10 @@ def difference(minuend: str, subtrahend: str, unit: str = "") -> Measure:
                 f"= {v:+.3g}{unit}")
 
     return Measure((minuend, subtrahend),
-                   lambda s: number(s, minuend) - number(s, subtrahend), show)
+                   lambda s: number(s, minuend) - number(s, subtrahend), show, ci, exact)
 
 
-def count(key: str, of: str = "") -> Measure:
+def count(key: str, of: str = "", exact: bool = False) -> Measure:
     """``len(summary[key])`` for a list value (e.g. the data sets where a method won).
 
     ``of`` names the whole when shown (``"3 of 10 levels"`` for ``of="10 levels"``).
@@ -137,10 +200,10 @@ def count(key: str, of: str = "") -> Measure:
         items = ", ".join(str(i) for i in s[key])
         return f"{_fmt(v)}{' of ' + of if of else ''}" + (f" ({items})" if items else "")
 
-    return Measure((key,), fn, show)
+    return Measure((key,), fn, show, exact=exact)
 
 
-def fraction(part: str, whole: str, per: int = 1) -> Measure:
+def fraction(part: str, whole: str, per: int = 1, ci: str | None = None) -> Measure:
     """``len(summary[part]) / (per * len(summary[whole]))`` for list values.
 
     E.g. the share of (data set, backbone) pairs a method won: ``part`` lists the pairs won,
@@ -166,7 +229,7 @@ def fraction(part: str, whole: str, per: int = 1) -> Measure:
         listed = f" ({', '.join(str(i) for i in won)})" if won else ""
         return f"{len(won)} of {per * len(items(s, whole))} = {_fmt(v)}{listed}"
 
-    return Measure((part, whole), fn, show)
+    return Measure((part, whole), fn, show, ci)
 
 
 @dataclass(frozen=True)
@@ -175,7 +238,8 @@ class Bound:
 
     ``reproduced`` if ours is above ``limit`` (``above=True``) or below it, strictly unless
     ``inclusive``; ``not reproduced`` otherwise. There is no ``direction``: the ordering is
-    the whole claim.
+    the whole claim. With an interval (the measure's ``ci``), an interval that holds
+    ``limit`` is ``within noise`` and otherwise the interval, not the point, decides.
     """
 
     measure: Measure
@@ -191,6 +255,11 @@ class Bound:
         v = self.measure(summary)
         if math.isnan(v):
             raise NotMeasured("the measured value is NaN")
+        ci = self.measure.interval(summary)
+        if ci is not None:
+            if ci.holds(self.limit):
+                return Verdict.WITHIN_NOISE
+            v = ci.lo if ci.lo > self.limit else ci.hi  # the whole interval is on one side
         if v == self.limit:
             held = self.inclusive
         else:
@@ -199,18 +268,26 @@ class Bound:
 
     def describe(self) -> str:
         sign = (">" if self.above else "<") + ("=" if self.inclusive else "")
-        return f"reproduced if {sign} {_fmt(self.limit)}; else not reproduced"
+        noise = "; within noise if its interval holds the limit" if self.measure.ci else ""
+        return f"reproduced if {sign} {_fmt(self.limit)}; else not reproduced{noise}"
 
 
 @dataclass(frozen=True)
 class Threshold:
     """The usual rule: one measured number against the paper's figure and a null value.
 
+    Without an interval:
+
     * ``reproduced``: ``|ours - paper| <= tolerance`` (with ``at_least``: ours is at least
       the paper's figure minus the tolerance, on the better side);
     * ``direction``: not that, but ours is strictly on the paper's side of ``null`` (the
       value of no effect: a ratio of 1, a gain of 0);
     * ``not reproduced``: otherwise.
+
+    With an interval (the measure's ``ci``): ``within noise`` when it holds ``null``;
+    otherwise ``reproduced`` when it overlaps the paper's figure ± tolerance (with
+    ``at_least``: reaches the paper's figure minus the tolerance), else ``direction`` or
+    ``not reproduced`` by the side of ``null`` it lies on.
 
     Attributes:
         measure: the number (see :func:`value`, :func:`ratio`, ...).
@@ -244,15 +321,31 @@ class Threshold:
     def _beyond_null(self, v: float) -> bool:
         return v > self.null if self.better == "higher" else v < self.null
 
+    def _band(self) -> tuple[float, float]:
+        """The figures counted as the paper's: its figure ± tolerance (open on the better
+        side with ``at_least``), widened by a rounding slack (0.7 is within 0.1 of 0.8)."""
+        slack = 1e-9 * max(1.0, abs(self.paper))
+        lo, hi = self.paper - self.tolerance - slack, self.paper + self.tolerance + slack
+        if self.at_least:
+            return (lo, math.inf) if self.better == "higher" else (-math.inf, hi)
+        return lo, hi
+
     def __call__(self, summary: Mapping[str, Any]) -> Verdict:
         v = self.measure(summary)
         if math.isnan(v):
             raise NotMeasured("the measured value is NaN")
-        gap = v - self.paper if self.better == "higher" else self.paper - v
-        slack = 1e-9 * max(1.0, abs(self.paper))  # 0.7 is within 0.1 of 0.8
-        if abs(gap) <= self.tolerance + slack or (self.at_least and gap >= -slack):
+        band_lo, band_hi = self._band()
+        ci = self.measure.interval(summary)
+        if ci is None:
+            near = band_lo <= v <= band_hi
+        elif ci.holds(self.null):
+            return Verdict.WITHIN_NOISE
+        else:
+            near = ci.hi >= band_lo and ci.lo <= band_hi
+        if near:
             return Verdict.REPRODUCED
-        return Verdict.DIRECTION if self._beyond_null(v) else Verdict.NOT_REPRODUCED
+        side = v if ci is None else ci.lo  # an interval clear of null lies on one side of it
+        return Verdict.DIRECTION if self._beyond_null(side) else Verdict.NOT_REPRODUCED
 
     def describe(self) -> str:
         sign = ">" if self.better == "higher" else "<"
@@ -262,7 +355,11 @@ class Threshold:
             near = f"{sign}= {_fmt(edge)}"
         else:
             near = f"within ±{_fmt(self.tolerance)} of {_fmt(self.paper)}"
-        return f"reproduced if {near}; direction if {sign} {_fmt(self.null)}"
+        text = f"reproduced if {near}; direction if {sign} {_fmt(self.null)}"
+        if self.measure.ci:
+            text += (f"; judged on the 95% interval: within noise if it holds "
+                     f"{_fmt(self.null)}, reproduced if it reaches the paper's band")
+        return text
 
 
 Rule = Callable[[Mapping[str, Any]], Verdict]
@@ -285,6 +382,11 @@ class Claim:
         quick: whether the quick size measures this claim at all.
         quick_is_paper_size: the quick size is the paper's for this claim, so a quick run may
             call it reproduced (otherwise a quick run is capped at direction).
+        ci: the summary key of the figure's 95 % interval (default: the rule's measure's);
+            shown beside our figure. A plain predicate that has one reads it itself and
+            returns :attr:`Verdict.WITHIN_NOISE` where it holds the value of no effect.
+        exact: the figure has no sampling noise (default: the rule's measure's). A claim
+            that is neither exact nor has an interval in the run is marked as having none.
     """
 
     id: str
@@ -296,6 +398,8 @@ class Claim:
     how: str = ""
     quick: bool = True
     quick_is_paper_size: bool = False
+    ci: str | None = None
+    exact: bool = False
 
     def __post_init__(self) -> None:
         if not self.id or not self.text or not self.paper:
@@ -308,6 +412,17 @@ class Claim:
             raise ValueError(f"claim {self.id}: name the summary keys it reads (keys=...)")
         if not self.how and hasattr(self.rule, "describe"):
             object.__setattr__(self, "how", self.rule.describe())
+        measure = getattr(self.rule, "measure", None)
+        if isinstance(measure, Measure):
+            if self.ci is None:
+                object.__setattr__(self, "ci", measure.ci)
+            object.__setattr__(self, "exact", self.exact or measure.exact)
+        if self.ci is not None and self.exact:
+            raise ValueError(f"claim {self.id}: a figure is either exact or has an interval")
+
+    def interval(self, summary: Mapping[str, Any]) -> Interval | None:
+        """The figure's interval in ``summary``, or ``None``."""
+        return interval_of(summary, self.ci) if self.ci is not None else None
 
     def show(self, summary: Mapping[str, Any]) -> str:
         """Our figure, as text (the keys' values when the rule has no measure)."""
@@ -328,8 +443,9 @@ class Judgement:
         verdict: the verdict.
         ours: our figure as text (``"-"`` when not measured).
         reason: why the verdict is what it is, when that is not plain from the figures
-            (a missing key, the quick cap, a failed run); empty otherwise.
+            (a missing key, the quick cap, no interval, a failed run); empty otherwise.
         size: ``"quick"`` or ``"full"``.
+        interval: our figure's interval, when the run has one.
     """
 
     claim: Claim
@@ -337,6 +453,7 @@ class Judgement:
     ours: str
     reason: str = ""
     size: str = "full"
+    interval: Interval | None = None
 
 
 def judge(claims: Sequence[Claim], summary: Mapping[str, Any] | None,
@@ -376,9 +493,15 @@ def _judge_one(claim: Claim, summary: Mapping[str, Any] | None, quick: bool,
     try:
         verdict = Verdict(claim.rule(summary))
         ours = claim.show(summary)
+        ci = claim.interval(summary)
     except NotMeasured as exc:
         return unmeasured(str(exc))
-    reason = ""
+    reasons = []
     if quick and verdict is Verdict.REPRODUCED and not claim.quick_is_paper_size:
-        verdict, reason = Verdict.DIRECTION, "held, but at the quick size"
-    return Judgement(claim, verdict, ours, reason, size)
+        verdict = Verdict.DIRECTION
+        reasons.append("held, but at the quick size")
+    if ci is not None:
+        ours = f"{ours} ({ci.show()})"
+    elif not claim.exact:
+        reasons.append("no interval: one run, no paired test")
+    return Judgement(claim, verdict, ours, "; ".join(reasons), size, ci)

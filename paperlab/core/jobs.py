@@ -34,7 +34,6 @@ import multiprocessing
 import os
 import signal
 import sys
-import tempfile
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -45,6 +44,7 @@ import numpy as np
 
 from paperlab.core import progress
 from paperlab.core.data import cache_dir
+from paperlab.core.results import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -255,14 +255,7 @@ def _save(path: Path, job: Job, value: Any) -> None:
     """Write atomically (temporary file + rename): a killed run never leaves half a result."""
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"job": job.label(), "seed": job.seed, "result": value}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(record))
 
 
 def _load(path: Path, job: Job) -> Any:

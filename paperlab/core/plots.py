@@ -73,3 +73,39 @@ def save(fig: Any, path: str | os.PathLike[str]) -> Path:
     plt.close(fig)
     os.replace(tmp, path)
     return path
+
+
+def errorbars(ax: Any, x: Any, y: Any, intervals: Any, **kwargs: Any) -> Any:
+    """Plot ``y`` against ``x`` with asymmetric error bars from interval dicts.
+
+    ``intervals`` holds one ``{"lo", "hi", ...}`` (see :mod:`paperlab.core.stats`) or ``None``
+    per point; a point without one gets no bar. The axis is widened to hold every bar, so an
+    axis never spans less than the intervals it shows. Other keyword arguments go to
+    ``ax.errorbar`` (``label``, ``marker``, ``color``, ...). Returns its container.
+    """
+    xs, ys = [float(v) for v in x], [float(v) for v in y]
+    if not len(xs) == len(ys) == len(intervals):
+        raise ValueError(f"x, y and intervals need one length, got {len(xs)}, {len(ys)}, "
+                         f"{len(intervals)}")
+    below = [0.0 if ci is None else max(0.0, yv - float(ci["lo"]))
+             for yv, ci in zip(ys, intervals, strict=True)]
+    above = [0.0 if ci is None else max(0.0, float(ci["hi"]) - yv)
+             for yv, ci in zip(ys, intervals, strict=True)]
+    kwargs.setdefault("capsize", 3)
+    kwargs.setdefault("marker", "o")
+    container = ax.errorbar(xs, ys, yerr=[below, above], **kwargs)
+    ends = [yv - b for yv, b in zip(ys, below, strict=True)] + [
+        yv + a for yv, a in zip(ys, above, strict=True)]
+    lo, hi = ax.get_ylim()
+    if ends and (min(ends) < lo or max(ends) > hi):
+        pad = 0.05 * (max(ends) - min(ends) or 1.0)
+        ax.set_ylim(min(lo, min(ends) - pad), max(hi, max(ends) + pad))
+    return container
+
+
+def legend_outside(ax: Any, **kwargs: Any) -> Any:
+    """A legend to the right of the axes, where it covers no data."""
+    kwargs.setdefault("loc", "upper left")
+    kwargs.setdefault("bbox_to_anchor", (1.02, 1.0))
+    kwargs.setdefault("borderaxespad", 0.0)
+    return ax.legend(**kwargs)

@@ -4,8 +4,10 @@ Every page here is built from run records (the ``<system>.json`` files of
 :mod:`paperlab.core.results`) judged by each system's declared claims
 (:mod:`paperlab.core.claims`), so the README, the report and the JSON cannot disagree.
 
-Command line (rewrites the reports from a results folder, and optionally the README's table
-between ``<!-- paperlab:claims:begin -->`` and ``<!-- paperlab:claims:end -->``)::
+Command line (rewrites the reports from a results folder, and optionally the README's table:
+quick records between ``<!-- paperlab:claims:begin -->`` and ``<!-- paperlab:claims:end -->``,
+full-size records, such as the kept ``results/full/``, between ``<!-- paperlab:full:begin -->``
+and ``<!-- paperlab:full:end -->``)::
 
     paperlab report [--out results/] [--readme README.md]
     python -m paperlab.core.report --results results/ [--readme README.md]   # the same
@@ -28,20 +30,36 @@ from typing import Any
 from paperlab.core import registry
 from paperlab.core.claims import Judgement, Verdict, judge
 from paperlab.core.results import atomic_write_text, fmt
+from paperlab.core.stats import LEVEL
 
 log = logging.getLogger(__name__)
 
 BEGIN = "<!-- paperlab:claims:begin -->"
 END = "<!-- paperlab:claims:end -->"
+# The README's full-size table: written from the kept full-size records (results/full/).
+FULL_BEGIN = "<!-- paperlab:full:begin -->"
+FULL_END = "<!-- paperlab:full:end -->"
+# In a folder of full-size records: {system: why it has no full-size record}.
+NOT_RUN_FILE = "NOT_RUN.json"
 
 VERDICT_MEANING = {
     Verdict.REPRODUCED: "our figure matches the paper's within the stated tolerance",
     Verdict.DIRECTION: "same sign or ordering as the paper, different size (a quick run "
                        "never claims more, unless its size is the paper's)",
+    Verdict.WITHIN_NOISE: "our figure's 95% interval (two-sided) holds the value of no effect, "
+                          "so the run shows neither the paper's effect nor its absence",
     Verdict.NOT_REPRODUCED: "the paper's effect is absent or reversed in our run",
     Verdict.NOT_MEASURED: "no figure for it in this run (key missing, run failed, or not at "
                           "this size)",
 }
+
+NOISE_TEXT = (
+    f"Intervals are {LEVEL:.0%}, two-sided: over seeds a Student-t interval of the mean, for "
+    "two classifiers on the same test examples an exact paired interval from the discordant "
+    "pairs (McNemar's), elsewhere a bootstrap over examples, graphs or timing repeats; each "
+    "figure names its own. A figure whose run has no interval (one seed, no paired test) is "
+    "judged on its point value and marked \"no interval\"; counted figures (FLOPs, a "
+    "deterministic simulation) need none.")
 
 # Slack (s) when deciding which plots a run wrote (see :func:`plots_of`).
 _PLOT_SLACK_S = 60.0
@@ -58,6 +76,8 @@ class Outcome:
         judgements: one per declared claim.
         error: the failure in one line, or ``""`` when the run finished.
         plots: the PNG files the run wrote.
+        command: the command line that made the run (``""`` when not recorded).
+        made: when and at which commit it ran (``""`` when not recorded).
     """
 
     system: str
@@ -68,6 +88,8 @@ class Outcome:
     judgements: tuple[Judgement, ...]
     error: str = ""
     plots: tuple[Path, ...] = ()
+    command: str = ""
+    made: str = ""
 
     @property
     def size(self) -> str:
@@ -101,6 +123,8 @@ def outcome(rec: Mapping[str, Any], quick: bool, out_dir: Path | None = None,
             for j in judge(claims, None, quick)
         ]
     plots = plots_of(name, out_dir, json_path, rec.get("seconds")) if out_dir else ()
+    env = rec.get("environment") if isinstance(rec.get("environment"), Mapping) else {}
+    made = ", ".join(str(env[k]) for k in ("date", "commit") if env.get(k))
     return Outcome(
         system=name,
         paper=str(rec.get("paper") or (system.paper if system is not None else "-")),
@@ -110,6 +134,8 @@ def outcome(rec: Mapping[str, Any], quick: bool, out_dir: Path | None = None,
         judgements=tuple(judgements),
         error="" if ok else str(rec.get("error") or "failed"),
         plots=plots,
+        command=str(rec.get("command") or ""),
+        made=made,
     )
 
 
@@ -231,7 +257,7 @@ def markdown_report(outcomes: Sequence[Outcome], out_dir: Path | None = None) ->
     """
     out = [f"# {_title(outcomes)}", "", tally_text(outcomes) + ".", "",
            "Verdicts: " + "; ".join(f"**{v.value}**: {m}" for v, m in VERDICT_MEANING.items())
-           + ".", "", "## Claims", "", claims_table(outcomes)]
+           + ".", "", NOISE_TEXT, "", "## Claims", "", claims_table(outcomes)]
     for o in outcomes:
         out += [f"## {o.system}", "", f"*{o.paper}*", ""]
         if o.error:
@@ -266,6 +292,7 @@ th { background: #f3f3f3; }
 .reproduced { background: #d8f0d8; }
 .direction { background: #fbefc9; }
 .not-reproduced { background: #f6d2d2; }
+.within-noise { background: #dde6f6; }
 .not-measured { background: #e8e8e8; color: #555; }
 figure { margin: 1rem 0; }
 img { max-width: 100%; border: 1px solid #ddd; }
@@ -316,6 +343,7 @@ def html_report(outcomes: Sequence[Outcome]) -> str:
                 + (f'<br><span class="how">{e(j.reason)}</span>' if j.reason else "")
                 + "</td></tr>")
     meaning = "".join(f"<li><b>{e(v.value)}</b>: {e(m)}</li>" for v, m in VERDICT_MEANING.items())
+    meaning += f"</ul><p>{e(NOISE_TEXT)}</p><ul>"
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{e(_title(outcomes))}</title><style>{_CSS}</style></head><body>",
@@ -369,11 +397,65 @@ def replace_between_markers(text: str, table: str, begin: str = BEGIN, end: str 
     return pattern.sub(lambda _: f"{begin}\n{table.rstrip()}\n{end}", text)
 
 
-def rewrite_readme(path: str | Path, outcomes: Sequence[Outcome]) -> Path:
-    """Rewrite the claims table between the markers of the README at ``path``."""
+def not_run_reasons(results_dir: str | Path) -> dict[str, str]:
+    """``{system: reason}`` from ``results_dir/NOT_RUN.json`` (empty when there is none).
+
+    Raises:
+        ValueError: the file is not a JSON object of strings.
+    """
+    path = Path(results_dir) / NOT_RUN_FILE
+    if not path.exists():
+        return {}
+    try:
+        got = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not JSON ({exc})") from None
+    if not (isinstance(got, dict) and all(isinstance(v, str) for v in got.values())):
+        raise ValueError(f"{path}: expected {{system: reason}} with text reasons")
+    return got
+
+
+def full_table(outcomes: Sequence[Outcome], reasons: Mapping[str, str]) -> str:
+    """The README's full-size table: every implemented system's claims from its kept record,
+    then the systems with no full-size record (with the reason), then how each was made."""
+    present = {o.system for o in outcomes}
+    rows = claim_rows(outcomes)
+    for name in registry.names():
+        if name in present or not registry.is_implemented(name):
+            continue
+        why = reasons.get(name, "no full-size record kept")
+        rows.append({"system": name, "claim": "(all)", "paper": "-", "ours": "-",
+                     "verdict": f"not run at full size: {why}"})
+    table = _md_table(rows, ("system", "claim", "paper", "ours", "verdict")) if rows else ""
+    made = [{"system": o.system, "command": f"`{o.command}`" if o.command else "-",
+             "seconds": fmt(o.seconds), "made": o.made or "-"} for o in outcomes]
+    if made:
+        table += "\n" + _md_table(made, ("system", "command", "seconds", "made"))
+    return table or "_(no full-size records)_\n"
+
+
+def rewrite_readme(path: str | Path, outcomes: Sequence[Outcome],
+                   reasons: Mapping[str, str] | None = None) -> Path:
+    """Rewrite a table of the README at ``path`` from ``outcomes``.
+
+    Quick-size records go between :data:`BEGIN` and :data:`END`; full-size records (all of
+    them full) between :data:`FULL_BEGIN` and :data:`FULL_END`, with a row for each system
+    that has none (``reasons`` says why).
+
+    Raises:
+        ValueError: the markers are missing, or quick and full records are mixed.
+    """
+    sizes = {o.quick for o in outcomes}
+    if len(sizes) > 1:
+        raise ValueError("the records mix quick and full sizes; keep them in separate folders")
     path = Path(path)
     text = path.read_text(encoding="utf-8")
-    return atomic_write_text(path, replace_between_markers(text, claims_table(outcomes)))
+    if sizes == {False}:
+        text = replace_between_markers(text, full_table(outcomes, reasons or {}),
+                                       FULL_BEGIN, FULL_END)
+    else:
+        text = replace_between_markers(text, claims_table(outcomes))
+    return atomic_write_text(path, text)
 
 
 def regenerate(results_dir: str | Path, readme: str | Path | None = None) -> int:
@@ -390,7 +472,7 @@ def regenerate(results_dir: str | Path, readme: str | Path | None = None) -> int
         print(f"wrote {path}")
     if readme is not None:
         try:
-            print(f"wrote {rewrite_readme(readme, outcomes)}")
+            print(f"wrote {rewrite_readme(readme, outcomes, not_run_reasons(results_dir))}")
         except (OSError, ValueError) as exc:
             print(f"{readme}: {exc}", file=sys.stderr)
             return 1

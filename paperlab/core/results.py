@@ -11,10 +11,12 @@ import json
 import math
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,8 @@ class RunContext:
         data_root: explicit ``--data-root`` or ``None`` (then the usual search order).
         options: parsed values of the system's typed options (``System.options``), ``None``
             when unset.
+        command: the command line that made this run, kept in its record (``""``: called
+            from Python).
     """
 
     system: str
@@ -54,6 +58,7 @@ class RunContext:
     out_dir: Path = Path("results")
     data_root: Path | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    command: str = ""
 
     def plot_path(self, name: str) -> Path:
         """``<out_dir>/<system>_<name>.png`` (the folder is created)."""
@@ -82,8 +87,21 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
 
+def _commit() -> str | None:
+    """The checkout's commit (``"abc1234+dirty"`` with uncommitted changes), if in git."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10, check=True).stdout
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--", "."],
+                               capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.strip() + ("+dirty" if dirty.strip() else "")
+
+
 def environment() -> dict[str, Any]:
-    """Python, torch (when imported), CPU and thread count of this run."""
+    """Python, torch (when imported), CPU, thread count, commit and date of this run."""
     torch = sys.modules.get("torch")
     threads = torch.get_num_threads() if torch is not None else os.cpu_count()
     cpu = platform.processor() or platform.machine()
@@ -99,6 +117,8 @@ def environment() -> dict[str, Any]:
         "torch": getattr(torch, "__version__", None),
         "cpu": cpu,
         "threads": threads,
+        "commit": _commit(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
 
@@ -131,6 +151,8 @@ def record(system: Any, ctx: RunContext, result: Result, seconds: float) -> dict
         "environment": environment(),
         "seconds": round(seconds, 3),
     }
+    if ctx.command:
+        rec["command"] = ctx.command
     if result.notes:
         rec["notes"] = list(result.notes)
     return _jsonable(rec)
@@ -139,12 +161,14 @@ def record(system: Any, ctx: RunContext, result: Result, seconds: float) -> dict
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` to ``path`` through a temp file in the same folder, then rename.
 
-    A reader sees the old file or the new one, never half of one.
+    A reader sees the old file or the new one, never half of one. The file gets the
+    permissions a plain ``open`` would give it (0666 less the umask), not the temp file's 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -156,10 +180,20 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return path
 
 
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def fmt(value: Any) -> str:
-    """A table cell: 4 significant digits for floats, '-' for missing."""
+    """A table cell: 4 significant digits for floats, '-' for missing, ``[lo, hi]`` for an
+    interval (see :mod:`paperlab.core.stats`)."""
     if value is None:
         return "-"
+    if isinstance(value, Mapping) and {"lo", "hi"} <= set(value):
+        return f"[{fmt(value['lo'])}, {fmt(value['hi'])}]"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):

@@ -11,6 +11,7 @@ from paperlab.core.claims import (
     count,
     difference,
     fraction,
+    interval_of,
     judge,
     ratio,
     value,
@@ -19,6 +20,7 @@ from paperlab.core.registry import System
 
 R, D, N, M = (Verdict.REPRODUCED, Verdict.DIRECTION, Verdict.NOT_REPRODUCED,
               Verdict.NOT_MEASURED)
+W = Verdict.WITHIN_NOISE
 
 SPEEDUP = Claim("speedup", "ours is 2x faster", "2.0x",
                 Threshold(value("speedup", "x"), paper=2.0, tolerance=0.2, null=1.0))
@@ -173,3 +175,100 @@ def test_fraction_of_pairs_won():
             share(bad)
     with pytest.raises(ValueError, match="per"):
         fraction("a", "b", per=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Noise: a figure with an interval
+
+
+def ci(lo, hi):
+    return {"lo": lo, "hi": hi, "level": 0.95, "method": "test"}
+
+
+GAIN = Threshold(difference("a", "b", ci="gain_ci"), paper=2.0, tolerance=0.5, null=0.0)
+
+
+@pytest.mark.parametrize("lo, hi, expected", [
+    (-0.1, 0.3, W),    # holds null
+    (0.0, 0.3, W),     # null on the edge: not distinguishable
+    (-0.3, 0.0, W),
+    (0.01, 0.3, D),    # clear of null, short of the paper's band [1.5, 2.5]
+    (0.01, 1.49, D),
+    (0.01, 1.5, R),    # reaches the band's edge
+    (1.0, 3.0, R),     # holds the whole band
+    (2.5, 4.0, R),     # touches the band from above
+    (2.51, 4.0, D),    # past it: same side, different size
+    (-0.3, -0.01, N),  # clear of null on the wrong side
+])
+def test_threshold_with_interval_on_both_sides_of_each_edge(lo, hi, expected):
+    # The point (a - b = 0.1) is the same throughout: the interval decides.
+    assert GAIN({"a": 0.6, "b": 0.5, "gain_ci": ci(lo, hi)}) is expected
+
+
+def test_threshold_point_within_tolerance_but_noisy_is_within_noise():
+    assert GAIN({"a": 2.5, "b": 0.5, "gain_ci": ci(-1.0, 5.0)}) is W
+    assert GAIN({"a": 2.5, "b": 0.5}) is R  # the same point without an interval
+
+
+def test_threshold_with_interval_lower_and_at_least():
+    low = Threshold(value("r", ci="r_ci"), paper=0.7, tolerance=0.05, null=1.0, better="lower")
+    assert [low({"r": 0.8, "r_ci": ci(*c)}) for c in
+            ((0.9, 1.1), (0.9, 1.0), (0.75, 0.99), (0.76, 0.99), (0.5, 0.6), (1.01, 1.2))] == [
+        W, W, R, D, D, N]
+    most = Threshold(value("s", ci="s_ci"), paper=40, tolerance=5, null=1, at_least=True)
+    assert [most({"s": 50, "s_ci": ci(*c)}) for c in
+            ((200, 300), (10, 35), (10, 34.9), (0.5, 1.5), (0.2, 0.9))] == [R, R, D, W, N]
+
+
+@pytest.mark.parametrize("lo, hi, above, inclusive, expected", [
+    (0.01, 1.0, True, False, R), (0.0, 1.0, True, False, W), (-1.0, 0.0, True, True, W),
+    (-1.0, -0.01, True, False, N), (-1.0, -0.01, False, False, R), (0.01, 1.0, False, True, N),
+    (-0.5, 0.5, False, False, W),
+])
+def test_bound_with_interval(lo, hi, above, inclusive, expected):
+    rule = Bound(value("x", ci="x_ci"), limit=0.0, above=above, inclusive=inclusive)
+    # The point is on the other side from the interval's verdict in half of these: ignored.
+    assert rule({"x": 0.3 if expected is N else -0.3, "x_ci": ci(lo, hi)}) is expected
+    assert "within noise" in rule.describe()
+
+
+def test_judgement_shows_the_interval_or_says_there_is_none():
+    claim = Claim("g", "gain", "+2", GAIN)
+    j = one(claim, {"a": 3.0, "b": 1.0, "gain_ci": ci(1.2, 2.8)})
+    assert j.verdict is R and j.reason == "" and j.interval.lo == 1.2
+    assert "95% CI [1.2, 2.8], test" in j.ours
+    j = one(claim, {"a": 3.0, "b": 1.0})  # an older run without the interval
+    assert j.verdict is R and j.reason == "no interval: one run, no paired test"
+    j = one(claim, {"a": 3.0, "b": 1.0}, quick=True)
+    assert j.verdict is D and j.reason == "held, but at the quick size; no interval: one run, " \
+        "no paired test"
+    exact = Claim("f", "flops", "37%", Threshold(value("f", exact=True), paper=0.37,
+                                                   tolerance=0.05, null=0.0))
+    assert exact.exact and one(exact, {"f": 0.36}).reason == ""
+    j = one(claim, {"a": 3.0, "b": 1.0, "gain_ci": ci(-0.5, 0.5)}, quick=True)
+    assert j.verdict is W and j.reason == ""  # within noise is never capped or upgraded
+
+
+def test_plain_predicate_claim_may_declare_its_interval():
+    def rule(s):
+        return W if interval_of(s, "x_ci").holds(0.0) else R
+    claim = Claim("p", "t", "p", rule, keys=("x",), ci="x_ci")
+    j = one(claim, {"x": 1.0, "x_ci": ci(-1, 2)})
+    assert j.verdict is W and "[-1, 2]" in j.ours
+
+
+@pytest.mark.parametrize("bad", [[0, 1], {"lo": 0}, {"lo": "a", "hi": 1}, {"lo": 2, "hi": 1},
+                                 {"lo": 0, "hi": float("inf")}, {"lo": 0, "hi": 1, "level": 2}])
+def test_malformed_interval_is_not_measured(bad):
+    with pytest.raises(NotMeasured):
+        interval_of({"k": bad}, "k")
+    claim = Claim("g", "gain", "+2", GAIN)
+    assert one(claim, {"a": 3.0, "b": 1.0, "gain_ci": bad}).verdict is M
+    assert interval_of({}, "k") is None
+
+
+def test_a_measure_is_exact_or_has_an_interval_not_both():
+    with pytest.raises(ValueError, match="either exact"):
+        value("x", ci="x_ci", exact=True)
+    with pytest.raises(ValueError, match="either exact"):
+        Claim("p", "t", "p", lambda s: R, keys=("x",), ci="x_ci", exact=True)

@@ -13,7 +13,8 @@ def test_run_writes_schema_json_md_and_plot(tmp_path, capsys):
     assert list(rec)[: len(results.SCHEMA_KEYS)] == list(results.SCHEMA_KEYS)
     assert rec["system"] == "toy" and rec["quick"] is True and rec["seed"] == 3
     assert rec["results"][0]["method"] == "baseline"
-    assert set(rec["environment"]) == {"python", "torch", "cpu", "threads"}
+    assert set(rec["environment"]) == {"python", "torch", "cpu", "threads", "commit", "date"}
+    assert rec["command"] == "paperlab run toy --quick --seed 3"
     assert "gain" in rec["summary"]
     assert (tmp_path / "toy.md").read_text().startswith("# toy: Toy paper")
     assert (tmp_path / "toy_means.png").read_bytes()[:4] == b"\x89PNG"

@@ -59,11 +59,11 @@ def verdicts(outcomes):
 def test_reproduce_writes_verdicts_and_prints_the_table(tmp_path, capsys):
     assert reproduce(tmp_path) == cli.EXIT_FAILED  # the broken one fails; the report is written
     out = capsys.readouterr().out
-    assert "| toy_claims | ours beats the baseline by 1 | +1.0 | 1 (full, seed 0) | reproduced |" \
-        in out
+    row = ("| toy_claims | ours beats the baseline by 1 | +1.0 | 1 (full, seed 0) | reproduced "
+           "(no interval: one run, no paired test) |")
+    assert row in out
     md = (tmp_path / "REPORT.md").read_text()
-    assert "| toy_claims | ours beats the baseline by 1 | +1.0 | 1 (full, seed 0) | reproduced |" \
-        in md
+    assert row in md and "95%, two-sided" in md
     assert "ours is 3x faster \\| really" in md  # a '|' in a claim does not break the table
     assert "not measured (no speedup in the summary)" in md
     assert "not measured (run failed: RuntimeError: boom)" in md
@@ -135,21 +135,57 @@ after
 """
 
 
+FULL_README = README + f"""
+{report.FULL_BEGIN}
+| old | full |
+{report.FULL_END}
+end
+"""
+
+
 def test_readme_table_between_markers(tmp_path):
-    reproduce(tmp_path)
+    reproduce(tmp_path, "--quick")
     readme = tmp_path / "README.md"
-    readme.write_text(README)
+    readme.write_text(FULL_README)
     assert report.main(["--results", str(tmp_path), "--readme", str(readme)]) == 0
     text = readme.read_text()
     assert "| old | table |" not in text and text.startswith("# x\n\ntext\n")
-    assert text.endswith("<!-- paperlab:claims:end -->\nafter\n")
+    assert "<!-- paperlab:claims:end -->\nafter\n" in text
+    assert "| old | full |" in text  # a quick run leaves the full-size table alone
     assert report.claims_table(report.load_outcomes(tmp_path)) in text
-    readme.write_text(README)
+    readme.write_text(FULL_README)
     assert cli.main(["report", "--out", str(tmp_path), "--readme", str(readme)]) == 0
     assert readme.read_text() == text  # `paperlab report` is the same command
     again = report.replace_between_markers(text, report.claims_table(report.load_outcomes(
         tmp_path)))
     assert again == text  # idempotent
+
+
+def test_full_size_records_write_the_full_table_with_reasons_and_commands(tmp_path):
+    full = tmp_path / "full"
+    reproduce(full)  # toy_claims finishes (full size), toy_claims_broken writes no record
+    (full / report.NOT_RUN_FILE).write_text(json.dumps({"toy_claims_broken": "takes a week"}))
+    readme = tmp_path / "README.md"
+    readme.write_text(FULL_README)
+    assert cli.main(["report", "--out", str(full), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "| old | table |" in text and "| old | full |" not in text  # quick table untouched
+    assert "| toy_claims_broken | (all) | - | - | not run at full size: takes a week |" in text
+    assert "`paperlab run toy_claims --seed 0`" in text  # the command that made the record
+    assert "| toy_claims | ours beats the baseline by 1 |" in text
+    (full / report.NOT_RUN_FILE).write_text("[1]")
+    assert cli.main(["report", "--out", str(full), "--readme", str(readme)]) == 1
+
+
+def test_quick_and_full_records_are_not_mixed(tmp_path):
+    reproduce(tmp_path)
+    rec = json.loads((tmp_path / "toy_claims.json").read_text())
+    rec.update(system="toy_claims_broken", quick=True)
+    (tmp_path / "toy_claims_broken.json").write_text(json.dumps(rec))
+    readme = tmp_path / "README.md"
+    readme.write_text(FULL_README)
+    with pytest.raises(ValueError, match="mix quick and full"):
+        report.rewrite_readme(readme, report.load_outcomes(tmp_path))
 
 
 @pytest.mark.parametrize("bad", ["no markers", f"{report.END}\n{report.BEGIN}",
