@@ -1,0 +1,229 @@
+"""One fine-tuning trainer for sequence classification on the MiniLM encoder, with a cache.
+
+``finetune(train_set, cfg)`` fine-tunes every weight of all-MiniLM-L6-v2 with a new linear head
+(AdamW, linear warm-up then linear decay, BERT's recipe) and caches the weights under
+``<cache>/text/checkpoints/minilm-<hash>.pt``, the hash covering the configuration and the
+training sentences, so a second run (or another system with the same data and recipe) loads
+them. Training resumes from the last finished epoch after an interruption. Checkpoints are
+read with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from paperlab.core.data import cache_dir
+from paperlab.core.progress import track
+from paperlab.core.seed import derive_seed
+from paperlab.text.data import TextSet
+from paperlab.text.minilm import load_classifier, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """How the classifier is fine-tuned (every field is part of the checkpoint's cache key).
+
+    Attributes:
+        epochs: passes over the training sentences.
+        batch_size: sentences per step.
+        lr: peak AdamW learning rate (BERT fine-tuning uses 2e-5 to 5e-5).
+        weight_decay: AdamW decay (not on biases and norms).
+        warmup: share of the steps spent warming the rate up from 0.
+        max_length: tokens kept per sentence, ``[CLS]`` and ``[SEP]`` included.
+        dropout: dropout in the encoder and before the head.
+        seed: initialisation of the head, dropout and the shuffles.
+    """
+
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    max_length: int = 64
+    dropout: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "max_length"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        if self.max_length < 3:
+            raise ValueError(f"max_length must be >= 3 ([CLS], a token, [SEP]), got "
+                             f"{self.max_length}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"warmup must be in [0, 1), got {self.warmup!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+
+    def lr_at(self, step: int, total: int) -> float:
+        """Linear warm-up to ``lr`` over ``warmup * total`` steps, then linear decay to 0."""
+        warm = max(1, round(self.warmup * total))
+        if step < warm:
+            return self.lr * (step + 1) / warm
+        return self.lr * max(0.0, (total - step) / max(1, total - warm))
+
+
+@dataclass
+class Finetuned:
+    """A fine-tuned classifier.
+
+    Attributes:
+        model: ``BertForSequenceClassification`` in eval mode.
+        tokenizer: its tokenizer.
+        path: the checkpoint file (written or read).
+        cached: loaded from the cache (True) or trained in this call (False).
+        history: per epoch: ``epoch``, ``loss``, ``train_acc``, ``seconds``.
+    """
+
+    model: nn.Module
+    tokenizer: Any
+    path: Path
+    cached: bool
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def train_seconds(self) -> float:
+        return float(sum(h["seconds"] for h in self.history))
+
+
+def checkpoint_path(data: TextSet, cfg: FinetuneConfig, num_labels: int) -> Path:
+    """``<cache>/text/checkpoints/minilm-<hash of config, labels count and sentences>.pt``."""
+    h = hashlib.sha256(json.dumps([dataclasses.asdict(cfg), num_labels], sort_keys=True).encode())
+    for text in data.texts:
+        h.update(text.encode("utf-8") + b"\0")
+    h.update(np.ascontiguousarray(data.labels, dtype=np.int64).tobytes())
+    return cache_dir() / "text" / "checkpoints" / f"minilm-{h.hexdigest()[:16]}.pt"
+
+
+def encode(tokenizer: Any, texts: tuple[str, ...] | list[str], max_length: int) -> dict[str, Any]:
+    """``input_ids`` and ``attention_mask`` ``(n, longest)`` int64, padded on the right."""
+    return tokenizer(list(texts), truncation=True, max_length=max_length, padding=True,
+                     return_tensors="pt")
+
+
+def _save(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _check(data: TextSet, num_labels: int) -> None:
+    if len(data) == 0:
+        raise ValueError(f"{data.name}: no training sentences")
+    bad = [i for i, t in enumerate(data.texts) if not isinstance(t, str) or not t.strip()]
+    if bad:
+        raise ValueError(f"{data.name}: sentence {bad[0]} is empty or not text")
+    if data.labels.min() < 0 or data.labels.max() >= num_labels:
+        raise ValueError(f"{data.name}: labels must be in [0, {num_labels}), got "
+                         f"[{data.labels.min()}, {data.labels.max()}]")
+
+
+def finetune(data: TextSet, cfg: FinetuneConfig, num_labels: int = 2, *, retrain: bool = False,
+             cache: bool = True) -> Finetuned:
+    """Fine-tune MiniLM with a linear head on ``data``, or load the cached result.
+
+    Args:
+        data: the training sentences and their labels.
+        cfg: the recipe.
+        num_labels: number of classes.
+        retrain: ignore a cached checkpoint (and a partial one) and train from scratch.
+        cache: write checkpoints (False: train in memory only, e.g. in tests).
+
+    Returns:
+        a :class:`Finetuned` with the model in eval mode. The caller sets the thread count.
+    """
+    _check(data, num_labels)
+    path = checkpoint_path(data, cfg, num_labels)
+    partial = path.with_suffix(".partial")
+    tokenizer = load_tokenizer()
+    torch.manual_seed(derive_seed(cfg.seed, "init"))
+    model = load_classifier(num_labels, cfg.dropout)
+    if cache and path.exists() and not retrain:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        log.info("loaded cached classifier %s", path)
+        return Finetuned(model.eval(), tokenizer, path, True, list(state.get("history", [])))
+
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    history: list[dict[str, float]] = []
+    start = 0
+    if cache and partial.exists() and not retrain:
+        state = torch.load(partial, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        history, start = list(state["history"]), int(state["epoch"])
+        log.info("resuming %s at epoch %d", partial, start)
+
+    n = len(data)
+    steps = math.ceil(n / cfg.batch_size)
+    total = steps * cfg.epochs
+    labels = torch.from_numpy(np.asarray(data.labels, dtype=np.int64))
+    for epoch in track(range(start, cfg.epochs), "fine-tuning MiniLM", total=cfg.epochs - start):
+        seed = derive_seed(cfg.seed, "epoch", str(epoch))
+        torch.manual_seed(seed)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        model.train()
+        tic, loss_sum, correct = time.perf_counter(), 0.0, 0
+        for i in range(steps):
+            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            batch = encode(tokenizer, [data.texts[j] for j in idx.tolist()], cfg.max_length)
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr_at(epoch * steps + i, total)
+            logits = model(**batch).logits
+            loss = F.cross_entropy(logits, labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * len(idx)
+            correct += int((logits.argmax(-1) == labels[idx]).sum())
+        history.append({"epoch": epoch + 1, "loss": loss_sum / n, "train_acc": correct / n,
+                        "seconds": time.perf_counter() - tic})
+        log.info("epoch %d/%d loss %.4f train acc %.4f (%.0f s)", epoch + 1, cfg.epochs,
+                 loss_sum / n, correct / n, history[-1]["seconds"])
+        if cache:
+            _save(partial, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                            "history": history, "epoch": epoch + 1})
+    if cache:
+        _save(path, {"model": model.state_dict(), "history": history})
+        partial.unlink(missing_ok=True)
+    return Finetuned(model.eval(), tokenizer, path, False, history)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, tokenizer: Any, texts: tuple[str, ...] | list[str],
+            max_length: int = 64, batch_size: int = 64) -> np.ndarray:
+    """Predicted class of each sentence, ``int64`` ``(len(texts),)``.
+
+    Sentences are batched by length (less padding) and returned in their original order.
+    """
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    out = np.empty(len(texts), dtype=np.int64)
+    model.eval()
+    for s in range(0, len(order), batch_size):
+        rows = order[s:s + batch_size]
+        batch = encode(tokenizer, [texts[i] for i in rows], max_length)
+        out[rows] = model(**batch).logits.argmax(-1).numpy()
+    return out
