@@ -47,7 +47,25 @@ def test_run_at_toy_size(tmp_path):
     assert result.summary["size"] == "1x2^12"
     assert result.summary["ratio_two_pass_vs_online"] == pytest.approx(
         online["ms_cpu"] / two["ms_cpu"])
+    assert len(two["ms_cpu_repeats"]) == 2 and two["ms_cpu"] == pytest.approx(
+        np.median(two["ms_cpu_repeats"]))
+    ci = result.summary["ratio_two_pass_vs_best_three_pass_ci95"]
+    assert ci["lo"] <= result.summary["ratio_two_pass_vs_best_three_pass"] <= ci["hi"]
+    assert ci["level"] == 0.95 and "2 and 2 repeats" in ci["method"]
     assert (tmp_path / "softmax_throughput.png").exists()
+
+
+def test_one_round_has_no_interval():
+    rows = [{"shape": "1x2^10", "method": m, "ms_cpu": t, "ms_cpu_repeats": [t]}
+            for m, t in (("two_pass", 1.0), ("three_pass_recompute", 1.2),
+                         ("three_pass_reload", 1.3))]
+    assert experiment.best_three_pass_interval(rows, "1x2^10") is None
+    for r in rows:
+        r["ms_cpu_repeats"] = [r["ms_cpu"], 1.1 * r["ms_cpu"]]
+    ci = experiment.best_three_pass_interval(rows, "1x2^10")
+    # recompute (the faster three-pass) over two-pass: medians 1.26 / 1.05 = 1.2; the
+    # resampled medians stay within each side's rounds, so at most 1.32 / 1.0 (reload: 1.43)
+    assert ci["lo"] <= 1.2 <= ci["hi"] <= 1.32 + 1e-9
 
 
 def test_bench_at_toy_size(tmp_path):
