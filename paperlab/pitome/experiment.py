@@ -6,9 +6,10 @@ evaluated without fine-tuning on the test images: the full model; ToMe at severa
 with and without proportional attention; PiToMe at keep ratios 0.975 / 0.95 / 0.925 / 0.9; and
 ToMe matched to PiToMe's FLOPs at each ratio (ToMe given PiToMe's per-block merge counts, as the
 reference code's ToMe baseline does, so the token counts and analytic FLOPs are identical).
-Accuracy, analytic FLOPs and measured images/s per setting, exact McNemar tests of PiToMe
-against matched ToMe, a plot of accuracy against FLOPs, and the merged token groups of a few
-test images.
+Accuracy (with its Clopper-Pearson interval), analytic FLOPs and measured images/s per setting,
+exact McNemar tests of PiToMe against matched ToMe with the exact paired interval of the
+accuracy difference, the throughput ratio's interval from the timing repeats, a plot of accuracy
+against FLOPs, and the merged token groups of a few test images.
 
 ``bench``: images/s and latency at batch 1 and 64 of PiToMe and ToMe against the full model,
 with fused attention (SDPA) and with explicit attention, and the break-even keep ratio at
@@ -32,7 +33,12 @@ from paperlab.core import plots
 from paperlab.core.config import resolve_config
 from paperlab.core.results import Result, RunContext
 from paperlab.core.seed import seed_everything, torch_threads
-from paperlab.core.stats import mcnemar
+from paperlab.core.stats import (
+    mcnemar,
+    paired_difference_interval,
+    proportion_interval,
+    ratio_interval,
+)
 from paperlab.pitome.merge import patch as pitome_patch
 from paperlab.vision import tome
 from paperlab.vision.data import ImageSet, load_cifar10
@@ -67,7 +73,7 @@ class Config:
         (the largest-reduction one is the summary's). pure_ratios: ratios also run with the pure
         PiToMe rule in every block. pitome_prop_attn: also run PiToMe with proportional
         attention (the reference runs it without). speed_batch, speed_repeats: the images/s
-        column of ``run``.
+        column of ``run`` (repeats >= 2: the throughput ratio's interval needs their spread).
         viz_images: test images in the merged-groups picture. retrain: ignore a cached
         checkpoint. threads: torch threads. bench_batches, bench_ratios, bench_repeats: the
         benchmark grid. bench_timm, bench_timm_ratios: a timm 224x224 ViT (197 tokens, random
@@ -92,6 +98,11 @@ class Config:
     bench_repeats: int = 7
     bench_timm: str | None = "vit_tiny_patch16_224"
     bench_timm_ratios: tuple[float, ...] = (1.0, 0.95, 0.9, 0.8)
+
+    def __post_init__(self) -> None:
+        if self.speed_repeats < 2:
+            raise ValueError(f"speed_repeats must be >= 2 (the throughput ratio's interval comes "
+                             f"from their spread), got {self.speed_repeats}")
 
     @classmethod
     def quick(cls) -> Config:
@@ -184,6 +195,26 @@ def settings(model: nn.Module, cfg: Config) -> list[Setting]:
 # run
 
 
+def timed_repeats(models: Mapping[str, nn.Module], batch: int, repeats: int
+                  ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """``(wall, cpu)``: per model, the wall-clock and thread-CPU seconds of one forward call on
+    ``batch`` images, one value per repeat (``repeats`` values).
+
+    One :func:`measure_speed` call per repeat, warmed up only before the first, is the same
+    round-robin as one call with ``repeats``, but keeps each repeat's time (``Speed`` keeps only
+    the medians), which the throughput ratio's interval needs.
+    """
+    wall: dict[str, list[float]] = {name: [] for name in models}
+    cpu: dict[str, list[float]] = {name: [] for name in models}
+    for i in range(repeats):
+        # measure_speed's default warm-up (2 calls per model) before the first repeat only
+        for name, speed in measure_speed(models, batch, repeats=1,
+                                         warmup=0 if i else 2).items():
+            wall[name].append(speed.latency_ms / 1e3)
+            cpu[name].append(speed.cpu_latency_ms / 1e3)
+    return wall, cpu
+
+
 def run(ctx: RunContext, config: Config | None = None) -> Result:
     cfg = resolve_config(ctx, Config, config)
     seed_everything(ctx.seed)
@@ -203,14 +234,14 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
                 "method": s.method, "setting": s.param,
                 "tokens_out": token_schedule(model)[-1][1],
                 "mflops": flops / 1e6, "flops_reduction": 1 - flops / full_flops,
-                "acc": float(hit.mean()),
+                "acc": float(hit.mean()), "acc_ci95": proportion_interval(int(hit.sum()), len(hit)),
             })
             log.info("%s: acc %.4f, %.2f MFLOPs", key, hit.mean(), flops / 1e6)
-        speeds = measure_speed(models, cfg.speed_batch, repeats=cfg.speed_repeats)
+        walls, cpus = timed_repeats(models, cfg.speed_batch, cfg.speed_repeats)
         for row in rows:
-            speed = speeds[f"{row['method']} {row['setting']}"]
-            row["images_per_s"] = speed.images_per_s
-            row["cpu_images_per_s"] = speed.cpu_images_per_s
+            key = f"{row['method']} {row['setting']}"
+            row["images_per_s"] = cfg.speed_batch / float(np.median(walls[key]))
+            row["cpu_images_per_s"] = cfg.speed_batch / float(np.median(cpus[key]))
         tests = []
         for ratio in cfg.keep_ratios:
             pit = correct[f"PiToMe keep={ratio}"]
@@ -221,12 +252,21 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
                               "tome_prop_attn": prop,
                               "acc_pitome": float(pit.mean()), "acc_tome": float(other.mean()),
                               "pitome_only_right": test_row["a_only"],
-                              "tome_only_right": test_row["b_only"], "p_value": test_row["p"]})
+                              "tome_only_right": test_row["b_only"], "p_value": test_row["p"],
+                              "acc_diff_ci95": paired_difference_interval(pit, other)})
         _plot_accuracy(ctx, rows)
         _plot_groups(ctx, base, test, cfg)
+    ratio = min(cfg.keep_ratios)
     summary = _summary(rows, cfg)
     summary.update({f"mcnemar_p_vs_tome_prop_{t['tome_prop_attn']}_at_{t['keep_ratio']}":
-                    t["p_value"] for t in tests if t["keep_ratio"] == min(cfg.keep_ratios)})
+                    t["p_value"] for t in tests if t["keep_ratio"] == ratio})
+    # The claims' intervals: the accuracy gap over the same test images (exact, paired), and the
+    # ratio of CPU-time medians (full / PiToMe = PiToMe's throughput / full's) from the repeats.
+    summary["acc_pitome_minus_tome_at_matched_flops_ci95"] = next(
+        t["acc_diff_ci95"] for t in tests
+        if t["keep_ratio"] == ratio and t["tome_prop_attn"] == "on")
+    summary[f"throughput_ratio_at_{ratio}_ci95"] = ratio_interval(cpus["full -"],
+                                                                  cpus[f"PiToMe keep={ratio}"])
     notes = [
         f"ViT {cfg.vit.dim}x{cfg.vit.depth} ({cfg.vit.heads} heads, patch {cfg.vit.patch_size}) "
         f"trained here for {cfg.train.epochs} epochs on {train_info['train_images']} CIFAR-10 "
@@ -238,7 +278,12 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         "the blocks, the protecting rule after) and no proportional attention, as the reference.",
         f"images/s: batch {cfg.speed_batch}, {cfg.threads} thread(s), median of "
         f"{cfg.speed_repeats} interleaved repeats on a shared CPU, by wall clock and by the "
-        "thread's CPU time (the throughput ratio uses CPU time: waiting for a core not counted).",
+        "thread's CPU time (the throughput ratio uses CPU time: waiting for a core not counted); "
+        "its 95% interval is a bootstrap of the medians over those repeats.",
+        "Intervals (95%): acc_ci95 per setting is Clopper-Pearson over the test images (the "
+        "plot's bars); PiToMe vs ToMe is judged on the exact paired interval of the difference "
+        "over the same images (acc_diff_ci95 in the McNemar rows), which is narrower than the "
+        "two bars suggest because most images are right or wrong under both.",
     ]
     data = {"test": test.source, "eval_images": len(test), "model": dataclasses.asdict(cfg.vit),
             "train": {**dataclasses.asdict(cfg.train), **train_info}, "mcnemar": tests}
@@ -267,17 +312,21 @@ def _plot_accuracy(ctx: RunContext, rows: list[dict[str, Any]]) -> None:
     fig, ax = plots.figure(title="Accuracy vs analytic FLOPs (no fine-tuning)", size=4.0)
     full = _row(rows, "full", "-")
     ax.axhline(full["acc"], color="grey", ls=":", label="full model")
-    styles = {"PiToMe": "o-", "PiToMe (prop_attn=on)": "o--", "ToMe matched (prop_attn=on)": "s--",
-              "ToMe matched (prop_attn=off)": "s:", "ToMe r (prop_attn=on)": "^-",
-              "ToMe r (prop_attn=off)": "v:", "PiToMe pure rule": "D"}
-    for method, style in styles.items():
-        pts = sorted((r["mflops"], r["acc"]) for r in rows if r["method"] == method)
+    styles = {"PiToMe": ("o", "-"), "PiToMe (prop_attn=on)": ("o", "--"),
+              "ToMe matched (prop_attn=on)": ("s", "--"),
+              "ToMe matched (prop_attn=off)": ("s", ":"), "ToMe r (prop_attn=on)": ("^", "-"),
+              "ToMe r (prop_attn=off)": ("v", ":"), "PiToMe pure rule": ("D", "none")}
+    for method, (marker, line) in styles.items():
+        pts = sorted((r for r in rows if r["method"] == method), key=lambda r: r["mflops"])
         if pts:
-            ax.plot(*zip(*pts, strict=True), style, label=method, ms=4)
-    ax.plot([full["mflops"]], [full["acc"]], "k*", ms=8)
+            plots.errorbars(ax, [r["mflops"] for r in pts], [r["acc"] for r in pts],
+                            [r["acc_ci95"] for r in pts], marker=marker, ls=line, ms=4,
+                            alpha=0.8, label=method)
+    plots.errorbars(ax, [full["mflops"]], [full["acc"]], [full["acc_ci95"]], marker="*",
+                    ls="none", color="k", ms=8)
     ax.set_xlabel("MFLOPs per image (multiply-adds, analytic)")
-    ax.set_ylabel("test accuracy")
-    ax.legend()
+    ax.set_ylabel("test accuracy (bars: 95% Clopper-Pearson)")
+    plots.legend_outside(ax)
     plots.save(fig, ctx.plot_path("accuracy_flops"))
 
 

@@ -18,7 +18,7 @@ TOY = Config(
     eval_images=60,
     tome_r=(2,),
     keep_ratios=(0.95, 0.9),
-    speed_repeats=1,
+    speed_repeats=2,
     viz_images=2,
     bench_batches=(1, 4),
     bench_ratios=(1.0, 0.9),
@@ -26,6 +26,11 @@ TOY = Config(
     bench_timm="vit_tiny_patch16_224",
     bench_timm_ratios=(1.0, 0.9),
 )
+
+
+def within(point, ci, slack=1e-12):
+    """``lo <= point <= hi`` up to float rounding (a difference of two means vs its bound)."""
+    return ci["lo"] - slack <= point <= ci["hi"] + slack
 
 
 @pytest.fixture
@@ -48,6 +53,19 @@ def test_run_toy(ctx):
                                                                      / full["mflops"])
     assert len(result.data["mcnemar"]) == 4 and result.data["eval_images"] == 60
     assert 0 <= result.summary["mcnemar_p_vs_tome_prop_on_at_0.9"] <= 1
+    s = result.summary
+    for key, point in (
+        ("acc_pitome_minus_tome_at_matched_flops_ci95",
+         s["acc_pitome_at_0.9"] - s["acc_tome_at_matched_flops"]),
+        ("throughput_ratio_at_0.9_ci95", s["throughput_ratio_at_0.9"]),
+    ):
+        assert s[key]["level"] == 0.95 and within(point, s[key]), key
+    assert all(within(r["acc"], r["acc_ci95"]) for r in result.results)
+    assert all(within(t["acc_pitome"] - t["acc_tome"], t["acc_diff_ci95"])
+               for t in result.data["mcnemar"])
+    assert s["acc_pitome_minus_tome_at_matched_flops_ci95"] == next(
+        t["acc_diff_ci95"] for t in result.data["mcnemar"]
+        if t["keep_ratio"] == 0.9 and t["tome_prop_attn"] == "on")
     assert (ctx.out_dir / "pitome_accuracy_flops.png").exists()
     assert (ctx.out_dir / "pitome_merged_groups.png").exists()
     json.dumps(result.data)
@@ -66,6 +84,19 @@ def test_bench_toy(ctx):
     assert "vit_tiny_patch16_224_break_even_keep_ratio_fused_b1" in result.summary
     full = [r for r in result.results if r["method"] == "full" and r["attention"] == "fused"]
     assert all(r["speedup_vs_full_fused"] == 1.0 for r in full)
+
+
+def test_timed_repeats_keeps_every_repeat(tiny_vit):
+    from paperlab.pitome.experiment import timed_repeats
+
+    wall, cpu = timed_repeats({"a": tiny_vit, "b": tiny_vit}, batch=2, repeats=3)
+    assert set(wall) == set(cpu) == {"a", "b"}
+    assert all(len(v) == 3 and min(v) > 0 for v in (*wall.values(), *cpu.values()))
+
+
+def test_the_throughput_interval_needs_two_repeats():
+    with pytest.raises(ValueError, match="speed_repeats must be >= 2"):
+        Config(speed_repeats=1)
 
 
 def test_options_reach_the_config():
