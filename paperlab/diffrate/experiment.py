@@ -3,14 +3,16 @@
 ``run``: the ViT of :mod:`paperlab.vision` trained here (the same model and training as the
 PiToMe run, so their cached checkpoint is shared), then DiffRate's rates searched at three FLOPs
 targets (fractions of the full model's) on a subset of the training images, and, without
-fine-tuning, evaluated on the test images: accuracy, analytic FLOPs and measured images/s of the
-full model, DiffRate at each target, a uniform schedule at DiffRate's achieved FLOPs (DiffRate's
-own class-attention merge, the same count removed in every block after block 0) and ToMe given
-the uniform schedule's per-block counts (the same FLOPs where bipartite matching allows), and
-DiffRate's learned counts applied with PiToMe's energy-score merge rule in place of DiffRate's
-merge (pruning unchanged; a combination no paper reports). Exact McNemar tests of DiffRate
-against each, a plot of the learned per-layer kept counts and one of accuracy against FLOPs.
-The rates are saved as JSON next to the results.
+fine-tuning, evaluated on the test images: accuracy (with its Clopper-Pearson interval), analytic
+FLOPs and measured images/s of the full model, DiffRate at each target, a uniform schedule at
+DiffRate's achieved FLOPs (DiffRate's own class-attention merge, the same count removed in every
+block after block 0) and ToMe given the uniform schedule's per-block counts (the same FLOPs where
+bipartite matching allows), and DiffRate's learned counts applied with PiToMe's energy-score
+merge rule in place of DiffRate's merge (pruning unchanged; a combination no paper reports).
+Exact McNemar tests of DiffRate against each with the exact paired interval of the accuracy
+difference, the throughput ratio's interval from the timing repeats, a plot of the learned
+per-layer kept counts and one of accuracy against FLOPs. The rates are saved as JSON next to
+the results.
 
 ``bench``: the search's cost (minutes for the whole search and per 1,000 images and epoch) and
 images/s at batch 1 and 64 of DiffRate, uniform and ToMe at the middle target against the full
@@ -35,7 +37,12 @@ from paperlab.core import plots
 from paperlab.core.config import resolve_config
 from paperlab.core.results import Result, RunContext
 from paperlab.core.seed import seed_everything, torch_threads
-from paperlab.core.stats import mcnemar
+from paperlab.core.stats import (
+    mcnemar,
+    paired_difference_interval,
+    proportion_interval,
+    ratio_interval,
+)
 from paperlab.diffrate.model import (
     SearchConfig,
     apply,
@@ -75,7 +82,8 @@ class Config:
         class; 10,000 = all). targets: FLOPs targets as fractions of the full model's;
         ``mid`` (one of them) is the summary's (2.9 / 4.6 = 0.63 in the paper).
         search: the search's settings. search_per_class: training images per class searched
-        on. speed_batch, speed_repeats: the images/s column of ``run``. retrain: ignore a cached
+        on. speed_batch, speed_repeats: the images/s column of ``run`` (repeats >= 2: the
+        throughput ratio's interval needs their spread). retrain: ignore a cached
         checkpoint. threads: torch threads. bench_batches, bench_repeats: the benchmark.
     """
 
@@ -99,6 +107,9 @@ class Config:
             raise ValueError(f"mid={self.mid} must be one of the targets {self.targets}")
         if not all(0 < t < 1 for t in self.targets):
             raise ValueError(f"targets are fractions of the full FLOPs in (0, 1): {self.targets}")
+        if self.speed_repeats < 2:
+            raise ValueError(f"speed_repeats must be >= 2 (the throughput ratio's interval comes "
+                             f"from their spread), got {self.speed_repeats}")
 
     @classmethod
     def quick(cls) -> Config:
@@ -205,6 +216,26 @@ def _contenders(base: nn.Module, rates: Rates, pitome_rule: bool = False
 # run
 
 
+def timed_repeats(models: Mapping[str, nn.Module], batch: int, repeats: int
+                  ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """``(wall, cpu)``: per model, the wall-clock and thread-CPU seconds of one forward call on
+    ``batch`` images, one value per repeat (``repeats`` values).
+
+    One :func:`measure_speed` call per repeat, warmed up only before the first, is the same
+    round-robin as one call with ``repeats``, but keeps each repeat's time (``Speed`` keeps only
+    the medians), which the throughput ratio's interval needs.
+    """
+    wall: dict[str, list[float]] = {name: [] for name in models}
+    cpu: dict[str, list[float]] = {name: [] for name in models}
+    for i in range(repeats):
+        # measure_speed's default warm-up (2 calls per model) before the first repeat only
+        for name, speed in measure_speed(models, batch, repeats=1,
+                                         warmup=0 if i else 2).items():
+            wall[name].append(speed.latency_ms / 1e3)
+            cpu[name].append(speed.cpu_latency_ms / 1e3)
+    return wall, cpu
+
+
 def run(ctx: RunContext, config: Config | None = None) -> Result:
     cfg = resolve_config(ctx, Config, config)
     seed_everything(ctx.seed)
@@ -231,13 +262,13 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
             hit = (predict(models[key], test.images) == test.labels).numpy()
             correct[key] = hit
             row["acc"] = float(hit.mean())
+            row["acc_ci95"] = proportion_interval(int(hit.sum()), len(hit))
             row["flops_reduction"] = 1 - row["mflops"] * 1e6 / full_flops
             log.info("%s: acc %.4f at %.3f MFLOPs", key, row["acc"], row["mflops"])
-        speeds = measure_speed(models, cfg.speed_batch, repeats=cfg.speed_repeats)
+        walls, cpus = timed_repeats(models, cfg.speed_batch, cfg.speed_repeats)
         for row in rows:
-            speed = speeds[_key(row)]
-            row["images_per_s"] = speed.images_per_s
-            row["cpu_images_per_s"] = speed.cpu_images_per_s
+            row["images_per_s"] = cfg.speed_batch / float(np.median(walls[_key(row)]))
+            row["cpu_images_per_s"] = cfg.speed_batch / float(np.median(cpus[_key(row)]))
         tests = []
         for s in searched:
             ours = correct[f"DiffRate {s.target}"]
@@ -247,10 +278,13 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
                 tests.append({"target": s.target, "versus": other,
                               "acc_diffrate": float(ours.mean()), "acc_other": float(versus.mean()),
                               "diffrate_only_right": t["a_only"], "other_only_right": t["b_only"],
-                              "p_value": t["p"]})
+                              "p_value": t["p"],
+                              "acc_diff_ci95": paired_difference_interval(ours, versus)})
         _plot_rates(ctx, searched, base)
         _plot_accuracy(ctx, rows)
     summary = _summary(rows, tests, cfg)
+    # DiffRate's throughput over full's = the ratio of CPU-time medians full / DiffRate.
+    summary["throughput_ratio_mid_ci95"] = ratio_interval(cpus["full"], cpus[f"DiffRate {cfg.mid}"])
     notes = [
         f"ViT {cfg.vit.dim}x{cfg.vit.depth} ({cfg.vit.heads} heads, patch {cfg.vit.patch_size}) "
         f"trained here for {cfg.train.epochs} epochs on {train_info['train_images']} CIFAR-10 "
@@ -268,7 +302,12 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         "then the excess is merged in the next blocks and ToMe's own FLOPs are reported).",
         f"images/s: batch {cfg.speed_batch}, {cfg.threads} thread(s), median of "
         f"{cfg.speed_repeats} interleaved repeats on a shared CPU; the throughput ratio uses the "
-        "thread's CPU time (waiting for a core not counted).",
+        "thread's CPU time (waiting for a core not counted); its 95% interval is a bootstrap "
+        "of the medians over those repeats.",
+        "Intervals (95%): acc_ci95 per row is Clopper-Pearson over the test images (the plot's "
+        "bars); DiffRate against full and uniform is judged on the exact paired interval of the "
+        "difference over the same images (acc_diff_ci95 in the McNemar rows), which is narrower "
+        "than the two bars suggest because most images are right or wrong under both.",
         f"{PITOME_RULE} = DiffRate's learned counts applied with PiToMe's energy-score merge "
         "(paperlab.vision.energy: margins 0.75 - 0.75 l/L, the reference code's schedule with "
         "nothing protected in the first ceil(L/2) blocks, size-weighted average) in place of "
@@ -300,6 +339,10 @@ def _summary(rows: list[dict[str, Any]], tests: list[dict[str, Any]], cfg: Confi
     full = _row(rows, "full", 1.0)
     mid = _row(rows, "DiffRate", cfg.mid)
     combo = _row(rows, PITOME_RULE, cfg.mid)
+
+    def mid_test(versus: str) -> dict[str, Any]:
+        return next(t for t in tests if t["target"] == cfg.mid and t["versus"] == versus)
+
     return {
         "acc_full": full["acc"],
         "acc_diffrate_mid": mid["acc"],
@@ -309,8 +352,10 @@ def _summary(rows: list[dict[str, Any]], tests: list[dict[str, Any]], cfg: Confi
         "throughput_ratio_mid": mid["cpu_images_per_s"] / full["cpu_images_per_s"],
         "acc_diffrate_pitome_rule_mid": combo["acc"],
         "flops_reduction_diffrate_pitome_rule_mid": combo["flops_reduction"],
-        "p_diffrate_vs_pitome_rule_mid": next(
-            t["p_value"] for t in tests if t["target"] == cfg.mid and t["versus"] == PITOME_RULE),
+        "p_diffrate_vs_pitome_rule_mid": mid_test(PITOME_RULE)["p_value"],
+        # the accuracy claims' intervals: exact, paired over the same test images
+        "acc_diffrate_mid_minus_full_ci95": mid_test("full")["acc_diff_ci95"],
+        "acc_diffrate_mid_minus_uniform_ci95": mid_test("uniform")["acc_diff_ci95"],
     }
 
 
@@ -328,7 +373,7 @@ def _plot_rates(ctx: RunContext, searched: list[Searched], base: nn.Module) -> N
     ax.set_xticks(range(searched[0].rates.depth))
     ax.set_xlabel("block")
     ax.set_ylabel("tokens")
-    ax.legend(fontsize=6)
+    plots.legend_outside(ax, fontsize=6)
     plots.save(fig, ctx.plot_path("rates"))
 
 
@@ -336,13 +381,18 @@ def _plot_accuracy(ctx: RunContext, rows: list[dict[str, Any]]) -> None:
     fig, ax = plots.figure(title="Accuracy vs analytic FLOPs (no fine-tuning)")
     full = _row(rows, "full", 1.0)
     ax.axhline(full["acc"], color="grey", ls=":", label="full model")
-    styles = {"DiffRate": "o-", "uniform": "s--", "ToMe": "^:", PITOME_RULE: "d-."}
-    for method, style in styles.items():
-        pts = sorted((r["mflops"], r["acc"]) for r in rows if r["method"] == method)
-        ax.plot(*zip(*pts, strict=True), style, ms=4, label=method)
+    styles = {"DiffRate": ("o", "-"), "uniform": ("s", "--"), "ToMe": ("^", ":"),
+              PITOME_RULE: ("d", "-.")}
+    for method, (marker, line) in styles.items():
+        pts = sorted((r for r in rows if r["method"] == method), key=lambda r: r["mflops"])
+        plots.errorbars(ax, [r["mflops"] for r in pts], [r["acc"] for r in pts],
+                        [r["acc_ci95"] for r in pts], marker=marker, ls=line, ms=4, alpha=0.8,
+                        label=method)
+    plots.errorbars(ax, [full["mflops"]], [full["acc"]], [full["acc_ci95"]], marker="*",
+                    ls="none", color="k", ms=8)
     ax.set_xlabel("MFLOPs per image (multiply-adds, analytic)")
-    ax.set_ylabel("test accuracy")
-    ax.legend()
+    ax.set_ylabel("test accuracy (bars: 95% Clopper-Pearson)")
+    plots.legend_outside(ax)
     plots.save(fig, ctx.plot_path("accuracy_flops"))
 
 

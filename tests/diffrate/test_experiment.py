@@ -22,10 +22,15 @@ TOY = Config(
     search=SearchConfig(epochs=2, batch_size=10, lr=0.1, lr_min=0.01),
     search_per_class=3,
     speed_batch=8,
-    speed_repeats=1,
+    speed_repeats=2,
     bench_batches=(1, 4),
     bench_repeats=1,
 )
+
+
+def within(point, ci, slack=1e-12):
+    """``lo <= point <= hi`` up to float rounding (a difference of two means vs its bound)."""
+    return ci["lo"] - slack <= point <= ci["hi"] + slack
 
 
 @pytest.fixture
@@ -41,7 +46,21 @@ def test_run_toy(ctx):
                                    "acc_tome_same_flops", "flops_reduction_mid",
                                    "throughput_ratio_mid", "acc_diffrate_pitome_rule_mid",
                                    "flops_reduction_diffrate_pitome_rule_mid",
-                                   "p_diffrate_vs_pitome_rule_mid"}
+                                   "p_diffrate_vs_pitome_rule_mid",
+                                   "acc_diffrate_mid_minus_full_ci95",
+                                   "acc_diffrate_mid_minus_uniform_ci95",
+                                   "throughput_ratio_mid_ci95"}
+    s = result.summary
+    for key, point in (
+        ("acc_diffrate_mid_minus_full_ci95", s["acc_diffrate_mid"] - s["acc_full"]),
+        ("acc_diffrate_mid_minus_uniform_ci95",
+         s["acc_diffrate_mid"] - s["acc_uniform_same_flops"]),
+        ("throughput_ratio_mid_ci95", s["throughput_ratio_mid"]),
+    ):
+        assert s[key]["level"] == 0.95 and within(point, s[key]), key
+    assert all(within(r["acc"], r["acc_ci95"]) for r in result.results)
+    assert all(within(t["acc_diffrate"] - t["acc_other"], t["acc_diff_ci95"])
+               for t in result.data["mcnemar"])
     rows = {(r["method"], r["target"]): r for r in result.results}
     assert len(rows) == 1 + 4 * 2
     for target in TOY.targets:
@@ -89,3 +108,13 @@ def test_options_reach_the_config():
     assert cfg.search.epochs == 2
     with pytest.raises(ValueError, match="mid=0.5 must be one of the targets"):
         Config(targets=(0.8, 0.6), mid=0.5)
+    with pytest.raises(ValueError, match="speed_repeats must be >= 2"):
+        Config(speed_repeats=1)
+
+
+def test_timed_repeats_keeps_every_repeat(tiny_vit):
+    from paperlab.diffrate.experiment import timed_repeats
+
+    wall, cpu = timed_repeats({"a": tiny_vit, "b": tiny_vit}, batch=2, repeats=3)
+    assert set(wall) == set(cpu) == {"a", "b"}
+    assert all(len(v) == 3 and min(v) > 0 for v in (*wall.values(), *cpu.values()))
