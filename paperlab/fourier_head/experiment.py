@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from paperlab.core import plots, timing
+from paperlab.core import plots, stats, timing
 from paperlab.core.config import resolve_config
 from paperlab.core.jobs import Job, job_map, run_options
 from paperlab.core.progress import track
@@ -166,8 +166,31 @@ def _label(m: Member) -> str:
     return m.head
 
 
-def _aggregate(values: list[float]) -> tuple[float, float]:
-    return float(np.mean(values)), float(np.std(values))
+def _aggregate(values: list[float]) -> tuple[float, float, dict[str, Any] | None]:
+    """Mean, std and the t-interval of the mean over seeds (``None`` for one seed)."""
+    return float(np.mean(values)), float(np.std(values)), stats.mean_interval(values)
+
+
+def seed_ratio_interval(jobs: list[dict[str, Any]], dataset: str, numerator: str,
+                        denominator: str, key: str) -> dict[str, Any] | None:
+    """95 % interval of ``mean(key of numerator) / mean(key of denominator)`` over seeds.
+
+    ``jobs`` are the toy sweep's finished jobs (one per dataset and seed, each with its
+    heads' ``kl`` and ``smoothness``). The two heads of one seed share its data, so the
+    ratio is paired by seed: a Student-t interval of the mean per-seed log-ratio,
+    exponentiated (a ratio of positive figures; its null 1 is a log-ratio of 0). ``None``
+    with one seed: there is no spread to show.
+    """
+    logs = []
+    for job in jobs:
+        if job["dataset"] == dataset:
+            heads = {h["method"]: h[key] for h in job["heads"]}
+            logs.append(float(np.log(heads[numerator] / heads[denominator])))
+    ci = stats.mean_interval(logs)
+    if ci is None:
+        return None
+    return stats.interval(np.exp(ci["lo"]), np.exp(ci["hi"]),
+                          f"t over {len(logs)} seeds of the per-seed log-ratio")
 
 
 EXAMPLES = 3  # test inputs per dataset whose pmfs the density plot shows
@@ -230,7 +253,7 @@ def run_toy(cfg: ToyConfig, seed: int, options: Mapping[str, Any] | None = None,
     for (name, label), entry in scores.items():
         row: dict[str, Any] = {"method": label, "dataset": name}
         for key, vals in entry.items():
-            row[key], row[f"{key}_std"] = _aggregate(vals)
+            row[key], row[f"{key}_std"], row[f"{key}_ci95"] = _aggregate(vals)
         rows.append(row)
     for name in cfg.datasets:
         rows.append({"method": "true pmf", "dataset": name, "smoothness": float(np.mean(
@@ -259,35 +282,54 @@ def _plot_densities(cfg: ToyConfig, examples: dict[str, Any], path: Path) -> Non
             for label in shown:
                 ax.plot(centers, heads[label][idx], label=label.replace(" gamma", ", γ"), lw=1)
             ax.set_title(f"{name}, test input {idx}")
-            if row == 0 and idx == 0:
-                ax.legend()
+    plots.legend_outside(axes[0, -1])
     plots.save(fig, path)
 
 
-def _plot_sweep(cfg: ToyConfig, rows: list[dict[str, Any]], path: Path) -> None:
-    """KL and smoothness against N for each gamma, with the linear and GMM heads as lines."""
-    fig, axes = plots.figure(2, len(cfg.datasets), "KL and smoothness against N")
+def _geometric(values: list[float]) -> tuple[float, dict[str, Any] | None]:
+    """Geometric mean of positive per-seed figures and its 95 % interval (a Student-t
+    interval of the mean log, exponentiated; ``None`` for one seed)."""
+    logs = np.log(values)
+    ci = stats.mean_interval(logs)
+    if ci is not None:
+        ci = stats.interval(np.exp(ci["lo"]), np.exp(ci["hi"]), "t over seeds of the log")
+    return float(np.exp(logs.mean())), ci
+
+
+def _plot_sweep(cfg: ToyConfig, jobs: list[dict[str, Any]], path: Path) -> None:
+    """KL and smoothness against N for each gamma, with the linear and GMM heads as lines in
+    their interval bands. Log axes (a stuck GMM head is ten times worse than the rest), so
+    each figure is the geometric mean over seeds with its 95 % interval on the log scale,
+    which stays positive as the claims' per-seed log-ratios do."""
+    fig, axes = plots.figure(2, len(cfg.datasets), "KL and smoothness against N "
+                             "(geometric mean over seeds, 95% CI)")
     axes = np.atleast_2d(axes)
     for col, name in enumerate(cfg.datasets):
+        heads: dict[str, list[dict[str, Any]]] = {}
+        for job in jobs:
+            if job["dataset"] == name:
+                for head in job["heads"]:
+                    heads.setdefault(head["method"], []).append(head)
         for row, key in enumerate(("kl", "smoothness")):
             ax = axes[row, col]
+            ax.set_yscale("log")
+            figures = {m: _geometric([h[key] for h in hs]) for m, hs in heads.items()}
             for gamma in cfg.gammas:
-                pts = [_find(rows, name, f"fourier N={n} gamma={gamma:g}")
-                       for n in cfg.frequencies]
-                mean = np.array([p[key] for p in pts])
-                std = np.array([p[f"{key}_std"] for p in pts])
-                ax.plot(cfg.frequencies, mean, marker="o", ms=3, label=f"Fourier γ={gamma:g}")
-                ax.fill_between(cfg.frequencies, mean - std, mean + std, alpha=0.2)
-            for method, style in (("linear", "r--"), ("gmm", "g:")):
-                ax.axhline(_find(rows, name, method)[key], color=style[0],
-                           ls=style[1:], label=method)
+                pts = [figures[f"fourier N={n} gamma={gamma:g}"] for n in cfg.frequencies]
+                plots.errorbars(ax, cfg.frequencies, [p[0] for p in pts], [p[1] for p in pts],
+                                ms=3, label=f"Fourier γ={gamma:g}")
+            for method, color, style in (("linear", "r", "--"), ("gmm", "g", ":")):
+                mean, ci = figures[method]
+                ax.axhline(mean, color=color, ls=style, label=method)
+                if ci is not None:
+                    ax.axhspan(ci["lo"], ci["hi"], color=color, alpha=0.1)
+                    lo, hi = ax.get_ylim()  # the band, too, must fit in the axis
+                    ax.set_ylim(min(lo, ci["lo"] / 1.1), max(hi, ci["hi"] * 1.1))
             ax.set_title(f"{name}: {key}")
-            if key == "kl":  # a stuck GMM head can be 10x worse than the rest
-                ax.set_yscale("log")
-            else:
+            ax.set_xticks(cfg.frequencies)
+            if key == "smoothness":
                 ax.set_xlabel("frequencies N")
-            if row == 0 and col == 0:
-                ax.legend()
+    plots.legend_outside(axes[0, -1])
     plots.save(fig, path)
 
 
@@ -391,7 +433,7 @@ def run_forecast(cfg: ForecastConfig, seed: int) -> tuple[list[dict[str, Any]], 
         label = "linear" if head == "linear" else f"fourier N={cfg.frequencies}"
         row: dict[str, Any] = {"method": f"forecast {label}", "dataset": name}
         for key, vals in entry.items():
-            row[key], row[f"{key}_std"] = _aggregate(vals)
+            row[key], row[f"{key}_std"], row[f"{key}_ci95"] = _aggregate(vals)
         rows.append(row)
     return rows, info
 
@@ -402,16 +444,20 @@ def _forecast_row(rows: list[dict[str, Any]], dataset: str, head: str) -> dict[s
 
 
 def _plot_forecast(cfg: ForecastConfig, rows: list[dict[str, Any]], path: Path) -> None:
+    """Mean CRPS and NLL over seeds per series, with 95 % t-interval bars over seeds."""
     names = list(cfg.series) + ["all"]
-    fig, axes = plots.figure(1, 2, "Forecasting: linear vs Fourier head (lower is better)")
+    fig, axes = plots.figure(1, 2, "Forecasting: linear vs Fourier head (lower is better; "
+                             "95% CI over seeds)")
     for ax, key in zip(axes, ("crps", "nll"), strict=True):
         for k, head in enumerate(("linear", "fourier")):
             sel = [_forecast_row(rows, n, head) for n in names]
-            ax.bar(np.arange(len(names)) + 0.4 * k - 0.2, [r[key] for r in sel], 0.4,
-                   yerr=[r[f"{key}_std"] for r in sel], label=head, capsize=2)
+            xs = np.arange(len(names)) + 0.4 * k - 0.2
+            ax.bar(xs, [r[key] for r in sel], 0.4, label=head)
+            plots.errorbars(ax, xs, [r[key] for r in sel], [r[f"{key}_ci95"] for r in sel],
+                            fmt="none", color="k", capsize=2)
         ax.set_xticks(range(len(names)), names)
         ax.set_title("scaled CRPS" if key == "crps" else "NLL of the target bin (nats)")
-        ax.legend()
+    plots.legend_outside(axes[-1])
     plots.save(fig, path)
 
 
@@ -462,7 +508,7 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         toy_rows, examples, toy_info = run_toy(toy_cfg, ctx.seed, ctx.options, cfg.threads)
         fc_rows, fc_info = run_forecast(fc_cfg, ctx.seed)
     _plot_densities(toy_cfg, examples, ctx.plot_path("densities"))
-    _plot_sweep(toy_cfg, toy_rows, ctx.plot_path("sweep"))
+    _plot_sweep(toy_cfg, examples["jobs"], ctx.plot_path("sweep"))
     _plot_forecast(fc_cfg, fc_rows, ctx.plot_path("forecast"))
 
     n, gamma = toy_cfg.headline
@@ -474,6 +520,9 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         "kl_gmm2_fourier_n12": four["kl"],
         "smoothness_gmm2_linear": lin["smoothness"],
         "smoothness_gmm2_fourier_n12": four["smoothness"],
+        # the claims' ratios, paired by seed (None with one seed)
+        **{f"{key}_gmm2_fourier_n12_over_linear_ci95": seed_ratio_interval(
+            examples["jobs"], "gmm2", headline, "linear", key) for key in ("kl", "smoothness")},
         "forecast_crps_linear": fc_lin["crps"],
         "forecast_crps_fourier": fc_four["crps"],
         "forecast_nll_linear": fc_lin["nll"],

@@ -251,6 +251,37 @@ def test_run_toy_tiny():
     assert pmfs.shape == (2 * 6, 3, 50)
     np.testing.assert_allclose(pmfs.sum(-1), 1.0, atol=1e-6)
     assert info["seeds"] == [0, 1] and info["groups"] == [("gmm2", 0), ("gmm2", 1)]
+    for r in rows:  # each head's mean over the two seeds, inside its t-interval
+        if r["method"] != "true pmf":
+            for key in ("kl", "smoothness"):
+                ci = r[f"{key}_ci95"]
+                assert ci["lo"] <= r[key] <= ci["hi"] and ci["method"] == "t over 2 seeds"
+    lin, four = (next(r for r in rows if r["method"] == m)
+                 for m in ("linear", "fourier N=12 gamma=1e-06"))
+    for key in ("kl", "smoothness"):
+        ci = experiment.seed_ratio_interval(examples["jobs"], "gmm2",
+                                            "fourier N=12 gamma=1e-06", "linear", key)
+        assert ci["lo"] <= four[key] / lin[key] <= ci["hi"]
+
+
+def _jobs(pairs):
+    """Toy-sweep jobs of gmm2, one per (fourier KL, linear KL) pair."""
+    return [{"dataset": "gmm2", "seed": s,
+             "heads": [{"method": "fourier", "kl": f}, {"method": "linear", "kl": lin}]}
+            for s, (f, lin) in enumerate(pairs)]
+
+
+def test_seed_ratio_interval_is_paired_by_seed():
+    # the seeds differ fourfold in level but agree on the ratio: a paired interval is tight
+    same = experiment.seed_ratio_interval(_jobs([(0.7, 1.0), (1.4, 2.0), (2.8, 4.0)]),
+                                          "gmm2", "fourier", "linear", "kl")
+    assert same["lo"] == pytest.approx(0.7) and same["hi"] == pytest.approx(0.7)
+    spread = experiment.seed_ratio_interval(_jobs([(0.6, 1.0), (1.0, 1.0)]),
+                                            "gmm2", "fourier", "linear", "kl")
+    assert spread["lo"] < 0.6 and spread["hi"] > 1.0  # 2 seeds: t with 1 degree of freedom
+    assert "2 seeds" in spread["method"]
+    assert experiment.seed_ratio_interval(_jobs([(0.7, 1.0)]), "gmm2", "fourier", "linear",
+                                          "kl") is None
 
 
 def test_toy_sweep_same_on_two_workers_and_resumes_from_disk(monkeypatch):
@@ -300,6 +331,9 @@ def test_run_and_bench_take_a_config_and_keep_the_thread_count(tmp_path):
         if r["dataset"] == "gmm2" and r["method"] == "fourier N=12 gamma=1e-06")
     assert [r["bins"] for r in timed.results] == [50, 128]
     assert timed.summary["cpu_ratio_128_bins"] == timed.results[1]["cpu_ratio"]
+    # one seed: no interval of the claims' ratios, and none claimed
+    assert result.summary["kl_gmm2_fourier_n12_over_linear_ci95"] is None
+    assert result.summary["smoothness_gmm2_fourier_n12_over_linear_ci95"] is None
     assert (tmp_path / "fourier_head_densities.png").exists()
 
 
