@@ -21,6 +21,7 @@ inference cost of the split, merged and (when installed) optimum-quanto models.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from paperlab.core.config import resolve_config
 from paperlab.core.progress import track
 from paperlab.core.results import Result, RunContext
 from paperlab.core.seed import seed_everything
+from paperlab.core.stats import bootstrap_interval
 from paperlab.splitquant.data import (
     EMOTION_LABELS,
     HOW_CIFAR,
@@ -57,7 +59,6 @@ from paperlab.splitquant.quantize import (
 )
 from paperlab.splitquant.split import merge_split_layers, split_model, splittable_layers
 from paperlab.splitquant.training import (
-    accuracy,
     method_name,
     predict,
     relative_weight_error,
@@ -132,8 +133,42 @@ def _stats(values: list[float]) -> dict[str, float]:
             "n_seeds": len(values)}
 
 
-def text_tasks(ctx: RunContext, cfg: Config) -> tuple[list[dict], dict]:
-    """Both MiniLM tasks: rows of accuracy per (task, method) and what data was used."""
+def crossed_bootstrap(statistic: Callable[..., float], *correct: np.ndarray,
+                      seed: int = 0) -> dict:
+    """95 % interval of ``statistic(*correct)`` over both sources of noise in our accuracies.
+
+    Each of ``correct`` is a boolean ``(n examples, H models)`` array, one column per trained
+    head/CNN, scored on the same test examples (so the arrays are paired row by row and column
+    by column). Each bootstrap replicate resamples the test examples (rows) and, independently,
+    the models (columns): a figure averaged over heads varies with the test sample and with
+    the heads' training seeds, and one example tends to be right or wrong under every head, so
+    pooling the ``n * H`` (example, head) pairs as if independent would be too narrow.
+    """
+    heads = correct[0].shape[1]
+    if any(c.ndim != 2 or c.shape[1] != heads for c in correct):
+        raise ValueError(f"expected (n, {heads}) arrays, got {[c.shape for c in correct]}")
+    columns = np.random.default_rng(seed + 1)
+
+    def resampled(*rows: np.ndarray) -> float:
+        cols = columns.integers(0, heads, heads)
+        return statistic(*(r[:, cols] for r in rows))
+
+    return bootstrap_interval(resampled, *correct, seed=seed,
+                              unit=f"test examples x {heads} trained models")
+
+
+def _row(task: str, bits: int | None, split: bool, correct: np.ndarray) -> dict:
+    """A result row from ``correct`` ``(n examples, H models)``: mean and std over the models,
+    and the 95 % interval of the mean (:func:`crossed_bootstrap`), accuracies as fractions."""
+    return {"task": task, "method": method_name(bits, split), "bits": bits or 32, "split": split,
+            **_stats(correct.mean(0).tolist()),
+            "acc_ci95": crossed_bootstrap(np.mean, correct)}
+
+
+def text_tasks(ctx: RunContext, cfg: Config
+               ) -> tuple[list[dict], dict, dict[tuple[str, str], np.ndarray]]:
+    """Both MiniLM tasks: rows of accuracy per (task, method), what data was used, and each
+    (task, method)'s correctness, boolean ``(test sentences, heads)``."""
     rng = np.random.default_rng(ctx.seed)
     sms_texts, sms_y = read_sms_spam(ctx.require("text/sms_spam/SMSSpamCollection", HOW_TEXT))
     order = rng.permutation(len(sms_texts))
@@ -162,7 +197,7 @@ def text_tasks(ctx: RunContext, cfg: Config) -> tuple[list[dict], dict]:
                                                  f"{task}-test", cfg.max_length)
         heads[task] = [train_head(x_tr, torch.from_numpy(tr_y), n_classes, cfg.head_epochs,
                                   ctx.seed + s) for s in range(cfg.head_seeds)]
-    rows, int2_preds, weight_err = [], {}, {}
+    rows, int2_preds, weight_err, correct = [], {}, {}, {}
     settings = [(None, False)] + [(b, s) for b in cfg.bits for s in (False, True)]
     for bits, split in track(settings, "MiniLM variants", len(settings)):
         # The encoder and head are split/quantised separately: both operations act layer by
@@ -177,9 +212,9 @@ def text_tasks(ctx: RunContext, cfg: Config) -> tuple[list[dict], dict]:
                          .argmax(1) for h in heads[task]]
             if bits == 2:
                 int2_preds[(task, split)] = preds
-            accs = [float((p == torch.from_numpy(te_y)).float().mean()) for p in preds]
-            rows.append({"task": task, "method": method_name(bits, split), "bits": bits or 32,
-                         "split": split, **_stats(accs)})
+            hits = torch.stack(preds, 1).numpy() == te_y[:, None]
+            correct[(task, method_name(bits, split))] = hits
+            rows.append(_row(task, bits, split, hits))
         del enc
     data = {task: {"train": len(t[0]), "test": len(t[2]), "classes": t[4]}
             for task, t in tasks.items()}
@@ -193,7 +228,7 @@ def text_tasks(ctx: RunContext, cfg: Config) -> tuple[list[dict], dict]:
             rows += quanto_rows(encoder, split_encoder, heads["sms_spam"],
                                 make_batches(tokenizer, texts, cfg.max_length),
                                 torch.from_numpy(y), int2_preds, ctx.seed)
-    return rows, data
+    return rows, data, correct
 
 
 def _max_weight_gap(ours: nn.Module, quanto: nn.Module) -> float:
@@ -247,17 +282,18 @@ def cnn_task(ctx: RunContext, cfg: Config) -> tuple[list[dict], dict]:
     models = [train_cnn(x_tr, y_tr, cfg.cnn_width, cfg.cnn_epochs, ctx.seed + s)
               for s in range(cfg.cnn_seeds)]
     splits = [split_model(m, seed=ctx.seed) for m in models]
-    rows = []
-    for bits, split in [(None, False)] + [(b, s) for b in cfg.bits for s in (False, True)]:
-        accs = [accuracy(predict(variant(m, bits, sm if split else None), x_te), y_te)
-                for m, sm in zip(models, splits, strict=True)]
-        rows.append({"task": "cifar10", "method": method_name(bits, split), "bits": bits or 32,
-                     "split": split, **_stats(accs)})
+
+    def hits(bits: int | None, split: bool, keep_zeros: bool = False) -> np.ndarray:
+        """Correctness ``(test images, CNNs)`` of every CNN's variant."""
+        return np.stack([(predict(variant(m, bits, sm if split else None, keep_zeros), x_te)
+                          .argmax(1) == y_te).numpy()
+                         for m, sm in zip(models, splits, strict=True)], 1)
+
+    rows = [_row("cifar10", bits, split, hits(bits, split))
+            for bits, split in [(None, False)] + [(b, s) for b in cfg.bits for s in (False, True)]]
     if 2 in cfg.bits:  # diagnostic, not in the paper: split copies with their zeros kept exact
-        accs = [accuracy(predict(variant(m, 2, sm, keep_zeros=True), x_te), y_te)
-                for m, sm in zip(models, splits, strict=True)]
-        rows.append({"task": "cifar10", "method": "int2+splitquant, zeros kept (diagnostic)",
-                     "bits": 2, "split": True, **_stats(accs)})
+        rows.append({**_row("cifar10", 2, True, hits(2, True, keep_zeros=True)),
+                     "method": "int2+splitquant, zeros kept (diagnostic)"})
     data = {"train": len(x_tr), "test": len(x_te), "model": f"SmallCNN(width={cfg.cnn_width})",
             "note": "CIFAR-10 Q75 JPEG re-encodings; train from train_subset2000, test from test/"}
     return rows, data
@@ -279,40 +315,67 @@ def _gain(rows: list[dict], task: str, bits: int) -> float | None:
 
 
 def plot(rows: list[dict], path: Path) -> None:
+    """Accuracy against weight bits per task, plain vs SplitQuant, with each point's 95 %
+    interval (``acc_ci95``) as its bar and FP32's as a band."""
     tasks = list(dict.fromkeys(r["task"] for r in rows if not r["method"].startswith("quanto")))
-    fig, axes = plots.figure(1, len(tasks), "SplitQuant: accuracy vs weight bits")
+    fig, axes = plots.figure(1, len(tasks), "SplitQuant: accuracy vs weight bits (95% intervals)")
     for ax, task in zip(np.atleast_1d(axes), tasks, strict=True):
         ours = [r for r in rows if r["task"] == task and not r["method"].startswith("quanto")
                 and "diagnostic" not in r["method"]]
-        fp32 = _acc(ours, task, "fp32")
-        for split, label in ((False, "plain quantisation"), (True, "SplitQuant + quantisation")):
-            pts = sorted((r["bits"], r["accuracy"], r["std"]) for r in ours
-                         if r["split"] == split and r["bits"] < 32)
-            ax.errorbar([p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts],
-                        marker="o", capsize=3, label=label)
-        ax.axhline(fp32, color="gray", ls="--", label="FP32")
+        fp32 = next(r for r in ours if r["method"] == "fp32")
+        # The band first: errorbars fixes the y-limits to hold its bars, and the band is data.
+        ax.axhspan(fp32["acc_ci95"]["lo"], fp32["acc_ci95"]["hi"], color="gray", alpha=0.2)
+        ax.axhline(fp32["accuracy"], color="gray", ls="--", label="FP32 (band: 95% interval)")
+        # Plain and split side by side (x +- 0.12) so that equal accuracies hide no bar.
+        for split, dx, label in ((False, -0.12, "plain quantisation"),
+                                 (True, 0.12, "SplitQuant + quantisation")):
+            pts = sorted((r for r in ours if r["split"] == split and r["bits"] < 32),
+                         key=lambda r: r["bits"])
+            plots.errorbars(ax, [r["bits"] + dx for r in pts], [r["accuracy"] for r in pts],
+                            [r["acc_ci95"] for r in pts], label=label)
         ax.set_xticks([2, 4, 8])
         ax.set_xlabel("weight bits")
         ax.set_ylabel("accuracy")
         ax.set_title(task)
-        ax.legend()
+    plots.legend_outside(np.atleast_1d(axes)[-1])
     plots.save(fig, path)
+
+
+def gain_intervals(correct: dict[tuple[str, str], np.ndarray], seed: int) -> dict[str, dict]:
+    """The claims' 95 % intervals, in points, from each (task, method)'s correctness
+    ``(test examples, heads)`` (:func:`crossed_bootstrap`): SplitQuant's INT2 gain per text
+    task, and FP32's lead over INT2+SplitQuant on SMS spam. Settings not run are left out."""
+    out = {}
+    for key, task, a, b in (
+            ("int2_gain_pts_spam", "sms_spam", "int2+splitquant", "int2"),
+            ("int2_gain_pts_emotion", "emotion", "int2+splitquant", "int2"),
+            ("int2_split_gap_pts_spam", "sms_spam", "fp32", "int2+splitquant")):
+        if (task, a) in correct and (task, b) in correct:
+            out[f"{key}_ci95"] = crossed_bootstrap(
+                lambda x, y: 100 * (x.mean() - y.mean()), correct[(task, a)],
+                correct[(task, b)], seed=seed)
+    return out
 
 
 def run(ctx: RunContext, config: Config | None = None) -> Result:
     """FP32 vs INT8/4/2 with and without SplitQuant on SMS spam, emotion and CIFAR-10."""
     cfg = resolve_config(ctx, Config, config)
     seed_everything(ctx.seed)
-    text_rows, text_data = text_tasks(ctx, cfg)
+    text_rows, text_data, correct = text_tasks(ctx, cfg)
     cnn_rows, cnn_data = cnn_task(ctx, cfg)
     rows = text_rows + cnn_rows
     plot(rows, ctx.plot_path("accuracy"))
+    fp32_spam, split_spam = _acc(rows, "sms_spam", "fp32"), _acc(rows, "sms_spam",
+                                                                 "int2+splitquant")
     summary = {
-        "fp32_acc_spam": _acc(rows, "sms_spam", "fp32"),
+        "fp32_acc_spam": fp32_spam,
         "int2_acc_spam": _acc(rows, "sms_spam", "int2"),
-        "int2_split_acc_spam": _acc(rows, "sms_spam", "int2+splitquant"),
+        "int2_split_acc_spam": split_spam,
         "int2_gain_pts_spam": _gain(rows, "sms_spam", 2),
         "int2_gain_pts_emotion": _gain(rows, "emotion", 2),
+        "int2_split_gap_pts_spam":
+            None if split_spam is None else 100 * (fp32_spam - split_spam),
+        **gain_intervals(correct, ctx.seed),
         "int4_gain_pts_spam": _gain(rows, "sms_spam", 4),
         "fp32_acc_emotion": _acc(rows, "emotion", "fp32"),
         "int2_gain_pts_cifar10": _gain(rows, "cifar10", 2),
@@ -328,6 +391,9 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         f"+{PAPER['int2_gain_pts_emotion']} pts (emotion).",
         "Weight-only fake quantisation with the paper's (optimum-quanto's) scheme; accuracy is "
         "mean and std over the trained heads/CNNs (quantisation itself is deterministic).",
+        "Intervals (95%, acc_ci95 per row and the summary's *_ci95, gains and gap in points): "
+        "bootstrap resampling the test examples and, independently, the trained heads/CNNs, so "
+        "they hold both the test sample's noise and the heads' seed-to-seed spread.",
         "SMS spam is a held-out random split (the paper scored all 5,574 messages with a model "
         "fine-tuned on them); emotion is scored on the 2,000-line test split (quick: a subset).",
     ]

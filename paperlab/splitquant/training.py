@@ -57,11 +57,6 @@ def predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([model(xb) for xb in x.split(500)])
 
 
-def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
-    """Share of rows of ``logits`` ``(N, classes)`` whose argmax is ``y``."""
-    return float((logits.argmax(1) == y).float().mean())
-
-
 def variant(model: nn.Module, bits: int | None, split: nn.Module | None = None,
             keep_zeros: bool = False) -> nn.Module:
     """FP32 ``model`` (``bits=None``), or it fake-quantised; with ``split`` (``split_model(model)``)
