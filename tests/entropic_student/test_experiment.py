@@ -3,15 +3,22 @@ JPEGs; skipped when they are not staged), and the summary helpers."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import torch
 
 from paperlab.entropic_student.experiment import (
     NEURAL_CODEC,
+    RAW_BYTES,
     STUDENT,
     Config,
+    acc_gap_at_interval,
     add_end_to_end,
     best_acc_at,
+    bytes_saved_near_teacher,
+    bytes_to_reach,
     min_bytes_at,
+    scored,
 )
 from paperlab.entropic_student.train import CodecConfig, StudentConfig
 from paperlab.vision.train import TrainConfig
@@ -61,6 +68,15 @@ def test_run_bench_and_serve_toy(ctx):
     assert jpeg["q=10"]["bytes_per_image"] < jpeg["q=90"]["bytes_per_image"]
     assert payload["q=10"]["bytes_per_image"] < jpeg["q=10"]["bytes_per_image"] - 300
     assert all("e2e_ms_0.1Mbps" in r for r in result.results)
+    for row in result.results:
+        assert row["acc_ci95"]["lo"] <= row["acc"] <= row["acc_ci95"]["hi"]
+    summary = result.summary
+    for name in ("webp", "neural_codec"):
+        ci = summary[f"acc_student_minus_{name}_at_300_bytes_ci95"]
+        gap = summary["acc_student_at_300_bytes"] - summary[f"acc_{name}_at_300_bytes"]
+        assert ci["lo"] <= gap <= ci["hi"]
+    ci = summary["bytes_saved_vs_webp_at_teacher_minus_2pts_ci95"]
+    assert ci["lo"] <= summary["bytes_saved_vs_webp_at_teacher_minus_2pts"] <= ci["hi"]
     assert (ctx.out_dir / "entropic_student_rate_accuracy.png").exists()
 
     demo = run(ctx, dataclasses.replace(TOY, serve=True))
@@ -91,3 +107,46 @@ def test_summary_helpers():
     add_end_to_end(timed, (1.0, 10.0))
     assert timed[0]["e2e_ms_1Mbps"] == pytest.approx(1 + 10 + 2)
     assert timed[0]["e2e_ms_10Mbps"] == pytest.approx(1 + 1 + 2)
+
+
+def _setting(method: str, correct: list[bool], size: float):
+    return scored(method, f"{size}", torch.tensor(correct), [size] * len(correct))
+
+
+def test_acc_gap_interval_at_the_budget():
+    rng = np.random.default_rng(0)
+    a, b, big = (rng.random(200) < p for p in (0.6, 0.4, 0.9))
+    results = [_setting("A", a.tolist(), 250.0), _setting("A", big.tolist(), 900.0),
+               _setting("B", b.tolist(), 100.0)]
+    ci = acc_gap_at_interval(results, "A", "B", 300)
+    point = best_acc_at([r.row for r in results], "A", 300) - best_acc_at(
+        [r.row for r in results], "B", 300)
+    assert ci["lo"] <= point <= ci["hi"] and ci["lo"] > 0  # the 900 B setting does not count
+    assert ci["hi"] < big.mean() - b.mean()
+    assert acc_gap_at_interval(results, "A", "B", 99) is None
+    same = acc_gap_at_interval(results, "B", "B", 300)
+    assert (same["lo"], same["hi"]) == (0.0, 0.0)
+
+
+def test_bytes_to_reach_falls_back_to_the_raw_image():
+    correct = np.array([[True, True], [False, True], [True, True], [False, False]])
+    sizes = np.array([[100.0, 300.0]] * 4)
+    assert bytes_to_reach(correct, sizes, 0.5) == 100.0
+    assert bytes_to_reach(correct, sizes, 0.75) == 300.0
+    assert bytes_to_reach(correct, sizes, 0.8) == RAW_BYTES
+
+
+def test_bytes_saved_near_the_teacher():
+    rng = np.random.default_rng(1)
+    n = 300
+    teacher = _setting("teacher", (rng.random(n) < 0.8).tolist(), RAW_BYTES)
+    good_cheap, poor = (rng.random(n) < 0.85).tolist(), (rng.random(n) < 0.3).tolist()
+    results = [teacher, _setting("S", good_cheap, 80.0), _setting("W", poor, 150.0),
+               _setting("W", good_cheap, 250.0)]
+    point, ci = bytes_saved_near_teacher(results, teacher, "S", "W")
+    assert point == 250.0 - 80.0 and ci["lo"] > 0 and ci["lo"] <= point <= ci["hi"]
+    # A student that never gets near the teacher needs the raw image: clearly more bytes.
+    never = [teacher, _setting("S", poor, 80.0), *results[2:]]
+    point, ci = bytes_saved_near_teacher(never, teacher, "S", "W")
+    assert point == 250.0 - RAW_BYTES and ci["hi"] < 0
+    assert bytes_saved_near_teacher(results, teacher, "S", "AVIF") is None

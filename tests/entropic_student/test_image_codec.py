@@ -61,9 +61,12 @@ def test_reported_bytes_are_the_bitstream_length(codec, images):
         torch.manual_seed(0)
         from paperlab.entropic_student.model import TeacherSpec
 
-        row = neural_codec_row(codec, 3.0, TeacherSpec().build().eval(), test, latency_images=1)
+        result = neural_codec_row(codec, 3.0, TeacherSpec().build().eval(), test,
+                                  latency_images=1)
     sizes = [len(encode(codec, images[i : i + 1])) for i in range(3)]
+    row = result.row
     assert row["method"] == NEURAL_CODEC and row["bytes_per_image"] == sum(sizes) / 3
+    assert result.sizes.tolist() == sizes and row["acc"] == result.correct.mean()
 
 
 def test_training_lowers_the_rate_distortion_loss():
