@@ -32,7 +32,7 @@ from paperlab.alp.datasets import load_dataset
 from paperlab.alp.parser import CKYParser, tokenize
 from paperlab.alp.resources import Grammar, load_grammar, nltk_data_dir, wordnet
 from paperlab.alp.splits import SPLITS, sample_per_class
-from paperlab.core import plots, timing
+from paperlab.core import plots, stats, timing
 from paperlab.core.config import resolve_config
 from paperlab.core.data import cache_dir
 from paperlab.core.progress import track
@@ -226,7 +226,8 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
                     accs[(ds, k, method, split_name)].append(acc)
                     chosen_c[(ds, k, method, split_name)].append(c)
     rows = [{"dataset": ds, "k": k, "method": m, "split": sp,
-             "accuracy": float(np.mean(v)), "std": float(np.std(v)), "n_seeds": len(v),
+             "accuracy": float(np.mean(v)), "std": float(np.std(v)),
+             "accuracy_ci95": stats.mean_interval(v), "n_seeds": len(v),
              "median_C": float(np.median(chosen_c[(ds, k, m, sp)]))}
             for (ds, k, m, sp), v in accs.items()]
     summary = _summary(accs, speed)
@@ -245,7 +246,9 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         "budget): standard = train on k (+ augmentations of them), validate on k; aug_train = "
         "train on augmentations of both halves, validate on all 2k originals.",
         f"Augmentations per class: {cfg.aug_factor}k (standard), {cfg.aug_factor}k per half "
-        "(aug_train). Test accuracy, mean ± std over seeds.",
+        "(aug_train). Test accuracy, mean ± std over seeds; accuracy_ci95: t-interval of the "
+        "mean over seeds. Gains: mean of the paired (data set, k, seed) differences in "
+        "points, with a t-interval over them (*_ci95).",
         "Classifier: frozen MiniLM + logistic regression instead of the paper's BERT-base "
         "fine-tuning with self-training (out of reach on this CPU); back-translation is not "
         "available offline.",
@@ -262,27 +265,45 @@ def _show(train_texts: list[str], originals: list[str], n: int = 3) -> list[str]
     return [t for t in train_texts if t not in orig][:n]
 
 
+def paired_gains(accs: dict[tuple[str, int, str, str], list[float]], a: tuple[str, str],
+                 b: tuple[str, str]) -> np.ndarray:
+    """Accuracy of variant ``a`` minus variant ``b`` (``(method, split)``) in points, one per
+    (data set, k, seed): both were trained on that seed's few-shot sample and scored on the
+    same test set, so each difference is paired. Shape ``(cells x seeds,)``."""
+    cells = sorted({(ds, k) for ds, k, _, _ in accs})
+    return 100 * np.concatenate([
+        np.subtract(accs[(ds, k, *a)], accs[(ds, k, *b)]) for ds, k in cells])
+
+
+def gain_interval(gains: np.ndarray) -> dict[str, Any] | None:
+    """Student-t 95 % interval of the mean paired gain, in points (``None`` for a single
+    difference). The (data set, k, seed) units are independent draws (each seed samples
+    its own subset), so the t over them holds the between-data-set spread as well."""
+    ci = stats.mean_interval(gains)
+    if ci is None:
+        return None
+    return {**ci, "method": f"t over {len(gains)} paired (data set, k, seed) differences"}
+
+
 def _summary(accs: dict[tuple[str, int, str, str], list[float]],
              speed: dict[str, list[float]]) -> dict[str, Any]:
-    cells = sorted({(ds, k) for ds, k, _, _ in accs})
-
-    def gain(a: tuple[str, str], b: tuple[str, str]) -> float:
-        return float(100 * np.mean([np.mean(accs[(ds, k, *a)]) - np.mean(accs[(ds, k, *b)])
-                                    for ds, k in cells]))
-
     def per_second(method: str) -> float:
         n, secs = speed[method][0::2], speed[method][1::2]
         return float(sum(n) / sum(secs)) if secs and sum(secs) > 0 else float("nan")
 
-    return {
-        "mean_gain_alp_vs_none_pts": round(gain(("alp", "standard"), ("none", "standard")), 2),
-        "mean_gain_alp_vs_eda_pts": round(gain(("alp", "standard"), ("eda", "standard")), 2),
-        "split_strategy_gain_pts": round(gain(("alp", "aug_train"), ("alp", "standard")), 2),
-        "split_strategy_gain_eda_pts": round(gain(("eda", "aug_train"), ("eda", "standard")),
-                                             2),
-        "augmentations_per_second": round(per_second("alp"), 1),
-        "eda_augmentations_per_second": round(per_second("eda"), 1),
-    }
+    out: dict[str, Any] = {}
+    for key, a, b in (("mean_gain_alp_vs_none_pts", ("alp", "standard"), ("none", "standard")),
+                      ("mean_gain_alp_vs_eda_pts", ("alp", "standard"), ("eda", "standard")),
+                      ("split_strategy_gain_pts", ("alp", "aug_train"), ("alp", "standard")),
+                      ("split_strategy_gain_eda_pts", ("eda", "aug_train"),
+                       ("eda", "standard"))):
+        gains = paired_gains(accs, a, b)
+        # the mean of the very differences the interval is of (not rounded), so it lies inside
+        out[key] = float(gains.mean())
+        out[f"{key}_ci95"] = gain_interval(gains)
+    out["augmentations_per_second"] = round(per_second("alp"), 1)
+    out["eda_augmentations_per_second"] = round(per_second("eda"), 1)
+    return out
 
 
 def _plot(ctx: RunContext, rows: list[dict[str, Any]], cfg: Config) -> None:
@@ -296,12 +317,14 @@ def _plot(ctx: RunContext, rows: list[dict[str, Any]], cfg: Config) -> None:
             vals = [next((r for r in rows if (r["dataset"], r["k"], r["method"], r["split"])
                           == (ds, k, m, sp)), None) for ds in cfg.datasets]
             xs = np.arange(len(cfg.datasets)) + j * width
-            ax.bar(xs, [v["accuracy"] if v else 0 for v in vals], width,
-                   yerr=[v["std"] if v else 0 for v in vals], label=f"{m}/{sp}")
+            heights = [v["accuracy"] if v else 0 for v in vals]
+            ax.bar(xs, heights, width, label=f"{m}/{sp}")
+            plots.errorbars(ax, xs, heights, [v["accuracy_ci95"] if v else None for v in vals],
+                            fmt="none", color="k", capsize=2)
         ax.set_xticks(np.arange(len(cfg.datasets)) + 0.4 - width / 2, cfg.datasets)
         ax.set_title(f"k = {k}")
-        ax.set_ylabel("test accuracy")
-    axes[0].legend(loc="lower left")
+        ax.set_ylabel("test accuracy (mean over seeds, 95% CI)")
+    plots.legend_outside(axes[-1])
     plots.save(fig, ctx.plot_path("accuracy"))
 
 
