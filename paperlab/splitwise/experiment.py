@@ -5,7 +5,12 @@ mode), every design gets the same power budget (``budget_h100`` DGX-H100s' worth
 Splitwise design's prompt:token split is searched; the throughput of a configuration is the
 highest Poisson request rate meeting all nine SLOs. Also: a chunked-prefill colocated
 baseline, the cheapest design at Baseline-H100's throughput (cost at equal throughput), the
-reference-compatibility error on the staged reference outputs, and two plots.
+reference-compatibility error on the staged reference outputs, and two plots. The traces are
+seeded Poisson draws, so the two headline ratios are also measured on ``trace_seeds - 1``
+further trace seeds and reported as a mean over trace seeds with a t interval: the throughput
+ratio of the two designs the first seed's search chose, on the further (fresh) traces only,
+since the first trace is the one they were chosen on; the cost ratio by its whole search
+(the cheapest clusters at Baseline-H100's rate on that trace), on every trace seed.
 
 ``bench``: our wall time against the reference simulator (when a checkout is given through
 ``paperlab bench splitwise --reference PATH`` or ``PAPERLAB_SPLITWISE_REFERENCE``)
@@ -16,14 +21,15 @@ peak memory, and a 1M-request trace.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from paperlab.core import plots, timing
+from paperlab.core import plots, stats, timing
 from paperlab.core.config import resolve_config
 from paperlab.core.results import Result, RunContext
 from paperlab.splitwise.cluster import Design, baseline_design, simulate_design, splitwise_design
@@ -87,6 +93,9 @@ class Config:
         split_step: step over the number of prompt machines in the split search.
         refine: after the coarse split search, also try every prompt count near the best.
         curve_points: rates per design on the latency-vs-rate plot.
+        trace_seeds: Poisson trace seeds the headline ratios are measured on (the run's
+            seed and the next ones; see the module docstring); the throughput ratio gets a t
+            interval from 3, the cost ratio from 2.
         chunk_size: chunk of the chunked-prefill baseline (tokens).
         workers: local processes for configurations in parallel.
         ray_address: Ray cluster for the search (``--ray-address``, else
@@ -105,6 +114,7 @@ class Config:
     split_step: int
     refine: bool
     curve_points: int = 6
+    trace_seeds: int = 5
     chunk_size: int = 512
     workers: int = 2
     ray_address: str | None = field(
@@ -121,7 +131,7 @@ class Config:
     def quick(cls) -> Config:
         return cls(budget_h100=10, traces=("code",), duration_s=60.0,
                    rates=tuple(float(r) for r in range(2, 81, 2)), split_step=2, refine=False,
-                   curve_points=5,
+                   curve_points=5, trace_seeds=4,  # ~1 s of CPU per extra seed
                    bench=BenchConfig(big_requests=200_000, repeats=1,
                                      designs=(splitwise_design("HA", 35, 8),)))
 
@@ -217,6 +227,39 @@ def _cheapest_at(target: float, max_cost: float, source: Trace, db: PerfDatabase
                                ("Splitwise-HA", "HA"))}
 
 
+def _cost_ratio(cheapest: dict[str, Design | None]) -> float:
+    """Cost of the cheapest Splitwise design over the cheapest Baseline-H100's (NaN if either
+    is missing)."""
+    split = [d for k, d in cheapest.items() if k.startswith("Splitwise") and d]
+    base = cheapest["Baseline-H100"]
+    return min(d.cost for d in split) / base.cost if base and split else math.nan
+
+
+def _other_trace_seeds(space: SearchSpace, cfg: Config) -> list[SearchSpace]:
+    """The search space on each further trace seed (the run's seed + 1, + 2, ...)."""
+    return [replace(space, seed=space.seed + i) for i in range(1, cfg.trace_seeds)]
+
+
+def _rates_on(designs: tuple[Design, Design], source: Trace, db: PerfDatabase, cfg: Config,
+              spaces: list[SearchSpace]) -> list[tuple[float, float]]:
+    """Max SLO-meeting rate of both ``designs`` on each of ``spaces``' traces (req/s)."""
+    jobs = [(d, source, db, sp) for sp in spaces for d in designs]
+    out = parallel_map(_max_rate_job, jobs, cfg.workers, cfg.ray_address,
+                       description="the chosen designs on further trace seeds")
+    return [(out[i][1], out[i + 1][1]) for i in range(0, len(out), 2)]
+
+
+def _trace_mean(per_seed: list[float], what: str) -> tuple[float, dict | None]:
+    """Mean over trace seeds and its t interval (NaN and None when a seed has no figure; no
+    interval for one seed); ``what`` names the seeds in the interval's method."""
+    if any(math.isnan(v) for v in per_seed):
+        return math.nan, None
+    ci = stats.mean_interval(per_seed)
+    if ci is not None:
+        ci["method"] = f"t over {len(per_seed)} {what}"
+    return float(np.mean(per_seed)), ci
+
+
 def _latency_curves(best: dict[str, tuple[Design, float]], source: Trace, db: PerfDatabase,
                     cfg: Config, space: SearchSpace) -> list[Evaluation]:
     top = max(r for _, r in best.values()) or cfg.rates[len(cfg.rates) // 2]
@@ -248,7 +291,7 @@ def _plot_latency(curves: list[Evaluation], path, title: str) -> None:
         ax.yaxis.set_major_formatter(ScalarFormatter())
         ax.yaxis.set_minor_formatter(ScalarFormatter(useOffset=False))
         ax.yaxis.set_minor_locator(LogLocator(subs=()))
-    axes[1].legend(fontsize=6)
+    plots.legend_outside(axes[1], fontsize=6)
     plots.save(fig, path)
 
 
@@ -267,7 +310,7 @@ def _plot_pareto(all_rates: dict, path, title: str) -> None:
     ax.step([c for c, _ in front], [r for _, r in front], where="post", color="k", lw=1,
             label="Pareto front")
     ax.set(xlabel="cluster cost (relative)", ylabel="max SLO-meeting rate (req/s)")
-    ax.legend(fontsize=6)
+    plots.legend_outside(ax, fontsize=6)
     plots.save(fig, path)
 
 
@@ -297,6 +340,15 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         summary[f"best_splitwise{sfx}"] = split_best[0].label
         summary[f"throughput_ratio_best_splitwise_vs_baseline_h100{sfx}"] = (
             split_best[1] / h100[1] if h100[1] > 0 else float("nan"))
+        others = _other_trace_seeds(space, cfg)
+        rates = [(split_best[1], h100[1])] + _rates_on((split_best[0], h100[0]), sources[tname],
+                                                       db, cfg, others)
+        by_seed = [r_split / r_h100 if r_h100 > 0 else math.nan for r_split, r_h100 in rates]
+        key = f"throughput_ratio_best_splitwise_vs_baseline_h100_trace_mean{sfx}"
+        summary[f"throughput_ratio_best_splitwise_vs_baseline_h100_by_trace_seed{sfx}"] = by_seed
+        # the further traces only: the first is the one the two designs were chosen on
+        summary[key], summary[f"{key}_ci95"] = _trace_mean(
+            by_seed[1:] or by_seed, "fresh trace seeds, the chosen designs")
         curves = _latency_curves(best, sources[tname], db, cfg, space)
         _plot_latency(curves, ctx.plot_path(f"latency_vs_rate_{tname}"),
                       f"{tname} trace, iso-power ({cfg.budget_h100} DGX-H100 power)")
@@ -304,14 +356,20 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
                      f"{tname} trace: cost vs throughput (all configurations searched)")
         if tname == "code" and h100[1] > 0:
             cheapest = _cheapest_at(h100[1], h100[0].cost, sources[tname], db, cfg, space)
-            base_cost = cheapest["Baseline-H100"].cost if cheapest["Baseline-H100"] else None
-            split = [d for k, d in cheapest.items() if k.startswith("Splitwise") and d]
-            if base_cost and split:
-                d = min(split, key=lambda x: x.cost)
-                summary["cost_ratio_cheapest_splitwise_vs_baseline_h100_at_equal_rate"] = (
-                    d.cost / base_cost)
+            ratio = _cost_ratio(cheapest)
+            if not math.isnan(ratio):
+                key = "cost_ratio_cheapest_splitwise_vs_baseline_h100_at_equal_rate"
+                summary[key] = ratio
                 summary["cheapest_at_equal_rate"] = {k: (v.label if v else None)
                                                      for k, v in cheapest.items()}
+                # each further trace seed: the cheapest clusters at Baseline-H100's rate there
+                by_seed = [ratio] + [
+                    _cost_ratio(_cheapest_at(r_h100, h100[0].cost, sources[tname], db, cfg, sp))
+                    if r_h100 > 0 else math.nan for (_, r_h100), sp in zip(rates[1:], others,
+                                                                           strict=True)]
+                summary[f"{key}_by_trace_seed"] = by_seed
+                summary[f"{key}_trace_mean"], summary[f"{key}_trace_mean_ci95"] = _trace_mean(
+                    by_seed, "trace seeds")
     if all((root / "anchor_runs" / fname).is_file() for _, fname in ANCHORS):
         summary["reference_compat_max_abs_err_s"] = reference_compat_error(root, db)
     else:  # outputs of the reference simulator: not downloadable (see `paperlab data fetch`)
@@ -321,6 +379,9 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
     notes.append(f"iso-power budget = {cfg.budget_h100} DGX-H100s of power (paper: 40); "
                  f"traces of {cfg.duration_s:.0f} s per rate, seed {ctx.seed}; max rate on a "
                  f"{cfg.rates[1] - cfg.rates[0]:g} req/s grid by bisection")
+    notes.append(f"headline ratios on {cfg.trace_seeds} trace seeds from {ctx.seed} "
+                 "(*_by_trace_seed; *_trace_mean with a t interval): throughput of the designs "
+                 "chosen on the first trace, averaged over the others; cost re-searched on each")
     notes.append("SLOs as the reference notebook: slowdown vs BLOOM-176B alone on DGX-A100 "
                  "with TBT baseline = token predictor at x = prompt size (reference quirk)")
     if ctx.quick:

@@ -33,6 +33,27 @@ def test_run_at_toy_size(tmp_path):
     assert (tmp_path / "splitwise_latency_vs_rate_code.png").exists()
 
 
+def test_headline_ratios_are_measured_on_further_trace_seeds(tmp_path):
+    from dataclasses import replace
+
+    # big enough that Splitwise and Baseline-H100 both meet the SLOs on every trace seed
+    cfg = replace(TINY, budget_h100=4, duration_s=20.0, rates=(2.0, 4.0, 6.0, 8.0),
+                  trace_seeds=4)
+    try:
+        summary = run(RunContext("splitwise", quick=False, seed=0, out_dir=tmp_path), cfg).summary
+    except DataNotFoundError:
+        pytest.skip("Splitwise data not staged")
+    for key, fresh_only in (("throughput_ratio_best_splitwise_vs_baseline_h100", True),
+                            ("cost_ratio_cheapest_splitwise_vs_baseline_h100_at_equal_rate",
+                             False)):
+        by_seed = summary[f"{key}_by_trace_seed"]
+        assert len(by_seed) == 4 and by_seed[0] == summary[key]  # the first is the search's
+        mean, ci = summary[f"{key}_trace_mean"], summary[f"{key}_trace_mean_ci95"]
+        averaged = by_seed[1:] if fresh_only else by_seed
+        assert mean == pytest.approx(sum(averaged) / len(averaged))
+        assert ci["lo"] <= mean <= ci["hi"] and f"t over {len(averaged)} " in ci["method"]
+
+
 def test_bench_without_reference(tmp_path):
     result = _call(bench, tmp_path)
     assert result.summary["big_trace_requests"] == pytest.approx(500, rel=0.3)
