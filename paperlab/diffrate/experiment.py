@@ -52,10 +52,10 @@ from paperlab.diffrate.model import (
     uniform_rates,
 )
 from paperlab.diffrate.rates import Rates
-from paperlab.vision import tome
+from paperlab.merging import tome
+from paperlab.merging.vit import token_schedule
 from paperlab.vision.data import ImageSet, load_cifar10
 from paperlab.vision.flops import model_flops
-from paperlab.vision.merging import token_schedule
 from paperlab.vision.models import ViTSpec
 from paperlab.vision.speed import measure_speed
 from paperlab.vision.train import (
@@ -309,7 +309,7 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         "difference over the same images (acc_diff_ci95 in the McNemar rows), which is narrower "
         "than the two bars suggest because most images are right or wrong under both.",
         f"{PITOME_RULE} = DiffRate's learned counts applied with PiToMe's energy-score merge "
-        "(paperlab.vision.energy: margins 0.75 - 0.75 l/L, the reference code's schedule with "
+        "(paperlab.merging.energy: margins 0.75 - 0.75 l/L, the reference code's schedule with "
         "nothing protected in the first ceil(L/2) blocks, size-weighted average) in place of "
         "DiffRate's merge; pruning stays DiffRate's class-attention ranking; proportional "
         "attention as in DiffRate. Where a block would merge more than half its pruned patch "

@@ -9,9 +9,9 @@ unweighted mean, the destination's size growing by the merged token's size times
 (clamped at 0). Then the MLP.
 
 * :func:`apply` patches a model in place so that it really slices and merges (the class swap
-  of :mod:`paperlab.vision.merging`; weights untouched; keep-all equals the original). With
+  of :mod:`paperlab.merging.plan`; weights untouched; keep-all equals the original). With
   ``merge_rule="pitome"`` the learned counts are applied with PiToMe's energy-score rule
-  (:mod:`paperlab.vision.energy`) at the merge step instead of DiffRate's; the pruning step
+  (:mod:`paperlab.merging.energy`) at the merge step instead of DiffRate's; the pruning step
   stays the class-attention ranking (see :func:`rule_tokens`).
 * :func:`search` learns the counts on a frozen model: no token is dropped, the tokens are
   re-sorted in every block and masked tokens are excluded as attention keys (masks from
@@ -33,17 +33,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from paperlab.diffrate.rates import RateProxy, Rates, flops_loss
+from paperlab.merging.energy import energy_plan, layer_margins, layer_protect
+from paperlab.merging.plan import MergePlan, merge_wavg, mixin_class, normalized
+from paperlab.merging.vit import check_images, vit_depth
 from paperlab.vision.data import ImageSet, normalize
-from paperlab.vision.energy import energy_plan, layer_margins, layer_protect
 from paperlab.vision.flops import model_flops
-from paperlab.vision.merging import (
-    MergePlan,
-    check_images,
-    merge_wavg,
-    mixin_class,
-    normalized,
-    vit_depth,
-)
 
 MERGE_RULES = ("diffrate", "pitome")
 
@@ -142,7 +136,7 @@ def prune_energy_merge(x: torch.Tensor, size: torch.Tensor, metric: torch.Tensor
     """DiffRate's pruning (the top ``prune - 1`` patch tokens by class attention stay), then
     PiToMe's energy-score merge of :func:`energy_merges` tokens (``metric`` ``(B, N, C')`` the
     keys averaged over heads, ``margin`` and ``protect`` the block's) with the size-weighted
-    average and summed sizes of :func:`~paperlab.vision.merging.merge_wavg`."""
+    average and summed sizes of :func:`~paperlab.merging.plan.merge_wavg`."""
     keep = rank(cls_attn)[:, :prune, None]
     x, size = x.gather(1, keep.expand(-1, -1, x.shape[-1])), size.gather(1, keep)
     metric = metric.gather(1, keep.expand(-1, -1, metric.shape[-1]))

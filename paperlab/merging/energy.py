@@ -8,13 +8,13 @@ metric, merging ``r`` of them:
 2. tokens sorted by energy, highest first; the top ``2r`` are mergeable, the other ``T - 2r``
    (low energy: isolated, informative) are protected and pass untouched;
 3. mergeable tokens alternate by energy rank into A and B; every A token merges into its most
-   similar B token (:func:`~paperlab.vision.merging.match`). Output ``[prefix, protected, B]``.
+   similar B token (:func:`~paperlab.merging.plan.match`). Output ``[prefix, protected, B]``.
 
 Without protection (``protect=False``, what PiToMe's reference code does in the first
 ``ceil(L/2)`` blocks, :func:`layer_protect`) A/B alternate by energy rank over all patch tokens
 and the top-``r`` edges merge. :func:`energy_plan` takes ``r`` itself, so any schedule of
 merge counts can use the rule (DiffRate's learned counts do); :class:`PiToMeRule` is the
-:class:`~paperlab.vision.merging.MergeRule` with PiToMe's one keep ratio for all layers.
+:class:`~paperlab.merging.plan.MergeRule` with PiToMe's one keep ratio for all layers.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from paperlab.vision.merging import MergePlan, match, normalized
+from paperlab.merging.plan import MergePlan, match, normalized
 
 SCHEDULES = ("reference", "pure")
 
@@ -112,7 +112,7 @@ def pitome_plan(
 
 @dataclass(frozen=True)
 class PiToMeRule:
-    """The :class:`~paperlab.vision.merging.MergeRule` of PiToMe (see the module docstring).
+    """The :class:`~paperlab.merging.plan.MergeRule` of PiToMe (see the module docstring).
 
     Attributes:
         keep_ratio: fraction of patch tokens kept by every block.

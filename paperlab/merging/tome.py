@@ -5,7 +5,7 @@ patch tokens alternate into sets A and B; the ``r`` A tokens whose most similar 
 similar merge into it (size-weighted average, sizes tracked); the class token is never merged.
 Proportional attention adds log(size) to the attention logits.
 
-    from paperlab.vision import tome
+    from paperlab.merging import tome
     tome.patch(model, r=8)          # a timm VisionTransformer, patched in place
     model.eval()(images)            # r tokens fewer after every block
 """
@@ -18,14 +18,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from paperlab.vision.merging import (
-    MergePlan,
-    apply_rule,
-    match,
-    normalized,
-    per_layer,
-    vit_depth,
-)
+from paperlab.merging import bert
+from paperlab.merging.bert import bert_depth, is_bert
+from paperlab.merging.plan import MergePlan, match, normalized, per_layer
+from paperlab.merging.vit import apply_rule, vit_depth
 
 
 def bipartite_soft_matching(metric: torch.Tensor, r: int, prefix: int = 1) -> MergePlan:
@@ -55,20 +51,29 @@ def bipartite_soft_matching(metric: torch.Tensor, r: int, prefix: int = 1) -> Me
 
 @dataclass(frozen=True)
 class ToMeRule:
-    """Merge ``r[layer]`` tokens in each layer (see :func:`bipartite_soft_matching`)."""
+    """Merge ``r[layer]`` tokens in each layer (see :func:`bipartite_soft_matching`).
+
+    With ``clip`` a layer merges at most half its tokens (for text, where sentences are shorter
+    than some ``r``, as ToMe's text patches do); without, such an ``r`` is an error.
+    """
 
     r: tuple[int, ...]
+    clip: bool = False
+
+    def _r(self, layer: int, n: int, prefix: int) -> int:
+        r = self.r[layer]
+        return min(r, (n - prefix) // 2) if self.clip else r
 
     def plan(self, metric: torch.Tensor, layer: int, prefix: int) -> MergePlan | None:
-        r = self.r[layer]
+        r = self._r(layer, metric.shape[1], prefix)
         return bipartite_soft_matching(metric, r, prefix) if r else None
 
     def schedule(self, num_tokens: int, depth: int, prefix: int) -> list[tuple[int, int]]:
         if len(self.r) != depth:
             raise ValueError(f"r has {len(self.r)} entries for {depth} blocks")
         tokens, n = [], num_tokens
-        for layer, r in enumerate(self.r):
-            most = (n - prefix) // 2
+        for layer in range(depth):
+            r, most = self._r(layer, n, prefix), (n - prefix) // 2
             if r > most:
                 raise ValueError(
                     f"r={r} leaves too few tokens: block {layer} has {n - prefix} patch tokens, "
@@ -87,10 +92,17 @@ def patch(
     trace_source: bool = False,
     fused: bool | None = None,
 ) -> nn.Module:
-    """Apply ToMe to a timm ``VisionTransformer`` in place (weights untouched); returns it.
+    """Apply ToMe to a timm ``VisionTransformer`` or a Hugging Face BERT model in place
+    (weights untouched); returns it.
+
+    On BERT (``BertModel``, ``BertForSequenceClassification``, ...) ``[CLS]`` is the class
+    token, a layer merges at most half of a sentence's tokens (short sentences merge fewer) and
+    padding is never merged (see :mod:`paperlab.merging.bert`); ``trace_source`` and ``fused``
+    apply to ViTs only.
 
     Args:
-        model: a timm ViT with a class token (built with ``pretrained=False`` works offline).
+        model: a timm ViT with a class token (built with ``pretrained=False`` works offline),
+            or a BERT model.
         r: tokens merged per block: one int for every block, or one per block.
         prop_attn: proportional attention (on for supervised models off the shelf).
         trace_source: record which patches each token holds (``merge_state(model).source``).
@@ -100,9 +112,12 @@ def patch(
         ValueError: ``r`` negative, of the wrong length, or larger than half the patch tokens
             left at some block.
     """
-    rs = per_layer(r, vit_depth(model), "r")
-    if any(not isinstance(v, int) or v < 0 for v in rs):
+    text = is_bert(model)
+    rs = per_layer(r, bert_depth(model) if text else vit_depth(model), "r")
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in rs):
         raise ValueError(f"r must be non-negative integers, got {r}")
+    if text:
+        return bert.apply_rule(model, ToMeRule(tuple(rs), clip=True), prop_attn=prop_attn)
     return apply_rule(
         model, ToMeRule(tuple(rs)), prop_attn=prop_attn, trace_source=trace_source, fused=fused
     )

@@ -69,12 +69,12 @@ SYSTEM = System(
     claims=_CLAIMS,
 )
 
-# The energy-score rule lives in the shared substrate (paperlab.vision.energy); PiToMe's public
+# The energy-score rule lives in the shared substrate (paperlab.merging.energy); PiToMe's public
 # API keeps the names.
 _EXPORTS = {
     **dict.fromkeys(
         ("PiToMeRule", "energy_score", "layer_margins", "merge_count", "pitome_plan"),
-        "paperlab.vision.energy"),
+        "paperlab.merging.energy"),
     "patch": "paperlab.pitome.merge",
 }
 

@@ -39,11 +39,12 @@ from paperlab.core.stats import (
     proportion_interval,
     ratio_interval,
 )
+from paperlab.merging import tome
+from paperlab.merging.plan import merge_state
+from paperlab.merging.vit import group_map, token_schedule
 from paperlab.pitome.merge import patch as pitome_patch
-from paperlab.vision import tome
 from paperlab.vision.data import ImageSet, load_cifar10
 from paperlab.vision.flops import model_flops
-from paperlab.vision.merging import group_map, merge_state, token_schedule
 from paperlab.vision.models import ViTSpec
 from paperlab.vision.speed import measure_speed
 from paperlab.vision.train import (

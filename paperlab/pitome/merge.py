@@ -1,7 +1,7 @@
 """PiToMe (Tran et al., NeurIPS 2024): token merging that protects informative tokens.
 
 The energy-score rule itself (energy, margins, protected tokens, the A/B split,
-:class:`PiToMeRule`) lives in the shared substrate, :mod:`paperlab.vision.energy`, so that other
+:class:`PiToMeRule`) lives in the shared substrate, :mod:`paperlab.merging.energy`, so that other
 systems can merge by it; this module applies it as PiToMe does: one keep ratio ``r =
 floor(T - T * keep_ratio)`` for every block, the margin ``m_l = margin - margin * l / L``, and
 the reference code's schedule (``schedule="reference"``, default: an energy-ordered ToMe-style
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from paperlab.vision.energy import PiToMeRule, layer_margins, layer_protect
-from paperlab.vision.merging import apply_rule, vit_depth
+from paperlab.merging.energy import PiToMeRule, layer_margins, layer_protect
+from paperlab.merging.vit import apply_rule, vit_depth
 
 
 def patch(

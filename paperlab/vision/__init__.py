@@ -7,11 +7,9 @@ Entropic Student). It imports only :mod:`paperlab.core`; the systems import it, 
 * :mod:`~paperlab.vision.train`: one trainer with a checkpoint cache and resume (:func:`fit`).
 * :mod:`~paperlab.vision.flops`: analytic ViT FLOPs with token reduction (:func:`vit_flops`).
 * :mod:`~paperlab.vision.speed`: throughput and latency (:func:`measure_speed`).
-* :mod:`~paperlab.vision.merging`: the token-merging patch with a pluggable rule
-  (:func:`apply_rule`, :class:`MergeRule`, :class:`MergePlan`, :func:`match`).
-* :mod:`~paperlab.vision.tome`: ToMe, the baseline (``tome.patch(model, r)``).
-* :mod:`~paperlab.vision.energy`: PiToMe's energy-score rule (:func:`energy_plan`,
-  :class:`PiToMeRule`), for PiToMe and for any other schedule of merge counts (DiffRate's).
+
+Token merging (ToMe, PiToMe's energy rule, the ViT and BERT patches) is the modality-neutral
+substrate :mod:`paperlab.merging`.
 
 Public names are imported on first use: importing this package imports no torch.
 """
@@ -29,16 +27,6 @@ _EXPORTS = {
         "paperlab.vision.train"),
     **dict.fromkeys(("block_flops", "model_flops", "vit_flops"), "paperlab.vision.flops"),
     **dict.fromkeys(("Speed", "measure_speed"), "paperlab.vision.speed"),
-    **dict.fromkeys(
-        ("MergePlan", "MergeRule", "apply_rule", "group_map", "match", "merge_source",
-         "merge_state", "merge_wavg", "token_schedule"),
-        "paperlab.vision.merging"),
-    **dict.fromkeys(
-        ("PiToMeRule", "energy_plan", "energy_score", "layer_margins", "layer_protect",
-         "merge_count", "pitome_plan"),
-        "paperlab.vision.energy"),
-    "ToMeRule": "paperlab.vision.tome",
-    "bipartite_soft_matching": "paperlab.vision.tome",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -23,8 +23,8 @@ from paperlab.diffrate.model import (
     uniform_rates,
 )
 from paperlab.diffrate.rates import RateProxy, Rates, candidate_counts, flops_loss
+from paperlab.merging.energy import layer_margins
 from paperlab.vision.data import ImageSet
-from paperlab.vision.energy import layer_margins
 from paperlab.vision.flops import model_flops
 
 N = 65  # 64 patches + the class token

@@ -9,14 +9,15 @@ import math
 import pytest
 import torch
 
-from paperlab.vision.energy import (
+from paperlab.merging.energy import (
     PiToMeRule,
     energy_plan,
     layer_margins,
     layer_protect,
     pitome_plan,
 )
-from paperlab.vision.merging import apply_rule, merge_state
+from paperlab.merging.plan import merge_state
+from paperlab.merging.vit import apply_rule
 
 # pitome_plan(_fixed_metric(), keep_ratio=0.6, margin=0.3, prefix=1, protect) as
 # paperlab.pitome.merge computed it before the move (commit d965a97): (keep, src, dst).

@@ -8,15 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from paperlab.vision import tome
-from paperlab.vision.merging import (
-    MergePlan,
-    apply_rule,
-    group_map,
-    merge_state,
-    merge_wavg,
-    token_schedule,
-)
+from paperlab.merging import tome
+from paperlab.merging.plan import MergePlan, merge_state, merge_wavg
+from paperlab.merging.vit import apply_rule, group_map, token_schedule
 
 
 @pytest.mark.parametrize("fused", [None, False])

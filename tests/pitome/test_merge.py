@@ -11,9 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from paperlab import pitome
+from paperlab.merging.plan import merge_state, merge_wavg
+from paperlab.merging.vit import token_schedule
 from paperlab.pitome import PiToMeRule, energy_score, layer_margins, pitome_plan
 from paperlab.vision.flops import vit_flops
-from paperlab.vision.merging import merge_state, merge_wavg, token_schedule
 
 
 def test_keep_ratio_one_equals_unpatched(tiny_vit, timm_vit_224):

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from paperlab.vision import tome
+from paperlab.merging import tome
+from paperlab.merging.vit import token_schedule
 from paperlab.vision.flops import block_flops, model_flops, vit_flops
-from paperlab.vision.merging import token_schedule
 
 
 def test_published_figures():
