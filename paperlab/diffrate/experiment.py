@@ -216,26 +216,6 @@ def _contenders(base: nn.Module, rates: Rates, pitome_rule: bool = False
 # run
 
 
-def timed_repeats(models: Mapping[str, nn.Module], batch: int, repeats: int
-                  ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """``(wall, cpu)``: per model, the wall-clock and thread-CPU seconds of one forward call on
-    ``batch`` images, one value per repeat (``repeats`` values).
-
-    One :func:`measure_speed` call per repeat, warmed up only before the first, is the same
-    round-robin as one call with ``repeats``, but keeps each repeat's time (``Speed`` keeps only
-    the medians), which the throughput ratio's interval needs.
-    """
-    wall: dict[str, list[float]] = {name: [] for name in models}
-    cpu: dict[str, list[float]] = {name: [] for name in models}
-    for i in range(repeats):
-        # measure_speed's default warm-up (2 calls per model) before the first repeat only
-        for name, speed in measure_speed(models, batch, repeats=1,
-                                         warmup=0 if i else 2).items():
-            wall[name].append(speed.latency_ms / 1e3)
-            cpu[name].append(speed.cpu_latency_ms / 1e3)
-    return wall, cpu
-
-
 def run(ctx: RunContext, config: Config | None = None) -> Result:
     cfg = resolve_config(ctx, Config, config)
     seed_everything(ctx.seed)
@@ -265,10 +245,11 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
             row["acc_ci95"] = proportion_interval(int(hit.sum()), len(hit))
             row["flops_reduction"] = 1 - row["mflops"] * 1e6 / full_flops
             log.info("%s: acc %.4f at %.3f MFLOPs", key, row["acc"], row["mflops"])
-        walls, cpus = timed_repeats(models, cfg.speed_batch, cfg.speed_repeats)
+        speeds = measure_speed(models, cfg.speed_batch, repeats=cfg.speed_repeats)
+        cpus = {name: speed.cpu_times for name, speed in speeds.items()}
         for row in rows:
-            row["images_per_s"] = cfg.speed_batch / float(np.median(walls[_key(row)]))
-            row["cpu_images_per_s"] = cfg.speed_batch / float(np.median(cpus[_key(row)]))
+            row["images_per_s"] = speeds[_key(row)].images_per_s
+            row["cpu_images_per_s"] = speeds[_key(row)].cpu_images_per_s
         tests = []
         for s in searched:
             ours = correct[f"DiffRate {s.target}"]

@@ -196,26 +196,6 @@ def settings(model: nn.Module, cfg: Config) -> list[Setting]:
 # run
 
 
-def timed_repeats(models: Mapping[str, nn.Module], batch: int, repeats: int
-                  ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """``(wall, cpu)``: per model, the wall-clock and thread-CPU seconds of one forward call on
-    ``batch`` images, one value per repeat (``repeats`` values).
-
-    One :func:`measure_speed` call per repeat, warmed up only before the first, is the same
-    round-robin as one call with ``repeats``, but keeps each repeat's time (``Speed`` keeps only
-    the medians), which the throughput ratio's interval needs.
-    """
-    wall: dict[str, list[float]] = {name: [] for name in models}
-    cpu: dict[str, list[float]] = {name: [] for name in models}
-    for i in range(repeats):
-        # measure_speed's default warm-up (2 calls per model) before the first repeat only
-        for name, speed in measure_speed(models, batch, repeats=1,
-                                         warmup=0 if i else 2).items():
-            wall[name].append(speed.latency_ms / 1e3)
-            cpu[name].append(speed.cpu_latency_ms / 1e3)
-    return wall, cpu
-
-
 def run(ctx: RunContext, config: Config | None = None) -> Result:
     cfg = resolve_config(ctx, Config, config)
     seed_everything(ctx.seed)
@@ -238,11 +218,12 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
                 "acc": float(hit.mean()), "acc_ci95": proportion_interval(int(hit.sum()), len(hit)),
             })
             log.info("%s: acc %.4f, %.2f MFLOPs", key, hit.mean(), flops / 1e6)
-        walls, cpus = timed_repeats(models, cfg.speed_batch, cfg.speed_repeats)
+        speeds = measure_speed(models, cfg.speed_batch, repeats=cfg.speed_repeats)
+        cpus = {name: speed.cpu_times for name, speed in speeds.items()}
         for row in rows:
             key = f"{row['method']} {row['setting']}"
-            row["images_per_s"] = cfg.speed_batch / float(np.median(walls[key]))
-            row["cpu_images_per_s"] = cfg.speed_batch / float(np.median(cpus[key]))
+            row["images_per_s"] = speeds[key].images_per_s
+            row["cpu_images_per_s"] = speeds[key].cpu_images_per_s
         tests = []
         for ratio in cfg.keep_ratios:
             pit = correct[f"PiToMe keep={ratio}"]

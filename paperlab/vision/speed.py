@@ -23,6 +23,8 @@ class Speed:
         cpu_latency_ms, cpu_images_per_s: the same from the calling thread's CPU time, which
             on a shared machine does not count waiting for a core (meaningful with one torch
             thread, when all the work runs in the calling thread).
+        times, cpu_times: wall-clock and thread-CPU seconds per call, one per repeat (what an
+            interval of a speed ratio needs, e.g. :func:`paperlab.core.stats.ratio_interval`).
     """
 
     batch_size: int
@@ -31,6 +33,8 @@ class Speed:
     iqr_ms: float
     cpu_latency_ms: float
     cpu_images_per_s: float
+    times: tuple[float, ...] = ()
+    cpu_times: tuple[float, ...] = ()
 
 
 def measure_speed(
@@ -66,6 +70,6 @@ def measure_speed(
     )
     return {
         name: Speed(batch_size, t.median * 1e3, batch_size / t.median, t.iqr * 1e3,
-                    t.cpu_median * 1e3, batch_size / t.cpu_median)
+                    t.cpu_median * 1e3, batch_size / t.cpu_median, t.times, t.cpu_times)
         for name, t in timings.items()
     }

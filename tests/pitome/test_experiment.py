@@ -86,14 +86,6 @@ def test_bench_toy(ctx):
     assert all(r["speedup_vs_full_fused"] == 1.0 for r in full)
 
 
-def test_timed_repeats_keeps_every_repeat(tiny_vit):
-    from paperlab.pitome.experiment import timed_repeats
-
-    wall, cpu = timed_repeats({"a": tiny_vit, "b": tiny_vit}, batch=2, repeats=3)
-    assert set(wall) == set(cpu) == {"a", "b"}
-    assert all(len(v) == 3 and min(v) > 0 for v in (*wall.values(), *cpu.values()))
-
-
 def test_the_throughput_interval_needs_two_repeats():
     with pytest.raises(ValueError, match="speed_repeats must be >= 2"):
         Config(speed_repeats=1)

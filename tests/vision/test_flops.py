@@ -52,3 +52,12 @@ def test_reduced_tokens_match_counter_up_to_merge_cost(tiny_vit):
 def test_block_flops_rejects_growth():
     with pytest.raises(ValueError, match="cannot go from 10 to 11"):
         block_flops(10, 11, 8)
+
+
+def test_measure_speed_keeps_every_repeat(tiny_vit):
+    from paperlab.vision.speed import measure_speed
+
+    speeds = measure_speed({"a": tiny_vit, "b": tiny_vit}, batch_size=2, repeats=3)
+    for s in speeds.values():
+        assert len(s.times) == len(s.cpu_times) == 3 and min(s.times) > 0
+        assert s.latency_ms == pytest.approx(1e3 * sorted(s.times)[1])
