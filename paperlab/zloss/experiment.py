@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from paperlab.core import plots, timing
+from paperlab.core import plots, stats, timing
 from paperlab.core.config import resolve_config
 from paperlab.core.progress import track
 from paperlab.core.results import Result, RunContext
@@ -115,7 +115,8 @@ class Config:
     @classmethod
     def quick(cls) -> Config:
         return cls(LMConfig(train_examples=20_000, test_examples=3_000),
-                   SweepConfig(sizes=(10_000, 100_000, PAPER_VOCAB), repeats=1),
+                   # 3 timed steps per layer (not 1): the speed-up's interval needs repeats
+                   SweepConfig(sizes=(10_000, 100_000, PAPER_VOCAB), repeats=3),
                    bench_sweep=SweepConfig(repeats=2),
                    tune=TuneConfig(a_values=(0.3, 1.0), b_values=(3.0, 10.0),
                                    lr_values=(0.1, 0.3), search_examples=10_000,
@@ -182,6 +183,9 @@ def train_lm(method: str, corpus: LMCorpus, cfg: LMConfig, seed: int,
              curve_examples: int | None = None) -> dict[str, Any]:
     """Train the n-gram LM with one output loss; top-k accuracy and perplexity on ``split``.
 
+    The row (like each curve point) holds ``top10_hits``, which evaluation examples were in
+    the top 10 (see :func:`evaluate`); the examples depend only on ``seed`` and the sizes in
+    ``cfg``, so two methods' hits with one seed pair example by example.
     With ``checkpoints > 0`` the row also holds ``curve``: top-1/5/10 on the first
     ``curve_examples`` evaluation examples ``checkpoints`` times per epoch, against the
     training CPU seconds (thread time, evaluation excluded) and examples seen so far.
@@ -266,21 +270,44 @@ def train_epochs(encoder: NGramEncoder, layer: nn.Module, optimizers: list[torch
 
 @torch.no_grad()
 def evaluate(encoder: nn.Module, layer: nn.Module, x: np.ndarray, y: np.ndarray,
-             chunk: int = 2048) -> dict[str, float | None]:
-    """Top-1/5/10 accuracy (ranking by the loss's own score) and perplexity where defined."""
+             chunk: int = 2048) -> dict[str, Any]:
+    """Top-1/5/10 accuracy (ranking by the loss's own score), perplexity where defined, the
+    number of examples ``eval_examples`` and ``top10_hits``, a boolean array ``(len(y),)``:
+    whether each example's word was in the top 10 (for paired intervals; not written out)."""
     hits = np.zeros(3)
+    top10_hits: list[np.ndarray] = []
     nll: list[Tensor] = []
     for i in range(0, len(y), chunk):
         xb, yb = torch.from_numpy(x[i:i + chunk]), torch.from_numpy(y[i:i + chunk])
         h = encoder(xb)
         rank = (layer.topk(h, 10) == yb[:, None]).float()
         hits += [rank[:, :k].sum().item() for k in (1, 5, 10)]
+        top10_hits.append(rank.sum(1).numpy() > 0)
         lp = log_probs(layer, h, yb)
         if lp is not None:
             nll.append(-lp)
     top1, top5, top10 = hits / len(y)
     ppl = math.exp(torch.cat(nll).mean().item()) if nll else None
-    return {"top1": top1, "top5": top5, "top10": top10, "perplexity": ppl}
+    return {"top1": top1, "top5": top5, "top10": top10, "perplexity": ppl,
+            "eval_examples": len(y), "top10_hits": np.concatenate(top10_hits)}
+
+
+def top10_difference_interval(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """95 % interval of ``a``'s top-10 accuracy minus ``b``'s (fractions), from two
+    evaluations of the same examples: exact paired (McNemar) over their ``top10_hits``."""
+    if len(a["top10_hits"]) != len(b["top10_hits"]):
+        raise ValueError(f"top-10 hits of {len(a['top10_hits'])} and "
+                         f"{len(b['top10_hits'])} examples do not pair")
+    return stats.paired_difference_interval(a["top10_hits"], b["top10_hits"])
+
+
+def drop_hits(rows: list[dict[str, Any]]) -> None:
+    """Remove the per-example ``top10_hits`` from rows (and their curve points) in place:
+    the summary holds their intervals; the JSON keeps the counts."""
+    for row in rows:
+        row.pop("top10_hits", None)
+        for point in row.get("curve", ()):
+            point.pop("top10_hits", None)
 
 
 def load_corpus(ctx: RunContext) -> tuple[LMCorpus, dict[str, Any]]:
@@ -340,15 +367,22 @@ def at_time(curve: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
 
 def equal_time_summary(softmax: dict[str, Any], zloss: dict[str, Any],
                        best: dict[str, Any]) -> dict[str, Any]:
-    """The tuned Z-loss against the log-softmax at the softmax's training time and epochs."""
+    """The tuned Z-loss against the log-softmax at the softmax's training time and epochs.
+
+    Both curves are scored on the same examples, so ``top10_zloss_at_softmax_time`` minus
+    ``top10_softmax_curve_end`` gets its exact paired interval (``..._minus_softmax_ci95``).
+    """
     curve_s, curve_z = softmax["curve"], zloss["curve"]
     seconds = curve_s[-1]["train_cpu_s"]
     epoch_one = [p for p in curve_z if p["examples"] <= curve_s[-1]["examples"]]
+    at_softmax_time = at_time(curve_z, seconds)
     return {
         "zloss_tuned_a": best["a"], "zloss_tuned_b": best["b"],
         "zloss_tuned_lr": best["output_lr"],
         "top10_softmax_curve_end": curve_s[-1]["top10"],
-        "top10_zloss_at_softmax_time": at_time(curve_z, seconds)["top10"],
+        "top10_zloss_at_softmax_time": at_softmax_time["top10"],
+        "top10_zloss_at_softmax_time_minus_softmax_ci95": top10_difference_interval(
+            at_softmax_time, curve_s[-1]),
         "top10_zloss_tuned_equal_epochs": epoch_one[-1]["top10"] if epoch_one else None,
         "top10_zloss_tuned_end": curve_z[-1]["top10"],
         "zloss_cpu_share_of_softmax_per_epoch": (
@@ -357,15 +391,22 @@ def equal_time_summary(softmax: dict[str, Any], zloss: dict[str, Any],
     }
 
 
+def accuracy_interval(accuracy: float, examples: int) -> dict[str, Any]:
+    """Clopper-Pearson 95 % interval of one accuracy measured on ``examples`` examples."""
+    return stats.proportion_interval(round(accuracy * examples), examples)
+
+
 def plot_curves(curves: dict[str, list[dict[str, Any]]], ctx: RunContext) -> None:
+    """Top-10 against training CPU seconds, each checkpoint with its binomial 95 % interval."""
     fig, ax = plots.figure(title="Top-10 (test) against training CPU seconds")
     for label, curve in curves.items():
-        ax.plot([p["train_cpu_s"] for p in curve], [p["top10"] for p in curve], "o-",
-                label=label, ms=3)
+        plots.errorbars(ax, [p["train_cpu_s"] for p in curve], [p["top10"] for p in curve],
+                        [accuracy_interval(p["top10"], p["eval_examples"]) for p in curve],
+                        label=label, ms=3, capsize=2)
     ax.set_xscale("log")
     ax.set_xlabel("training CPU seconds (one thread)")
-    ax.set_ylabel("top-10 accuracy")
-    ax.legend()
+    ax.set_ylabel("top-10 accuracy (95% CI)")
+    plots.legend_outside(ax)
     plots.save(fig, ctx.plot_path("topk_vs_time"))
 
 
@@ -385,12 +426,14 @@ def sweep_contenders(dim: int) -> dict[str, Callable[[int], nn.Module]]:
     }
 
 
-def time_step(layer: nn.Module, h: Tensor, y: Tensor, cfg: SweepConfig) -> float:
-    """Median seconds of ``layer.step(h, y)``; for the factored layer plus its amortised
-    ``stabilize()`` (one O(d^3) inversion every ``stabilize_every`` steps)."""
-    seconds = timing.measure(lambda: layer.step(h, y), cfg.warmup, cfg.repeats).median
+def time_step(layer: nn.Module, h: Tensor, y: Tensor, cfg: SweepConfig) -> list[float]:
+    """Seconds of ``layer.step(h, y)``, one per repeat; for the factored layer each repeat
+    plus its amortised ``stabilize()`` (one O(d^3) inversion every ``stabilize_every`` steps,
+    timed as many times)."""
+    seconds = list(timing.measure(lambda: layer.step(h, y), cfg.warmup, cfg.repeats).times)
     if isinstance(layer, SphericalOutputLayer) and layer.stabilize_every:
-        seconds += timing.measure(layer.stabilize, 0, cfg.repeats).median / layer.stabilize_every
+        stabilize = timing.measure(layer.stabilize, 0, cfg.repeats).times
+        seconds = [t + s / layer.stabilize_every for t, s in zip(seconds, stabilize, strict=True)]
     return seconds
 
 
@@ -414,7 +457,9 @@ def time_contenders(D: int, cfg: SweepConfig, rng: np.random.Generator) -> dict[
                            "batch_size": cfg.batch_size}
     for name, build in sweep_contenders(cfg.dim).items():
         layer = build(D)
-        row[f"{name}_s"] = time_step(layer, h, y, cfg)
+        repeats = time_step(layer, h, y, cfg)
+        row[f"{name}_s"] = float(np.median(repeats))
+        row[f"{name}_repeats_s"] = repeats
         del layer
         gc.collect()
     row["speedup_vs_softmax"] = row["full_softmax_s"] / row["zloss_factored_s"]
@@ -427,6 +472,17 @@ def _size_label(n: int) -> str:
     return f"{n // 1000}k" if n >= 1000 else str(n)
 
 
+def speedup_interval(row: dict[str, Any], baseline: str = "full_softmax"
+                     ) -> dict[str, Any] | None:
+    """95 % interval of ``baseline``'s step time over the factored layer's in one sweep row
+    (bootstrap of the ratio of medians over each layer's repeats); ``None`` with fewer than
+    two repeats."""
+    slow, fast = row[f"{baseline}_repeats_s"], row["zloss_factored_repeats_s"]
+    if min(len(slow), len(fast)) < 2:
+        return None
+    return stats.ratio_interval(slow, fast)
+
+
 def sweep_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     first, last = rows[0], rows[-1]
     out: dict[str, Any] = {
@@ -436,6 +492,7 @@ def sweep_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
     if last["vocab_size"] == PAPER_VOCAB:
         out["speedup_vs_softmax_at_793k"] = last["speedup_vs_softmax"]
+        out["speedup_vs_softmax_at_793k_ci95"] = speedup_interval(last)
     span = f"{_size_label(first['vocab_size'])}_to_{_size_label(last['vocab_size'])}"
     for name, key in (("", "zloss_factored_s"), ("_softmax", "full_softmax_s"),
                       ("_adaptive", "adaptive_softmax_s")):
@@ -452,22 +509,22 @@ def plot_sweep(rows: list[dict[str, Any]], ctx: RunContext, name: str) -> None:
         ax.loglog(sizes, [r[key] for r in rows], "o-", label=label)
     ax.set_xlabel("vocabulary size D")
     ax.set_ylabel(f"seconds per step (m = {rows[0].get('batch_size', 128)})")
-    ax.legend()
+    plots.legend_outside(ax)
     plots.save(fig, ctx.plot_path(name))
 
 
 def plot_topk(rows: list[dict[str, Any]], ctx: RunContext) -> None:
+    """Top-1/5/10 per output loss, each bar with its binomial 95 % interval."""
     fig, ax = plots.figure(title="Brown n-gram LM: top-k accuracy on test", size=4.0)
     width = 0.8 / len(rows)
     for j, row in enumerate(rows):
-        ax.bar(np.arange(3) + j * width, [row["top1"], row["top5"], row["top10"]], width,
-               label=row["method"])
+        xs, accs = np.arange(3) + j * width, [row["top1"], row["top5"], row["top10"]]
+        ax.bar(xs, accs, width, label=row["method"])
+        plots.errorbars(ax, xs, accs, [accuracy_interval(a, row["eval_examples"]) for a in accs],
+                        fmt="none", color="k", capsize=2)
     ax.set_xticks(np.arange(3) + 0.4 - width / 2, ["top-1", "top-5", "top-10"])
-    ax.set_ylabel("accuracy")
-    best = max((row["top10"] for row in rows), default=0.0)
-    if best > 0:  # room above the bars for the legend
-        ax.set_ylim(0, 1.35 * best)
-    ax.legend(loc="upper left", ncols=2)
+    ax.set_ylabel("accuracy (95% CI)")
+    plots.legend_outside(ax)
     plots.save(fig, ctx.plot_path("topk"))
 
 
@@ -499,17 +556,23 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
                     tuned["method"] = "z (tuned, equal-time run)"
                     lm_rows.append(tuned)
         sweep_rows = vocabulary_sweep(cfg.sweep, ctx.seed)
+    by_method = {r["method"]: r for r in lm_rows}
+    z_row, softmax_row = by_method.get("z", {}), by_method.get("log_softmax", {})
+    # both trained with ctx.seed on cfg.lm's sizes, so scored on the same test examples
+    topk_ci = top10_difference_interval(z_row, softmax_row) \
+        if "top10" in z_row and "top10" in softmax_row else None
+    drop_hits(lm_rows + search_rows)
     for row in lm_rows:
         row.pop("curve", None)  # kept whole in data["curves"]
     if curves:
         plot_curves(curves, ctx)
     plot_topk([row for row in lm_rows if "top10" in row and row["method"] in METHODS], ctx)
     plot_sweep(sweep_rows, ctx, "step_time")
-    by_method = {r["method"]: r for r in lm_rows}
     softmax_s, zloss_s = (by_method.get(m, {}).get("train_s") for m in ("log_softmax", "z"))
     summary = {
-        "top10_acc_softmax": by_method.get("log_softmax", {}).get("top10"),
-        "top10_acc_zloss": by_method.get("z", {}).get("top10"),
+        "top10_acc_softmax": softmax_row.get("top10"),
+        "top10_acc_zloss": z_row.get("top10"),
+        "top10_zloss_minus_softmax_ci95": topk_ci,
         "lm_train_speedup_zloss_vs_softmax": softmax_s / zloss_s if softmax_s and zloss_s else None,
         **sweep_summary(sweep_rows),
         **tune_summary,
@@ -525,7 +588,11 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         "factored O(d^2) update, the log-softmax through an O(Dd) in-place SGD step.",
         "Sweep: layers timed one after another (one D x d matrix in memory at a time), "
         f"minibatch m={cfg.sweep.batch_size}, d={cfg.sweep.dim}, Zipf targets; the factored "
-        "time includes its amortised re-stabilisation.",
+        f"time includes its amortised re-stabilisation; {cfg.sweep.repeats} timed steps per "
+        "layer (median; speedup_vs_softmax_at_793k_ci95: bootstrap of the ratio of medians).",
+        "top10_zloss_minus_softmax_ci95 and top10_zloss_at_softmax_time_minus_softmax_ci95: "
+        "exact paired (McNemar) 95% intervals of the top-10 differences over the test "
+        "examples both models were scored on.",
     ]
     if corpus.num_tokens != EXPECTED_TOKENS:
         notes.append(f"Brown has {corpus.num_tokens} tokens, PROVENANCE says {EXPECTED_TOKENS}.")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from paperlab.core.claims import verdicts
+from paperlab.core.claims import judge, verdicts
 from paperlab.zloss import SYSTEM
 
 
@@ -45,3 +45,54 @@ def test_topk_at_equal_time(zloss, expected):
     assert verdicts(SYSTEM.claims, summary, True)["topk_at_equal_time"] in (
         "direction", "not reproduced")
     assert verdicts(SYSTEM.claims, {})["topk_at_equal_time"] == "not measured"
+
+
+def ci(lo, hi, method="exact paired (McNemar), 300 discordant of 3000 examples"):
+    return {"lo": lo, "hi": hi, "level": 0.95, "method": method}
+
+
+@pytest.mark.parametrize("speedup, interval, expected", [
+    (261.0, ci(250.0, 270.0, "bootstrap of medians"), "reproduced"),
+    (38.0, ci(35.0, 41.0, "bootstrap of medians"), "reproduced"),  # reaches 40
+    (30.0, ci(28.0, 33.0, "bootstrap of medians"), "direction"),  # faster, short of 40x
+    (1.05, ci(0.9, 1.2, "bootstrap of medians"), "within noise"),  # holds 1
+    (0.8, ci(0.7, 0.9, "bootstrap of medians"), "not reproduced"),
+])
+def test_output_layer_speedup_on_its_interval(speedup, interval, expected):
+    summary = {"speedup_vs_softmax_at_793k": speedup, "speedup_vs_softmax_at_793k_ci95": interval}
+    for quick in (False, True):  # the quick sweep times the paper's D
+        (j,) = [j for j in judge(SYSTEM.claims, summary, quick)
+                if j.claim.id == "output_layer_speedup"]
+        assert j.verdict == expected and "no interval" not in j.reason
+
+
+@pytest.mark.parametrize("z, interval, expected", [
+    (0.340, ci(0.008, 0.032), "reproduced"),  # the whole interval above 0
+    (0.318, ci(-0.035, -0.008), "not reproduced"),  # the whole interval below 0
+    (0.325, ci(-0.010, 0.020), "within noise"),  # holds 0
+    (0.320, ci(0.0, 0.0), "within noise"),  # identical predictions on every example
+])
+def test_topk_ordering_on_its_paired_interval(z, interval, expected):
+    summary = {"top10_acc_zloss": z, "top10_acc_softmax": 0.32,
+               "top10_zloss_minus_softmax_ci95": interval}
+    (j,) = [j for j in judge(SYSTEM.claims, summary, False) if j.claim.id == "topk_vs_softmax"]
+    assert j.verdict == expected and j.interval is not None
+    quick = verdicts(SYSTEM.claims, summary, True)["topk_vs_softmax"]
+    assert quick == ("direction" if expected == "reproduced" else expected)
+
+
+@pytest.mark.parametrize("zloss, interval, expected", [
+    (0.359, ci(0.016, 0.042), "reproduced"),
+    (0.345, ci(-0.031, 0.017), "within noise"),  # the quick run's 0.345 vs 0.352
+    (0.317, ci(-0.020, -0.006), "not reproduced"),
+])
+def test_topk_at_equal_time_on_its_paired_interval(zloss, interval, expected):
+    summary = {"top10_zloss_at_softmax_time": zloss, "top10_softmax_curve_end": 0.330,
+               "top10_zloss_at_softmax_time_minus_softmax_ci95": interval}
+    assert verdicts(SYSTEM.claims, summary)["topk_at_equal_time"] == expected
+
+
+def test_a_claim_without_its_interval_says_so():
+    (j,) = [j for j in judge(SYSTEM.claims, {"top10_acc_zloss": 0.33, "top10_acc_softmax": 0.32},
+                             False) if j.claim.id == "topk_vs_softmax"]
+    assert j.verdict == "reproduced" and "no interval" in j.reason

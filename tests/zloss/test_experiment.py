@@ -17,8 +17,10 @@ from paperlab.zloss.experiment import (
     LMConfig,
     SweepConfig,
     bench,
+    equal_time_summary,
     run,
     sweep_summary,
+    top10_difference_interval,
     train_lm,
     vocabulary_sweep,
 )
@@ -41,14 +43,49 @@ def test_lm_learns_an_easy_stream(method):
     assert row["top1"] > 0.9, row
     assert row["top10"] >= row["top5"] >= row["top1"]
     assert (row["perplexity"] is None) == (method == "z")
+    hits = row["top10_hits"]  # one per test example, for paired intervals
+    assert hits.dtype == bool and len(hits) == row["eval_examples"] == 200
+    assert hits.mean() == pytest.approx(row["top10"])
+
+
+def test_two_methods_pair_example_by_example():
+    corpus = cyclic_corpus()
+    cfg = replace(TINY_LM, epochs=1, output_lr={"log_softmax": 0.5, "z": 1e-4})
+    z, softmax = (train_lm(m, corpus, cfg, seed=0) for m in ("z", "log_softmax"))
+    ci = top10_difference_interval(z, softmax)
+    assert ci["lo"] <= z["top10"] - softmax["top10"] <= ci["hi"]
+    assert "of 200 examples" in ci["method"]
+    with pytest.raises(ValueError, match="do not pair"):
+        top10_difference_interval(z, {"top10_hits": softmax["top10_hits"][:10]})
+
+
+def test_equal_time_summary_pairs_the_checkpoints_it_compares():
+    hits = np.zeros(100, bool)
+
+    def point(cpu_s, examples, right):
+        h = hits.copy()
+        h[:right] = True
+        return {"train_cpu_s": cpu_s, "examples": examples, "top10": right / 100,
+                "eval_examples": 100, "top10_hits": h}
+
+    softmax = {"curve": [point(5.0, 50, 20), point(10.0, 100, 30)]}
+    zloss = {"curve": [point(1.0, 50, 25), point(9.0, 800, 36), point(20.0, 1600, 40)]}
+    out = equal_time_summary(softmax, zloss, {"a": 1.0, "b": 30.0, "output_lr": 0.3})
+    assert out["top10_zloss_at_softmax_time"] == 0.36  # the last checkpoint within 10 s
+    ci = out["top10_zloss_at_softmax_time_minus_softmax_ci95"]
+    # 6 examples only the Z-loss got, none only the softmax: +0.06, exact paired interval
+    assert "6 discordant of 100" in ci["method"] and ci["lo"] <= 0.06 <= ci["hi"]
+    assert ci["lo"] > 0
 
 
 def test_sweep_rows_and_summary():
-    rows = vocabulary_sweep(TINY_SWEEP, seed=0)
+    rows = vocabulary_sweep(replace(TINY_SWEEP, repeats=3), seed=0)
     assert [r["vocab_size"] for r in rows] == [50, 400]
     for r in rows:
         assert r["speedup_vs_softmax"] == r["full_softmax_s"] / r["zloss_factored_s"]
         assert r["speedup_vs_adaptive"] == r["adaptive_softmax_s"] / r["zloss_factored_s"]
+        assert r["full_softmax_s"] == np.median(r["full_softmax_repeats_s"])
+        assert len(r["zloss_factored_repeats_s"]) == 3
     summary = sweep_summary(rows)
     assert summary["step_time_growth_50_to_400"] == pytest.approx(
         rows[1]["zloss_factored_s"] / rows[0]["zloss_factored_s"])
@@ -57,6 +94,11 @@ def test_sweep_rows_and_summary():
     summary = sweep_summary(big)
     assert "step_time_growth_softmax_10k_to_793k" in summary
     assert summary["speedup_vs_softmax_at_793k"] == rows[1]["speedup_vs_softmax"]
+    ci = summary["speedup_vs_softmax_at_793k_ci95"]
+    assert ci["lo"] <= summary["speedup_vs_softmax_at_793k"] <= ci["hi"]
+    assert "3 and 3 repeats" in ci["method"]
+    one = [{**row, "full_softmax_repeats_s": row["full_softmax_repeats_s"][:1]} for row in big]
+    assert sweep_summary(one)["speedup_vs_softmax_at_793k_ci95"] is None  # no spread to show
 
 
 def test_run_on_brown_at_toy_size(tmp_path):
@@ -70,6 +112,11 @@ def test_run_on_brown_at_toy_size(tmp_path):
         result = run(RunContext("zloss", quick=True, out_dir=tmp_path), cfg)
         assert torch.get_num_threads() == 2
     assert {"top10_acc_softmax", "top10_acc_zloss"} <= set(result.summary)
+    ci = result.summary["top10_zloss_minus_softmax_ci95"]
+    diff = result.summary["top10_acc_zloss"] - result.summary["top10_acc_softmax"]
+    assert ci["lo"] <= diff <= ci["hi"] and "of 64 examples" in ci["method"]
+    assert all("top10_hits" not in r and r["eval_examples"] == 64
+               for r in result.results if "top10" in r)
     assert result.data["vocab_size"] >= 40_000
     assert (tmp_path / "zloss_topk.png").exists() and (tmp_path / "zloss_step_time.png").exists()
     out = bench(RunContext("zloss", quick=True, out_dir=tmp_path), cfg)

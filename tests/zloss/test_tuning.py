@@ -95,14 +95,17 @@ def test_search_prefers_a_late_starter(monkeypatch):
 
 
 def test_equal_time_picks_the_last_checkpoint_within_the_softmax_time():
-    softmax = {"curve": [{"train_cpu_s": 5.0, "examples": 100, "top10": 0.2},
-                         {"train_cpu_s": 10.0, "examples": 200, "top10": 0.3}]}
-    z = {"curve": [{"train_cpu_s": 0.5, "examples": 100, "top10": 0.1},
-                   {"train_cpu_s": 1.0, "examples": 200, "top10": 0.15},
-                   {"train_cpu_s": 9.9, "examples": 2000, "top10": 0.35},
-                   {"train_cpu_s": 10.1, "examples": 2020, "top10": 0.9}]}
+    def point(cpu_s, examples, top10):  # the first top10 x 20 of 20 examples right
+        return {"train_cpu_s": cpu_s, "examples": examples, "top10": top10,
+                "top10_hits": np.arange(20) < round(20 * top10)}
+
+    softmax = {"curve": [point(5.0, 100, 0.2), point(10.0, 200, 0.3)]}
+    z = {"curve": [point(0.5, 100, 0.1), point(1.0, 200, 0.15), point(9.9, 2000, 0.35),
+                   point(10.1, 2020, 0.9)]}
     out = equal_time_summary(softmax, z, {"a": 1.0, "b": 3.0, "output_lr": 0.1})
     assert out["top10_zloss_at_softmax_time"] == 0.35
+    # 7 of 20 right against 6 of 20, the same 6 among them: one discordant example
+    assert "1 discordant of 20" in out["top10_zloss_at_softmax_time_minus_softmax_ci95"]["method"]
     assert out["top10_zloss_tuned_equal_epochs"] == 0.15
     assert out["top10_softmax_curve_end"] == 0.3
     assert out["zloss_cpu_share_of_softmax_per_epoch"] == pytest.approx((10.1 / 2020) / 0.05)
