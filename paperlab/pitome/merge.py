@@ -9,13 +9,14 @@ match with nothing protected in the first ``ceil(L/2)`` blocks, the pure rule af
 pure rule in every block (``schedule="pure"``).
 
     from paperlab import pitome
-    pitome.patch(model, keep_ratio=0.9)      # a timm VisionTransformer, patched in place
+    pitome.patch(model, keep_ratio=0.9)      # a timm VisionTransformer or a BERT model, in place
 """
 
 from __future__ import annotations
 
 from torch import nn
 
+from paperlab.merging import bert
 from paperlab.merging.energy import PiToMeRule, layer_margins, layer_protect
 from paperlab.merging.vit import apply_rule, vit_depth
 
@@ -30,10 +31,15 @@ def patch(
     trace_source: bool = False,
     fused: bool | None = None,
 ) -> nn.Module:
-    """Apply PiToMe to a timm ``VisionTransformer`` in place (weights untouched); returns it.
+    """Apply PiToMe to a timm ``VisionTransformer`` or a Hugging Face BERT model in place
+    (weights untouched); returns it.
+
+    On BERT (``BertModel``, ``BertForSequenceClassification``, ...) ``[CLS]`` is the class
+    token, each sentence merges by its own length and padding is never merged or scored (see
+    :mod:`paperlab.merging.bert`); ``trace_source`` and ``fused`` apply to ViTs only.
 
     Args:
-        model: a timm ViT with a class token.
+        model: a timm ViT with a class token, or a BERT model.
         keep_ratio: fraction of patch tokens each block keeps, in ``[0.5, 1]`` (1: no merging;
             below 0.5 the ``2r`` mergeable tokens would outnumber the patch tokens).
         margin: ``m_0``; block ``l`` of ``L`` uses ``margin - margin * l / L``.
@@ -46,9 +52,13 @@ def patch(
     Raises:
         ValueError: ``keep_ratio`` outside ``(0, 1]`` or too small, unknown ``schedule``.
     """
-    if not isinstance(keep_ratio, (int, float)) or not 0 < keep_ratio <= 1:
+    if isinstance(keep_ratio, bool) or not isinstance(keep_ratio, (int, float)) or not (
+            0 < keep_ratio <= 1):
         raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio!r}")
-    depth = vit_depth(model)
+    text = bert.is_bert(model)
+    depth = bert.bert_depth(model) if text else vit_depth(model)
     protect = layer_protect(depth, schedule)
     rule = PiToMeRule(float(keep_ratio), layer_margins(depth, margin), protect)
+    if text:
+        return bert.apply_rule(model, rule, prop_attn=prop_attn)
     return apply_rule(model, rule, prop_attn=prop_attn, trace_source=trace_source, fused=fused)

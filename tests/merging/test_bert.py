@@ -117,3 +117,4 @@ def test_bert_flops_agree_with_torch_flop_counter(tokenizer):
     assert counter.get_total_flops() / 2 - matching == pytest.approx(ours, rel=1e-9)
     full = bert.bert_flops(model.config, [(n, n) for n, _ in state.tokens[:1]] * 6, 2)
     assert ours < full
+

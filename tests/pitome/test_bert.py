@@ -1,0 +1,36 @@
+"""PiToMe on a BERT encoder (the pretrained MiniLM): padding-exact, [CLS] kept, keep 1 equal."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from paperlab import pitome
+from paperlab.merging.plan import merge_state
+from paperlab.text.minilm import load_tokenizer
+from tests.merging.test_bert import SENTENCES, classifier, logits
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer()
+
+
+def test_pitome_on_bert_is_padding_exact_and_keeps_cls(tokenizer):
+    model = pitome.patch(classifier(), keep_ratio=0.8)
+    batch = logits(model, tokenizer, SENTENCES)
+    alone = torch.cat([logits(model, tokenizer, [s]) for s in SENTENCES])
+    assert torch.allclose(batch, alone, atol=1e-5)
+    enc = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        model(**enc)
+    state = merge_state(model)
+    assert torch.equal(state.size[..., 0].sum(dim=1), enc["attention_mask"].sum(dim=1).float())
+    assert torch.all(state.size[:, 0, 0] == 1)
+    # The longest sentence lost tokens in every layer after the first few (keep 0.8 of T).
+    assert state.tokens[-1][1] < state.tokens[-1][0]
+    keep_all = pitome.patch(classifier(), keep_ratio=1.0)
+    assert torch.allclose(logits(keep_all, tokenizer, SENTENCES),
+                          logits(classifier(), tokenizer, SENTENCES), atol=1e-5)
+    with pytest.raises(ValueError, match="keep_ratio"):
+        pitome.patch(classifier(), keep_ratio=True)
