@@ -15,6 +15,13 @@ Without protection (``protect=False``, what PiToMe's reference code does in the 
 and the top-``r`` edges merge. :func:`energy_plan` takes ``r`` itself, so any schedule of
 merge counts can use the rule (DiffRate's learned counts do); :class:`PiToMeRule` is the
 :class:`~paperlab.merging.plan.MergeRule` with PiToMe's one keep ratio for all layers.
+
+PiToMe's reference code for text (its BERT patch) differs in three places, each an option here:
+the energy is a Gaussian kernel on the cosine similarity, ``mean_j exp(-((1 - S_ij) / s)^2 / 2)
+/ (s sqrt(2 pi))`` with ``s = 1 - m_l`` (``kernel="gaussian"``); the top ``2r`` tokens split into
+A = the higher-energy half and B = the lower half (``split="halves"``); only the first three
+layers merge (:func:`text_layers`), with margins ``0.9 - 0.25 l / L``
+(``layer_margins(L, 0.9, drop=0.25)``).
 """
 
 from __future__ import annotations
@@ -28,12 +35,27 @@ import torch.nn.functional as F
 from paperlab.merging.plan import MergePlan, match, normalized
 
 SCHEDULES = ("reference", "pure")
+KERNELS = ("elu", "gaussian")
+SPLITS = ("alternate", "halves")
+TEXT_MERGING_LAYERS = 3  # the reference's BERT patch: "aggressive compress only the first 3"
 
 
-def energy_score(metric: torch.Tensor, margin: float) -> torch.Tensor:
-    """``E_i = mean_j ELU(S_ij - margin)``: L2-normalised ``metric`` ``(B, T, C)`` -> ``(B, T)``."""
+def energy_score(metric: torch.Tensor, margin: float, kernel: str = "elu") -> torch.Tensor:
+    """Energy of each token of an L2-normalised ``metric`` ``(B, T, C)`` -> ``(B, T)``.
+
+    ``"elu"`` (the paper): ``mean_j ELU(S_ij - margin)``; ``"gaussian"`` (the reference's text
+    code): ``mean_j exp(-((1 - S_ij) / s)^2 / 2) / (s sqrt(2 pi))`` with ``s = 1 - margin``.
+    """
     sim = metric @ metric.transpose(1, 2)
-    return F.elu(sim - margin).mean(dim=-1)
+    if kernel == "elu":
+        return F.elu(sim - margin).mean(dim=-1)
+    if kernel == "gaussian":
+        if not margin < 1:
+            raise ValueError(f"the Gaussian energy needs margin < 1, got {margin}")
+        sigma = 1.0 - margin
+        density = torch.exp(-0.5 * ((1.0 - sim) / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+        return density.mean(dim=-1)
+    raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
 
 
 def merge_count(patches: int, keep_ratio: float) -> int:
@@ -42,9 +64,18 @@ def merge_count(patches: int, keep_ratio: float) -> int:
     return math.floor(patches - patches * keep_ratio)
 
 
-def layer_margins(depth: int, margin: float = 0.75) -> tuple[float, ...]:
-    """``m_l = margin - margin * l / L`` for ``l = 0 .. L-1``."""
-    return tuple(margin - margin * layer / depth for layer in range(depth))
+def layer_margins(depth: int, margin: float = 0.75, drop: float | None = None
+                  ) -> tuple[float, ...]:
+    """``m_l = margin - drop * l / L`` for ``l = 0 .. L-1`` (``drop`` defaults to ``margin``,
+    the paper's schedule; the reference's text code uses ``margin 0.9, drop 0.25``)."""
+    drop = margin if drop is None else drop
+    return tuple(margin - drop * layer / depth for layer in range(depth))
+
+
+def text_layers(depth: int, first: int = TEXT_MERGING_LAYERS) -> tuple[bool, ...]:
+    """Per layer, whether it merges: the first ``first`` layers only (the reference's BERT
+    schedule)."""
+    return tuple(layer < first for layer in range(depth))
 
 
 def layer_protect(depth: int, schedule: str = "reference") -> tuple[bool, ...]:
@@ -66,6 +97,8 @@ def energy_plan(
     margin: float,
     prefix: int = 1,
     protect: bool = True,
+    kernel: str = "elu",
+    split: str = "alternate",
 ) -> MergePlan | None:
     """The energy rule's merge plan for one block, merging ``r`` tokens (None when ``r = 0``).
 
@@ -77,22 +110,32 @@ def energy_plan(
         prefix: leading tokens kept untouched in front.
         protect: True: low-energy tokens protected, every A token merges; False: energy-ordered
             bipartite matching over all patch tokens, top-``r`` edges.
+        kernel: the energy, ``"elu"`` (the paper) or ``"gaussian"`` (the reference's text code).
+        split: how the mergeable tokens form A and B: ``"alternate"`` by energy rank, or
+            ``"halves"`` (A the higher-energy half; needs ``protect``).
 
     Raises:
-        ValueError: ``r`` negative or more than half the patch tokens.
+        ValueError: ``r`` negative or more than half the patch tokens, an unknown kernel or
+            split.
     """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if split == "halves" and not protect:
+        raise ValueError("split='halves' needs protect=True (A and B are the top 2r tokens)")
     b, n, _ = metric.shape
     if not 0 <= 2 * r <= n - prefix:
         raise ValueError(f"cannot merge r={r} of {n - prefix} patch tokens (at most half)")
     if r == 0:
         return None
     patches = normalized(metric[:, prefix:])
-    order = energy_score(patches, margin).argsort(dim=-1, descending=True) + prefix
+    order = energy_score(patches, margin, kernel).argsort(dim=-1, descending=True) + prefix
     front = torch.arange(prefix, device=metric.device).expand(b, -1)
     metric = torch.cat([metric[:, :prefix], patches], dim=1)
     if protect:
         mergeable, protected = order[:, : 2 * r], order[:, 2 * r :]
         front = torch.cat([front, protected], dim=1)
+        if split == "halves":
+            return match(metric, mergeable[:, :r], mergeable[:, r:], r, front)
         return match(metric, mergeable[:, 0::2], mergeable[:, 1::2], r, front)
     return match(metric, order[:, 0::2], order[:, 1::2], r, front)
 
@@ -103,11 +146,13 @@ def pitome_plan(
     margin: float,
     prefix: int = 1,
     protect: bool = True,
+    kernel: str = "elu",
+    split: str = "alternate",
 ) -> MergePlan | None:
     """PiToMe's plan for one block: :func:`energy_plan` with ``r = floor(T - T * keep_ratio)``
     for the block's ``T`` patch tokens (``0.5 <= keep_ratio <= 1``)."""
     return energy_plan(metric, merge_count(metric.shape[1] - prefix, keep_ratio), margin,
-                       prefix, protect)
+                       prefix, protect, kernel, split)
 
 
 @dataclass(frozen=True)
@@ -115,25 +160,38 @@ class PiToMeRule:
     """The :class:`~paperlab.merging.plan.MergeRule` of PiToMe (see the module docstring).
 
     Attributes:
-        keep_ratio: fraction of patch tokens kept by every block.
+        keep_ratio: fraction of patch tokens kept by every merging block.
         margins: energy margin of each block.
         protect: per block, the pure rule (True) or the energy-ordered bipartite match (False).
+        kernel, split: see :func:`energy_plan` (the paper's ``"elu"``, ``"alternate"`` by
+            default; the reference's text code ``"gaussian"``, ``"halves"``).
+        merging: per block, whether it merges at all (None: every block).
     """
 
     keep_ratio: float
     margins: tuple[float, ...]
     protect: tuple[bool, ...]
+    kernel: str = "elu"
+    split: str = "alternate"
+    merging: tuple[bool, ...] | None = None
+
+    def _merges(self, layer: int) -> bool:
+        return self.merging is None or self.merging[layer]
 
     def plan(self, metric: torch.Tensor, layer: int, prefix: int) -> MergePlan | None:
+        if not self._merges(layer):
+            return None
         return pitome_plan(metric, self.keep_ratio, self.margins[layer], prefix,
-                           self.protect[layer])
+                           self.protect[layer], self.kernel, self.split)
 
     def schedule(self, num_tokens: int, depth: int, prefix: int) -> list[tuple[int, int]]:
         if len(self.margins) != depth:
             raise ValueError(f"{len(self.margins)} margins for {depth} blocks")
+        if self.merging is not None and len(self.merging) != depth:
+            raise ValueError(f"{len(self.merging)} merging flags for {depth} blocks")
         tokens, n = [], num_tokens
         for layer in range(depth):
-            r = merge_count(n - prefix, self.keep_ratio)
+            r = merge_count(n - prefix, self.keep_ratio) if self._merges(layer) else 0
             if 2 * r > n - prefix:
                 raise ValueError(
                     f"keep_ratio={self.keep_ratio} leaves too few tokens: block {layer} would "

@@ -17,15 +17,34 @@ from __future__ import annotations
 from torch import nn
 
 from paperlab.merging import bert
-from paperlab.merging.energy import PiToMeRule, layer_margins, layer_protect
+from paperlab.merging.energy import PiToMeRule, layer_margins, layer_protect, text_layers
 from paperlab.merging.vit import apply_rule, vit_depth
+
+TEXT_SCHEDULES = ("reference", "every-layer", "pure")
+
+
+def _text_rule(depth: int, keep_ratio: float, margin: float | None, schedule: str) -> PiToMeRule:
+    """PiToMe on BERT: the reference's text rule (Gaussian energy, A = the higher-energy half,
+    margins ``0.9 - 0.25 l / L``) in its first three layers (``"reference"``) or in every layer
+    (``"every-layer"``), or the paper's rule in every layer (``"pure"``)."""
+    if schedule not in TEXT_SCHEDULES:
+        raise ValueError(f"schedule must be one of {TEXT_SCHEDULES} for a BERT model, got "
+                         f"{schedule!r}")
+    protect = (True,) * depth
+    if schedule == "pure":
+        return PiToMeRule(keep_ratio, layer_margins(depth, 0.75 if margin is None else margin),
+                          protect)
+    margins = layer_margins(depth, 0.9 if margin is None else margin, drop=0.25)
+    merging = text_layers(depth) if schedule == "reference" else None
+    return PiToMeRule(keep_ratio, margins, protect, kernel="gaussian", split="halves",
+                      merging=merging)
 
 
 def patch(
     model: nn.Module,
     keep_ratio: float,
     *,
-    margin: float = 0.75,
+    margin: float | None = None,
     schedule: str = "reference",
     prop_attn: bool = False,
     trace_source: bool = False,
@@ -40,11 +59,16 @@ def patch(
 
     Args:
         model: a timm ViT with a class token, or a BERT model.
-        keep_ratio: fraction of patch tokens each block keeps, in ``[0.5, 1]`` (1: no merging;
-            below 0.5 the ``2r`` mergeable tokens would outnumber the patch tokens).
-        margin: ``m_0``; block ``l`` of ``L`` uses ``margin - margin * l / L``.
-        schedule: ``"reference"`` (ToMe-style energy-ordered match in the first ``ceil(L/2)``
-            blocks, the pure rule after) or ``"pure"`` (the pure rule in every block).
+        keep_ratio: fraction of patch tokens each merging block keeps, in ``[0.5, 1]`` (1: no
+            merging; below 0.5 the ``2r`` mergeable tokens would outnumber the patch tokens).
+        margin: ``m_0``. ViT: block ``l`` of ``L`` uses ``m_0 - m_0 l / L`` (default 0.75).
+            BERT: ``m_0 - 0.25 l / L`` (default 0.9) for the text schedules, as ViT for
+            ``"pure"``.
+        schedule: ViT: ``"reference"`` (ToMe-style energy-ordered match in the first
+            ``ceil(L/2)`` blocks, the pure rule after) or ``"pure"`` (the pure rule in every
+            block). BERT: ``"reference"`` (the reference's text rule in the first three layers
+            only), ``"every-layer"`` (the same rule in every layer) or ``"pure"`` (the paper's
+            ELU rule in every layer).
         prop_attn: proportional attention (off in the reference).
         trace_source: record which patches each token holds.
         fused: force fused (True) or explicit (False) attention; None keeps timm's choice.
@@ -55,10 +79,11 @@ def patch(
     if isinstance(keep_ratio, bool) or not isinstance(keep_ratio, (int, float)) or not (
             0 < keep_ratio <= 1):
         raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio!r}")
-    text = bert.is_bert(model)
-    depth = bert.bert_depth(model) if text else vit_depth(model)
-    protect = layer_protect(depth, schedule)
-    rule = PiToMeRule(float(keep_ratio), layer_margins(depth, margin), protect)
-    if text:
+    if bert.is_bert(model):
+        rule = _text_rule(bert.bert_depth(model), float(keep_ratio), margin, schedule)
         return bert.apply_rule(model, rule, prop_attn=prop_attn)
+    depth = vit_depth(model)
+    protect = layer_protect(depth, schedule)
+    rule = PiToMeRule(float(keep_ratio), layer_margins(depth, 0.75 if margin is None else margin),
+                      protect)
     return apply_rule(model, rule, prop_attn=prop_attn, trace_source=trace_source, fused=fused)

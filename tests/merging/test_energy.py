@@ -15,6 +15,7 @@ from paperlab.merging.energy import (
     layer_margins,
     layer_protect,
     pitome_plan,
+    text_layers,
 )
 from paperlab.merging.plan import merge_state
 from paperlab.merging.vit import apply_rule
@@ -102,3 +103,50 @@ def test_layer_schedule_and_errors():
     for r in (-1, 5):
         with pytest.raises(ValueError, match=f"cannot merge r={r} of 8 patch tokens"):
             energy_plan(_fixed_metric(), r, 0.3)
+
+
+def _slow_text_plan(rows: list[list[float]], r: int, margin: float
+                    ) -> tuple[list[int], set[tuple[int, int]]]:
+    """The reference's text rule with loops: Gaussian energy, A = the top r, B = the next r."""
+    patches = [[v / math.sqrt(sum(u * u for u in row)) for v in row] for row in rows[1:]]
+    t, sigma = len(patches), 1 - margin
+
+    def cos(a: int, b: int) -> float:
+        return sum(x * y for x, y in zip(patches[a], patches[b], strict=True))
+
+    def kernel(v: float) -> float:
+        return math.exp(-0.5 * ((1 - v) / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+
+    energy = [sum(kernel(cos(i, j)) for j in range(t)) / t for i in range(t)]
+    ranked = sorted(range(t), key=lambda i: -energy[i])
+    a_set, b_set, protected = ranked[:r], ranked[r:2 * r], ranked[2 * r:]
+    partner = {a: max(b_set, key=lambda b, a=a: cos(a, b)) for a in a_set}
+    keep = [0] + [i + 1 for i in protected + b_set]
+    return keep, {(a + 1, partner[a] + 1) for a in a_set}
+
+
+@pytest.mark.parametrize("r", [1, 2, 3, 4])
+def test_text_rule_agrees_with_a_slow_reference(r):
+    metric = _fixed_metric()
+    plan = energy_plan(metric, r, 0.9, kernel="gaussian", split="halves")
+    keep, pairs = _slow_text_plan(metric[0].tolist(), r, 0.9)
+    assert plan.keep[0].tolist() == keep
+    got = {(int(s), int(plan.keep[0, d])) for s, d in zip(plan.src[0], plan.dst[0], strict=True)}
+    assert got == pairs
+
+
+def test_text_options_are_checked():
+    metric = _fixed_metric()
+    with pytest.raises(ValueError, match="kernel"):
+        energy_plan(metric, 2, 0.3, kernel="cosine")
+    with pytest.raises(ValueError, match="split"):
+        energy_plan(metric, 2, 0.3, split="random")
+    with pytest.raises(ValueError, match="protect"):
+        energy_plan(metric, 2, 0.3, protect=False, split="halves")
+    with pytest.raises(ValueError, match="margin < 1"):
+        energy_plan(metric, 2, 1.0, kernel="gaussian", split="halves")
+    assert layer_margins(4, 0.9, drop=0.25) == pytest.approx((0.9, 0.8375, 0.775, 0.7125))
+    rule = PiToMeRule(0.5, layer_margins(4), (True,) * 4, merging=text_layers(4, first=1))
+    assert rule.schedule(9, 4, 1) == [(9, 5), (5, 5), (5, 5), (5, 5)]
+    with pytest.raises(ValueError, match="merging flags"):
+        PiToMeRule(0.5, layer_margins(4), (True,) * 4, merging=(True,)).schedule(9, 4, 1)

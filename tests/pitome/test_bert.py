@@ -7,6 +7,7 @@ import torch
 
 from paperlab import pitome
 from paperlab.merging.plan import merge_state
+from paperlab.pitome.merge import TEXT_SCHEDULES
 from paperlab.text.minilm import load_tokenizer
 from tests.merging.test_bert import SENTENCES, classifier, logits
 
@@ -16,8 +17,9 @@ def tokenizer():
     return load_tokenizer()
 
 
-def test_pitome_on_bert_is_padding_exact_and_keeps_cls(tokenizer):
-    model = pitome.patch(classifier(), keep_ratio=0.8)
+@pytest.mark.parametrize("schedule", TEXT_SCHEDULES)
+def test_pitome_on_bert_is_padding_exact_and_keeps_cls(tokenizer, schedule):
+    model = pitome.patch(classifier(), keep_ratio=0.8, schedule=schedule)
     batch = logits(model, tokenizer, SENTENCES)
     alone = torch.cat([logits(model, tokenizer, [s]) for s in SENTENCES])
     assert torch.allclose(batch, alone, atol=1e-5)
@@ -27,10 +29,17 @@ def test_pitome_on_bert_is_padding_exact_and_keeps_cls(tokenizer):
     state = merge_state(model)
     assert torch.equal(state.size[..., 0].sum(dim=1), enc["attention_mask"].sum(dim=1).float())
     assert torch.all(state.size[:, 0, 0] == 1)
-    # The longest sentence lost tokens in every layer after the first few (keep 0.8 of T).
-    assert state.tokens[-1][1] < state.tokens[-1][0]
+    # The longest sentence (keep 0.8 of T) loses tokens where the schedule merges: the first
+    # three layers only in the reference's text schedule, every layer otherwise.
+    lost = [n_in > n_out for n_in, n_out in state.tokens]
+    assert lost == ([True] * 3 + [False] * 3 if schedule == "reference" else [True] * 6)
     keep_all = pitome.patch(classifier(), keep_ratio=1.0)
     assert torch.allclose(logits(keep_all, tokenizer, SENTENCES),
                           logits(classifier(), tokenizer, SENTENCES), atol=1e-5)
     with pytest.raises(ValueError, match="keep_ratio"):
         pitome.patch(classifier(), keep_ratio=True)
+
+
+def test_unknown_text_schedule_is_refused():
+    with pytest.raises(ValueError, match="every-layer"):
+        pitome.patch(classifier(), keep_ratio=0.9, schedule="halves")
