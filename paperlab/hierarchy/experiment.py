@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from paperlab.core import plots
+from paperlab.core import plots, stats
 from paperlab.core.config import resolve_config
 from paperlab.core.jobs import Job, job_map, run_options
 from paperlab.core.progress import track
@@ -220,16 +220,32 @@ def summarise_sweep(config: SweepConfig, records: list[dict[str, Any]],
                 agree += int(observed == bool(predicted[level - 1]))
                 total += 1
     summary = {"levels_where_bottom_up_beats_top_down": beats,
-               "theory_agreement": agree / total if total else float("nan")}
+               "theory_agreement": agree / total if total else float("nan"),
+               # each (cell, level, algorithm) compared is one trial that agrees or not
+               "theory_agreement_ci95": _agreement_interval(agree, total)}
     return rows, summary, rate
+
+
+def _agreement_interval(agree: int, total: int) -> dict[str, Any] | None:
+    """Clopper-Pearson interval of ``agree`` of ``total`` predictions (None if there are none)."""
+    if not total:
+        return None
+    ci = stats.proportion_interval(agree, total)
+    ci["method"] = f"Clopper-Pearson, {total} predictions (cell x level x algorithm)"
+    return ci
 
 
 def _plot_sweep(ctx: RunContext, config: SweepConfig, rate: dict[tuple, float],
                 methods: list[str]) -> None:
+    """Exact-recovery share per cell as colour, with its count k/n written in the cell: a
+    heat map has no room for error bars, and n graphs per cell is the binomial noise."""
     levels = range(1, config.depth + 1)
+    n = config.repetitions
+    cp = stats.proportion_interval(n, n)
     fig, axes = plots.figure(len(levels), len(methods), size=2.4,
-                             title="Exact recovery per level (colour); Chernoff-Hellinger "
-                             "theory: + recoverable, x not")
+                             title=f"Exact recovery per level (colour; k/{n} graphs exact, "
+                             f"so {n}/{n} has a 95% interval of [{cp['lo']:.2f}, 1]); "
+                             "Chernoff-Hellinger theory: + recoverable, x not")
     axes = np.atleast_2d(axes)
     a1s, a2s = list(config.a1_values), list(config.a2_values)
     for row, level in enumerate(levels):
@@ -239,18 +255,21 @@ def _plot_sweep(ctx: RunContext, config: SweepConfig, rate: dict[tuple, float],
                 grid[a1s.index(a1), a2s.index(a2)] = rate[(a1, a2, m, level)]
             ax = axes[row, col]
             ax.imshow(grid, origin="lower", vmin=0, vmax=1, cmap="viridis", aspect="auto")
-            if m in ("bottom_up", "top_down"):
-                for (a1, a2) in config.cells():
+            for (a1, a2) in config.cells():
+                text = f"{round(rate[(a1, a2, m, level)] * n)}/{n}"
+                if m in ("bottom_up", "top_down"):
                     ok = chernoff_hellinger((config.a0, a1, a2, config.a3),
                                             config.branching).recoverable(m)[level - 1]
-                    ax.text(a2s.index(a2), a1s.index(a1), "+" if ok else "x", ha="center",
-                            va="center", color="red", fontsize=7)
+                    text = f"{'+' if ok else 'x'} {text}"
+                ax.text(a2s.index(a2), a1s.index(a1), text, ha="center", va="center",
+                        color="red", fontsize=6)
             ax.set_xticks(range(len(a2s)), [str(v) for v in a2s], fontsize=5)
             ax.set_yticks(range(len(a1s)), [str(v) for v in a1s], fontsize=5)
             ax.set_title(f"{m}, level {level}", fontsize=7)
             ax.set_xlabel("a2", fontsize=6)
             ax.set_ylabel("a1", fontsize=6)
             ax.grid(False)
+    fig.tight_layout()
     plots.save(fig, ctx.plot_path("sweep"))
 
 
@@ -333,9 +352,11 @@ def separating_levels(a: tuple[float, ...]) -> list[int]:
 
 def summarise_scaling(config: ScalingConfig, records: list[dict[str, Any]],
                       ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows per (cell, N, separating level): exact-recovery rates, their gap, and the
-    top-down split's expected misplaced nodes at that N (``theory.top_down_split_errors``).
-    The summary's gap is the first cell's first separating level at its largest N."""
+    """Rows per (cell, N, separating level): exact-recovery rates, their gap with its exact
+    paired 95 % interval over the graphs (``gap_lo``, ``gap_hi``), and the top-down split's
+    expected misplaced nodes at that N (``theory.top_down_split_errors``). The summary's gap
+    (and ``separation_gap_at_largest_n_ci95``) is the first cell's first separating level at
+    its largest N."""
     rows = []
     for a in config.cells:
         for level in separating_levels(a):
@@ -343,8 +364,11 @@ def summarise_scaling(config: ScalingConfig, records: list[dict[str, Any]],
                 mine = [r for r in records if r["a"] == list(a) and r["N"] == 8 * n0]
                 if not mine:
                     continue
-                exact = {m: float(np.mean([r[m][level - 1] == 1.0 for r in mine]))
-                         for m in ("bottom_up", "top_down")}
+                hit = {m: np.array([r[m][level - 1] == 1.0 for r in mine])
+                       for m in ("bottom_up", "top_down")}
+                exact = {m: float(h.mean()) for m, h in hit.items()}
+                # both algorithms fit the same graphs: an exact paired (McNemar) interval
+                gap_ci = stats.paired_difference_interval(hit["bottom_up"], hit["top_down"])
                 errors = top_down_split_errors(a, n0, level - 1)
                 rows.append({"method": "bottom-up minus top-down",
                              "setting": f"a={tuple(int(v) for v in a)}, level {level}",
@@ -352,6 +376,7 @@ def summarise_scaling(config: ScalingConfig, records: list[dict[str, Any]],
                              "exact_bottom_up": exact["bottom_up"],
                              "exact_top_down": exact["top_down"],
                              "gap": exact["bottom_up"] - exact["top_down"],
+                             "gap_lo": gap_ci["lo"], "gap_hi": gap_ci["hi"],
                              "top_down_split_errors": errors,
                              "top_down_exact_if_split_optimal": float(np.exp(-errors))})
     first = [r for r in rows if r["a"] == list(config.cells[0])]
@@ -360,30 +385,53 @@ def summarise_scaling(config: ScalingConfig, records: list[dict[str, Any]],
     level = first[0]["level"]
     last = max((r for r in first if r["level"] == level), key=lambda r: r["N"])
     return rows, {"separation_gap_at_largest_n": last["gap"],
+                  "separation_gap_at_largest_n_ci95": stats.interval(
+                      last["gap_lo"], last["gap_hi"],
+                      f"exact paired (McNemar), {last['graphs']} graphs"),
                   "separation_largest_n": last["N"],
                   "separation_cell": f"a={tuple(int(v) for v in last['a'])}, level {level}"}
 
 
 def _plot_scaling(ctx: RunContext, rows: list[dict[str, Any]]) -> None:
+    """Exact recovery against N with 95 % intervals over the graphs: above, Clopper-Pearson
+    for each algorithm's share; below, the exact paired interval of their gap (both fit the
+    same graphs)."""
     first = {}  # each cell's first separating level (a failed first split fails the rest)
     for r in rows:
         first.setdefault(tuple(r["a"]), r["setting"])
     settings = list(first.values())
-    fig, axes = plots.figure(1, len(settings), size=3.2,
-                             title="Exact recovery at the level theory separates, against N")
-    for ax, setting in zip(np.atleast_1d(axes), settings, strict=True):
+    fig, axes = plots.figure(2, len(settings), size=3.0,
+                             title="Exact recovery at the level theory separates, against N "
+                                   "(95% intervals over the graphs)")
+    axes = np.asarray(axes).reshape(2, len(settings))
+    for col, setting in enumerate(settings):
         mine = [r for r in rows if r["setting"] == setting]
         n = [r["N"] for r in mine]
-        ax.semilogx(n, [r["exact_bottom_up"] for r in mine], "o-", label="bottom-up")
-        ax.semilogx(n, [r["exact_top_down"] for r in mine], "s-", label="top-down")
-        ax.semilogx(n, [r["gap"] for r in mine], "k^-", label="gap")
-        ax.semilogx(n, [r["top_down_exact_if_split_optimal"] for r in mine], "--",
-                    color="grey", label="top-down, optimal split (theory)")
-        ax.set_ylim(-0.05, 1.05)
-        ax.set_xlabel("N")
-        ax.set_title(setting, fontsize=8)
-    np.atleast_1d(axes)[0].set_ylabel("share of graphs recovered exactly")
-    np.atleast_1d(axes)[0].legend(fontsize=6)
+        top, bottom = axes[0, col], axes[1, col]
+        for ax in (top, bottom):
+            ax.set_xscale("log")
+            ax.set_xticks(n, [f"{v:,}" for v in n], minor=False)
+            ax.set_xticks([], minor=True)
+            ax.set_xlim(min(n) / 1.5, max(n) * 1.5)
+            ax.set_xlabel("N")
+        top.set_ylim(-0.05, 1.05)
+        for key, marker, label, shift in (("exact_bottom_up", "o", "bottom-up", 0.97),
+                                          ("exact_top_down", "s", "top-down", 1.03)):
+            cis = [stats.proportion_interval(round(r[key] * r["graphs"]), r["graphs"])
+                   for r in mine]  # shifted apart on the log axis so the bars do not overlap
+            plots.errorbars(top, [v * shift for v in n], [r[key] for r in mine], cis,
+                            marker=marker, label=label)
+        top.plot(n, [r["top_down_exact_if_split_optimal"] for r in mine], "--", color="grey",
+                 label="top-down, optimal split (theory)")
+        top.set_title(setting, fontsize=8)
+        bottom.set_ylim(-1.05, 1.05)
+        bottom.axhline(0.0, color="k", linewidth=0.5)
+        plots.errorbars(bottom, n, [r["gap"] for r in mine],
+                        [stats.interval(r["gap_lo"], r["gap_hi"], "paired") for r in mine],
+                        marker="^", color="k")
+    axes[0, 0].set_ylabel("share of graphs recovered exactly")
+    axes[1, 0].set_ylabel("gap: bottom-up minus top-down")
+    plots.legend_outside(axes[0, -1], fontsize=6)
     plots.save(fig, ctx.plot_path("separation"))
 
 
@@ -484,7 +532,7 @@ def bench(ctx: RunContext, config: Config | None = None) -> Result:
     ax_t.set_ylabel("seconds")
     ax_m.set_xlabel("N")
     ax_m.set_ylabel("peak extra MB")
-    ax_t.legend()
+    plots.legend_outside(ax_m)
     plots.save(fig, ctx.plot_path("bench"))
     summary = {"largest_N": largest,
                "bottom_up_seconds_at_largest_N": at["bottom_up"]["seconds"],

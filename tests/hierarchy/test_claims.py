@@ -3,6 +3,7 @@
 import pytest
 
 from paperlab.core.claims import judge, verdicts
+from paperlab.core.stats import interval
 from paperlab.hierarchy import SYSTEM
 
 
@@ -83,3 +84,56 @@ def test_separation_with_n(gap, expected):
     got = verdicts(SYSTEM.claims, {"separation_gap_at_largest_n": gap})["separation_with_n"]
     assert got == expected
     assert verdicts(SYSTEM.claims, {})["separation_with_n"] == "not measured"
+
+
+def _one(claim_id, summary, quick=False):
+    (got,) = [j for j in judge(SYSTEM.claims, summary, quick) if j.claim.id == claim_id]
+    return got
+
+
+@pytest.mark.parametrize("gap, lo, hi, expected", [
+    (1.0, -0.42, 1.0, "within noise"),  # 3 of 3 graphs: too few for a paired test
+    (1.0, 0.2, 1.0, "reproduced"), (0.0, 0.0, 0.0, "within noise"),
+    (-1.0, -1.0, -0.1, "not reproduced"),
+])
+def test_bottom_up_beats_top_down_on_the_gaps_paired_interval(gap, lo, hi, expected):
+    summary = {"levels_where_bottom_up_beats_top_down": [1], "separation_gap_at_largest_n": gap,
+               "separation_gap_at_largest_n_ci95": interval(lo, hi, "exact paired"),
+               **SEPARATION}
+    got = _one("bottom_up_beats_top_down", summary)
+    assert got.verdict == expected and got.interval is not None and "no interval" not in got.reason
+    quick = _one("bottom_up_beats_top_down", summary, quick=True).verdict
+    assert quick == ("direction" if expected == "reproduced" else expected)
+
+
+@pytest.mark.parametrize("gap, lo, hi, expected", [
+    (1.0, -0.42, 1.0, "within noise"), (1.0, 0.51, 1.0, "reproduced"),
+    (0.8, 0.6, 0.89, "direction"), (-0.5, -0.9, -0.1, "not reproduced"),
+])
+def test_separation_with_n_on_its_paired_interval(gap, lo, hi, expected):
+    summary = {"separation_gap_at_largest_n": gap,
+               "separation_gap_at_largest_n_ci95": interval(lo, hi, "exact paired")}
+    assert _one("separation_with_n", summary).verdict == expected
+
+
+@pytest.mark.parametrize("agreement, lo, hi, expected", [
+    (0.95, 0.85, 1.0, "reproduced"), (0.79, 0.58, 0.93, "reproduced"),
+    (0.75, 0.6, 0.85, "direction"), (0.6, 0.4, 0.8, "within noise"),
+    (0.3, 0.1, 0.45, "not reproduced"),
+])
+def test_theory_agreement_on_its_clopper_pearson_interval(agreement, lo, hi, expected):
+    summary = {"theory_agreement": agreement,
+               "theory_agreement_ci95": interval(lo, hi, "Clopper-Pearson")}
+    got = _one("theory_agreement", summary)
+    assert got.verdict == expected and "95% CI" in got.ours
+
+
+def test_inversion_counts_are_exact_and_the_others_say_when_they_lack_an_interval():
+    summary = {"levels_where_bottom_up_beats_top_down": [1], "theory_agreement": 0.9,
+               "separation_gap_at_largest_n": 1.0,
+               "inversions_bottom_up_real": {"high_school": 0},
+               "inversions_top_down_real": {"high_school": 3}}
+    reasons = {j.claim.id: j.reason for j in judge(SYSTEM.claims, summary, quick=False)}
+    assert reasons["no_inversions"] == ""
+    assert all("no interval" in reasons[c] for c in ("bottom_up_beats_top_down",
+                                                      "theory_agreement", "separation_with_n"))

@@ -36,6 +36,8 @@ def test_summary_agrees_fully_with_a_theory_following_fit():
 
     rows, summary, _ = summarise_sweep(config, _records(config, theory))
     assert summary["theory_agreement"] == 1.0
+    ci = summary["theory_agreement_ci95"]
+    assert ci["lo"] < 1.0 == ci["hi"] and "Clopper-Pearson" in ci["method"]
     # (42, 50) is the one cell where theory gives bottom-up levels top-down cannot reach
     assert summary["levels_where_bottom_up_beats_top_down"] == [1, 2, 3]
     assert {r["method"] for r in rows} == {"bottom_up", "top_down"}
@@ -46,6 +48,9 @@ def test_summary_counts_disagreement():
     rows, summary, _ = summarise_sweep(config, _records(config, lambda *_: True))
     # theory at (45, 50): bottom-up 1,1,1; top-down 1,0,0 -> 2 of 6 predictions wrong
     assert summary["theory_agreement"] == pytest.approx(4 / 6)
+    ci = summary["theory_agreement_ci95"]  # Clopper-Pearson for 4 of 6 trials
+    assert ci["lo"] == pytest.approx(0.2228, abs=1e-3) and ci["hi"] == pytest.approx(0.9567,
+                                                                                      abs=1e-3)
     assert summary["levels_where_bottom_up_beats_top_down"] == []
 
 

@@ -66,6 +66,10 @@ def test_summary_gap_is_taken_at_the_largest_n_of_the_first_cell():
     rows, summary = summarise_scaling(cfg, records)
     assert summary["separation_gap_at_largest_n"] == 0.5  # 1/2 - 0/2 at N = 6400, level 1
     assert summary["separation_largest_n"] == 6400
+    # 1 discordant graph of 2, for bottom-up: the exact paired interval holds 0
+    ci = summary["separation_gap_at_largest_n_ci95"]
+    assert ci["lo"] < 0 <= 0.5 <= ci["hi"] and "2 graphs" in ci["method"]
+    assert all(r["gap_lo"] <= r["gap"] <= r["gap_hi"] for r in rows)
     first = [r for r in rows if r["level"] == 1 and r["a"] == [40, 41, 45, 100]]
     assert [r["gap"] for r in first] == [0.5, 0.5]
     assert all(0 < r["top_down_exact_if_split_optimal"] < 1 for r in rows)
