@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from paperlab.core import data, plots, timing
+from paperlab.core import data, plots, stats, timing
 from paperlab.core.config import resolve_config
 from paperlab.core.jobs import Job, job_map, run_options
 from paperlab.core.results import Result, RunContext
@@ -273,27 +273,90 @@ def _aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _summary(rows: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+def _seed_scores(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[int, float]]:
+    """``{(data set, method): {seed: test score in %}}`` from the per-split records."""
+    scores: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
+    for r in records:
+        scores[(r["dataset"], r["method"])][r["seed"]] = 100 * r["score"]
+    return scores
+
+
+def _seed_geomean(ratios: list[float]) -> tuple[float, dict[str, Any] | None]:
+    """Geometric mean of one time ratio per seed, and its t interval over seeds taken on the
+    log scale (a ratio's interval stays positive); None for one seed."""
+    logs = np.log(ratios)
+    ci = stats.mean_interval(logs)
+    if ci is not None:
+        ci = stats.interval(np.exp(ci["lo"]), np.exp(ci["hi"]),
+                            f"t over {len(ratios)} seeds, log scale")
+    return float(np.exp(logs.mean())), ci
+
+
+def _summary(rows: list[dict[str, Any]], names: list[str],
+             records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The claims' figures and their 95 % intervals (``*_ci95``, None where one seed has none).
+
+    Every method of a data set runs on the same splits (seeds), so Mowst and its experts are
+    compared seed by seed: per (data set, backbone) pair, the best Mowst variant (by mean) is
+    held against each expert by a t interval over the per-seed score differences. The mean
+    gain over the GNN gets a t interval over the (pair, seed) gains; the time ratios are the
+    geometric mean over seeds of each seed's median over pairs, with a t interval over seeds
+    on the log scale.
+    """
     table = {(r["dataset"], r["method"]): r for r in rows}
-    beats, gains, train_ratios, routed_ratios, short_ratios, short_changes = [], [], [], [], [], []
+    scores = _seed_scores(records)
+    seeds = sorted(scores[(names[0], "MLP")])
+    beats, held, lost, gains, short_changes = [], [], [], [], []
+    ratios: dict[str, dict[int, list[float]]] = {k: defaultdict(list)
+                                                  for k in ("train", "routed", "short")}
     for d in names:
+        mlp = scores[(d, "MLP")]
         for backbone in BACKBONES:
             gnn = NAMES[backbone]
             mowst, short = table[(d, f"Mowst-{gnn}")], table[(d, f"Mowst-{gnn} (short turns)")]
-            best_mowst = max(mowst["mean"], table[(d, f"Mowst*-{gnn}")]["mean"])
-            if best_mowst >= max(table[(d, "MLP")]["mean"], table[(d, gnn)]["mean"]):
+            best = f"Mowst-{gnn}" if mowst["mean"] >= table[(d, f"Mowst*-{gnn}")]["mean"] else (
+                f"Mowst*-{gnn}")
+            if table[(d, best)]["mean"] >= max(table[(d, "MLP")]["mean"], table[(d, gnn)]["mean"]):
                 beats.append(f"{d}/{gnn}")
-            gains.append(best_mowst - table[(d, gnn)]["mean"])
-            train_ratios.append(mowst["train_s"] / table[(d, gnn)]["train_s"])
-            routed_ratios.append(mowst["routed_time_ratio"])
-            short_ratios.append(short["train_s"] / table[(d, gnn)]["train_s"])
+            ours, theirs = scores[(d, best)], scores[(d, gnn)]
+            gains += [ours[s] - theirs[s] for s in seeds]
+            against = [stats.mean_interval([ours[s] - expert[s] for s in seeds])
+                       for expert in (mlp, theirs)]
+            if None not in against:
+                if all(ci["lo"] >= 0 for ci in against):
+                    held.append(f"{d}/{gnn}")
+                elif any(ci["hi"] < 0 for ci in against):
+                    lost.append(f"{d}/{gnn}")
             short_changes.append(short["mean"] - mowst["mean"])
+            for s in seeds:
+                run = {r["method"]: r for r in records if r["dataset"] == d and r["seed"] == s}
+                ratios["train"][s].append(run[f"Mowst-{gnn}"]["train_s"] / run[gnn]["train_s"])
+                ratios["routed"][s].append(run[f"Mowst-{gnn}"]["routed_time_ratio"])
+                ratios["short"][s].append(run[f"Mowst-{gnn} (short turns)"]["train_s"]
+                                          / run[gnn]["train_s"])
+    pairs = len(names) * len(BACKBONES)
+    share_ci = None
+    if len(seeds) > 1:  # one seed: no spread to judge a pair by
+        share_ci = stats.interval(
+            len(held) / pairs, (pairs - len(lost)) / pairs,
+            f"{len(held)} of {pairs} pairs >= both experts and {len(lost)} below one, by a t "
+            f"interval over {len(seeds)} seeds per pair")
+    gain_ci = stats.mean_interval(gains)
+    if gain_ci is not None:
+        gain_ci["method"] = f"t over {pairs} pairs x {len(seeds)} seeds"
+    train, train_ci = _seed_geomean([statistics.median(ratios["train"][s]) for s in seeds])
+    routed, routed_ci = _seed_geomean([statistics.median(ratios["routed"][s]) for s in seeds])
     return {"datasets": names,
             "mowst_beats_both_experts": beats,
+            "mowst_beats_both_experts_ci95": share_ci,
             "mean_gain_over_gnn_pts": _mean(gains),
-            "train_time_ratio_vs_gnn": statistics.median(train_ratios),
-            "routed_inference_time_ratio_vs_gnn": statistics.median(routed_ratios),
-            "short_turns_train_time_ratio_vs_gnn": statistics.median(short_ratios),
+            "mean_gain_over_gnn_pts_ci95": gain_ci,
+            "train_time_ratio_vs_gnn": train,
+            "train_time_ratio_vs_gnn_ci95": train_ci,
+            "routed_inference_time_ratio_vs_gnn": routed,
+            "routed_inference_time_ratio_vs_gnn_ci95": routed_ci,
+            "short_turns_train_time_ratio_vs_gnn":
+                _seed_geomean([statistics.median(ratios["short"][s]) for s in seeds])[0],
             "short_turns_mean_score_change_pts": _mean(short_changes)}
 
 
@@ -313,16 +376,24 @@ def _plot_confidence(confidences: dict[str, np.ndarray], ctx: RunContext) -> Non
     plots.save(fig, ctx.plot_path("confidence"))
 
 
-def _plot_scores(rows: list[dict[str, Any]], names: list[str], ctx: RunContext) -> None:
+def _plot_scores(rows: list[dict[str, Any]], names: list[str], records: list[dict[str, Any]],
+                 ctx: RunContext) -> None:
+    """Mean test score per data set and method with its 95 % t interval over seeds (no bar
+    for one seed): markers, not bars, so that the axis spans the intervals, not 0-100."""
     methods = ["MLP", "GCN", "SAGE", "Mowst-GCN", "Mowst*-GCN", "Mowst-SAGE", "Mowst*-SAGE"]
     table = {(r["dataset"], r["method"]): r for r in rows}
-    fig, ax = plots.figure(1, 1, "Test score (mean over seeds, %)", size=4.5)
+    scores = _seed_scores(records)
+    seeds = len(scores[(names[0], "MLP")])
+    fig, ax = plots.figure(1, 1, f"Test score (mean over {seeds} seeds, 95% t interval, %)",
+                           size=4.5)
     width = 0.8 / len(methods)
     for i, m in enumerate(methods):
-        ax.bar(np.arange(len(names)) + i * width, [table[(d, m)]["mean"] for d in names],
-               width, yerr=[table[(d, m)]["std"] for d in names], label=m)
+        plots.errorbars(ax, np.arange(len(names)) + i * width,
+                        [table[(d, m)]["mean"] for d in names],
+                        [stats.mean_interval(list(scores[(d, m)].values())) for d in names],
+                        label=m, linestyle="none", markersize=4)
     ax.set_xticks(np.arange(len(names)) + 0.4, names, rotation=30, ha="right")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    plots.legend_outside(ax)
     plots.save(fig, ctx.plot_path("scores"))
 
 
@@ -377,7 +448,7 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
     rows = _aggregate(records)
     names = list(cfg.datasets)
     _plot_confidence(confidences, ctx)
-    _plot_scores(rows, names, ctx)
+    _plot_scores(rows, names, records, ctx)
     notes = [
         "score = test accuracy (%), ROC-AUC (%) on minesweeper/tolokers; Mowst = random gating "
         f"averaged over {cfg.draws} draws, 'deterministic' = argmax(C p + (1-C) p'); "
@@ -390,7 +461,7 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         f"{cfg.short_turns().turn_patience}); {cfg.num_layers} layers, width {cfg.hidden}, "
         "1 CPU thread.",
     ]
-    return Result(results=rows, summary=_summary(rows, names), data=described, notes=notes)
+    return Result(results=rows, summary=_summary(rows, names, records), data=described, notes=notes)
 
 
 def _epoch_timings(graph: datasets.Graph, cfg: Config, backbone: str) -> dict[str, Any]:
@@ -437,7 +508,7 @@ def _plot_routed_sweep(rows: list[dict[str, Any]], ctx: RunContext) -> None:
     ax.axhline(1.0, color="k", linestyle="--", linewidth=0.8)
     ax.set_xlabel("share of nodes routed to the MLP")
     ax.set_ylabel("routed / GNN (time)")
-    ax.legend(fontsize=7)
+    plots.legend_outside(ax, fontsize=7)
     plots.save(fig, ctx.plot_path("routed_inference"))
 
 

@@ -17,7 +17,11 @@ from paperlab.mowst.training import TrainConfig
 
 SUMMARY_KEYS = {"datasets", "mowst_beats_both_experts", "mean_gain_over_gnn_pts",
                 "train_time_ratio_vs_gnn", "routed_inference_time_ratio_vs_gnn",
-                "short_turns_train_time_ratio_vs_gnn", "short_turns_mean_score_change_pts"}
+                "short_turns_train_time_ratio_vs_gnn", "short_turns_mean_score_change_pts",
+                "mowst_beats_both_experts_ci95", "mean_gain_over_gnn_pts_ci95",
+                "train_time_ratio_vs_gnn_ci95", "routed_inference_time_ratio_vs_gnn_ci95"}
+INTERVALS = {"mean_gain_over_gnn_pts", "train_time_ratio_vs_gnn",
+             "routed_inference_time_ratio_vs_gnn"}
 
 
 @pytest.fixture(autouse=True)
@@ -26,9 +30,10 @@ def _own_job_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("PAPERLAB_CACHE", str(tmp_path / "cache"))
 
 
-def _on_texas(entry, tmp_path, seed: int = 0, ablate: bool = False, **options):
+def _on_texas(entry, tmp_path, seed: int = 0, ablate: bool = False, seeds: int = 1,
+              **options):
     """``entry`` (experiment.run or .bench) on the smallest staged graph at a toy size."""
-    cfg = experiment.Config(datasets=("texas",), seeds=1, ablation_datasets=("texas",) * ablate,
+    cfg = experiment.Config(datasets=("texas",), seeds=seeds, ablation_datasets=("texas",) * ablate,
                             ablation_seeds=int(ablate), bench_datasets=("texas",),
                             bench_repeats=1, draws=5,
                             train=TrainConfig(max_epochs=4, patience=2, max_rounds=1))
@@ -50,6 +55,26 @@ def test_run_reports_every_method_and_the_issue_summary_keys(tmp_path) -> None:
     assert set(result.summary) == SUMMARY_KEYS
     assert all(0 <= r["mean"] <= 100 for r in result.results)
     assert (tmp_path / "mowst_confidence.png").exists()
+    # one seed: the pairs and times have no spread to show; the gain is judged over 2 pairs
+    assert result.summary["mowst_beats_both_experts_ci95"] is None
+    assert result.summary["train_time_ratio_vs_gnn_ci95"] is None
+    assert result.summary["mean_gain_over_gnn_pts_ci95"]["method"] == "t over 2 pairs x 1 seeds"
+
+
+def test_two_seeds_give_each_claimed_figure_its_interval(tmp_path) -> None:
+    result = _on_texas(experiment.run, tmp_path, seeds=2)
+    summary = result.summary
+    for key in INTERVALS:
+        ci = summary[f"{key}_ci95"]
+        assert ci["lo"] <= summary[key] <= ci["hi"] and ci["level"] == 0.95, key
+    share = len(summary["mowst_beats_both_experts"]) / 2
+    ci = summary["mowst_beats_both_experts_ci95"]
+    assert ci["lo"] <= share <= ci["hi"] and "t interval over 2 seeds" in ci["method"]
+    # the gain is the mean over the (pair, seed) gains of the rows' means
+    rows = {r["method"]: r["mean"] for r in result.results}
+    best = [max(rows[f"Mowst-{g}"], rows[f"Mowst*-{g}"]) - rows[g] for g in ("GCN", "SAGE")]
+    assert summary["mean_gain_over_gnn_pts"] == pytest.approx(sum(best) / 2)
+    assert (tmp_path / "mowst_scores.png").exists()
 
 
 def test_bench_reports_ratios_and_the_routing_sweep(tmp_path) -> None:
