@@ -10,6 +10,7 @@ caller asks for another. Which interval to use:
 * one accuracy: :func:`proportion_interval` (Clopper-Pearson);
 * a mean over seeds, or a mean of per-seed differences: :func:`mean_interval` (Student t);
 * anything else computed from per-example or per-unit values: :func:`bootstrap_interval`;
+* a figure over test examples x several trained models (seeds): :func:`crossed_bootstrap_interval`;
 * a ratio of two timings from repeats measured side by side: :func:`ratio_interval`.
 """
 
@@ -143,6 +144,32 @@ def bootstrap_interval(statistic: Callable[..., float], *samples: np.ndarray,
         stats[i] = statistic(*(a[idx] for a in arrays))
     lo, hi = np.quantile(stats, [(1 - level) / 2, (1 + level) / 2])
     return interval(lo, hi, f"bootstrap over {n} {unit}", level)
+
+
+def crossed_bootstrap_interval(statistic: Callable[..., float], *correct: np.ndarray,
+                               seed: int = 0, n_boot: int = 2000,
+                               level: float = LEVEL) -> dict[str, Any]:
+    """Interval of ``statistic(*correct)`` over both sources of noise of a model's accuracy.
+
+    Each of ``correct`` is a ``(n examples, M models)`` array (e.g. one column per training
+    seed), scored on the same test examples, so the arrays are paired row by row and column by
+    column. Each replicate resamples the examples (rows) and, independently, the models
+    (columns): a figure averaged over models varies with the test sample and with the models'
+    training seeds, and one example tends to be right or wrong under every model, so pooling the
+    ``n * M`` (example, model) pairs as if independent would be too narrow.
+    """
+    arrays = [np.asarray(c) for c in correct]
+    models = arrays[0].shape[1] if arrays and arrays[0].ndim == 2 else 0
+    if not arrays or any(c.ndim != 2 or c.shape[1] != models for c in arrays):
+        raise ValueError(f"expected (n, M) arrays with one M, got {[c.shape for c in arrays]}")
+    columns = np.random.default_rng(seed + 1)
+
+    def resampled(*rows: np.ndarray) -> float:
+        cols = columns.integers(0, models, models)
+        return statistic(*(r[:, cols] for r in rows))
+
+    return bootstrap_interval(resampled, *arrays, n_boot=n_boot, seed=seed, level=level,
+                              unit=f"test examples x {models} trained models")
 
 
 def ratio_interval(times_a: Sequence[float], times_b: Sequence[float], n_boot: int = 2000,

@@ -9,7 +9,8 @@ from paperlab.core.registry import System
 
 _FP32, _INT2, _SPLIT = "fp32_acc_spam", "int2_acc_spam", "int2_split_acc_spam"
 # 95 % intervals in points (a bootstrap over the test examples and the trained heads, see
-# experiment.crossed_bootstrap): SplitQuant's INT2 gain, and FP32's lead over INT2+SplitQuant.
+# paperlab.core.stats.crossed_bootstrap_interval): SplitQuant's INT2 gain, and FP32's lead
+# over INT2+SplitQuant.
 _GAIN_CI, _GAP_CI = "int2_gain_pts_spam_ci95", "int2_split_gap_pts_spam_ci95"
 _ONE_POINT = 1.0 + 1e-9  # in points, with a rounding slack (97.9 - 96.9 is within a point)
 

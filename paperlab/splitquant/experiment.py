@@ -21,7 +21,6 @@ inference cost of the split, merged and (when installed) optimum-quanto models.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from paperlab.core.config import resolve_config
 from paperlab.core.progress import track
 from paperlab.core.results import Result, RunContext
 from paperlab.core.seed import seed_everything
-from paperlab.core.stats import bootstrap_interval
+from paperlab.core.stats import crossed_bootstrap_interval
 from paperlab.splitquant.data import (
     EMOTION_LABELS,
     HOW_CIFAR,
@@ -133,36 +132,13 @@ def _stats(values: list[float]) -> dict[str, float]:
             "n_seeds": len(values)}
 
 
-def crossed_bootstrap(statistic: Callable[..., float], *correct: np.ndarray,
-                      seed: int = 0) -> dict:
-    """95 % interval of ``statistic(*correct)`` over both sources of noise in our accuracies.
-
-    Each of ``correct`` is a boolean ``(n examples, H models)`` array, one column per trained
-    head/CNN, scored on the same test examples (so the arrays are paired row by row and column
-    by column). Each bootstrap replicate resamples the test examples (rows) and, independently,
-    the models (columns): a figure averaged over heads varies with the test sample and with
-    the heads' training seeds, and one example tends to be right or wrong under every head, so
-    pooling the ``n * H`` (example, head) pairs as if independent would be too narrow.
-    """
-    heads = correct[0].shape[1]
-    if any(c.ndim != 2 or c.shape[1] != heads for c in correct):
-        raise ValueError(f"expected (n, {heads}) arrays, got {[c.shape for c in correct]}")
-    columns = np.random.default_rng(seed + 1)
-
-    def resampled(*rows: np.ndarray) -> float:
-        cols = columns.integers(0, heads, heads)
-        return statistic(*(r[:, cols] for r in rows))
-
-    return bootstrap_interval(resampled, *correct, seed=seed,
-                              unit=f"test examples x {heads} trained models")
-
-
 def _row(task: str, bits: int | None, split: bool, correct: np.ndarray) -> dict:
     """A result row from ``correct`` ``(n examples, H models)``: mean and std over the models,
-    and the 95 % interval of the mean (:func:`crossed_bootstrap`), accuracies as fractions."""
+    and the 95 % interval of the mean
+    (:func:`~paperlab.core.stats.crossed_bootstrap_interval`), accuracies as fractions."""
     return {"task": task, "method": method_name(bits, split), "bits": bits or 32, "split": split,
             **_stats(correct.mean(0).tolist()),
-            "acc_ci95": crossed_bootstrap(np.mean, correct)}
+            "acc_ci95": crossed_bootstrap_interval(np.mean, correct)}
 
 
 def text_tasks(ctx: RunContext, cfg: Config
@@ -343,15 +319,16 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def gain_intervals(correct: dict[tuple[str, str], np.ndarray], seed: int) -> dict[str, dict]:
     """The claims' 95 % intervals, in points, from each (task, method)'s correctness
-    ``(test examples, heads)`` (:func:`crossed_bootstrap`): SplitQuant's INT2 gain per text
-    task, and FP32's lead over INT2+SplitQuant on SMS spam. Settings not run are left out."""
+    ``(test examples, heads)`` (:func:`~paperlab.core.stats.crossed_bootstrap_interval`):
+    SplitQuant's INT2 gain per text task, and FP32's lead over INT2+SplitQuant on SMS spam.
+    Settings not run are left out."""
     out = {}
     for key, task, a, b in (
             ("int2_gain_pts_spam", "sms_spam", "int2+splitquant", "int2"),
             ("int2_gain_pts_emotion", "emotion", "int2+splitquant", "int2"),
             ("int2_split_gap_pts_spam", "sms_spam", "fp32", "int2+splitquant")):
         if (task, a) in correct and (task, b) in correct:
-            out[f"{key}_ci95"] = crossed_bootstrap(
+            out[f"{key}_ci95"] = crossed_bootstrap_interval(
                 lambda x, y: 100 * (x.mean() - y.mean()), correct[(task, a)],
                 correct[(task, b)], seed=seed)
     return out

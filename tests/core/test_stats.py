@@ -119,3 +119,21 @@ def test_errorbars_widen_the_axis_to_hold_every_interval():
     with pytest.raises(ValueError, match="one length"):
         plots.errorbars(ax, [0], [1, 2], [None])
     fig.clf()
+
+
+def test_crossed_bootstrap_resamples_examples_and_heads():
+    rng = np.random.default_rng(0)
+    one = rng.random((60, 1)) < 0.7
+    # Identical heads: resampling them changes nothing, so only the examples' noise is left.
+    same = stats.crossed_bootstrap_interval(np.mean, np.repeat(one, 3, 1))
+    alone = stats.crossed_bootstrap_interval(np.mean, one)
+    assert (same["lo"], same["hi"]) == (alone["lo"], alone["hi"])
+    assert alone["lo"] < one.mean() < alone["hi"] and "3 trained models" in same["method"]
+    # Heads that disagree on every example: the heads' spread is the whole interval.
+    split_heads = np.stack([np.ones(60, bool), np.zeros(60, bool)], 1)
+    spread = stats.crossed_bootstrap_interval(np.mean, split_heads)
+    assert (spread["lo"], spread["hi"]) == (0.0, 1.0)
+    gain = stats.crossed_bootstrap_interval(lambda a, b: 100 * (a.mean() - b.mean()), one, one)
+    assert (gain["lo"], gain["hi"]) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="expected"):
+        stats.crossed_bootstrap_interval(lambda a, b: 0.0, one, np.repeat(one, 2, 1))

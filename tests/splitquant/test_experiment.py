@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -13,7 +12,7 @@ from paperlab.core.data import DataNotFoundError
 from paperlab.core.results import RunContext
 from paperlab.splitquant import quantize_model, split_model
 from paperlab.splitquant.data import read_emotion, read_sms_spam
-from paperlab.splitquant.experiment import Config, bench, crossed_bootstrap, run
+from paperlab.splitquant.experiment import Config, bench, run
 from paperlab.splitquant.minilm import make_batches
 from paperlab.splitquant.models import SmallCNN
 from paperlab.splitquant.training import relative_weight_error, variant
@@ -145,24 +144,6 @@ def test_run_at_toy_size(tmp_path: Path) -> None:
     for row in result.results:
         assert row["acc_ci95"]["lo"] <= row["accuracy"] <= row["acc_ci95"]["hi"]
     assert (tmp_path / "splitquant_accuracy.png").exists()
-
-
-def test_crossed_bootstrap_resamples_examples_and_heads() -> None:
-    rng = np.random.default_rng(0)
-    one = rng.random((60, 1)) < 0.7
-    # Identical heads: resampling them changes nothing, so only the examples' noise is left.
-    same = crossed_bootstrap(np.mean, np.repeat(one, 3, 1))
-    alone = crossed_bootstrap(np.mean, one)
-    assert (same["lo"], same["hi"]) == (alone["lo"], alone["hi"])
-    assert alone["lo"] < one.mean() < alone["hi"] and "3 trained models" in same["method"]
-    # Heads that disagree on every example: the heads' spread is the whole interval.
-    split_heads = np.stack([np.ones(60, bool), np.zeros(60, bool)], 1)
-    spread = crossed_bootstrap(np.mean, split_heads)
-    assert (spread["lo"], spread["hi"]) == (0.0, 1.0)
-    gain = crossed_bootstrap(lambda a, b: 100 * (a.mean() - b.mean()), one, one)
-    assert (gain["lo"], gain["hi"]) == (0.0, 0.0)
-    with pytest.raises(ValueError, match="expected"):
-        crossed_bootstrap(lambda a, b: 0.0, one, np.repeat(one, 2, 1))
 
 
 def test_bench_at_toy_size(tmp_path: Path) -> None:
