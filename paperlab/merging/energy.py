@@ -175,11 +175,14 @@ class PiToMeRule:
     split: str = "alternate"
     merging: tuple[bool, ...] | None = None
 
-    def _merges(self, layer: int) -> bool:
-        return self.merging is None or self.merging[layer]
+    def merges(self, layer: int, num_tokens: int, prefix: int) -> int:
+        """Tokens block ``layer`` merges away when ``num_tokens`` (prefix included) come in."""
+        if self.merging is not None and not self.merging[layer]:
+            return 0
+        return merge_count(num_tokens - prefix, self.keep_ratio)
 
     def plan(self, metric: torch.Tensor, layer: int, prefix: int) -> MergePlan | None:
-        if not self._merges(layer):
+        if not self.merges(layer, metric.shape[1], prefix):
             return None
         return pitome_plan(metric, self.keep_ratio, self.margins[layer], prefix,
                            self.protect[layer], self.kernel, self.split)
@@ -191,7 +194,7 @@ class PiToMeRule:
             raise ValueError(f"{len(self.merging)} merging flags for {depth} blocks")
         tokens, n = [], num_tokens
         for layer in range(depth):
-            r = merge_count(n - prefix, self.keep_ratio) if self._merges(layer) else 0
+            r = self.merges(layer, n, prefix)
             if 2 * r > n - prefix:
                 raise ValueError(
                     f"keep_ratio={self.keep_ratio} leaves too few tokens: block {layer} would "

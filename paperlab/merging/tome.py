@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -82,6 +83,40 @@ class ToMeRule:
             tokens.append((n, n - r))
             n -= r
         return tokens
+
+
+class CountedRule(Protocol):
+    """A rule that says how many tokens each layer merges (PiToMe's :class:`PiToMeRule`)."""
+
+    def merges(self, layer: int, num_tokens: int, prefix: int) -> int: ...
+
+    def schedule(self, num_tokens: int, depth: int, prefix: int) -> list[tuple[int, int]]: ...
+
+
+@dataclass(frozen=True)
+class MatchedToMeRule:
+    """ToMe's bipartite matching, merging in every layer as many tokens as ``reference`` does
+    (the same token counts, so the same FLOPs: the reference code's ToMe baseline). Works for
+    any input length, e.g. sentences, since the count follows the tokens that come in."""
+
+    reference: CountedRule
+
+    def plan(self, metric: torch.Tensor, layer: int, prefix: int) -> MergePlan | None:
+        r = self.reference.merges(layer, metric.shape[1], prefix)
+        return bipartite_soft_matching(metric, r, prefix) if r else None
+
+    def schedule(self, num_tokens: int, depth: int, prefix: int) -> list[tuple[int, int]]:
+        return self.reference.schedule(num_tokens, depth, prefix)
+
+
+def patch_matched(model: nn.Module, reference: CountedRule, prop_attn: bool = True
+                  ) -> nn.Module:
+    """Apply ToMe with ``reference``'s merge counts (:class:`MatchedToMeRule`) to a timm ViT or
+    a BERT model in place; returns it."""
+    rule = MatchedToMeRule(reference)
+    if is_bert(model):
+        return bert.apply_rule(model, rule, prop_attn=prop_attn)
+    return apply_rule(model, rule, prop_attn=prop_attn)
 
 
 def patch(

@@ -22,7 +22,7 @@ import copy
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,7 @@ from paperlab.merging import tome
 from paperlab.merging.plan import merge_state
 from paperlab.merging.vit import group_map, token_schedule
 from paperlab.pitome.merge import patch as pitome_patch
+from paperlab.pitome.text import TextConfig, run_text
 from paperlab.vision.data import ImageSet, load_cifar10
 from paperlab.vision.flops import model_flops
 from paperlab.vision.models import ViTSpec
@@ -78,7 +79,8 @@ class Config:
         viz_images: test images in the merged-groups picture. retrain: ignore a cached
         checkpoint. threads: torch threads. bench_batches, bench_ratios, bench_repeats: the
         benchmark grid. bench_timm, bench_timm_ratios: a timm 224x224 ViT (197 tokens, random
-        weights) also timed at batch 1, or None.
+        weights) also timed at batch 1, or None. text: the text comparison on the pretrained
+        MiniLM (:mod:`paperlab.pitome.text`), or None to skip it.
     """
 
     vit: ViTSpec = CIFAR_VIT
@@ -99,6 +101,7 @@ class Config:
     bench_repeats: int = 7
     bench_timm: str | None = "vit_tiny_patch16_224"
     bench_timm_ratios: tuple[float, ...] = (1.0, 0.95, 0.9, 0.8)
+    text: TextConfig | None = field(default_factory=TextConfig)
 
     def __post_init__(self) -> None:
         if self.speed_repeats < 2:
@@ -119,6 +122,7 @@ class Config:
             bench_ratios=(1.0, 0.9, 0.8, 0.7),
             bench_repeats=3,
             bench_timm=None,
+            text=TextConfig.quick(),
         )
 
     @classmethod
@@ -269,6 +273,17 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
     ]
     data = {"test": test.source, "eval_images": len(test), "model": dataclasses.asdict(cfg.vit),
             "train": {**dataclasses.asdict(cfg.train), **train_info}, "mcnemar": tests}
+    if cfg.text is not None:
+        text_rows, text_summary, data["text"] = run_text(ctx, cfg.text)
+        rows += text_rows
+        summary.update(text_summary)
+        notes.append(
+            "Text (task text/...): all-MiniLM-L6-v2 fine-tuned here with a linear head on [CLS] "
+            f"({cfg.text.seeds} seed(s)), merged off the shelf; PiToMe with the reference code's "
+            "text schedule (Gaussian energy, first three layers merge); ToMe matched = ToMe with "
+            "PiToMe's merge count in every layer of every sentence; MFLOPs per sentence, "
+            "analytic, averaged over the evaluated sentences; acc_ci95 a bootstrap over "
+            "sentences crossed with the seeds.")
     return Result(results=rows, summary=summary, data=data, notes=notes)
 
 

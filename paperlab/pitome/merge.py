@@ -23,10 +23,12 @@ from paperlab.merging.vit import apply_rule, vit_depth
 TEXT_SCHEDULES = ("reference", "every-layer", "pure")
 
 
-def _text_rule(depth: int, keep_ratio: float, margin: float | None, schedule: str) -> PiToMeRule:
-    """PiToMe on BERT: the reference's text rule (Gaussian energy, A = the higher-energy half,
-    margins ``0.9 - 0.25 l / L``) in its first three layers (``"reference"``) or in every layer
-    (``"every-layer"``), or the paper's rule in every layer (``"pure"``)."""
+def bert_rule(depth: int, keep_ratio: float, margin: float | None = None,
+              schedule: str = "reference") -> PiToMeRule:
+    """PiToMe's rule for a BERT encoder of ``depth`` layers: the reference's text rule
+    (Gaussian energy, A = the higher-energy half, margins ``0.9 - 0.25 l / L``) in its first
+    three layers (``"reference"``) or in every layer (``"every-layer"``), or the paper's rule
+    in every layer (``"pure"``)."""
     if schedule not in TEXT_SCHEDULES:
         raise ValueError(f"schedule must be one of {TEXT_SCHEDULES} for a BERT model, got "
                          f"{schedule!r}")
@@ -80,7 +82,7 @@ def patch(
             0 < keep_ratio <= 1):
         raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio!r}")
     if bert.is_bert(model):
-        rule = _text_rule(bert.bert_depth(model), float(keep_ratio), margin, schedule)
+        rule = bert_rule(bert.bert_depth(model), float(keep_ratio), margin, schedule)
         return bert.apply_rule(model, rule, prop_attn=prop_attn)
     depth = vit_depth(model)
     protect = layer_protect(depth, schedule)

@@ -118,3 +118,16 @@ def test_bert_flops_agree_with_torch_flop_counter(tokenizer):
     full = bert.bert_flops(model.config, [(n, n) for n, _ in state.tokens[:1]] * 6, 2)
     assert ours < full
 
+
+
+def test_matched_tome_follows_pitome_counts_on_every_sentence(tokenizer):
+    from paperlab.merging.energy import PiToMeRule, layer_margins
+
+    rule = PiToMeRule(0.7, layer_margins(6), (True,) * 6)
+    for text in SENTENCES:
+        enc = tokenizer([text], return_tensors="pt")
+        n = int(enc["input_ids"].shape[1])
+        model = tome.patch_matched(classifier(), rule)
+        with torch.no_grad():
+            model(**enc)
+        assert merge_state(model).tokens == rule.schedule(n, 6, 1)

@@ -82,6 +82,41 @@ def test_the_judgement_shows_the_interval_or_says_there_is_none():
 
 def test_missing_keys_and_the_quick_size():
     assert set(verdicts(SYSTEM.claims, {}).values()) == {"not measured"}
-    assert set(judged(quick=True).values()) == {"direction"}
+    vision = ("flops_saved", "beats_tome", "faster")
+    assert {judged(quick=True)[c] for c in vision} == {"direction"}
     noisy = judged(quick=True, **{GAP_CI: (-0.01, 0.03), SPEED_CI: (0.9, 1.6)})
     assert noisy["beats_tome"] == noisy["faster"] == "within noise"
+
+
+def text_summary(gap, ci=None, saved=0.5, name="sst2"):
+    out = {f"text_{name}_acc_pitome": 0.8 + gap, f"text_{name}_acc_tome_matched": 0.8,
+           "text_sst2_flops_reduction": saved}
+    if ci is not None:
+        out[f"text_{name}_acc_pitome_minus_tome_matched_ci95"] = {
+            "lo": ci[0], "hi": ci[1], "level": 0.95, "method": "made up"}
+    return out
+
+
+@pytest.mark.parametrize("name", ["sst2", "rotten_tomatoes"])
+@pytest.mark.parametrize("gap, ci, expected", [
+    (0.01, (0.002, 0.02), "reproduced"),
+    (0.01, (-0.002, 0.02), "within noise"),
+    (-0.01, (-0.02, 0.0), "within noise"),
+    (-0.01, (-0.02, -0.001), "not reproduced"),
+    (0.01, None, "reproduced"),  # an older record without the interval: the point decides
+])
+def test_text_beats_tome(name, gap, ci, expected):
+    got = verdicts(SYSTEM.claims, text_summary(gap, ci, name=name))
+    assert got[f"text_beats_tome_{name}"] == expected
+
+
+@pytest.mark.parametrize("saved, expected", [
+    (0.5, "reproduced"), (0.39, "direction"), (0.61, "direction"), (0.0, "not reproduced")])
+def test_text_flops_saved(saved, expected):
+    assert verdicts(SYSTEM.claims, text_summary(0.0, saved=saved))["text_flops_saved"] == expected
+
+
+def test_text_claims_are_not_measured_without_the_text_section():
+    got = verdicts(SYSTEM.claims, summary())
+    assert {got[c] for c in ("text_beats_tome_sst2", "text_beats_tome_rotten_tomatoes",
+                             "text_flops_saved")} == {"not measured"}

@@ -25,6 +25,7 @@ TOY = Config(
     bench_repeats=1,
     bench_timm="vit_tiny_patch16_224",
     bench_timm_ratios=(1.0, 0.9),
+    text=None,  # the text comparison has its own test (test_text.py)
 )
 
 

@@ -1,0 +1,66 @@
+"""The text comparison end to end at toy size on the pretrained MiniLM (staged SST-2)."""
+
+from __future__ import annotations
+
+import pytest
+
+from paperlab.core.data import DataNotFoundError
+from paperlab.core.results import RunContext
+from paperlab.pitome.text import TextConfig, run_text, text_settings
+from paperlab.text.data import read_sst2
+from paperlab.text.train import FinetuneConfig
+
+TOY = TextConfig(datasets=("sst2",), seeds=2, train_examples=48, eval_examples=40,
+                 finetune=FinetuneConfig(epochs=1, batch_size=16, max_length=24),
+                 keep_ratios=(0.8, 0.6), every_layer_ratios=(0.8,), tome_r=(1,), threads=1)
+
+
+@pytest.fixture
+def ctx(tmp_path, monkeypatch):
+    try:
+        read_sst2("dev")
+    except DataNotFoundError:
+        pytest.skip("SST-2 not staged under the data root")
+    monkeypatch.setenv("PAPERLAB_CACHE", str(tmp_path / "cache"))
+    return RunContext(system="pitome", quick=True, out_dir=tmp_path / "out")
+
+
+def test_text_comparison_at_toy_size(ctx):
+    rows, summary, data = run_text(ctx, TOY)
+    by = {(r["method"], r["setting"]): r for r in rows}
+    assert len(rows) == len(text_settings(TOY))
+    full = by[("full", "-")]
+    for k in (0.8, 0.6):
+        pit = by[("PiToMe", f"keep={k}")]
+        for prop in ("on", "off"):
+            matched = by[(f"ToMe matched (prop_attn={prop})", f"keep={k}")]
+            assert matched["mflops"] == pytest.approx(pit["mflops"])  # matched FLOPs
+        assert pit["mflops"] < full["mflops"]
+    # The smaller keep ratio saves more, and every-layer merging more than the first three.
+    assert by[("PiToMe", "keep=0.6")]["flops_reduction"] > by[("PiToMe", "keep=0.8")][
+        "flops_reduction"] > 0
+    assert by[("PiToMe every layer", "keep=0.8")]["flops_reduction"] > by[
+        ("PiToMe", "keep=0.8")]["flops_reduction"]
+    for r in rows:
+        assert r["acc_ci95"]["lo"] <= r["acc"] <= r["acc_ci95"]["hi"]
+        assert r["acc_std_over_seeds"] is not None
+    gap = summary["text_sst2_acc_pitome"] - summary["text_sst2_acc_tome_matched"]
+    ci = summary["text_sst2_acc_pitome_minus_tome_matched_ci95"]
+    assert ci["lo"] - 1e-12 <= gap <= ci["hi"] + 1e-12
+    assert len(summary["text_sst2_p_pitome_vs_tome"]) == 2  # one McNemar test per seed
+    assert summary["text_sst2_flops_reduction"] == pytest.approx(
+        by[("PiToMe", "keep=0.6")]["flops_reduction"])
+    assert data["datasets"]["sst2"]["eval_sentences"] == 40
+    assert (ctx.out_dir / "pitome_text_accuracy_flops.png").exists()
+    again, _, data2 = run_text(ctx, TOY)  # the fine-tuned classifiers come from the cache
+    assert all(f["cached"] for f in data2["datasets"]["sst2"]["finetuned"])
+    assert [r["acc"] for r in again] == [r["acc"] for r in rows]
+
+
+def test_text_config_is_checked():
+    with pytest.raises(ValueError, match="datasets"):
+        TextConfig(datasets=("imdb",))
+    with pytest.raises(ValueError, match="keep_ratios"):
+        TextConfig(keep_ratios=(0.4,))
+    with pytest.raises(ValueError, match="seeds"):
+        TextConfig(seeds=0)
