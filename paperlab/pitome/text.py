@@ -85,7 +85,7 @@ class TextConfig:
 
     @classmethod
     def quick(cls) -> TextConfig:
-        return cls(seeds=1, finetune=FinetuneConfig(epochs=1), train_examples=1500,
+        return cls(seeds=1, finetune=FinetuneConfig(epochs=2), train_examples=1500,
                    eval_examples=400, keep_ratios=(0.8, 0.65), tome_r=(2,))
 
 
