@@ -143,7 +143,7 @@ class _MergeBertEncoder:
             shape = (g, n, att.num_attention_heads, att.attention_head_size)
             q, k, v = (proj(x).view(shape).transpose(1, 2)
                        for proj in (att.query, att.key, att.value))
-            logits = torch.matmul(q, k.transpose(2, 3)) * att.scaling
+            logits = torch.matmul(q, k.transpose(2, 3)) * att.attention_head_size ** -0.5
             if state.prop_attn and size is not None:
                 logits = logits + size.log()[:, None, None, :, 0]
             probs = nn.functional.dropout(logits.softmax(dim=-1), p=att.dropout.p,

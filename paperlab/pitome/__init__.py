@@ -93,6 +93,7 @@ _EXPORTS = {
         ("PiToMeRule", "energy_score", "layer_margins", "merge_count", "pitome_plan"),
         "paperlab.merging.energy"),
     "patch": "paperlab.pitome.merge",
+    "bert_rule": "paperlab.pitome.merge",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -43,7 +43,7 @@ from paperlab.merging import tome
 from paperlab.merging.plan import merge_state
 from paperlab.merging.vit import group_map, token_schedule
 from paperlab.pitome.merge import patch as pitome_patch
-from paperlab.pitome.text import TextConfig, run_text
+from paperlab.pitome.text import TextConfig, bench_text, run_text
 from paperlab.vision.data import ImageSet, load_cifar10
 from paperlab.vision.flops import model_flops
 from paperlab.vision.models import ViTSpec
@@ -80,7 +80,9 @@ class Config:
         checkpoint. threads: torch threads. bench_batches, bench_ratios, bench_repeats: the
         benchmark grid. bench_timm, bench_timm_ratios: a timm 224x224 ViT (197 tokens, random
         weights) also timed at batch 1, or None. text: the text comparison on the pretrained
-        MiniLM (:mod:`paperlab.pitome.text`), or None to skip it.
+        MiniLM (:mod:`paperlab.pitome.text`), or None to skip it. bench_text_lengths,
+        bench_text_batches, bench_text_ratios: the benchmark's long text inputs (tokens), batch
+        sizes and keep ratios (empty lengths: no text benchmark).
     """
 
     vit: ViTSpec = CIFAR_VIT
@@ -102,6 +104,9 @@ class Config:
     bench_timm: str | None = "vit_tiny_patch16_224"
     bench_timm_ratios: tuple[float, ...] = (1.0, 0.95, 0.9, 0.8)
     text: TextConfig | None = field(default_factory=TextConfig)
+    bench_text_lengths: tuple[int, ...] = (256, 512)
+    bench_text_batches: tuple[int, ...] = (1, 32)
+    bench_text_ratios: tuple[float, ...] = (0.65,)
 
     def __post_init__(self) -> None:
         if self.speed_repeats < 2:
@@ -123,6 +128,8 @@ class Config:
             bench_repeats=3,
             bench_timm=None,
             text=TextConfig.quick(),
+            bench_text_lengths=(256,),
+            bench_text_batches=(1, 4),
         )
 
     @classmethod
@@ -441,7 +448,14 @@ def bench(ctx: RunContext, config: Config | None = None) -> Result:
             big = timm.create_model(cfg.bench_timm, pretrained=False).eval()
             rows += _bench_rows(cfg.bench_timm, big, cfg.bench_timm_ratios, (1,),
                                 cfg.bench_repeats)
+        text_rows = (bench_text(cfg.bench_text_lengths, cfg.bench_text_batches,
+                                cfg.bench_text_ratios, cfg.bench_repeats, ctx.seed)
+                     if cfg.bench_text_lengths else [])
     summary: dict[str, Any] = {}
+    for r in text_rows:
+        if r["method"] == "PiToMe (first 3 layers)":
+            summary[f"text_speedup_pitome_{r['keep_ratio']}_L{r['tokens']}_b{r['batch']}"] = (
+                r["speedup_vs_full"])
     for model in dict.fromkeys(r["model"] for r in rows):
         tag = "" if model == ours else f"{model}_"
         for batch in dict.fromkeys(r["batch"] for r in rows if r["model"] == model):
@@ -464,8 +478,10 @@ def bench(ctx: RunContext, config: Config | None = None) -> Result:
         "reference code does; fused = our patch passes log(size) to SDPA as a float mask.",
         "break_even_keep_ratio: the largest keep ratio at which PiToMe is at least as fast as "
         "the full fused model (None: never within the ratios measured).",
+        "Text rows (model MiniLM-L6): inputs of random token ids of the given length, no "
+        "padding; speed-ups against the unpatched model with SDPA attention, by CPU time.",
     ]
-    return Result(results=rows, summary=summary,
+    return Result(results=rows + text_rows, summary=summary,
                   data={"model": dataclasses.asdict(cfg.vit), "ratios": list(cfg.bench_ratios),
                         "timm_model": cfg.bench_timm}, notes=notes)
 

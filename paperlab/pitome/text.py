@@ -244,3 +244,67 @@ def _plot(ctx: RunContext, rows: list[dict[str, Any]], cfg: TextConfig) -> None:
     axes[0].set_ylabel("accuracy (bars: 95% bootstrap, sentences x seeds)")
     plots.legend_outside(axes[-1])
     plots.save(fig, ctx.plot_path("text_accuracy_flops"))
+
+
+# ---------------------------------------------------------------------------------------------
+# bench: where merging matters on text, long inputs
+
+
+def bench_text(lengths: tuple[int, ...], batches: tuple[int, ...], ratios: tuple[float, ...],
+               repeats: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Tokens/s and latency of MiniLM (random head; speed does not depend on the weights'
+    values) on inputs of ``lengths`` tokens at each batch size: the full model with PyTorch's
+    fused attention (SDPA, the fastest unpatched path), PiToMe with the reference's text
+    schedule and with its rule in every layer, and ToMe matched to each, by the calling
+    thread's CPU time (interleaved repeats, :func:`paperlab.core.timing.compare`).
+
+    Inputs are random token ids (no padding), e.g. what concatenated reviews look like to the
+    encoder: merging's cost and savings depend on the length, not on the words.
+    """
+    from paperlab.core import timing
+    from paperlab.text.minilm import load_classifier
+
+    torch.manual_seed(seed)
+    base = load_classifier(2).eval()
+    full = copy.deepcopy(base)
+    full.config._attn_implementation = "sdpa"
+    contenders: dict[str, tuple[str, float, nn.Module]] = {"full": ("full", 1.0, full)}
+    for k in ratios:
+        for schedule, label in (("reference", "first 3 layers"), ("every-layer", "every layer")):
+            rule = bert_rule(LAYERS, k, schedule=schedule)
+            contenders[f"PiToMe {label} {k}"] = (
+                f"PiToMe ({label})", k, pitome_patch(copy.deepcopy(base), k, schedule=schedule))
+            contenders[f"ToMe {label} {k}"] = (
+                f"ToMe matched ({label})", k, tome.patch_matched(copy.deepcopy(base), rule))
+    gen = torch.Generator().manual_seed(seed)
+    rows = []
+    for length in lengths:
+        for batch in batches:
+            ids = torch.randint(1000, int(base.config.vocab_size), (batch, length), generator=gen)
+            ids[:, 0], ids[:, -1] = 101, 102  # [CLS] ... [SEP]
+            mask = torch.ones_like(ids)
+
+            def call(model: nn.Module, ids: torch.Tensor = ids, mask: torch.Tensor = mask
+                     ) -> Any:
+                def forward() -> None:
+                    with torch.inference_mode():
+                        model(input_ids=ids, attention_mask=mask)
+                return forward
+
+            timings = timing.compare({name: call(c[2]) for name, c in contenders.items()},
+                                     warmup=1, repeats=repeats)
+            ref = timings["full"]
+            for name, (method, k, model) in contenders.items():
+                t = timings[name]
+                state = getattr(model, "_merge_state", None)
+                tokens = state.rule.schedule(length, LAYERS, 1) if state else [
+                    (length, length)] * LAYERS
+                rows.append({
+                    "model": "MiniLM-L6 (text)", "method": method, "keep_ratio": k,
+                    "tokens": length, "batch": batch,
+                    "mflops": bert_flops(model.config, tokens, 2) / 1e6,
+                    "latency_ms": t.cpu_median * 1e3,
+                    "tokens_per_s": batch * length / t.cpu_median,
+                    "speedup_vs_full": ref.cpu_median / t.cpu_median,
+                    "wall_speedup_vs_full": ref.median / t.median})
+    return rows

@@ -26,6 +26,9 @@ TOY = Config(
     bench_timm="vit_tiny_patch16_224",
     bench_timm_ratios=(1.0, 0.9),
     text=None,  # the text comparison has its own test (test_text.py)
+    bench_text_lengths=(32,),
+    bench_text_batches=(2,),
+    bench_text_ratios=(0.8,),
 )
 
 
@@ -79,11 +82,22 @@ def test_bench_toy(ctx):
     from paperlab.pitome.experiment import bench
 
     result = bench(ctx, TOY)
-    assert {r["batch"] for r in result.results} == {1, 4}
-    assert {r["attention"] for r in result.results} == {"fused", "explicit"}
+    vision = [r for r in result.results if "attention" in r]
+    assert {r["batch"] for r in vision} == {1, 4}
+    assert {r["attention"] for r in vision} == {"fused", "explicit"}
+    text = [r for r in result.results if r["model"] == "MiniLM-L6 (text)"]
+    assert {(r["method"], r["tokens"], r["batch"]) for r in text} == {
+        (m, 32, 2) for m in ("full", "PiToMe (first 3 layers)", "ToMe matched (first 3 layers)",
+                             "PiToMe (every layer)", "ToMe matched (every layer)")}
+    by = {r["method"]: r for r in text}
+    assert by["PiToMe (every layer)"]["mflops"] < by["PiToMe (first 3 layers)"]["mflops"] < by[
+        "full"]["mflops"]
+    assert by["ToMe matched (every layer)"]["mflops"] == by["PiToMe (every layer)"]["mflops"]
+    assert by["full"]["speedup_vs_full"] == 1.0
+    assert "text_speedup_pitome_0.8_L32_b2" in result.summary
     assert "break_even_keep_ratio_explicit_b1" in result.summary
     assert "vit_tiny_patch16_224_break_even_keep_ratio_fused_b1" in result.summary
-    full = [r for r in result.results if r["method"] == "full" and r["attention"] == "fused"]
+    full = [r for r in vision if r["method"] == "full" and r["attention"] == "fused"]
     assert all(r["speedup_vs_full_fused"] == 1.0 for r in full)
 
 
