@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from paperlab.core import checks
 from paperlab.merging.plan import MergePlan, match, normalized
 
 SCHEDULES = ("reference", "pure")
@@ -45,7 +46,13 @@ def energy_score(metric: torch.Tensor, margin: float, kernel: str = "elu") -> to
 
     ``"elu"`` (the paper): ``mean_j ELU(S_ij - margin)``; ``"gaussian"`` (the reference's text
     code): ``mean_j exp(-((1 - S_ij) / s)^2 / 2) / (s sqrt(2 pi))`` with ``s = 1 - margin``.
+
+    Raises:
+        TypeError, ValueError: ``margin`` not a finite number (a NaN margin would make every
+            energy NaN and the token order arbitrary); ``margin >= 1`` for the Gaussian kernel;
+            an unknown kernel.
     """
+    margin = checks.real(margin, "margin")
     sim = metric @ metric.transpose(1, 2)
     if kernel == "elu":
         return F.elu(sim - margin).mean(dim=-1)
@@ -174,6 +181,24 @@ class PiToMeRule:
     kernel: str = "elu"
     split: str = "alternate"
     merging: tuple[bool, ...] | None = None
+
+    def __post_init__(self) -> None:
+        """Check the values now rather than in the first forward (converted to Python floats:
+        NumPy and 0-d tensor scalars are accepted)."""
+        if self.kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}, got {self.kernel!r}")
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
+        ratio = checks.real(self.keep_ratio, "keep_ratio", low=0, high=1, low_open=True)
+        below = 1 if self.kernel == "gaussian" else None  # the kernel's width is 1 - margin
+        margins = tuple(checks.real(m, f"margins[{i}]", high=below, high_open=True)
+                        for i, m in enumerate(self.margins))
+        if len(self.protect) != len(margins):
+            raise ValueError(f"{len(self.protect)} protect flags for {len(margins)} margins")
+        if self.split == "halves" and not all(self.protect):
+            raise ValueError("split='halves' needs protect=True in every block")
+        object.__setattr__(self, "keep_ratio", ratio)
+        object.__setattr__(self, "margins", margins)
 
     def merges(self, layer: int, num_tokens: int, prefix: int) -> int:
         """Tokens block ``layer`` merges away when ``num_tokens`` (prefix included) come in."""

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from paperlab.core import checks
+
 
 @dataclass(frozen=True)
 class MergePlan:
@@ -152,8 +154,24 @@ class MergeState:
 @functools.cache
 def mixin_class(mixin: type, base: type) -> type:
     """``mixin`` layered over ``base`` (one class per pair, so patched modules share it): how a
-    patch swaps a module's class in place (``module.__class__ = mixin_class(Mixin, type(m))``)."""
-    return type(f"{mixin.__name__.lstrip('_')}[{base.__name__}]", (mixin, base), {})
+    patch swaps a module's class in place (``module.__class__ = mixin_class(Mixin, type(m))``).
+    The class remembers its mixin, so :func:`check_unpatched` can tell one patch from another."""
+    return type(f"{mixin.__name__.lstrip('_')}[{base.__name__}]", (mixin, base),
+                {"_patch_mixin": mixin})
+
+
+def check_unpatched(model: nn.Module, mixin: type) -> None:
+    """Raise ``ValueError`` when ``model`` is already patched (by :func:`mixin_class`) with a
+    mixin other than ``mixin``: two token-reduction patches do not stack (the second would
+    silently replace the first's forward). Patching again with the same mixin is allowed."""
+    for cls in type(model).__mro__:
+        other = vars(cls).get("_patch_mixin")
+        if other is not None and other is not mixin:
+            raise ValueError(
+                f"the model is already patched by {getattr(other, 'patch_name', other.__name__)}"
+                f"; {getattr(mixin, 'patch_name', mixin.__name__)} cannot be layered over it "
+                "(it would silently replace the first patch): apply it to an unpatched copy "
+                "of the model (copy.deepcopy before patching)")
 
 
 def merge_state(model: nn.Module) -> MergeState:
@@ -165,8 +183,17 @@ def merge_state(model: nn.Module) -> MergeState:
 
 
 def per_layer(value: int | Sequence[int], depth: int, name: str) -> list[int]:
-    """``value`` for each of ``depth`` layers (an int repeats; a sequence must have ``depth``)."""
-    values = [value] * depth if isinstance(value, int) else list(value)
-    if len(values) != depth:
-        raise ValueError(f"{name} has {len(values)} entries for {depth} layers")
-    return values
+    """A non-negative count for each of ``depth`` layers: an integer (Python, NumPy or a 0-d
+    tensor) repeats; a sequence (or a 1-d array/tensor) must have ``depth`` entries.
+
+    Raises:
+        TypeError: an entry that is not an integer.
+        ValueError: a negative entry, or a sequence of another length.
+    """
+    sequence = isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+    if sequence or getattr(value, "ndim", 0) == 1:
+        values = [checks.integer(v, f"{name}[{i}]", low=0) for i, v in enumerate(value)]
+        if len(values) != depth:
+            raise ValueError(f"{name} has {len(values)} entries for {depth} layers")
+        return values
+    return [checks.integer(value, name, low=0)] * depth

@@ -19,6 +19,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from paperlab.core.checks import describe
 from paperlab.merging import bert
 from paperlab.merging.bert import bert_depth, is_bert
 from paperlab.merging.plan import MergePlan, match, normalized, per_layer
@@ -60,6 +61,11 @@ class ToMeRule:
 
     r: tuple[int, ...]
     clip: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.r, Sequence):
+            raise TypeError(f"r must be a sequence of per-layer counts, got {describe(self.r)}")
+        object.__setattr__(self, "r", tuple(per_layer(self.r, len(self.r), "r")))
 
     def _r(self, layer: int, n: int, prefix: int) -> int:
         r = self.r[layer]
@@ -138,19 +144,20 @@ def patch(
     Args:
         model: a timm ViT with a class token (built with ``pretrained=False`` works offline),
             or a BERT model.
-        r: tokens merged per block: one int for every block, or one per block.
+        r: tokens merged per block: one int for every block, or one per block (Python or
+            NumPy integers, 0-d tensors, a 1-d array).
         prop_attn: proportional attention (on for supervised models off the shelf).
         trace_source: record which patches each token holds (``merge_state(model).source``).
         fused: force fused (True) or explicit (False) attention; None keeps timm's choice.
 
     Raises:
+        TypeError: not a timm ViT or a BERT model; ``r`` not integers (a float, a bool).
         ValueError: ``r`` negative, of the wrong length, or larger than half the patch tokens
-            left at some block.
+            left at some block; a model already patched by another token reduction
+            (DiffRate).
     """
     text = is_bert(model)
     rs = per_layer(r, bert_depth(model) if text else vit_depth(model), "r")
-    if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in rs):
-        raise ValueError(f"r must be non-negative integers, got {r}")
     if text:
         return bert.apply_rule(model, ToMeRule(tuple(rs), clip=True), prop_attn=prop_attn)
     return apply_rule(

@@ -20,9 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from paperlab.core.checks import describe
 from paperlab.merging.plan import (
     MergeRule,
     MergeState,
+    check_unpatched,
     merge_source,
     merge_wavg,
     mixin_class,
@@ -85,6 +87,7 @@ class MergeBlock(nn.Module):
 class _MergeViT:
     """Mixed into the model's own class: checks the input and resets the merge state."""
 
+    patch_name = "token merging (paperlab.merging: tome.patch, pitome.patch)"
     _merge_state: MergeState
 
     def forward_features(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
@@ -94,15 +97,33 @@ class _MergeViT:
 
 
 def check_images(model: nn.Module, x: torch.Tensor) -> None:
-    """Raise ``ValueError`` unless ``x`` is a ``(B, C, H, W)`` batch the ViT's patch embedding
-    takes (timm's own check is an ``assert``, and a wrong size would silently change the token
-    count every merge schedule is computed for)."""
+    """Check that ``x`` is a ``(B, C, H, W)`` batch the ViT's patch embedding takes: a tensor of
+    the right shape (timm's own check is an ``assert``, and a wrong size would silently change
+    the token count every merge schedule is computed for), of the model's floating dtype and
+    on its device (else torch fails deep inside the convolution).
+
+    Raises:
+        TypeError: not a tensor, or another dtype than the model's (e.g. ``uint8`` pixels).
+        ValueError: another shape, or another device than the model's.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"expected images as a torch.Tensor (B, C, H, W), got {describe(x)}")
     embed = model.patch_embed
     want = (int(embed.proj.in_channels), *(int(s) for s in embed.img_size))
     if x.ndim != 4 or tuple(x.shape[1:]) != want:
         raise ValueError(
             f"expected images of shape (B, {want[0]}, {want[1]}, {want[2]}), got {tuple(x.shape)}"
         )
+    weight = embed.proj.weight
+    if x.dtype != weight.dtype:
+        hint = "" if x.is_floating_point() else (
+            " (scale and normalise integer pixels first, e.g. "
+            "paperlab.vision.data.normalize for uint8 CIFAR images)")
+        raise TypeError(f"expected images of dtype {weight.dtype} (the model's), got "
+                        f"{x.dtype}{hint}")
+    if x.device != weight.device:
+        raise ValueError(f"expected images on {weight.device} (the model's device), got "
+                         f"{x.device}")
 
 
 def _timm_classes() -> tuple[type, type, type]:
@@ -130,7 +151,8 @@ def apply_rule(
 ) -> nn.Module:
     """Patch a timm ``VisionTransformer`` in place to merge tokens by ``rule``; returns it.
 
-    Patching an already patched model only replaces the rule and the options.
+    Patching an already patched model only replaces the rule and the options; a model patched
+    by another token reduction (``diffrate.apply``) is refused, since the two do not stack.
 
     Args:
         model: a timm ``VisionTransformer`` with a class token (weights are not touched).
@@ -141,10 +163,12 @@ def apply_rule(
 
     Raises:
         TypeError: not a timm ``VisionTransformer`` with timm ``Block``s.
-        ValueError: no class token, or the rule leaves too few tokens.
+        ValueError: no class token, the rule leaves too few tokens, or the model is patched
+            by another token reduction.
     """
     _, block_cls, attn_cls = _timm_classes()
     depth = vit_depth(model)
+    check_unpatched(model, _MergeViT)
     if getattr(model, "cls_token", None) is None:
         raise ValueError("token merging needs a class token (the class token is never merged)")
     prefix = int(model.num_prefix_tokens)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from paperlab.core import checks
 from paperlab.merging import bert
 from paperlab.merging.energy import PiToMeRule, layer_margins, layer_protect, text_layers
 from paperlab.merging.vit import apply_rule, vit_depth
@@ -59,11 +60,18 @@ def patch(
     token, each sentence merges by its own length and padding is never merged or scored (see
     :mod:`paperlab.merging.bert`); ``trace_source`` and ``fused`` apply to ViTs only.
 
+    Patching a patched model again (PiToMe or ToMe) replaces its rule; a model patched by
+    ``diffrate.apply`` is refused (use ``diffrate.apply(model, rates, merge_rule="pitome")`` for
+    DiffRate's counts with PiToMe's rule).
+
     Args:
         model: a timm ViT with a class token, or a BERT model.
         keep_ratio: fraction of patch tokens each merging block keeps, in ``[0.5, 1]`` (1: no
             merging; below 0.5 the ``2r`` mergeable tokens would outnumber the patch tokens).
-        margin: ``m_0``. ViT: block ``l`` of ``L`` uses ``m_0 - m_0 l / L`` (default 0.75).
+            A Python, NumPy or 0-d tensor number.
+        margin: ``m_0``, in ``[-1, 1]`` (the range of the cosine similarity it is compared
+            with; ``[-1, 1)`` for BERT's text schedules, whose Gaussian kernel has width
+            ``1 - m_l``). ViT: block ``l`` of ``L`` uses ``m_0 - m_0 l / L`` (default 0.75).
             BERT: ``m_0 - 0.25 l / L`` (default 0.9) for the text schedules, as ViT for
             ``"pure"``.
         schedule: ViT: ``"reference"`` (ToMe-style energy-ordered match in the first
@@ -76,16 +84,21 @@ def patch(
         fused: force fused (True) or explicit (False) attention; None keeps timm's choice.
 
     Raises:
-        ValueError: ``keep_ratio`` outside ``(0, 1]`` or too small, unknown ``schedule``.
+        TypeError: ``keep_ratio`` or ``margin`` not a number (a string, a bool, ...); a model
+            that is neither a timm ViT nor a BERT model.
+        ValueError: ``keep_ratio`` outside ``(0, 1]`` or too small, ``margin`` NaN or out of
+            range, unknown ``schedule``, a model patched by DiffRate.
     """
-    if isinstance(keep_ratio, bool) or not isinstance(keep_ratio, (int, float)) or not (
-            0 < keep_ratio <= 1):
-        raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio!r}")
-    if bert.is_bert(model):
-        rule = bert_rule(bert.bert_depth(model), float(keep_ratio), margin, schedule)
+    keep_ratio = checks.real(keep_ratio, "keep_ratio", low=0, high=1, low_open=True)
+    text = bert.is_bert(model)
+    if margin is not None:
+        margin = checks.real(margin, "margin", low=-1, high=1,
+                             high_open=text and schedule != "pure")
+    if text:
+        rule = bert_rule(bert.bert_depth(model), keep_ratio, margin, schedule)
         return bert.apply_rule(model, rule, prop_attn=prop_attn)
     depth = vit_depth(model)
     protect = layer_protect(depth, schedule)
-    rule = PiToMeRule(float(keep_ratio), layer_margins(depth, 0.75 if margin is None else margin),
+    rule = PiToMeRule(keep_ratio, layer_margins(depth, 0.75 if margin is None else margin),
                       protect)
     return apply_rule(model, rule, prop_attn=prop_attn, trace_source=trace_source, fused=fused)

@@ -92,7 +92,7 @@ def test_other_models_and_bad_options_are_refused():
         bert.bert_encoder(nn.Linear(2, 2))
     with pytest.raises(TypeError):
         tome.patch(nn.Sequential(nn.Linear(2, 2)), r=1)
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(ValueError, match="r must be >= 0, got -1"):
         tome.patch(classifier(), r=-1)
     with pytest.raises(ValueError, match="6 layers|entries"):
         tome.patch(classifier(), r=[1, 2])

@@ -112,7 +112,7 @@ def test_repatch_replaces_the_rule(tiny_vit):
 def test_errors(tiny_vit):
     with pytest.raises(ValueError, match="too few tokens: block 3 has 22 patch tokens"):
         tome.patch(tiny_vit, 14)
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(ValueError, match="r must be >= 0, got -1"):
         tome.patch(tiny_vit, -1)
     with pytest.raises(ValueError, match="3 entries for 4 layers"):
         tome.patch(tiny_vit, [1, 2, 3])
