@@ -32,9 +32,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from paperlab.core import checks
 from paperlab.diffrate.rates import RateProxy, Rates, flops_loss
 from paperlab.merging.energy import energy_plan, layer_margins, layer_protect
-from paperlab.merging.plan import MergePlan, merge_wavg, mixin_class, normalized
+from paperlab.merging.plan import (
+    MergePlan,
+    check_unpatched,
+    merge_wavg,
+    mixin_class,
+    normalized,
+)
 from paperlab.merging.vit import check_images, vit_depth
 from paperlab.vision.data import ImageSet, normalize
 from paperlab.vision.flops import model_flops
@@ -235,6 +242,7 @@ class _DiffRateBlock(nn.Module):
 
 
 class _DiffRateViT:
+    patch_name = "DiffRate (diffrate.apply)"
     _diffrate: _State
 
     def forward_features(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
@@ -248,6 +256,7 @@ def _patch(model: nn.Module, state: _State) -> nn.Module:
     from timm.models.vision_transformer import Block
 
     vit_depth(model)
+    check_unpatched(model, _DiffRateViT)
     if getattr(model, "cls_token", None) is None or int(model.num_prefix_tokens) != 1:
         raise ValueError("DiffRate needs exactly one prefix token, the class token")
     if getattr(model, "global_pool", "token") != "token":
@@ -281,6 +290,12 @@ def apply(model: nn.Module, rates: Rates, prop_attn: bool = True,
           merge_rule: str = "diffrate") -> nn.Module:
     """Patch a timm ``VisionTransformer`` in place to prune and merge by ``rates``; returns it.
 
+    A model already applied with DiffRate gets the new ``rates`` and options. A model patched
+    for token merging (``pitome.patch``, ``tome.patch``) is refused, not composed: DiffRate
+    does its own merging in every block, so it would silently replace that patch. For
+    DiffRate's counts with PiToMe's merge, apply to the unpatched model with
+    ``merge_rule="pitome"``.
+
     Args:
         model: a timm ViT with one class token and class-token pooling.
         rates: the per-block counts (e.g. from :func:`search`).
@@ -295,7 +310,7 @@ def apply(model: nn.Module, rates: Rates, prop_attn: bool = True,
     Raises:
         TypeError: not a timm ViT with timm ``Block``s, or ``rates`` not a :class:`Rates`.
         ValueError: ``rates`` for another depth or token count; no class token; unknown
-            ``merge_rule``.
+            ``merge_rule``; a model patched for token merging (PiToMe, ToMe).
     """
     _check_rule(merge_rule)
     if not isinstance(rates, Rates):
@@ -341,7 +356,18 @@ def flops_range(model: nn.Module) -> tuple[float, float]:
 
 def uniform_rates(model: nn.Module, flops: float) -> Rates:
     """Merging only, the same number of tokens removed in every block after block 0 (to the
-    nearest token), with the removal chosen so that the FLOPs come closest to ``flops``."""
+    nearest token), with the removal chosen so that the FLOPs come closest to ``flops``
+    (multiply-adds per image, a Python, NumPy or 0-d tensor number).
+
+    Raises:
+        TypeError: ``flops`` not a number.
+        ValueError: ``flops`` NaN, infinite, or outside :func:`flops_range` (both named).
+    """
+    flops = checks.real(flops, "flops")
+    least, full = flops_range(model)
+    if not least <= flops <= full:
+        raise ValueError(f"flops={flops:.6g} is outside the reachable range [{least:.6g}, "
+                         f"{full:.6g}] multiply-adds of this model")
     n, depth = num_tokens(model), vit_depth(model)
     best: tuple[float, Rates] | None = None
     for step in range(0, 100 * (n - 1) + 1):
@@ -366,9 +392,16 @@ class SearchConfig:
     Attributes:
         epochs: passes over the search images. batch_size: images per step.
         lr, lr_min: AdamW learning rate of the logits, cosine from ``lr`` to ``lr_min``.
-        lam: weight of the FLOPs loss (FLOPs in units where the full model costs 4.6).
+        lam: weight of the FLOPs loss (FLOPs in units where the full model costs 4.6), > 0
+            (0 would ignore the target, a negative weight would push away from it).
         granularity: step between candidate kept counts. prop_attn: ``+ log(size)``.
         seed: batch order.
+
+    Numbers may be Python, NumPy or 0-d tensor scalars (stored as Python numbers).
+
+    Raises:
+        TypeError: a count that is not an integer, a rate that is not a number.
+        ValueError: a value outside its range (the message gives it).
     """
 
     epochs: int = 3
@@ -381,10 +414,15 @@ class SearchConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.granularity < 1:
-            raise ValueError("epochs, batch_size and granularity must be >= 1")
-        if not 0 < self.lr_min <= self.lr:
-            raise ValueError(f"need 0 < lr_min <= lr, got {self.lr_min}, {self.lr}")
+        values = {name: checks.integer(getattr(self, name), name, low=1)
+                  for name in ("epochs", "batch_size", "granularity")}
+        values["seed"] = checks.integer(self.seed, "seed")
+        values["lr"] = checks.real(self.lr, "lr", low=0, low_open=True)
+        values["lr_min"] = checks.real(self.lr_min, "lr_min", low=0, high=values["lr"],
+                                       low_open=True)
+        values["lam"] = checks.real(self.lam, "lam", low=0, low_open=True)
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
 
 def searchable(model: nn.Module, granularity: int = 4, prop_attn: bool = True) -> nn.ModuleList:
@@ -417,6 +455,29 @@ def _batches(n: int, batch: int, gen: torch.Generator) -> Iterable[torch.Tensor]
     return (perm[i:i + batch] for i in range(0, n, batch))
 
 
+def _check_search_data(model: nn.Module, data: ImageSet) -> None:
+    """Raise unless ``data`` is a non-empty :class:`ImageSet` of the model's image shape whose
+    labels are class indices of the model's head."""
+    if not isinstance(data, ImageSet):
+        raise TypeError("data must be a paperlab.vision.data.ImageSet (uint8 images and their "
+                        f"labels), got {checks.describe(data)}")
+    if len(data) == 0:
+        raise ValueError("no search images")
+    weight = model.patch_embed.proj.weight
+    check_images(model, data.images[:1].to(weight.device, weight.dtype))  # the shape
+    classes = getattr(model, "num_classes", 0)
+    if not isinstance(classes, int) or classes < 1:
+        raise ValueError(f"the search needs a model with a classifier head (num_classes >= 1), "
+                         f"got num_classes={classes!r}")
+    labels = data.labels
+    if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
+        raise TypeError(f"labels must be integer class indices, got {labels.dtype}")
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= classes:
+        raise ValueError(f"labels must lie in [0, {classes}) (the model's classes), got labels "
+                         f"from {low} to {high}")
+
+
 def search(model: nn.Module, data: ImageSet, target_gflops: float,
            config: SearchConfig | None = None, trace: list[dict[str, float]] | None = None
            ) -> Rates:
@@ -426,18 +487,28 @@ def search(model: nn.Module, data: ImageSet, target_gflops: float,
     logits are trained. ``trace``, when given, receives one dict per step (``ce``,
     ``flops_loss``, ``gflops``).
 
+    Images are standardised (:func:`~paperlab.vision.data.normalize`) and moved to the model's
+    device and dtype batch by batch.
+
     Raises:
-        ValueError: the target is not between the least reachable and the full FLOPs (both
-            named), or ``data`` is empty.
+        TypeError: ``data`` not an :class:`~paperlab.vision.data.ImageSet` (a tensor, ...),
+            labels that are not integers, ``target_gflops`` not a number, ``config`` not a
+            :class:`SearchConfig`.
+        ValueError: the target NaN or not between the least reachable and the full FLOPs
+            (both named); ``data`` empty, of another image shape than the model's, or with
+            labels outside ``[0, num_classes)``; a model without a classifier head or patched
+            for token merging (PiToMe, ToMe).
     """
-    cfg = config or SearchConfig()
+    cfg = SearchConfig() if config is None else config
+    if not isinstance(cfg, SearchConfig):
+        raise TypeError(f"config must be a SearchConfig, got {checks.describe(cfg)}")
     least, full = flops_range(model)
-    target = float(target_gflops) * 1e9
+    target = checks.real(target_gflops, "target_gflops") * 1e9
     if not least <= target < full:
-        raise ValueError(f"target_gflops={target_gflops} is outside the reachable range "
+        raise ValueError(f"target_gflops={target / 1e9:.6g} is outside the reachable range "
                          f"[{least / 1e9:.6g}, {full / 1e9:.6g}) GFLOPs of this model")
-    if len(data) == 0:
-        raise ValueError("no search images")
+    _check_search_data(model, data)
+    weight = model.patch_embed.proj.weight
     net = copy.deepcopy(model).eval()
     for param in net.parameters():
         param.requires_grad_(False)
@@ -448,8 +519,8 @@ def search(model: nn.Module, data: ImageSet, target_gflops: float,
     gen = torch.Generator().manual_seed(cfg.seed)
     for _ in range(cfg.epochs):
         for idx in _batches(len(data), cfg.batch_size, gen):
-            logits = net(normalize(data.images[idx]))
-            ce = F.cross_entropy(logits, data.labels[idx])
+            logits = net(normalize(data.images[idx]).to(weight.device, weight.dtype))
+            ce = F.cross_entropy(logits, data.labels[idx].to(weight.device, torch.long))
             flops = search_flops(net)
             reg = flops_loss(flops, target, full, cfg.lam)
             opt.zero_grad()

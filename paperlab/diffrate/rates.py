@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from paperlab.core import checks
+
 PAPER_FULL_GFLOPS = 4.6  # DeiT-S, the scale at which the paper's lambda = 5 was set
 
 
@@ -34,10 +36,13 @@ def ste_ceil(x: torch.Tensor) -> torch.Tensor:
 
 
 def candidate_counts(num_patches: int, granularity: int = 4) -> list[int]:
-    """Candidate kept patch-token counts ``P, P - g, ...`` down to the last one ``>= 0``."""
-    if num_patches < 1 or granularity < 1:
-        raise ValueError(f"need num_patches >= 1 and granularity >= 1, got {num_patches}, "
-                         f"{granularity}")
+    """Candidate kept patch-token counts ``P, P - g, ...`` down to the last one ``>= 0``.
+
+    Raises:
+        TypeError: a count that is not an integer. ValueError: one below 1.
+    """
+    num_patches = checks.integer(num_patches, "num_patches", low=1)
+    granularity = checks.integer(granularity, "granularity", low=1)
     return list(range(num_patches, -1, -granularity))
 
 
@@ -97,10 +102,20 @@ class Rates:
     num_tokens: int
 
     def __post_init__(self) -> None:
+        """Check the schedule; NumPy and 0-d tensor integers become Python ints.
+
+        Raises:
+            TypeError: a count that is not an integer (a float, a bool, ...).
+            ValueError: an invalid schedule (see the class docstring).
+        """
+        object.__setattr__(self, "num_tokens", checks.integer(self.num_tokens, "num_tokens"))
         for name in ("prune", "merge"):
             values = getattr(self, name)
-            if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-                raise TypeError(f"{name} must hold ints, got {values!r}")
+            if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+                raise TypeError(f"{name} must be a sequence of ints, got "
+                                f"{checks.describe(values)}")
+            object.__setattr__(self, name, tuple(checks.integer(v, f"{name}[{i}]")
+                                                 for i, v in enumerate(values)))
         if len(self.prune) != len(self.merge) or not self.prune:
             raise ValueError(f"prune ({len(self.prune)}) and merge ({len(self.merge)}) need the "
                              "same number (>= 1) of blocks")
@@ -162,12 +177,25 @@ class Rates:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Rates:
-        """Read a schedule written by :meth:`save` (plain JSON, validated)."""
+        """Read a schedule written by :meth:`save` (plain JSON, validated).
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: a file that is not UTF-8 JSON text (binary garbage) or not a valid
+                schedule; the message names the file.
+        """
+        raw = Path(path).read_bytes()
         try:
-            data = json.loads(Path(path).read_text())
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as err:
+            raise ValueError(f"rates file {path} is not text (binary data at byte "
+                             f"{err.start}); expected the JSON that Rates.save writes") from err
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not JSON: {err}") from err
-        return cls.from_dict(data)
+            raise ValueError(f"rates file {path} is not JSON: {err}") from err
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"rates file {path}: {err}") from err
 
 
 def flops_loss(flops: torch.Tensor, target: float, full: float, lam: float = 5.0
