@@ -14,6 +14,7 @@ import argparse
 import gc
 import io
 import logging
+import os
 import sys
 import time
 import traceback
@@ -28,7 +29,7 @@ from rich.table import Table
 
 from paperlab import __version__
 from paperlab.core import progress, registry, report, results
-from paperlab.core.data import DataNotFoundError
+from paperlab.core.data import ENV_DATA, GETTING_THE_DATA, DataNotFoundError, candidate_roots
 from paperlab.core.seed import seed_everything
 
 EXIT_FAILED, EXIT_USAGE, EXIT_NO_DATA = 1, 2, 3
@@ -293,13 +294,18 @@ def _print_verdicts(outcomes: Sequence[report.Outcome]) -> None:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Run each system in turn, going on past failures and missing data; write the reports.
+
+    Exit 1 when a system failed, else 3 when a system lacked data (one line each, as ``run``
+    says it, and the ``paperlab data fetch`` command in the summary), else 0.
+    """
     if args.systems:
         for name in args.systems:
             registry.get(name)  # unknown / not implemented: one-line usage error up front
         todo = list(args.systems)
     else:
         todo = [n for n in registry.PACKAGES if registry.is_implemented(n)]
-    outcomes = []
+    outcomes, no_data = [], []
     for name in todo:
         console.rule(f"[bold]{name}")
         ctx = _context(args, name)
@@ -308,21 +314,31 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             rec = execute(name, "run", ctx)
             outcomes.append(report.outcome(rec, args.quick, args.out, args.out / f"{name}.json"))
         except Exception as exc:  # go on past one system's failure, and report it
-            traceback.print_exc()
-            reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            failure = {"system": name, "ok": False, "error": reason, "seed": args.seed,
-                       "seconds": time.perf_counter() - start}
+            if isinstance(exc, DataNotFoundError):  # the user's set-up, not a bug: one line
+                print(f"paperlab: {name}: {exc}", file=sys.stderr)
+                no_data.append(name)
+                reason = f"missing data; run 'paperlab data fetch {name}'"
+            else:
+                traceback.print_exc()
+                reason = f"{type(exc).__name__}: {exc}"
+            failure = {"system": name, "ok": False, "error": reason.splitlines()[0],
+                       "seed": args.seed, "seconds": time.perf_counter() - start}
             outcomes.append(report.outcome(failure, args.quick))
         gc.collect()
     _print_verdicts(outcomes)
     md, page = report.write_reports(outcomes, args.out)
-    failed = [o.system for o in outcomes if o.error]
+    failed = [o.system for o in outcomes if o.error and o.system not in no_data]
+    ran = len(outcomes) - len(failed) - len(no_data)
+    lacked = f", {len(no_data)} lacked data ({', '.join(no_data)})" if no_data else ""
     console.print(f"wrote {md} and {page}; {report.tally_text(outcomes)}; "
-                  f"{len(outcomes) - len(failed)} ran, {len(failed)} failed")
+                  f"{ran} ran, {len(failed)} failed{lacked}")
+    if no_data:
+        print(f"paperlab: missing data for {', '.join(no_data)}: run 'paperlab data fetch "
+              f"{' '.join(no_data)}' (see {GETTING_THE_DATA})", file=sys.stderr)
     if failed:
         print(f"paperlab: failed: {', '.join(failed)}", file=sys.stderr)
         return EXIT_FAILED
-    return 0
+    return EXIT_NO_DATA if no_data else 0
 
 
 @contextmanager
@@ -403,18 +419,56 @@ def cmd_data(args: argparse.Namespace) -> int:
         except fetch.FetchError as exc:
             print(f"paperlab: {exc}", file=sys.stderr)
             return EXIT_FAILED
+    _print_data_statuses(args, statuses)
+    states = {st.state for st in statuses}
+    if "altered" in states:
+        return EXIT_FAILED
+    return EXIT_NO_DATA if "missing" in states else 0
+
+
+LIST_MISSING = 5  # more missing files than this are summed up by system, not listed
+
+
+def _print_data_statuses(args: argparse.Namespace, statuses: Sequence[Any]) -> None:
+    """What ``data fetch|verify`` found, in a few lines: each altered, manual or unpinned file;
+    the missing ones by name when few, else counted by system; then where it looked and what
+    to run; last the count of each state."""
+
+    def line(text: str) -> None:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    missing = [st.entry for st in statuses if st.state == "missing"]
+    listed = ("altered", "manual", "unchecked") + (("missing",) if len(missing) <= LIST_MISSING
+                                                   else ())
+    same: dict[tuple[str, str], list[str]] = {}  # files with the same state and detail
+    for st in statuses:
+        if st.state in listed:
+            same.setdefault((st.state, st.detail), []).append(str(st.path or st.entry.path))
+    for (state, detail), paths in same.items():
+        line(f"  {state:9} {', '.join(paths)}{': ' + detail if detail else ''}")
+    if len(missing) > LIST_MISSING:
+        names = [n for n in args.names if n != "all"]
+        by_group = {name: sum(name == e.area or name in e.systems for e in missing)
+                    for name in names}
+        if not names:  # what the systems read: by system, a file once for each reader
+            for entry in missing:
+                for group in entry.systems or (entry.area,):
+                    by_group[group] = by_group.get(group, 0) + 1
+        line(f"  missing   {len(missing)} files ("
+             + ", ".join(f"{g}: {n}" for g, n in sorted(by_group.items())) + ")")
+    if missing:
+        roots = [f"{r}{'' if r.is_dir() else ' (absent)'}" for r in candidate_roots(args.data_root)]
+        unset = (f"; ${ENV_DATA} is not set" if args.data_root is None
+                 and not os.environ.get(ENV_DATA) else "")
+        line(f"  looked in {', '.join(roots)}{unset}")
+        command = " ".join(["paperlab data fetch", *args.names]
+                           + (["--data-root", str(args.data_root)] if args.data_root else []))
+        line(f"  next: '{command}' downloads them (offline: copy a data folder from a machine "
+             f"that has one and pass --data-root or set ${ENV_DATA}); see {GETTING_THE_DATA}")
     counts: dict[str, int] = {}
     for st in statuses:
         counts[st.state] = counts.get(st.state, 0) + 1
-        if st.state not in ("ok", "present", "optional"):
-            where = st.path or st.entry.path
-            console.print(f"  {st.state:9} {where}{': ' + st.detail if st.detail else ''}",
-                          markup=False, highlight=False, soft_wrap=True)
-    console.print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())),
-                  markup=False, highlight=False, soft_wrap=True)
-    if counts.get("altered"):
-        return EXIT_FAILED
-    return EXIT_NO_DATA if counts.get("missing") else 0
+    line(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

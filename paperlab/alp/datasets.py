@@ -11,8 +11,8 @@ from pathlib import Path
 
 from paperlab.core.data import require
 
-HOW_TO_GET = ("The text benchmarks are staged under shared/data/text/ (see its PROVENANCE.md); "
-              "pass --data-root or set PAPERLAB_DATA to a copy.")
+HOW_TO_GET = ("The few-shot benchmarks (SST-2, TREC, SNIPS, emotion) are read in their original "
+              "files from <data root>/text/.")
 
 
 @dataclass(frozen=True)

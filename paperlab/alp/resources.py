@@ -24,14 +24,13 @@ from nltk import Tree
 from paperlab.alp.grammar import PCFG, is_preterminal, normalize_tree, without_final_punct
 from paperlab.alp.parser import CKYParser
 from paperlab.alp.tagger import Tagger
-from paperlab.core.data import DataNotFoundError, cache_dir, require
+from paperlab.core.data import DataNotFoundError, cache_dir, fetch_hint, require
 
 log = logging.getLogger(__name__)
 
 NLTK_DIR = "text/nltk_data"
-HOW_TO_GET = ("Stage NLTK's corpora zips (treebank.zip, wordnet.zip from nltk_data / WordNet 3.0) "
-              "under <data_root>/text/nltk_data/corpora/ (see shared/data/text/PROVENANCE.md); "
-              "nothing is downloaded at run time.")
+HOW_TO_GET = ("NLTK's treebank sample and WordNet 3.0 zips are read from "
+              "<data root>/text/nltk_data/corpora/; nothing is downloaded at run time.")
 CACHE_VERSION = 2
 
 
@@ -51,7 +50,8 @@ def corpus_zip(nltk_dir: str | os.PathLike[str], name: str) -> Path:
     path = Path(nltk_dir) / "corpora" / f"{name}.zip"
     if not path.is_file():
         raise MissingResourceError(
-            f"missing NLTK resource '{name}': looked for {path}. {HOW_TO_GET}")
+            f"missing NLTK resource '{name}': looked for {path}. {HOW_TO_GET} "
+            f"{fetch_hint(f'{NLTK_DIR}/corpora/{name}.zip')}")
     folder = str(Path(nltk_dir).resolve())
     if folder not in nltk.data.path:
         nltk.data.path.append(folder)

@@ -9,6 +9,9 @@ Resolution order for the data root:
 
 Data sets under ``shared/`` are read-only: :func:`writable_copy` copies one to the cache
 before a library (e.g. a PyG ``InMemoryDataset``) writes ``processed/`` files next to it.
+
+A missing file fails with :class:`DataNotFoundError` naming every place looked and the
+``paperlab data fetch`` command that downloads it (:func:`fetch_hint`, from the manifest).
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+from paperlab.core import manifest
 
 ENV_DATA = "PAPERLAB_DATA"
 ENV_CACHE = "PAPERLAB_CACHE"
@@ -55,6 +60,32 @@ def data_root(explicit: str | os.PathLike[str] | None = None) -> Path:
     return roots[-1]
 
 
+GETTING_THE_DATA = 'the README\'s "Getting the data"'
+
+
+def fetch_hint(relpath: str | os.PathLike[str]) -> str:
+    """The sentence that tells a user how to get ``relpath`` (a file or folder under the data
+    root): the ``paperlab data fetch`` command of the systems whose manifest entries lie at,
+    under or above it, or how to make it when it cannot be downloaded."""
+    rel = PurePosixPath(relpath).as_posix().strip("/")
+    entries = [e for e in manifest.ENTRIES
+               if e.path == rel or e.path.startswith(rel + "/") or rel.startswith(e.path + "/")]
+    if entries and all(e.via == "manual" for e in entries):
+        note = entries[0].note
+        return f"{note[:1].upper()}{note[1:]}."
+    systems = sorted({s for e in entries for s in e.systems})
+    if len(systems) == 1:
+        command = f"`paperlab data fetch {systems[0]}` downloads it"
+    elif systems:
+        command = (f"`paperlab data fetch SYSTEM` downloads it, SYSTEM one of "
+                   f"{', '.join(systems)}")
+    elif entries:
+        command = f"`paperlab data fetch {entries[0].area}` downloads it"
+    else:  # not in the manifest (tests/core/test_data_groups.py keeps the systems' data in)
+        return f"See {GETTING_THE_DATA}."
+    return f"{command} (see {GETTING_THE_DATA})."
+
+
 def require(
     relpath: str | os.PathLike[str],
     how_to_get: str,
@@ -64,18 +95,20 @@ def require(
 
     Args:
         relpath: path of a file or folder relative to the data root, e.g. ``"graphs/planetoid"``.
-        how_to_get: one sentence telling a user how to obtain the data.
+        how_to_get: one sentence describing the data to a user (what it is, where it goes);
+            the command that downloads it (:func:`fetch_hint`) is added to the error.
         root: an explicit data root (``--data-root``); only that root is searched when given.
 
     Raises:
-        DataNotFoundError: naming every path looked at, and ``how_to_get``.
+        DataNotFoundError: naming every path looked at, ``how_to_get`` and the fetch command.
     """
     tried = [r / relpath for r in candidate_roots(root)]
     for path in tried:
         if path.exists():
             return path
     places = ", ".join(str(p) for p in tried)
-    raise DataNotFoundError(f"missing data '{relpath}': looked in {places}. {how_to_get}")
+    raise DataNotFoundError(f"missing data '{relpath}': looked in {places}. {how_to_get} "
+                            f"{fetch_hint(relpath)}")
 
 
 def writable_copy(src: str | os.PathLike[str], name: str) -> Path:

@@ -3,7 +3,9 @@
 :func:`download` is the one HTTP(S) transfer: it writes ``<dest>.part``, resumes a partial file
 with an HTTP ``Range`` request, retries transient failures with exponential backoff, checks the
 pinned SHA-256 (or a library's pinned MD5) and only then renames the file into place, so a
-partial or corrupt download never looks complete. A file failing its check is removed.
+partial or corrupt download never looks complete. A file failing its check is removed. A
+folder (the CIFAR-10 JPEGs) is collected in ``<folder>.part/`` from a repository archive and
+renamed into place once its tree hash matches.
 
 :func:`fetch` obtains what a selection of entries needs into one data root (the user data root
 ``~/.cache/paperlab/data`` unless ``root`` is given), skipping everything already present in a
@@ -251,10 +253,9 @@ def _by_path(path: str) -> Entry:
 
 
 def select(names: Sequence[str] = ()) -> list[Entry]:
-    """The manifest entries for ``names`` (areas, systems or ``"all"``), plus their stand-ins.
+    """The manifest entries for ``names`` (areas, systems or ``"all"``).
 
-    No names: what the systems read (entries naming at least one system). Each entry with an
-    ``alt`` brings the alternative along, so a missing form can be replaced by the other.
+    No names: what the systems read (entries naming at least one system).
 
     Raises:
         ValueError: an unknown name (the message lists the known ones).
@@ -266,12 +267,9 @@ def select(names: Sequence[str] = ()) -> list[Entry]:
         raise ValueError(f"unknown data set group {', '.join(map(repr, unknown))}; "
                          f"choose areas {', '.join(areas)}, systems {', '.join(systems)} "
                          "or 'all'")
-    chosen = [e for e in manifest.ENTRIES
-              if ("all" in names or e.area in names or set(e.systems) & set(names)
-                  or (not names and e.systems))]
-    paths = {e.path for e in chosen}
-    extra = [_by_path(e.alt) for e in chosen if e.alt and e.alt not in paths]
-    return chosen + list(dict.fromkeys(extra))
+    return [e for e in manifest.ENTRIES
+            if ("all" in names or e.area in names or set(e.systems) & set(names)
+                or (not names and e.systems))]
 
 
 def user_root() -> Path:
@@ -294,9 +292,8 @@ class Status:
 
     ``state``: ``ok`` (matches its pin), ``unchecked`` (present, nothing pinned), ``missing``,
     ``altered`` (present but not matching), ``present`` (fetch: already there, not re-hashed),
-    ``fetched``, ``generated``, ``manual`` (missing and not downloadable; see ``detail``),
-    ``stand-in`` (missing, but its ``alt`` is there or was fetched), ``optional`` (a stand-in
-    not needed because what it stands in for is present).
+    ``fetched``, ``generated``, ``manual`` (missing and not downloadable; ``detail`` says how
+    to make it).
     """
 
     entry: Entry
@@ -332,7 +329,8 @@ def check(entry: Entry, path: Path) -> Status:
 def verify(entries: Iterable[Entry], root: str | os.PathLike[str] | None = None) -> list[Status]:
     """Check every entry where the loaders would find it (only in ``root`` when given).
 
-    An entry missing while its ``alt`` is present is a ``stand-in``, not missing.
+    A missing entry that cannot be downloaded is ``manual`` (its note says how to make it),
+    any other missing entry ``missing``.
     """
     entries = list(entries)
     out = []
@@ -340,19 +338,10 @@ def verify(entries: Iterable[Entry], root: str | os.PathLike[str] | None = None)
         path = locate(entry, root)
         if path is not None:
             out.append(check(entry, path))
-        elif entry.alt and (alt := locate(_by_path(entry.alt), root)) is not None:
-            out.append(Status(entry, "stand-in", alt, f"read from {entry.alt}"))
-        elif _spare(entry, entries, root):
-            out.append(Status(entry, "optional", None, "the data it stands in for are present"))
         else:
-            out.append(Status(entry, "missing", None, entry.note))
+            out.append(Status(entry, "manual" if entry.via == "manual" else "missing", None,
+                              entry.note))
     return out
-
-
-def _spare(entry: Entry, entries: Sequence[Entry], root: str | os.PathLike[str] | None) -> bool:
-    """True when ``entry`` is only another form of entries that are all present."""
-    primaries = [e for e in entries if e.alt == entry.path]
-    return bool(primaries) and all(locate(e, root) is not None for e in primaries)
 
 
 # ------------------------------------------------------------------------------ fetching
@@ -362,61 +351,59 @@ def fetch(entries: Iterable[Entry], root: str | os.PathLike[str] | None = None, 
           retries: int = 4, backoff_s: float = 1.0, timeout_s: float = 60.0,
           mirror: str | None = None) -> list[Status]:
     """Obtain every entry that no searched data root has yet, into ``root`` (default
-    :func:`user_root`): downloads first, then library downloads, then generated files
-    (which read the downloaded ones).
+    :func:`user_root`): downloads first, then folders from archives and library downloads,
+    then generated files (which read the downloaded ones).
 
     ``mirror`` (default ``$PAPERLAB_DATA_MIRROR``): an HTTP(S) URL laid out like a data root
     (e.g. a data folder served by a web server); downloads then come from
-    ``<mirror>/<entry path>`` instead of the upstream repositories, with the same pins.
+    ``<mirror>/<entry path>`` instead of the upstream repositories and libraries (but for the
+    CIFAR-10 python batches, which torchvision downloads), with the same pins.
 
     Raises:
         OfflineError: something is missing and its host cannot be reached.
         ChecksumError, FetchError: see :func:`download`.
     """
-    entries = list(entries)
     target = Path(root).expanduser() if root is not None else user_root()
     mirror = mirror or os.environ.get(ENV_MIRROR) or None
+    mirror = mirror.rstrip("/") if mirror else None
+    kw = {"retries": retries, "backoff_s": backoff_s, "timeout_s": timeout_s}
     order = {"url": 0, "generate": 2, "manual": 3}
+    entries = sorted(entries, key=lambda e: order.get(e.via, 1))
     done: list[Status] = []
-    fetched: set[str] = set()
-    for entry in sorted(entries, key=lambda e: order.get(e.via, 1)):
+    for entry in entries:
         if (path := locate(entry, root)) is not None:
             done.append(Status(entry, "present", path))
             continue
-        if _spare(entry, entries, root):
-            done.append(Status(entry, "optional", None, "the data it stands in for are present"))
-            continue
-        if entry.alt and (entry.alt in fetched or locate(_by_path(entry.alt), root)):
-            done.append(Status(entry, "stand-in", None, f"read from {entry.alt}"))
-            continue
         dest = target / entry.path
-        if entry.via == "url":
+        # a mirror serves every file as it lies in a data root, a library's files included
+        if entry.via == "url" or (mirror and entry.via in _LIBRARY
+                                  and entry.check != "torchvision"):
             log.info("downloading %s", entry.path)
-            url = f"{mirror.rstrip('/')}/{quote(entry.path)}" if mirror else entry.url
-            download(url, dest, entry.digest, entry.size, retries=retries,
-                     backoff_s=backoff_s, timeout_s=timeout_s)
+            url = f"{mirror}/{quote(entry.path)}" if mirror else entry.url
+            download(url, dest, entry.digest if entry.check == "sha256" else "", entry.size, **kw)
+            if entry.check != "sha256" and (status := check(entry, dest)).state == "altered":
+                dest.unlink()
+                raise ChecksumError(f"{url}: {status.detail}; the file was removed")
+            state = "fetched"
+        elif entry.via == "archive":
+            _fetch_tree(entry, target, mirror, **kw)
             state = "fetched"
         elif entry.via == "generate":
             _generate(entry, dest, root)
             state = "generated"
         elif entry.via in _LIBRARY:
-            _LIBRARY[entry.via](dest, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s)
+            _LIBRARY[entry.via](dest, **kw)
             state = "fetched"
         else:
             done.append(Status(entry, "manual", None, entry.note))
             continue
-        fetched.add(entry.path)
         done.append(Status(entry, state, dest))
     return done
 
 
 def missing(entries: Iterable[Entry], root: str | os.PathLike[str] | None = None) -> list[Entry]:
-    """Entries that no searched root has, that no present stand-in replaces and that are not
-    spare stand-ins themselves."""
-    entries = list(entries)
-    return [e for e in entries if locate(e, root) is None
-            and not (e.alt and locate(_by_path(e.alt), root) is not None)
-            and not _spare(e, entries, root)]
+    """Entries that no searched root has and that :func:`fetch` can download."""
+    return [e for e in entries if e.via != "manual" and locate(e, root) is None]
 
 
 def _generate(entry: Entry, dest: Path, root: str | os.PathLike[str] | None) -> None:
@@ -440,6 +427,72 @@ def _generate(entry: Entry, dest: Path, root: str | os.PathLike[str] | None) -> 
              max_requests=int(p["max_requests"]))
     _check_or_remove(part, f"regenerated {entry.path}", sha256=entry.digest, size=entry.size)
     os.replace(part, dest)
+
+
+def _fetch_tree(entry: Entry, target: Path, mirror: str | None, **kw: float) -> None:
+    """An ``archive`` entry into ``target``: its files (:func:`~paperlab.core.manifest.tree_files`)
+    collected in ``<folder>.part/`` beside it, from ``<mirror>/<entry path>/<file>`` one by
+    one (a rerun skips the files already there) or else from the repository's archive; renamed
+    into place only when the folder's hash matches the pin.
+
+    Raises:
+        ChecksumError: the folder does not match its pin (``.part`` and archive are removed).
+        FetchError: the archive is truncated or not a gzip tar (it is removed).
+    """
+    dest = target / entry.path
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    files = manifest.tree_files(entry)
+    if mirror:
+        for rel in progress.track(files, f"{entry.path} from the mirror", total=len(files)):
+            if not (part / rel).exists():
+                with progress.hidden():
+                    download(f"{mirror}/{quote(entry.path)}/{quote(rel)}", part / rel, **kw)
+    else:
+        archive = _downloads_dir() / (Path(urlsplit(entry.url).path).name + ".tar.gz")
+        if not archive.exists():
+            log.info("downloading %s", entry.url)
+            download(entry.url, archive, **kw)
+        _extract(archive, str(dict(entry.params)["folder"]), set(files), part)
+    # the tree hash names the folder's parent, so hash the files under that name
+    staged = Path(tempfile.mkdtemp(prefix=".tree-", dir=dest.parent)) / dest.parent.name
+    try:
+        staged.mkdir()
+        os.replace(part, staged / dest.name)
+        got = tree_sha256(staged / dest.name)
+        if got != entry.digest:
+            if not mirror:
+                archive.unlink()
+            raise ChecksumError(f"{entry.path}: tree-sha256 {got}, expected {entry.digest}; "
+                                "the files were removed")
+        os.replace(staged / dest.name, dest)
+    finally:
+        shutil.rmtree(staged.parent, ignore_errors=True)
+    if not mirror and all((target / e.path).exists() for e in manifest.ENTRIES
+                          if e.via == "archive" and e.url == entry.url):
+        archive.unlink()  # every folder taken from it is in place
+
+
+def _extract(archive: Path, folder: str, wanted: set[str], part: Path) -> None:
+    """Write the members ``<top>/<folder>/<f>`` of a gzip tar with ``f`` in ``wanted`` to
+    ``part/<f>`` (read as a stream; nothing else is written, whatever the member names)."""
+    try:
+        with tarfile.open(archive, "r|gz") as tar:
+            for member in tar:
+                top, _, rest = member.name.partition("/")
+                if not member.isfile() or not rest.startswith(folder + "/"):
+                    continue
+                rel = rest[len(folder) + 1:]
+                if rel in wanted:
+                    out = part / rel
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    with tar.extractfile(member) as src, open(out, "wb") as f:
+                        shutil.copyfileobj(src, f)
+    except (tarfile.TarError, EOFError) as exc:
+        archive.unlink(missing_ok=True)
+        shutil.rmtree(part, ignore_errors=True)
+        raise FetchError(f"{archive}: not a complete gzip tar ({exc}); it was removed, run "
+                         "the command again") from exc
 
 
 def _downloads_dir() -> Path:

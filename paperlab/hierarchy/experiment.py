@@ -31,8 +31,8 @@ from paperlab.hierarchy.estimators import BottomUp, TopDown
 from paperlab.hierarchy.hsbm import HSBM
 from paperlab.hierarchy.theory import chernoff_hellinger, top_down_split_errors
 
-HOW_TO_GET = ("The files are staged under shared/data/graphs/hsbm/ (see its PROVENANCE.md); "
-              "point --data-root or $PAPERLAB_DATA at a folder holding graphs/hsbm/.")
+HOW_TO_GET = ("The 2013 high-school contact network and the UCTE power grid are read from "
+              "<data root>/graphs/hsbm/.")
 
 
 # The real networks of the paper's Section 6, by the name their results carry.

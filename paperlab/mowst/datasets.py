@@ -26,8 +26,7 @@ from torch_geometric.utils import coalesce, remove_self_loops, to_torch_csr_tens
 
 from paperlab.core.data import writable_copy
 
-HOW_TO_GET = ("Stage the graph data sets under <data root>/graphs/ as described in "
-              "shared/data/graphs/PROVENANCE.md (or pass --data-root).")
+HOW_TO_GET = "The graphs are read in their original files from <data root>/graphs/."
 
 
 @dataclass

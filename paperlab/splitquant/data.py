@@ -17,8 +17,8 @@ import torch
 EMOTION_LABELS = ("sadness", "joy", "love", "anger", "fear", "surprise")  # HF dair-ai/emotion ids
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                  "truck")
-HOW_TEXT = "SMS spam and emotion are staged under shared/data/text (see its PROVENANCE.md)."
-HOW_CIFAR = "CIFAR-10 JPEGs are staged under shared/data/vision/cifar10-images (see PROVENANCE.md)."
+HOW_TEXT = "SMS spam and emotion are read in their original files from <data root>/text/."
+HOW_CIFAR = "CIFAR-10 is read as one JPEG per image from <data root>/vision/cifar10-images/."
 
 
 def read_sms_spam(path: Path) -> tuple[list[str], np.ndarray]:

@@ -49,10 +49,9 @@ from paperlab.splitwise.provisioning import (
 from paperlab.splitwise.trace import Trace, poisson_trace, read_azure_csv, read_reference_csv
 
 DATA = "splitwise"
-HOW = ("Stage the Splitwise data under <data root>/splitwise/ (see "
-       "../shared/data/splitwise/PROVENANCE.md: the Azure LLM inference trace 2023 from "
-       "github.com/Azure/AzurePublicDataset and perf_model.csv/test_trace.csv from "
-       "github.com/Mutinifni/splitwise-sim).")
+HOW = ("The Azure LLM inference trace 2023 (github.com/Azure/AzurePublicDataset) and "
+       "perf_model.csv/test_trace.csv of github.com/Mutinifni/splitwise-sim are read from "
+       "<data root>/splitwise/.")
 KINDS = ("AA", "HH", "HA", "HHcap")
 # paper iso-power configurations (40 DGX-H100s of power), from the reference's plots notebook
 PAPER_ISO_POWER = {
@@ -374,8 +373,8 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         summary["reference_compat_max_abs_err_s"] = reference_compat_error(root, db)
     else:  # outputs of the reference simulator: not downloadable (see `paperlab data fetch`)
         notes.append(f"reference check skipped: no splitwise-sim outputs in "
-                     f"{root / 'anchor_runs'} (make them as shared/data/splitwise/"
-                     "PROVENANCE.md section 4 says)")
+                     f"{root / 'anchor_runs'} (not downloadable; `paperlab data verify "
+                     "splitwise` says how to make them)")
     notes.append(f"iso-power budget = {cfg.budget_h100} DGX-H100s of power (paper: 40); "
                  f"traces of {cfg.duration_s:.0f} s per rate, seed {ctx.seed}; max rate on a "
                  f"{cfg.rates[1] - cfg.rates[0]:g} req/s grid by bisection")

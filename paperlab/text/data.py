@@ -1,8 +1,8 @@
 """Readers of the staged sentence-classification sets: SST-2 and Rotten Tomatoes (MR).
 
 Both read the original files under the data root (see :mod:`paperlab.core.data`); a missing
-file fails with the places looked and ``paperlab data fetch text``; a malformed line names its
-file and line number.
+file fails with the places looked and the ``paperlab data fetch`` command that downloads it; a
+malformed line names its file and line number.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import numpy as np
 
 from paperlab.core.data import require
 
-HOW_TO_GET = "Run `paperlab data fetch text` (or pass --data-root to a folder holding text/)."
+HOW_TO_GET = ("SST-2 (harvardnlp's stsa.binary files) and Rotten Tomatoes (NLTK's "
+              "sentence_polarity.zip) are read from <data root>/text/.")
 SST2_SPLITS = {"train": "stsa.binary.train", "dev": "stsa.binary.dev", "test": "stsa.binary.test"}
 RT_SPLITS = ("train", "validation", "test")
 RT_ZIP = "text/nltk_data/corpora/sentence_polarity.zip"

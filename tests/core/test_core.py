@@ -49,7 +49,8 @@ def test_require_lists_every_place(monkeypatch, tmp_path):
     msg = str(exc.value)
     assert str(tmp_path / "env" / "graphs/nothing.npz") in msg
     assert str(tmp_path / "cache" / "data" / "graphs/nothing.npz") in msg
-    assert "shared" in msg and msg.endswith("Download it from X.")
+    assert "shared" in msg and "Download it from X." in msg
+    assert msg.endswith(f"See {data.GETTING_THE_DATA}.")  # not in the manifest: no command
 
 
 def test_require_finds_env_root_first(monkeypatch, tmp_path):

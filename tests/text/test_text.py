@@ -47,7 +47,7 @@ def test_readers_name_a_malformed_line_and_a_missing_file(tmp_path):
     (folder / "stsa.binary.dev").write_text("1 good film\n2 what\n")
     with pytest.raises(ValueError, match="line 2"):
         data.read_sst2("dev", root=tmp_path)
-    with pytest.raises(DataNotFoundError, match="paperlab data fetch text"):
+    with pytest.raises(DataNotFoundError, match="paperlab data fetch pitome"):
         data.read_rotten_tomatoes("train", root=tmp_path)
     with pytest.raises(ValueError, match="split"):
         data.read_sst2("validation", root=tmp_path)
