@@ -30,6 +30,14 @@ def _ints(text: str) -> tuple[int, ...]:
         raise ValueError(f"r values must be >= 1, got {text!r}")
     return values
 
+def _parts(text: str) -> tuple[str, ...]:
+    """``"vision,text"`` -> ``("vision", "text")``; each part once, at least one."""
+    parts = comma_list(text)
+    if not set(parts) <= {"vision", "text"} or len(set(parts)) != len(parts):
+        raise ValueError(f"parts must be vision, text or both, got {text!r}")
+    return parts
+
+
 # Accuracies are fractions and FLOPs reductions the fraction saved. A fixed keep ratio saves
 # less on a shallow ViT (6 blocks here) than on the paper's 12-32-block models. The FLOPs are
 # counted (no noise); the accuracy gap is judged on its exact paired interval over the same test
@@ -82,6 +90,8 @@ SYSTEM = System(
         Option("keep_ratios", _ratios, "PiToMe keep ratios instead of 0.975,0.95,0.925,0.9 "
                "(the smallest is the summary's)", metavar="K1,K2,..."),
         Option("tome_r", _ints, "constant ToMe r values instead of the size's", metavar="R1,R2,.."),
+        Option("parts", _parts, "which comparisons run: vision (the CIFAR-10 ViT), text (the "
+               "fine-tuned MiniLM) or both (default)", metavar="vision,text"),
     ),
     claims=_CLAIMS,
 )

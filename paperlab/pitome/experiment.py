@@ -80,7 +80,8 @@ class Config:
         checkpoint. threads: torch threads. bench_batches, bench_ratios, bench_repeats: the
         benchmark grid. bench_timm, bench_timm_ratios: a timm 224x224 ViT (197 tokens, random
         weights) also timed at batch 1, or None. text: the text comparison on the pretrained
-        MiniLM (:mod:`paperlab.pitome.text`), or None to skip it. bench_text_lengths,
+        MiniLM (:mod:`paperlab.pitome.text`), or None to skip it. vision: run the CIFAR-10
+        comparison (False: the text one only). bench_text_lengths,
         bench_text_batches, bench_text_ratios: the benchmark's long text inputs (tokens), batch
         sizes and keep ratios (empty lengths: no text benchmark).
     """
@@ -103,6 +104,7 @@ class Config:
     bench_repeats: int = 7
     bench_timm: str | None = "vit_tiny_patch16_224"
     bench_timm_ratios: tuple[float, ...] = (1.0, 0.95, 0.9, 0.8)
+    vision: bool = True
     text: TextConfig | None = field(default_factory=TextConfig)
     bench_text_lengths: tuple[int, ...] = (256, 512)
     bench_text_batches: tuple[int, ...] = (1, 32)
@@ -138,13 +140,19 @@ class Config:
 
     def with_options(self, options: Mapping[str, Any]) -> Config:
         """Apply ``--retrain``, ``--epochs``, ``--eval-images``, ``--keep-ratios``, ``--tome-r``
-        (``--keep-ratios`` also sets the pure-rule ratio to the smallest one)."""
+        (``--keep-ratios`` also sets the pure-rule ratio to the smallest one) and ``--parts``
+        (which comparisons run: ``vision``, ``text`` or both)."""
         cfg = with_training_options(self, options)
         if "keep_ratios" in options:
             ratios = tuple(options["keep_ratios"])
             cfg = dataclasses.replace(cfg, keep_ratios=ratios, pure_ratios=(min(ratios),))
         if "tome_r" in options:
             cfg = dataclasses.replace(cfg, tome_r=tuple(options["tome_r"]))
+        if "parts" in options:
+            parts = options["parts"]
+            cfg = dataclasses.replace(cfg, vision="vision" in parts,
+                                      text=(cfg.text or TextConfig()) if "text" in parts
+                                      else None)
         return cfg
 
 
@@ -207,9 +215,9 @@ def settings(model: nn.Module, cfg: Config) -> list[Setting]:
 # run
 
 
-def run(ctx: RunContext, config: Config | None = None) -> Result:
-    cfg = resolve_config(ctx, Config, config)
-    seed_everything(ctx.seed)
+def run_vision(ctx: RunContext, cfg: Config
+               ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any], list[str]]:
+    """The CIFAR-10 comparison: result rows, summary keys, data description, notes."""
     with torch_threads(cfg.threads):
         base, train_info = trained_vit(ctx, cfg)
         test = load_cifar10("test", ctx.data_root, cfg.eval_images // 10)
@@ -280,6 +288,18 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
     ]
     data = {"test": test.source, "eval_images": len(test), "model": dataclasses.asdict(cfg.vit),
             "train": {**dataclasses.asdict(cfg.train), **train_info}, "mcnemar": tests}
+    return rows, summary, data, notes
+
+
+def run(ctx: RunContext, config: Config | None = None) -> Result:
+    cfg = resolve_config(ctx, Config, config)
+    seed_everything(ctx.seed)
+    rows: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {}
+    data: dict[str, Any] = {}
+    notes: list[str] = []
+    if cfg.vision:
+        rows, summary, data, notes = run_vision(ctx, cfg)
     if cfg.text is not None:
         text_rows, text_summary, data["text"] = run_text(ctx, cfg.text)
         rows += text_rows

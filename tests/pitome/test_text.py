@@ -64,3 +64,26 @@ def test_text_config_is_checked():
         TextConfig(keep_ratios=(0.4,))
     with pytest.raises(ValueError, match="seeds"):
         TextConfig(seeds=0)
+
+
+def test_run_with_the_text_part_only(ctx):
+    from paperlab.pitome.experiment import Config, run
+
+    result = run(ctx, Config(vision=False, text=TOY))
+    assert {r["task"] for r in result.results} == {"text/sst2"}
+    assert "acc_full" not in result.summary and "text_sst2_acc_pitome" in result.summary
+
+
+def test_parts_option():
+    from paperlab.pitome import SYSTEM
+    from paperlab.pitome.experiment import Config
+
+    (parts,) = [o for o in SYSTEM.options if o.name == "parts"]
+    assert parts.parse("text") == ("text",)
+    for bad in ("audio", "text,text", ""):
+        with pytest.raises(ValueError):
+            parts.parse(bad)
+    only_text = Config.full().with_options({"parts": ("text",)})
+    assert not only_text.vision and only_text.text == TextConfig()
+    only_vision = Config.quick().with_options({"parts": ("vision",)})
+    assert only_vision.vision and only_vision.text is None
