@@ -9,6 +9,9 @@ Public API::
     data = es.encode(student, images)                     # edge: uint8 (N, 3, 32, 32) -> bytes
     labels = es.decode_and_classify(student, data)        # server: bytes -> (N,) class ids
 
+A bitstream that was not written for its header (empty, random, another image count, truncated,
+bytes left over) raises ``es.BitstreamError``; ``encode`` works ``chunk_size`` images at a time.
+
 The public names are imported on first use, so importing this package imports no torch.
 """
 
@@ -126,8 +129,9 @@ _EXPORTS = {
     **dict.fromkeys(("ImageCodec", "decode_images", "load_codec", "save_codec"),
                     "paperlab.entropic_student.image_codec"),
     **dict.fromkeys(
-        ("EntropicStudent", "TeacherSpec", "check_images", "decode_and_classify", "decode_latent",
-         "encode", "load_student", "quantized_latent", "save_student", "teacher_features"),
+        ("CheckpointError", "EntropicStudent", "TeacherSpec", "check_image_set", "check_images",
+         "check_teacher", "decode_and_classify", "decode_latent", "encode", "load_student",
+         "quantized_latent", "save_student", "teacher_features"),
         "paperlab.entropic_student.model"),
 }
 

@@ -6,7 +6,7 @@
   much more slowly here -- measured, see the README);
 * the package's :class:`~paperlab.entropic_student.codec.EntropyBottleneck` (factorized density,
   uniform noise in training, median-rounding and ``constriction`` range coding at test time) and
-  the same 12-byte container as the student (:func:`~paperlab.entropic_student.codec.pack`);
+  the same container as the student (:func:`~paperlab.entropic_student.codec.pack`);
 * synthesis ``g_s``: three ConvTranspose5x5 stride-2 layers, IGDN between them;
   ``4x4xM -> 32x32x3``, clamped to ``[0, 1]`` and rounded to ``uint8`` on decode.
 
@@ -23,8 +23,16 @@ import os
 import torch
 from torch import nn
 
+from paperlab.core import checks
 from paperlab.entropic_student.codec import GDN, EntropyBottleneck
-from paperlab.entropic_student.model import IMAGE_SIZE, decode_latent
+from paperlab.entropic_student.model import (
+    CHUNK,
+    IMAGE_SIZE,
+    MAX_WIDTH,
+    decode_latent,
+    load_state,
+    read_checkpoint,
+)
 
 STAGES = 3  # stride-2 layers per transform (Balle et al. 2018: 4, on 256x256 crops)
 
@@ -33,8 +41,9 @@ class ImageCodec(nn.Module):
     """Factorized-prior image codec for ``32x32`` RGB images.
 
     Args:
-        n: hidden channels of both transforms (paper, low rates: 128).
-        m: latent channels (paper: 192; < 256, the container's limit).
+        n: hidden channels of both transforms (paper, low rates: 128), an integer >= 1.
+        m: latent channels (paper: 192), an integer in ``1..255`` (the container's limit).
+        NumPy and 0-d tensor integers are accepted.
 
     ``forward(x)`` on ``float`` images in ``[0, 1]`` ``(B, 3, 32, 32)`` returns ``(x_hat,
     likelihoods)``: reconstruction ``(B, 3, 32, 32)`` (unclamped) and latent likelihoods
@@ -43,8 +52,8 @@ class ImageCodec(nn.Module):
 
     def __init__(self, n: int = 64, m: int = 96) -> None:
         super().__init__()
-        if n < 1 or not 1 <= m < 256:
-            raise ValueError(f"need n >= 1 and 1 <= m < 256, got n={n}, m={m}")
+        n = checks.integer(n, "hidden channels n", low=1)
+        m = checks.integer(m, "latent channels m", low=1, high=MAX_WIDTH)
         self.n, self.m = n, m
         analysis: list[nn.Module] = []
         synthesis: list[nn.Module] = []
@@ -75,27 +84,44 @@ class ImageCodec(nn.Module):
         return self.decoder(y_tilde), likelihoods
 
     def synthesize(self, y_hat: torch.Tensor) -> torch.Tensor:
-        """Rounded latent ``(B, m, 4, 4)`` -> ``uint8`` images ``(B, 3, 32, 32)``."""
-        return (self.decoder(y_hat).clamp(0, 1) * 255).round().to(torch.uint8)
+        """Rounded latent ``(B, m, 4, 4)`` -> ``uint8`` images ``(B, 3, 32, 32)``; a
+        reconstruction that is NaN or inf (a codec with NaN weights) raises ``ValueError``
+        instead of turning into arbitrary pixels."""
+        x_hat = self.decoder(y_hat)
+        if not bool(torch.isfinite(x_hat).all()):
+            raise ValueError("the codec's reconstruction is not finite (NaN or inf): its "
+                             "weights are not finite")
+        return (x_hat.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def _check_codec(codec: object) -> None:
+    if not isinstance(codec, ImageCodec):
+        raise TypeError(f"codec must be an ImageCodec, got {checks.describe(codec)}")
 
 
 @torch.inference_mode()
-def decode_images(codec: ImageCodec, data: bytes) -> torch.Tensor:
+def decode_images(codec: ImageCodec, data: bytes, chunk_size: int = CHUNK) -> torch.Tensor:
     """Server side: a bitstream of :func:`~paperlab.entropic_student.model.encode` -> ``uint8``
-    images ``(N, 3, 32, 32)``; raises
+    images ``(N, 3, 32, 32)``, synthesized ``chunk_size`` images at a time; raises
     :class:`~paperlab.entropic_student.codec.BitstreamError` on a bad bitstream."""
+    _check_codec(codec)
+    chunk_size = checks.integer(chunk_size, "chunk_size", low=1)
     codec.eval()
-    return codec.synthesize(decode_latent(codec, data))
+    y_hat = decode_latent(codec, data)
+    return torch.cat([codec.synthesize(y_hat[i : i + chunk_size])
+                      for i in range(0, y_hat.shape[0], chunk_size)])
 
 
 def save_codec(codec: ImageCodec, path: str | os.PathLike[str]) -> None:
     """Write the codec (its widths and state, coding tables included) for :func:`load_codec`."""
+    _check_codec(codec)
     torch.save({"n": codec.n, "m": codec.m, "state": codec.state_dict()}, path)
 
 
 def load_codec(path: str | os.PathLike[str]) -> ImageCodec:
-    """Read a codec written by :func:`save_codec` (``weights_only=True``)."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    codec = ImageCodec(int(payload["n"]), int(payload["m"]))
-    codec.load_state_dict(payload["state"])
+    """Read a codec written by :func:`save_codec` (``weights_only=True``); a file that is not
+    one raises :class:`~paperlab.entropic_student.model.CheckpointError` naming it."""
+    sizes, state = read_checkpoint(path, "save_codec", {"n": (1, 1 << 16), "m": (1, MAX_WIDTH)})
+    codec = ImageCodec(sizes["n"], sizes["m"])
+    load_state(codec, state, path)
     return codec.eval()

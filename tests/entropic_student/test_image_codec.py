@@ -55,7 +55,7 @@ def test_decode_encode_gives_quantized_latent_and_same_images(codec, images):
 def test_reported_bytes_are_the_bitstream_length(codec, images):
     data = encode(codec, images)
     payload, shape = unpack(data)
-    assert len(data) == HEADER.size + len(payload) and shape == (3, 6, 4, 4)
+    assert len(data) == HEADER.size + 1 + len(payload) and shape == (3, 6, 4, 4)
     test = ImageSet(images, torch.tensor([0, 1, 2]), tuple(str(i) for i in range(10)), "toy")
     with torch_threads(1):
         torch.manual_seed(0)
