@@ -20,13 +20,14 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from paperlab.core import plots
+from paperlab.core import checks, plots
 from paperlab.core.config import resolve_config
 from paperlab.core.results import Result, RunContext
 from paperlab.core.seed import seed_everything, torch_threads
@@ -38,17 +39,24 @@ from paperlab.entropic_student.baselines import (
     encode_image,
     jpeg_payload_bytes,
 )
+from paperlab.entropic_student.codec import CHECK, HEADER
 from paperlab.entropic_student.image_codec import ImageCodec, decode_images
 from paperlab.entropic_student.model import (
     EntropicStudent,
     TeacherSpec,
+    check_image_set,
     decode_and_classify,
     encode,
 )
 from paperlab.entropic_student.serve import SplitServer, split_inference
 from paperlab.entropic_student.train import (
+    POSITIVE,
+    POSITIVE_INT,
     CodecConfig,
     StudentConfig,
+    check_fields,
+    each,
+    flag,
     train_codec,
     train_student,
 )
@@ -106,6 +114,22 @@ class Config:
     retrain: bool = False
     threads: int = 1
 
+    def __post_init__(self) -> None:
+        for name, kind in (("teacher_train", TrainConfig), ("student", StudentConfig),
+                           ("codec", CodecConfig)):
+            if not isinstance(getattr(self, name), kind):
+                raise TypeError(f"{name} must be a {kind.__name__}, got "
+                                f"{checks.describe(getattr(self, name))}")
+        quality = partial(checks.integer, low=1, high=100)
+        check_fields(self, train_per_class=_optional_count, student_images=_optional_count,
+                     betas=each(POSITIVE, empty=False), lambdas=each(POSITIVE, empty=False),
+                     eval_images=partial(checks.integer, low=10, high=10000),
+                     codecs=each(_codec_name), qualities=each(quality),
+                     bandwidths_mbps=each(POSITIVE), latency_images=POSITIVE_INT,
+                     bench_qualities=each(quality), bench_images=POSITIVE_INT,
+                     bench_repeats=POSITIVE_INT, serve=flag, serve_images=POSITIVE_INT,
+                     retrain=flag, threads=POSITIVE_INT)
+
     @classmethod
     def quick(cls) -> Config:
         return cls(
@@ -148,6 +172,17 @@ class Config:
             if key in options:
                 cfg = dataclasses.replace(cfg, **{key: tuple(options[key])})
         return cfg
+
+
+def _optional_count(value: Any, name: str) -> int | None:
+    return None if value is None else POSITIVE_INT(value, name)
+
+
+def _codec_name(value: Any, name: str) -> str:
+    if value not in CODEC_NAMES:
+        raise ValueError(f"{name} must be one of {sorted(CODEC_NAMES)}, got "
+                         f"{checks.describe(value)}")
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,6 +271,7 @@ def scored(method: str, setting: str, correct: torch.Tensor, sizes: Sequence[flo
 def student_row(student: EntropicStudent, beta: float, test: ImageSet,
                 latency_images: int) -> Scored:
     """Each test image encoded alone; accuracy from the decoded bitstreams; mean real bytes."""
+    check_image_set(test, "test", student.num_classes)
     streams = [encode(student, test.images[i : i + 1]) for i in range(len(test))]
     pred = torch.cat([decode_and_classify(student, s) for s in streams])
     k = min(latency_images, len(test))
@@ -249,6 +285,7 @@ def student_row(student: EntropicStudent, beta: float, test: ImageSet,
 def neural_codec_row(codec: ImageCodec, lam: float, teacher: nn.Module, test: ImageSet,
                      latency_images: int) -> Scored:
     """Each test image encoded alone by the codec; the teacher classifies the decoded images."""
+    check_image_set(test, "test")
     streams = [encode(codec, test.images[i : i + 1]) for i in range(len(test))]
     decoded = torch.cat([decode_images(codec, s) for s in streams])
     mse = float(((decoded.float() - test.images.float()) ** 2).mean())
@@ -271,6 +308,7 @@ def _teacher_ms(teacher: nn.Module, image: torch.Tensor) -> torch.Tensor:
 def codec_rows(teacher: nn.Module, test: ImageSet, codec: str, quality: int,
                latency_images: int) -> list[Scored]:
     """The teacher fed ``codec`` re-encodings at ``quality`` (JPEG: also its payload count)."""
+    check_image_set(test, "test")
     files = [encode_image(img, codec, quality) for img in test.images]
     decoded = torch.stack([decode_image(f) for f in files])
     correct = predict(teacher, decoded) == test.labels
@@ -445,12 +483,13 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         f"{cfg.student.stage2_epochs} epochs on {info['student_train_images']} of the teacher's "
         f"training images; beta is per bit "
         "per input pixel with mean-reduced MSEs (not the paper's scale).",
-        "Bytes = length of the real bitstream of each image encoded alone (batch 1): 12-byte "
-        "header (shape + CRC-32) + range-coded latent; codecs: the whole Pillow file.",
+        f"Bytes = length of the real bitstream of each image encoded alone (batch 1): "
+        f"{HEADER.size + 1}-byte header (shape, image count, CRC-32) + {CHECK.size}-byte latent "
+        "checksum + range-coded latent; codecs: the whole Pillow file.",
         f"Codecs available in this Pillow: {', '.join(codecs)}.",
         f"Neural image codec: our factorized-prior codec (3 Conv5x5 s2 + GDN -> "
         f"{cfg.codec.m}x4x4 latent, N={cfg.codec.n}; same entropy bottleneck, range coder and "
-        f"12-byte container as the student), one per lambda in {list(cfg.lambdas)}, trained "
+        f"container as the student), one per lambda in {list(cfg.lambdas)}, trained "
         f"{cfg.codec.epochs} epochs (MSE on 0..255 + lambda * bits/pixel) on the students' "
         f"{info['student_train_images']} training images; the unmodified teacher classifies "
         "its decoded images.",

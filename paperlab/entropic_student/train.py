@@ -34,19 +34,26 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from paperlab.core import checks
 from paperlab.core.data import cache_dir
 from paperlab.core.progress import track
 from paperlab.core.seed import derive_seed
 from paperlab.entropic_student.image_codec import ImageCodec, load_codec, save_codec
 from paperlab.entropic_student.model import (
+    MAX_WIDTH,
     EntropicStudent,
+    check_image_set,
+    check_images,
+    check_teacher,
     load_student,
     save_student,
     teacher_features,
@@ -55,6 +62,44 @@ from paperlab.vision.data import ImageSet, normalize
 from paperlab.vision.train import augment
 
 log = logging.getLogger(__name__)
+
+Rule = Callable[[Any, str], Any]
+
+
+def each(rule: Rule, empty: bool = True) -> Rule:
+    """A rule for a tuple of values: ``rule`` applied to each (a lone value or a string is not
+    a tuple; an empty one only if ``empty``)."""
+
+    def check(values: Any, name: str) -> tuple[Any, ...]:
+        if not isinstance(values, (tuple, list)):
+            raise TypeError(f"{name} must be a tuple, got {checks.describe(values)}")
+        if not (values or empty):
+            raise ValueError(f"{name} must hold at least one value, got {values!r}")
+        return tuple(rule(v, f"each of {name}") for v in values)
+
+    return check
+
+
+def check_fields(cfg: object, **rules: Rule) -> None:
+    """Replace each named field of the frozen dataclass ``cfg`` by ``rule(value, name)``: the
+    value checked and converted (a NumPy or 0-d tensor scalar becomes a Python number), or an
+    error naming the field."""
+    for name, rule in rules.items():
+        object.__setattr__(cfg, name, rule(getattr(cfg, name), name))
+
+
+def flag(value: Any, name: str) -> bool:
+    """A ``bool`` (or NumPy bool) as ``bool``; anything else is refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {checks.describe(value)}")
+    return bool(value)
+
+
+COUNT = partial(checks.integer, low=0)
+POSITIVE_INT = partial(checks.integer, low=1)
+POSITIVE = partial(checks.real, low=0, low_open=True)
+NON_NEGATIVE = partial(checks.real, low=0)
+WIDTH = partial(checks.integer, low=1, high=MAX_WIDTH)
 
 
 @dataclass(frozen=True)
@@ -84,12 +129,10 @@ class StudentConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.beta < 0:
-            raise ValueError(f"beta must be >= 0, got {self.beta}")
-        if self.b < 1 or self.batch_size < 1:
-            raise ValueError("b and batch_size must be >= 1")
-        if self.stage1_epochs < 0 or self.stage2_epochs < 0:
-            raise ValueError("epoch counts must be >= 0")
+        check_fields(self, beta=NON_NEGATIVE, b=WIDTH, stage1_epochs=COUNT,
+                     stage1_lr=POSITIVE, stage1_milestones=each(POSITIVE_INT),
+                     density_lr_scale=POSITIVE, stage2_epochs=COUNT, stage2_lr=POSITIVE,
+                     batch_size=POSITIVE_INT, augment=flag, seed=COUNT)
 
 
 def rate_bits(likelihoods: torch.Tensor) -> torch.Tensor:
@@ -187,7 +230,12 @@ def _set_lr(opt: torch.optim.Optimizer, lr: float, milestones: tuple[int, ...],
 def train_stages(student: EntropicStudent, teacher: nn.Module, data: ImageSet,
                  cfg: StudentConfig) -> list[dict[str, float]]:
     """Run stage 1 then stage 2 in place; freezes the coding tables in between. Returns one
-    history row per epoch. The caller sets the thread count."""
+    history row per epoch. The caller sets the thread count. ``teacher`` must be the ResNet the
+    student was built from (same stage-1 width and classes); ``data`` an ImageSet whose labels
+    are the student's classes."""
+    _check_student_and_teacher(student, teacher)
+    check_image_set(data, "data", student.num_classes)
+    _check_config(cfg, StudentConfig)
     teacher.eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
@@ -221,6 +269,21 @@ def train_stages(student: EntropicStudent, teacher: nn.Module, data: ImageSet,
     return history
 
 
+def _check_student_and_teacher(student: object, teacher: object) -> None:
+    if not isinstance(student, EntropicStudent):
+        raise TypeError(f"student must be an EntropicStudent, got {checks.describe(student)}")
+    check_teacher(teacher)
+    width, classes = teacher.layer2[0].conv1.in_channels, teacher.fc.out_features
+    if (width, classes) != (student.t, student.num_classes):
+        raise ValueError(f"teacher (stage-1 width {width}, {classes} classes) is not the one the "
+                         f"student was built from ({student.t}, {student.num_classes})")
+
+
+def _check_config(cfg: object, kind: type) -> None:
+    if not isinstance(cfg, kind):
+        raise TypeError(f"cfg must be a {kind.__name__}, got {checks.describe(cfg)}")
+
+
 def _cache_path(kind: str, key: dict) -> Path:
     digest = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=8).hexdigest()
     return cache_dir() / "entropic_student" / f"{kind}-{digest}.pt"
@@ -228,12 +291,16 @@ def _cache_path(kind: str, key: dict) -> Path:
 
 def student_path(teacher_key: str, cfg: StudentConfig, data: ImageSet) -> Path:
     """``<cache>/entropic_student/student-<hash of teacher, config, data>.pt``."""
+    check_image_set(data)
+    _check_config(cfg, StudentConfig)
     return _cache_path("student", {"teacher": teacher_key, "cfg": dataclasses.asdict(cfg),
                                    "data": data.fingerprint()})
 
 
 def codec_path(cfg: CodecConfig, data: ImageSet) -> Path:
     """``<cache>/entropic_student/codec-<hash of config, data>.pt``."""
+    check_image_set(data)
+    _check_config(cfg, CodecConfig)
     return _cache_path("codec", {"cfg": dataclasses.asdict(cfg), "data": data.fingerprint()})
 
 
@@ -266,6 +333,11 @@ def train_student(teacher: nn.Module, data: ImageSet, cfg: StudentConfig, *,
     """A trained student (eval mode, coding tables frozen), its checkpoint path, whether it came
     from the cache, and the training seconds (0 when cached). ``teacher_key`` names the teacher
     (e.g. its checkpoint path) in the cache key."""
+    check_teacher(teacher)
+    check_image_set(data, "data", teacher.fc.out_features)
+    _check_config(cfg, StudentConfig)
+    if not isinstance(teacher_key, str):
+        raise TypeError(f"teacher_key must be a str, got {checks.describe(teacher_key)}")
 
     def make() -> EntropicStudent:
         torch.manual_seed(derive_seed(cfg.seed, "student-init"))
@@ -308,16 +380,16 @@ class CodecConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.lam < 0:
-            raise ValueError(f"lam must be >= 0, got {self.lam}")
-        if self.epochs < 0 or self.batch_size < 1:
-            raise ValueError("epochs must be >= 0 and batch_size >= 1")
+        check_fields(self, lam=NON_NEGATIVE, n=POSITIVE_INT, m=WIDTH, epochs=COUNT,
+                     lr=POSITIVE, milestones=each(POSITIVE_INT), density_lr_scale=POSITIVE,
+                     batch_size=POSITIVE_INT, augment=flag, seed=COUNT)
 
 
 def rd_loss(codec: ImageCodec, images: torch.Tensor, lam: float
             ) -> tuple[torch.Tensor, dict[str, float]]:
     """``MSE (0..255 scale) + lam * bits per pixel`` of ``uint8`` images ``(B, 3, H, W)``
     (noisy latents in train mode, rounded in eval mode)."""
+    check_images(images)
     x = images.float() / 255.0
     x_hat, lik = codec(x)
     mse = F.mse_loss(x_hat, x) * 255.0**2
@@ -328,6 +400,10 @@ def rd_loss(codec: ImageCodec, images: torch.Tensor, lam: float
 def fit_codec(codec: ImageCodec, data: ImageSet, cfg: CodecConfig) -> list[dict[str, float]]:
     """Train ``codec`` in place on ``data``'s images with :func:`rd_loss`, then freeze its coding
     tables (``update()``). One history row per epoch. The caller sets the thread count."""
+    if not isinstance(codec, ImageCodec):
+        raise TypeError(f"codec must be an ImageCodec, got {checks.describe(codec)}")
+    check_image_set(data)
+    _check_config(cfg, CodecConfig)
     codec.train()
     opt = _adam_with_density(codec, cfg.density_lr_scale)
     history: list[dict[str, float]] = []
@@ -345,7 +421,8 @@ def fit_codec(codec: ImageCodec, data: ImageSet, cfg: CodecConfig) -> list[dict[
 def train_codec(data: ImageSet, cfg: CodecConfig, *, retrain: bool = False,
                 cache: bool = True) -> tuple[ImageCodec, Path, bool, float]:
     """A trained image codec (eval mode, coding tables frozen), its checkpoint path, whether it
-    came from the cache, and the training seconds (0 when cached)."""
+    came from the cache, and the training seconds (0 when cached). ``data`` and ``cfg`` are
+    checked by :func:`codec_path` first."""
 
     def make() -> ImageCodec:
         torch.manual_seed(derive_seed(cfg.seed, "codec-init"))
