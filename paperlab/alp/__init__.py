@@ -2,7 +2,8 @@
 
 Public API (imported lazily; nothing heavy at import time): the treebank grammar
 (:func:`load_grammar`, :class:`PCFG`, :class:`CKYParser`, :class:`Tagger`, head rules and
-lexicalisation), the augmenters :class:`ALPAugmenter` and :class:`EDAAugmenter`, and the
+lexicalisation), the augmenters :class:`ALPAugmenter` and :class:`EDAAugmenter` (returning an
+:class:`Augmentation`: texts, labels and the copies among them), and the
 train/validation split strategies.
 """
 
@@ -26,6 +27,7 @@ _EXPORTS = {
     "nltk_data_dir": "paperlab.alp.resources",
     "wordnet": "paperlab.alp.resources",
     "ALPAugmenter": "paperlab.alp.augment",
+    "Augmentation": "paperlab.alp.augment",
     "EDAAugmenter": "paperlab.alp.augment",
     "WordNetSynonyms": "paperlab.alp.augment",
     "Split": "paperlab.alp.splits",

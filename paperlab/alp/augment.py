@@ -1,18 +1,27 @@
 """ALP augmentation (lexicalized-PCFG recombination) and the EDA baseline, with one API.
 
-``Augmenter(...).fit(sentences, labels).augment(n_per_class, seed)`` returns ``(texts, labels)``:
-``n_per_class`` new sentences for every class (label order: the sorted classes), each generated
-only from that class's sentences, so labels are preserved by construction. The same seed gives
-the same augmentations. Sentences are tokenised with :func:`paperlab.alp.parser.tokenize` and
-returned as space-joined lower-cased tokens.
+``Augmenter(...).fit(sentences, labels).augment(n_per_class, seed)`` returns an
+:class:`Augmentation`, the pair ``(texts, labels)`` (it unpacks as one) with counts of what the
+augmenter could not do: ``n_per_class`` new sentences for every class (label order: the sorted
+classes), each generated only from that class's sentences, so labels are preserved by
+construction. The same seed gives the same augmentations. Sentences are tokenised with
+:func:`paperlab.alp.parser.tokenize` and returned as space-joined lower-cased tokens.
+
+When the augmenter cannot find enough new sentences (ALP on text its grammar covers poorly, such
+as non-English sentences, or a class of one short sentence) it falls back on copies of training
+sentences and repeats: :attr:`Augmentation.copies` counts them, a warning says so, and
+:attr:`Augmentation.unparsed` says how many training sentences ALP could not parse. A large
+request shows a progress bar on a terminal and, once the pace is known, one log line with the
+time it will take.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Hashable, Mapping, Sequence
-from typing import Any
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 from nltk import Tree
@@ -20,8 +29,19 @@ from nltk import Tree
 from paperlab.alp.grammar import ROOT, LexLabel, delexicalize, head_child, lexicalize
 from paperlab.alp.parser import tokenize
 from paperlab.alp.resources import Grammar
+from paperlab.alp.tagger import as_list
+from paperlab.core import checks
+from paperlab.core.progress import track
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Requests of at least this many sentences show a progress bar (on a terminal) ...
+PROGRESS_FROM = 1000
+#: ... generation is timed for this long before the time the rest will take is estimated ...
+ESTIMATE_AFTER_S = 2.0
+#: ... and the estimate is logged (a warning: visible by default) when the rest takes longer.
+LONG_WAIT_S = 30.0
 
 #: Open-class Penn tags whose head positions become slots, and the WordNet POS of each tag
 #: whose surface form is a lemma (so a WordNet synonym keeps the tag); inflected tags (NNS, VBD,
@@ -40,6 +60,66 @@ own same she should so some such than that the their theirs them themselves then
 they this those through to too under until up very was we were what when where which while who
 whom why will with would you your yours yourself yourselves 's n't 're 've 'll 'd 'm
 """.split())
+
+
+class Augmentation(tuple):
+    """What ``augment`` returns: the pair ``(items, labels)`` (unpack it as before: ``texts,
+    labels = augmenter.augment(n)``), with counts of what the augmenter could not do.
+
+    Attributes:
+        copies: augmentations whose tokens equal a sentence given to ``fit`` (any class): no
+            new example, only a copy the augmenter fell back on.
+        repeats: augmentations equal to an earlier augmentation of the same class.
+        unparsed: sentences given to ``fit`` that the augmenter could not use (ALP: no parse
+            under the grammar; EDA parses nothing, so 0).
+        fitted: sentences given to ``fit``.
+    """
+
+    copies: int
+    repeats: int
+    unparsed: int
+    fitted: int
+
+    def __new__(cls, items: list[Any], labels: list[Hashable], *, copies: int, repeats: int,
+                unparsed: int, fitted: int) -> Augmentation:
+        self = super().__new__(cls, (items, labels))
+        self.copies, self.repeats, self.unparsed, self.fitted = copies, repeats, unparsed, fitted
+        return self
+
+    def __getnewargs_ex__(self) -> tuple[tuple[Any, ...], dict[str, int]]:  # pickling
+        return tuple(self), {"copies": self.copies, "repeats": self.repeats,
+                             "unparsed": self.unparsed, "fitted": self.fitted}
+
+    @property
+    def copy_fraction(self) -> float:
+        """``copies`` over the augmentations made (0 when none were asked for)."""
+        return self.copies / len(self[0]) if self[0] else 0.0
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _paced(items: Iterator[T], total: int, what: str) -> Iterator[T]:
+    """``items`` (``total`` of them) with a progress bar on a terminal from
+    :data:`PROGRESS_FROM` items and, after the first :data:`ESTIMATE_AFTER_S` seconds, one
+    warning with the time the rest will take when that is over :data:`LONG_WAIT_S` (so a huge
+    request is not minutes of silence)."""
+    start, told = time.perf_counter(), False
+    shown = track(items, what, total) if total >= PROGRESS_FROM else items
+    for done, item in enumerate(shown, 1):
+        yield item
+        elapsed = time.perf_counter() - start
+        if not told and elapsed >= ESTIMATE_AFTER_S:
+            told = True
+            left = elapsed / done * (total - done)
+            if left > LONG_WAIT_S:
+                log.warning("%s: %d of %d made in %s; about %s left (%.1f ms each)", what, done,
+                            total, _duration(elapsed), _duration(left), 1e3 * elapsed / done)
 
 
 class WordNetSynonyms:
@@ -71,7 +151,8 @@ class WordNetSynonyms:
 
 
 class _Augmenter:
-    """Input validation, the per-class sampling loop and de-duplication shared by ALP and EDA.
+    """Input validation, the per-class sampling loop, de-duplication and the copy counts shared
+    by ALP and EDA.
 
     Subclasses implement ``_prepare()``, ``_fit_classes()`` (both after ``sentences_`` is set),
     ``_known(token)`` and
@@ -80,6 +161,8 @@ class _Augmenter:
 
     #: attempts per requested sentence before duplicates are accepted
     max_tries = 10
+    #: training sentences the augmenter could not use (set by ``fit``)
+    unparsed_: int
 
     def fit(self, sentences: Sequence[str], labels: Sequence[Hashable],
             classes: Sequence[Hashable] | None = None) -> _Augmenter:
@@ -91,13 +174,14 @@ class _Augmenter:
             classes: the expected classes (optional); each must have at least one sentence.
 
         Raises:
-            TypeError: a sentence that is not a string.
+            TypeError: sentences or labels that are not sequences (``None``, one string), a
+                sentence that is not a string, an unhashable label.
             ValueError: mismatched lengths, no sentences, an empty sentence, an empty class,
                 or a class made only of unknown words.
         """
-        if isinstance(sentences, str) or isinstance(labels, str):
-            raise TypeError("sentences and labels must be sequences, not a single string")
-        sentences, labels = list(sentences), list(labels)
+        sentences, labels = as_list(sentences, "sentences"), as_list(labels, "labels")
+        if isinstance(classes, (str, bytes)):
+            raise TypeError(f"classes must be a collection of labels, got {classes!r}")
         if len(sentences) != len(labels):
             raise ValueError(f"mismatched lengths: {len(sentences)} sentences and "
                              f"{len(labels)} labels")
@@ -107,6 +191,9 @@ class _Augmenter:
         for i, (text, label) in enumerate(zip(sentences, labels, strict=True)):
             if not isinstance(text, str):
                 raise TypeError(f"sentence {i} is a {type(text).__name__}, not a string")
+            if not isinstance(label, Hashable):
+                raise TypeError(f"label {i} is {checks.describe(label)}: labels must be "
+                                "hashable (a string, an int)")
             tokens = tokenize(text)
             if not tokens:
                 raise ValueError(f"sentence {i} (label {label!r}) is empty")
@@ -116,6 +203,7 @@ class _Augmenter:
                 raise ValueError(f"class {c!r} is empty: no sentence has this label")
         self.classes_ = sorted(by_class, key=repr)
         self.sentences_ = {c: by_class[c] for c in self.classes_}
+        self.unparsed_ = 0
         self._prepare()
         for c, sents in self.sentences_.items():
             if not any(self._known(t) for s in sents for t in s):
@@ -125,14 +213,25 @@ class _Augmenter:
         return self
 
     def augment(self, n_per_class: int | Mapping[Hashable, int], seed: int = 0
-                ) -> tuple[list[str], list[Hashable]]:
-        """``n_per_class`` new sentences per class (an int, or a count for each fitted class).
+                ) -> Augmentation:
+        """``n_per_class`` new sentences per class (an int, or a count for each fitted class;
+        Python or NumPy integers, or 0-d tensors).
 
-        Returns ``(texts, labels)``; sentences differ from the originals and from each other
-        unless ``max_tries * n`` attempts could not find enough new ones (then repeats appear).
+        Returns the :class:`Augmentation` ``(texts, labels)``; sentences differ from the
+        originals and from each other unless ``max_tries * n`` attempts could not find enough
+        new ones: then copies of training sentences and repeats appear, counted in the
+        return's ``copies`` and ``repeats`` and logged as a warning.
+
+        Raises:
+            RuntimeError: not fitted.
+            TypeError: a count or ``seed`` that is not an integer.
+            ValueError: a count below 1, counts for classes not seen in ``fit``, a negative
+                ``seed``.
         """
-        items, labels = self._sample(n_per_class, seed)
-        return [" ".join(self._tokens(t)) for t in items], labels
+        made = self._sample(n_per_class, seed)
+        return Augmentation([" ".join(self._tokens(t)) for t in made[0]], made[1],
+                            copies=made.copies, repeats=made.repeats, unparsed=made.unparsed,
+                            fitted=made.fitted)
 
     def _counts(self, n_per_class: int | Mapping[Hashable, int]) -> dict[Hashable, int]:
         if not hasattr(self, "classes_"):
@@ -141,36 +240,51 @@ class _Augmenter:
             unknown = [c for c in n_per_class if c not in self.sentences_]
             if unknown:
                 raise ValueError(f"counts for classes not seen in fit: {unknown}")
-            counts = {c: n_per_class.get(c, 0) for c in self.classes_}
-        else:
-            counts = {c: n_per_class for c in self.classes_}
-        for c, n in counts.items():
-            if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-                raise TypeError(f"count for class {c!r} must be an int, got {n!r}")
-            if n <= 0 and (not isinstance(n_per_class, Mapping) or c in n_per_class):
-                raise ValueError(f"count for class {c!r} must be positive, got {n}")
-        return counts
+            return {c: checks.integer(n_per_class[c], f"count for class {c!r}", low=1)
+                    if c in n_per_class else 0 for c in self.classes_}
+        return dict.fromkeys(self.classes_, checks.integer(n_per_class, "n_per_class", low=1))
 
-    def _sample(self, n_per_class: int | Mapping[Hashable, int], seed: int
-                ) -> tuple[list[Any], list[Hashable]]:
+    def _sample(self, n_per_class: int | Mapping[Hashable, int], seed: int) -> Augmentation:
         counts = self._counts(n_per_class)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(checks.integer(seed, "seed", low=0))
+        originals = {tuple(s) for sents in self.sentences_.values() for s in sents}
+        total = sum(counts.values())
+        what = f"{type(self).__name__}: {total} augmentations"
         out: list[Any] = []
         labels: list[Hashable] = []
+        copies = repeats = 0
+        for c, item, key, new in _paced(self._new_items(counts, rng, originals), total, what):
+            out.append(item)
+            labels.append(c)
+            copies += key in originals
+            repeats += not new and key not in originals
+        fitted = sum(map(len, self.sentences_.values()))
+        if copies or repeats:
+            log.warning("%s: %d of %d augmentations are copies of training sentences and %d "
+                        "repeat another augmentation (no new sentence within %d tries each); "
+                        "%d of %d training sentences did not parse", type(self).__name__,
+                        copies, total, repeats, self.max_tries, self.unparsed_, fitted)
+        return Augmentation(out, labels, copies=copies, repeats=repeats,
+                            unparsed=self.unparsed_, fitted=fitted)
+
+    def _new_items(self, counts: dict[Hashable, int], rng: np.random.Generator,
+                   originals: set[tuple[str, ...]]
+                   ) -> Iterator[tuple[Hashable, Any, tuple[str, ...], bool]]:
+        """``(class, item, its tokens, whether it is new)`` for every requested sentence: the
+        first generated one that is neither a training sentence nor made before, or, after
+        ``max_tries`` attempts per requested sentence of the class, whatever comes."""
         for c in self.classes_:
-            seen = {tuple(s) for s in self.sentences_[c]}
-            made: list[Any] = []
-            tries = 0
-            while len(made) < counts[c]:
+            seen = set(originals)
+            made = tries = 0
+            while made < counts[c]:
                 item = self._generate(c, rng)
                 tries += 1
                 key = tuple(self._tokens(item))
-                if key not in seen or tries > self.max_tries * counts[c]:
+                new = key not in seen
+                if new or tries > self.max_tries * counts[c]:
                     seen.add(key)
-                    made.append(item)
-            out += made
-            labels += [c] * len(made)
-        return out, labels
+                    made += 1
+                    yield c, item, key, new
 
     def _tokens(self, item: Any) -> list[str]:
         return item
@@ -189,6 +303,12 @@ class _Augmenter:
         raise NotImplementedError
 
 
+def _check_wordnet(wordnet: Any) -> None:
+    if not callable(getattr(wordnet, "synsets", None)):
+        raise TypeError("wordnet must be NLTK's WordNet reader (paperlab.alp.wordnet(...)), got "
+                        f"{checks.describe(wordnet)}")
+
+
 class EDAAugmenter(_Augmenter):
     """Easy Data Augmentation (Wei & Zou, EMNLP 2019), written to the paper.
 
@@ -204,9 +324,9 @@ class EDAAugmenter(_Augmenter):
     """
 
     def __init__(self, wordnet: Any, alpha: float = 0.1) -> None:
-        if not 0 < alpha <= 1:
-            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
-        self.wordnet, self.alpha = wordnet, alpha
+        _check_wordnet(wordnet)
+        self.wordnet = wordnet
+        self.alpha = checks.real(alpha, "alpha", low=0, high=1, low_open=True)
 
     def _prepare(self) -> None:
         self.synonyms_ = WordNetSynonyms(self.wordnet)
@@ -269,6 +389,12 @@ class ALPAugmenter(_Augmenter):
     refills each head-word slot with probability ``p_slot``
     from the class pool of that slot's tag.
 
+    Raises (at construction):
+        TypeError: a grammar or WordNet of another type; a count that is not an integer (a
+            fractional ``n_recombine``), a probability or threshold that is not a number.
+        ValueError: ``n_recombine < 0``, ``p_slot`` outside ``[0, 1]``, ``max_senses < 1``,
+            a NaN threshold.
+
     Args:
         grammar: from :func:`paperlab.alp.resources.load_grammar`.
         wordnet: NLTK's WordNet reader, or ``None`` for pools without synonyms.
@@ -283,12 +409,17 @@ class ALPAugmenter(_Augmenter):
     def __init__(self, grammar: Grammar, wordnet: Any = None, threshold: float = -4.0,
                  n_recombine: int = 1, p_slot: float = 0.3, max_senses: int | None = 2
                  ) -> None:
-        if n_recombine < 0:
-            raise ValueError(f"n_recombine must be >= 0, got {n_recombine}")
-        if not 0 <= p_slot <= 1:
-            raise ValueError(f"p_slot must be in [0, 1], got {p_slot}")
-        self.grammar, self.wordnet, self.threshold = grammar, wordnet, threshold
-        self.n_recombine, self.p_slot, self.max_senses = n_recombine, p_slot, max_senses
+        if not isinstance(grammar, Grammar):
+            raise TypeError("grammar must be a paperlab.alp.Grammar (from load_grammar), got "
+                            f"{checks.describe(grammar)}")
+        if wordnet is not None:
+            _check_wordnet(wordnet)
+        self.grammar, self.wordnet = grammar, wordnet
+        self.threshold = checks.real(threshold, "threshold")
+        self.n_recombine = checks.integer(n_recombine, "n_recombine", low=0)
+        self.p_slot = checks.real(p_slot, "p_slot", low=0, high=1)
+        self.max_senses = None if max_senses is None else checks.integer(
+            max_senses, "max_senses", low=1)
 
     def _prepare(self) -> None:
         self._lexicon_words = {w for ws in self.grammar.pcfg.lexicon.values() for w in ws}
@@ -308,6 +439,7 @@ class ALPAugmenter(_Augmenter):
         self.pools_: dict[Hashable, dict[str, tuple[str, ...]]] = {}
         for c, sents in self.sentences_.items():
             parses = [p for p in map(self.grammar.parser.parse, sents) if p is not None]
+            self.unparsed_ += len(sents) - len(parses)
             if len(parses) < len(sents):
                 log.info("class %r: %d of %d sentences did not parse and are not used",
                          c, len(sents) - len(parses), len(sents))
@@ -341,7 +473,7 @@ class ALPAugmenter(_Augmenter):
             self.pools_[c] = {t: tuple(sorted(ws)) for t, ws in pool.items()}
 
     def augment_trees(self, n_per_class: int | Mapping[Hashable, int], seed: int = 0
-                      ) -> tuple[list[Tree], list[Hashable]]:
+                      ) -> Augmentation:
         """Like :meth:`augment`, but the plain (de-lexicalised) trees of the new sentences."""
         return self._sample(n_per_class, seed)
 

@@ -183,6 +183,8 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         embedder = MiniLMEmbedder()
         accs: dict[tuple[str, int, str, str], list[float]] = defaultdict(list)
         chosen_c: dict[tuple[str, int, str, str], list[float]] = defaultdict(list)
+        # (augmentations, copies of a training sentence, unparsed sentences), over the seeds
+        made: dict[tuple[str, int, str, str], np.ndarray] = defaultdict(lambda: np.zeros(3, int))
         speed: dict[str, list[float]] = defaultdict(list)  # method -> [n_augmented, seconds]
         samples: dict[str, dict[str, list[str]]] = {}
         described: dict[str, Any] = {"datasets": {}}
@@ -205,7 +207,6 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
             idx = sample_per_class(data.train_labels, 2 * k, seed)
             texts = [data.train_texts[i] for i in idx]
             labels = [data.train_labels[i] for i in idx]
-            originals = set(texts)
             for method in METHODS:
                 for split_name, split_fn in SPLITS.items():
                     if method == "none" and split_name != "standard":
@@ -214,23 +215,30 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
                     split = split_fn(texts, labels, make[method](), n_aug=cfg.aug_factor * k,
                                      seed=seed)
                     elapsed = time.perf_counter() - t0
-                    n_aug = sum(1 for t in split.train_texts if t not in originals)
+                    key = (ds, k, method, split_name)
+                    made[key] += (split.augmented, split.copies, split.unparsed)
                     if method != "none" and split_name == "standard":
-                        speed[method] += [n_aug, elapsed]
+                        speed[method] += [split.augmented, elapsed]
                         if s == 0 and k == cfg.shots[0]:
                             samples.setdefault(ds, {})[method] = _show(split.train_texts,
                                                                        texts)
                     acc, c = probe_accuracy(embedder(split.train_texts), split.train_labels,
                                             embedder(split.val_texts), split.val_labels,
                                             test_x, test_y, cfg.c_grid)
-                    accs[(ds, k, method, split_name)].append(acc)
-                    chosen_c[(ds, k, method, split_name)].append(c)
+                    accs[key].append(acc)
+                    chosen_c[key].append(c)
     rows = [{"dataset": ds, "k": k, "method": m, "split": sp,
              "accuracy": float(np.mean(v)), "std": float(np.std(v)),
              "accuracy_ci95": stats.mean_interval(v), "n_seeds": len(v),
-             "median_C": float(np.median(chosen_c[(ds, k, m, sp)]))}
+             "median_C": float(np.median(chosen_c[(ds, k, m, sp)])),
+             **_made_columns(made[(ds, k, m, sp)], m)}
             for (ds, k, m, sp), v in accs.items()]
     summary = _summary(accs, speed)
+    for method in METHODS[1:]:
+        total = sum((v for key, v in made.items() if key[2] == method), np.zeros(3, int))
+        summary[f"{method}_copy_fraction"] = _copy_fraction(total)
+    summary["alp_unparsed_sentences"] = int(sum(v[2] for key, v in made.items()
+                                                if key[2] == "alp"))
     summary["wall_seconds"] = round(time.perf_counter() - start_all, 1)
     _plot(ctx, rows, cfg)
     described.update({
@@ -249,6 +257,10 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         "(aug_train). Test accuracy, mean ± std over seeds; accuracy_ci95: t-interval of the "
         "mean over seeds. Gains: mean of the paired (data set, k, seed) differences in "
         "points, with a t-interval over them (*_ci95).",
+        "augmented: augmentations made, over the seeds; copy_fraction: of those, the fraction "
+        "that are verbatim copies of a training sentence (the augmenter found no new sentence "
+        "in max_tries attempts); unparsed: training sentences ALP's parser could not parse "
+        "(not used as frames), over the seeds.",
         "Classifier: frozen MiniLM + logistic regression instead of the paper's BERT-base "
         "fine-tuning with self-training (out of reach on this CPU); back-translation is not "
         "available offline.",
@@ -258,6 +270,20 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         for method, lines in by_method.items():
             notes.append(f"{ds} {method} sample: {lines[0]}")
     return Result(results=rows, summary=summary, data=described, notes=notes)
+
+
+def _copy_fraction(made: np.ndarray) -> float | None:
+    """Copies over augmentations of ``(augmentations, copies, unparsed)``; None without any."""
+    return float(made[1] / made[0]) if made[0] else None
+
+
+def _made_columns(made: np.ndarray, method: str) -> dict[str, Any]:
+    """The table's ``augmented``, ``copy_fraction`` and ``unparsed`` of one row (``None``
+    where they do not apply: no augmenter, or one that parses nothing)."""
+    if method == "none":
+        return {"augmented": 0, "copy_fraction": None, "unparsed": None}
+    return {"augmented": int(made[0]), "copy_fraction": _copy_fraction(made),
+            "unparsed": int(made[2]) if method == "alp" else None}
 
 
 def _show(train_texts: list[str], originals: list[str], n: int = 3) -> list[str]:

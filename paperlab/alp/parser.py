@@ -17,13 +17,20 @@ from dataclasses import dataclass
 from nltk import Tree
 
 from paperlab.alp.grammar import PCFG, ROOT, debinarize
-from paperlab.alp.tagger import Tagger
+from paperlab.alp.tagger import Tagger, check_tokens
+from paperlab.core import checks
 
 _TOKEN = re.compile(r"n't|\w+(?:[-'.]\w+)*|'\w+|``|''|\.\.\.|--|[^\w\s]")
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-cased word/punctuation tokens (already-tokenised text keeps its tokens)."""
+    """Lower-cased word/punctuation tokens (already-tokenised text keeps its tokens).
+
+    Raises:
+        TypeError: ``text`` is not a string (``None``, bytes, a list of tokens, ...).
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"expected a sentence as a string, got {checks.describe(text)}")
     return _TOKEN.findall(text.lower())
 
 
@@ -49,14 +56,21 @@ class CKYParser:
         tagger: supplies the preterminals.
         beam: labels kept per span (default 12).
         margin: labels more than ``margin`` nats below a span's best are dropped (default 9).
+
+    Raises:
+        TypeError: ``grammar`` not a PCFG, ``tagger`` not a Tagger, ``beam`` not an integer,
+            ``margin`` not a number.
+        ValueError: ``beam < 1``, ``margin`` not finite and positive.
     """
 
     def __init__(self, grammar: PCFG, tagger: Tagger, beam: int = 12, margin: float = 9.0
                  ) -> None:
-        if beam < 1:
-            raise ValueError(f"beam must be >= 1, got {beam}")
-        if margin <= 0:
-            raise ValueError(f"margin must be > 0, got {margin}")
+        if not isinstance(grammar, PCFG):
+            raise TypeError(f"grammar must be a PCFG, got {checks.describe(grammar)}")
+        if not isinstance(tagger, Tagger):
+            raise TypeError(f"tagger must be a Tagger, got {checks.describe(tagger)}")
+        beam = checks.integer(beam, "beam", low=1)
+        margin = checks.real(margin, "margin", low=0, low_open=True)
         self.grammar, self.tagger, self.beam, self.margin = grammar, tagger, beam, margin
         by_left: dict[str, dict[str, list[tuple[str, float]]]] = defaultdict(dict)
         for (b, c), rules in grammar.binary.items():
@@ -69,8 +83,14 @@ class CKYParser:
     def parse(self, tokens: Sequence[str] | str, use_cache: bool = True) -> Parse | None:
         """Most probable tree for ``tokens`` (a string is tokenised with :func:`tokenize`);
         ``None`` when no tree spans the sentence even with a 4x wider beam. The returned tree is
-        the caller's to modify; ``use_cache=False`` parses again (for timing)."""
-        toks = tokenize(tokens) if isinstance(tokens, str) else [t.lower() for t in tokens]
+        the caller's to modify; ``use_cache=False`` parses again (for timing).
+
+        Raises:
+            TypeError: neither a string nor a sequence of string tokens (``None``, bytes, ...).
+            ValueError: an empty sentence.
+        """
+        toks = (tokenize(tokens) if isinstance(tokens, str)
+                else [t.lower() for t in check_tokens(tokens)])
         if not toks:
             raise ValueError("cannot parse an empty sentence")
         if not use_cache:

@@ -7,10 +7,38 @@ on the treebank's (lower-cased) tagged sentences and serialised to JSON (never p
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
 from nltk.tag.perceptron import AveragedPerceptron, PerceptronTagger
+
+from paperlab.core.checks import describe
+
+
+def as_list(value: Any, name: str) -> list[Any]:
+    """``value`` (a list, a tuple, an array, any ordered collection) as a list.
+
+    Raises:
+        TypeError: a string, bytes, a set or a mapping (no order to pair items by), ``None``, a
+            number, ...
+    """
+    if isinstance(value, (str, bytes, Set, Mapping)) or not isinstance(value, Iterable):
+        raise TypeError(f"{name} must be a sequence (a list, a tuple, an array), got "
+                        f"{describe(value)}")
+    return list(value)
+
+
+def check_tokens(tokens: Any) -> list[str]:
+    """``tokens`` as a list of strings.
+
+    Raises:
+        TypeError: not a sequence (see :func:`as_list`), or a token that is not a string.
+    """
+    tokens = as_list(tokens, "tokens")
+    for i, token in enumerate(tokens):
+        if not isinstance(token, str):
+            raise TypeError(f"token {i} is {describe(token)}, not a string")
+    return tokens
 
 
 class Tagger:
@@ -37,10 +65,11 @@ class Tagger:
         return cls(model)
 
     def tag(self, tokens: Sequence[str]) -> list[str]:
-        """One Penn Treebank tag per token."""
+        """One Penn Treebank tag per token (``TypeError`` for anything but string tokens)."""
+        tokens = check_tokens(tokens)
         if not tokens:
             return []
-        return [t for _, t in self._model.tag(list(tokens))]
+        return [t for _, t in self._model.tag(tokens)]
 
     def to_json(self) -> dict[str, Any]:
         m = self._model

@@ -113,7 +113,7 @@ def test_bad_input_gets_clear_errors(make, toy_grammar):
         fresh().augment(2)
     fitted = fresh().fit(POS + NEG, ["p"] * 3 + ["n"] * 3)
     for bad in (0, -1, {"p": 0}):
-        with pytest.raises(ValueError, match="must be positive"):
+        with pytest.raises(ValueError, match="must be >= 1"):
             fitted.augment(bad)
     with pytest.raises(ValueError, match="not seen in fit"):
         fitted.augment({"x": 2})

@@ -79,6 +79,19 @@ def test_run_tiny_end_to_end(tmp_path, nltk_dir, treebank_grammar):
         assert ci["lo"] <= result.summary[key] <= ci["hi"]
         assert "2 paired" in ci["method"]
     assert math.isfinite(result.summary["augmentations_per_second"])
+    # what each augmenter made: 1 x k augmentations per class and seed (twice with aug_train)
+    per_seed = len(result.data["datasets"]["trec"]["classes"]) * TINY.aug_factor * 2
+    for r in result.results:
+        if r["method"] == "none":
+            assert r["augmented"] == 0 and r["copy_fraction"] is None
+            continue
+        halves = 2 if r["split"] == "aug_train" else 1
+        assert r["augmented"] == TINY.seeds * per_seed * halves
+        assert 0 <= r["copy_fraction"] <= 1
+        assert (r["unparsed"] is None) == (r["method"] == "eda")
+    assert 0 <= result.summary["alp_copy_fraction"] <= 1
+    assert result.summary["alp_unparsed_sentences"] == sum(
+        r["unparsed"] for r in result.results if r["method"] == "alp")
     assert result.data["samples"]["trec"]["alp"]
     assert (tmp_path / "alp_accuracy.png").is_file()
 
