@@ -279,7 +279,7 @@ def test_non_finite_latents_are_refused_at_encode(value):
     y = torch.randn(5, 4, 3, 3)
     y[2, 1, 0, 0] = value
     y[4, 0, 2, 1] = value
-    with pytest.raises(ValueError, match=r"not finite \(NaN or inf\) at batch indices 2, 4 \(2 images\)"):
+    with pytest.raises(ValueError, match=r"\(NaN or inf\) at batch indices 2, 4 \(2 images\)"):
         eb.compress(y)
     # numbered across chunks: the second chunk's first image is batch index 3
     with pytest.raises(ValueError, match=r"at batch index 3:"):
@@ -290,7 +290,7 @@ def test_student_with_nan_weights_is_refused(student, images):
     broken = copy.deepcopy(student)
     with torch.no_grad():
         broken.encoder[0].weight[0, 0, 0, 0] = math.nan
-    with pytest.raises(ValueError, match=r"not finite \(NaN or inf\) at batch indices 0, 1, 2 \(3 images\)"):
+    with pytest.raises(ValueError, match=r"\(NaN or inf\) at batch indices 0, 1, 2 \(3 images\)"):
         encode(broken, images)
     with pytest.raises(ValueError, match=r"not finite \(NaN or inf\) at batch index 0:"):
         encode(broken, images[1:2])
