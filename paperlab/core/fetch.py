@@ -386,7 +386,7 @@ def fetch(entries: Iterable[Entry], root: str | os.PathLike[str] | None = None, 
                 raise ChecksumError(f"{url}: {status.detail}; the file was removed")
             state = "fetched"
         elif entry.via == "archive":
-            _fetch_tree(entry, target, mirror, **kw)
+            _fetch_tree(entry, target, mirror, root, **kw)
             state = "fetched"
         elif entry.via == "generate":
             _generate(entry, dest, root)
@@ -429,7 +429,8 @@ def _generate(entry: Entry, dest: Path, root: str | os.PathLike[str] | None) -> 
     os.replace(part, dest)
 
 
-def _fetch_tree(entry: Entry, target: Path, mirror: str | None, **kw: float) -> None:
+def _fetch_tree(entry: Entry, target: Path, mirror: str | None,
+                root: str | os.PathLike[str] | None, **kw: float) -> None:
     """An ``archive`` entry into ``target``: its files (:func:`~paperlab.core.manifest.tree_files`)
     collected in ``<folder>.part/`` beside it, from ``<mirror>/<entry path>/<file>`` one by
     one (a rerun skips the files already there) or else from the repository's archive; renamed
@@ -468,9 +469,9 @@ def _fetch_tree(entry: Entry, target: Path, mirror: str | None, **kw: float) -> 
         os.replace(staged / dest.name, dest)
     finally:
         shutil.rmtree(staged.parent, ignore_errors=True)
-    if not mirror and all((target / e.path).exists() for e in manifest.ENTRIES
+    if not mirror and all(locate(e, root) for e in manifest.ENTRIES
                           if e.via == "archive" and e.url == entry.url):
-        archive.unlink()  # every folder taken from it is in place
+        archive.unlink()  # every folder it holds is in place (here or in another data root)
 
 
 def _extract(archive: Path, folder: str, wanted: set[str], part: Path) -> None:
@@ -479,7 +480,7 @@ def _extract(archive: Path, folder: str, wanted: set[str], part: Path) -> None:
     try:
         with tarfile.open(archive, "r|gz") as tar:
             for member in tar:
-                top, _, rest = member.name.partition("/")
+                _, _, rest = member.name.partition("/")
                 if not member.isfile() or not rest.startswith(folder + "/"):
                     continue
                 rel = rest[len(folder) + 1:]
