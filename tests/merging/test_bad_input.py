@@ -194,3 +194,10 @@ def test_tome_on_a_bert_model_takes_numpy_and_tensor_counts():
             torch.testing.assert_close(got, plain)
     with pytest.raises(TypeError, match="r must be an integer, got 1.5"):
         tome.patch(model, 1.5)
+
+
+def test_images_on_another_device_name_the_models():
+    images = torch.zeros(1, 3, 32, 32, device="meta")  # a device other than the model's cpu
+    with pytest.raises(ValueError, match=r"expected images on cpu \(the model's device\), got "
+                                         "meta"):
+        patched("tome")(images)
