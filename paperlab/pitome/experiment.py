@@ -43,7 +43,7 @@ from paperlab.merging import tome
 from paperlab.merging.plan import merge_state
 from paperlab.merging.vit import group_map, token_schedule
 from paperlab.pitome.merge import patch as pitome_patch
-from paperlab.pitome.text import TextConfig, bench_text, run_text
+from paperlab.pitome.text import TextConfig, accuracy_flops_panel, bench_text, run_text
 from paperlab.vision.data import ImageSet, load_cifar10
 from paperlab.vision.flops import model_flops
 from paperlab.vision.models import ViTSpec
@@ -334,20 +334,11 @@ def _summary(rows: list[dict[str, Any]], cfg: Config) -> dict[str, Any]:
 
 def _plot_accuracy(ctx: RunContext, rows: list[dict[str, Any]]) -> None:
     fig, ax = plots.figure(title="Accuracy vs analytic FLOPs (no fine-tuning)", size=4.0)
-    full = _row(rows, "full", "-")
-    ax.axhline(full["acc"], color="grey", ls=":", label="full model")
     styles = {"PiToMe": ("o", "-"), "PiToMe (prop_attn=on)": ("o", "--"),
               "ToMe matched (prop_attn=on)": ("s", "--"),
               "ToMe matched (prop_attn=off)": ("s", ":"), "ToMe r (prop_attn=on)": ("^", "-"),
               "ToMe r (prop_attn=off)": ("v", ":"), "PiToMe pure rule": ("D", "none")}
-    for method, (marker, line) in styles.items():
-        pts = sorted((r for r in rows if r["method"] == method), key=lambda r: r["mflops"])
-        if pts:
-            plots.errorbars(ax, [r["mflops"] for r in pts], [r["acc"] for r in pts],
-                            [r["acc_ci95"] for r in pts], marker=marker, ls=line, ms=4,
-                            alpha=0.8, label=method)
-    plots.errorbars(ax, [full["mflops"]], [full["acc"]], [full["acc_ci95"]], marker="*",
-                    ls="none", color="k", ms=8)
+    accuracy_flops_panel(ax, rows, styles)
     ax.set_xlabel("MFLOPs per image (multiply-adds, analytic)")
     ax.set_ylabel("test accuracy (bars: 95% Clopper-Pearson)")
     plots.legend_outside(ax)

@@ -229,16 +229,7 @@ def _plot(ctx: RunContext, rows: list[dict[str, Any]], cfg: TextConfig) -> None:
               "PiToMe every layer": ("D", "none")}
     for ax, name in zip(axes, cfg.datasets, strict=True):
         mine = [r for r in rows if r["task"] == f"text/{name}"]
-        full = next(r for r in mine if r["method"] == "full")
-        ax.axhline(full["acc"], color="grey", ls=":", label="full model")
-        for method, (marker, line) in styles.items():
-            pts = sorted((r for r in mine if r["method"] == method), key=lambda r: r["mflops"])
-            if pts:
-                plots.errorbars(ax, [r["mflops"] for r in pts], [r["acc"] for r in pts],
-                                [r["acc_ci95"] for r in pts], marker=marker, ls=line, ms=4,
-                                alpha=0.8, label=method)
-        plots.errorbars(ax, [full["mflops"]], [full["acc"]], [full["acc_ci95"]], marker="*",
-                        ls="none", color="k", ms=8)
+        accuracy_flops_panel(ax, mine, styles)
         ax.set_title(f"{name} ({EVAL_SPLIT[name]})")
         ax.set_xlabel("MFLOPs per sentence (analytic)")
     axes[0].set_ylabel("accuracy (bars: 95% bootstrap, sentences x seeds)")
@@ -308,3 +299,20 @@ def bench_text(lengths: tuple[int, ...], batches: tuple[int, ...], ratios: tuple
                     "speedup_vs_full": ref.cpu_median / t.cpu_median,
                     "wall_speedup_vs_full": ref.median / t.median})
     return rows
+
+
+def accuracy_flops_panel(ax: Any, rows: list[dict[str, Any]],
+                         styles: dict[str, tuple[str, str]]) -> None:
+    """Accuracy (with each row's ``acc_ci95`` as bars) against MFLOPs, one line per method in
+    ``styles`` (``method -> (marker, line style)``), the full model as a star and a line.
+    Shared by the image and the text comparison's plots."""
+    full = next(r for r in rows if r["method"] == "full")
+    ax.axhline(full["acc"], color="grey", ls=":", label="full model")
+    for method, (marker, line) in styles.items():
+        pts = sorted((r for r in rows if r["method"] == method), key=lambda r: r["mflops"])
+        if pts:
+            plots.errorbars(ax, [r["mflops"] for r in pts], [r["acc"] for r in pts],
+                            [r["acc_ci95"] for r in pts], marker=marker, ls=line, ms=4,
+                            alpha=0.8, label=method)
+    plots.errorbars(ax, [full["mflops"]], [full["acc"]], [full["acc_ci95"]], marker="*",
+                    ls="none", color="k", ms=8)

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from paperlab.core import checkpoint
 from paperlab.core.data import cache_dir
 from paperlab.core.progress import track
 from paperlab.core.seed import derive_seed
@@ -120,13 +120,6 @@ def encode(tokenizer: Any, texts: tuple[str, ...] | list[str], max_length: int) 
                      return_tensors="pt")
 
 
-def _save(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
 def _check(data: TextSet, num_labels: int) -> None:
     if len(data) == 0:
         raise ValueError(f"{data.name}: no training sentences")
@@ -159,7 +152,7 @@ def finetune(data: TextSet, cfg: FinetuneConfig, num_labels: int = 2, *, retrain
     torch.manual_seed(derive_seed(cfg.seed, "init"))
     model = load_classifier(num_labels, cfg.dropout)
     if cache and path.exists() and not retrain:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = checkpoint.load(path)
         model.load_state_dict(state["model"])
         log.info("loaded cached classifier %s", path)
         return Finetuned(model.eval(), tokenizer, path, True, list(state.get("history", [])))
@@ -171,7 +164,7 @@ def finetune(data: TextSet, cfg: FinetuneConfig, num_labels: int = 2, *, retrain
     history: list[dict[str, float]] = []
     start = 0
     if cache and partial.exists() and not retrain:
-        state = torch.load(partial, map_location="cpu", weights_only=True)
+        state = checkpoint.load(partial)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         history, start = list(state["history"]), int(state["epoch"])
@@ -199,16 +192,12 @@ def finetune(data: TextSet, cfg: FinetuneConfig, num_labels: int = 2, *, retrain
             opt.step()
             loss_sum += loss.item() * len(idx)
             correct += int((logits.argmax(-1) == labels[idx]).sum())
-        history.append({"epoch": epoch + 1, "loss": loss_sum / n, "train_acc": correct / n,
-                        "seconds": time.perf_counter() - tic})
-        log.info("epoch %d/%d loss %.4f train acc %.4f (%.0f s)", epoch + 1, cfg.epochs,
-                 loss_sum / n, correct / n, history[-1]["seconds"])
+        checkpoint.end_epoch(log, history, epoch, cfg.epochs, n, loss_sum, correct,
+                             time.perf_counter() - tic)
         if cache:
-            _save(partial, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                            "history": history, "epoch": epoch + 1})
+            checkpoint.save_partial(partial, model, opt, history)
     if cache:
-        _save(path, {"model": model.state_dict(), "history": history})
-        partial.unlink(missing_ok=True)
+        checkpoint.finish(path, partial, model, history)
     return Finetuned(model.eval(), tokenizer, path, False, history)
 
 

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from paperlab.core import checkpoint
 from paperlab.core.data import cache_dir
 from paperlab.core.progress import track
 from paperlab.core.seed import derive_seed
@@ -167,17 +168,6 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
 
 
-def _save(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
-def _load(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
 def fit(
     spec: ModelSpec,
     data: ImageSet,
@@ -201,7 +191,7 @@ def fit(
     path = checkpoint_path(spec, cfg, data)
     partial = path.with_suffix(".partial")
     if cache and path.exists() and not retrain:
-        state = _load(path)
+        state = checkpoint.load(path)
         model = spec.build()
         model.load_state_dict(state["model"])
         log.info("loaded cached checkpoint %s", path)
@@ -213,7 +203,7 @@ def fit(
     history: list[dict[str, float]] = []
     start = 0
     if cache and partial.exists() and not retrain:
-        state = _load(partial)
+        state = checkpoint.load(partial)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         history, start = list(state["history"]), int(state["epoch"])
@@ -249,16 +239,12 @@ def fit(
             if (i + 1) % max(1, steps_per_epoch // 10) == 0:
                 log.info("epoch %d step %d/%d loss %.4f", epoch + 1, i + 1, steps_per_epoch,
                          loss.item())
-        history.append({"epoch": epoch + 1, "loss": loss_sum / n, "train_acc": correct / n,
-                        "seconds": time.perf_counter() - tic})
-        log.info("epoch %d/%d loss %.4f train acc %.4f (%.0f s)", epoch + 1, cfg.epochs,
-                 loss_sum / n, correct / n, history[-1]["seconds"])
+        checkpoint.end_epoch(log, history, epoch, cfg.epochs, n, loss_sum, correct,
+                             time.perf_counter() - tic)
         if cache:
-            _save(partial, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                            "history": history, "epoch": epoch + 1})
+            checkpoint.save_partial(partial, model, opt, history)
     if cache:
-        _save(path, {"model": model.state_dict(), "history": history})
-        partial.unlink(missing_ok=True)
+        checkpoint.finish(path, partial, model, history)
     return Trained(model.eval(), path, False, history, start)
 
 

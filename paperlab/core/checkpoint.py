@@ -1,0 +1,54 @@
+"""Checkpoints of the trainers (vision and text substrates): atomic saves, safe loads, and the
+per-epoch record that lets an interrupted training resume.
+
+A trainer keeps ``<name>.pt`` (the finished weights and the history) and, while it trains,
+``<name>.partial`` (weights, optimizer state, history and the epochs done), written after every
+epoch; :func:`finish` replaces the second by the first. Checkpoints are read with
+``torch.load(..., weights_only=True)``: a checkpoint file never runs code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def save(path: Path, payload: dict[str, Any]) -> None:
+    """``torch.save`` through a temp file in the same folder, then rename (never half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load(path: Path) -> dict[str, Any]:
+    """A checkpoint's tensors and plain values, on the CPU (``weights_only=True``)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def end_epoch(log: logging.Logger, history: list[dict[str, float]], epoch: int, epochs: int,
+              examples: int, loss_sum: float, correct: int, seconds: float) -> None:
+    """Append epoch ``epoch`` (0-based) to ``history`` (mean loss, training accuracy, seconds)
+    and log it."""
+    history.append({"epoch": epoch + 1, "loss": loss_sum / examples,
+                    "train_acc": correct / examples, "seconds": seconds})
+    log.info("epoch %d/%d loss %.4f train acc %.4f (%.0f s)", epoch + 1, epochs,
+             loss_sum / examples, correct / examples, seconds)
+
+
+def save_partial(partial: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                 history: list[dict[str, float]]) -> None:
+    """What resuming after the last finished epoch needs."""
+    save(partial, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                   "history": history, "epoch": len(history)})
+
+
+def finish(path: Path, partial: Path, model: nn.Module, history: list[dict[str, float]]) -> None:
+    """Write the finished checkpoint and drop the partial one."""
+    save(path, {"model": model.state_dict(), "history": history})
+    partial.unlink(missing_ok=True)
