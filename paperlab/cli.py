@@ -94,9 +94,43 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    """The parser; for ``run``/``bench`` of a system that declares ``options``, with its flags."""
-    system = _named_system(argv or [])
-    return _make_parser(system.options if system is not None else (), add_help=True)
+    """The parser; for ``run``/``bench`` of a system that declares ``options``, with its flags;
+    for ``paperlab SYSTEM VERB``, with that system's tools' arguments."""
+    argv = list(argv or [])
+    system = _named_system(argv)
+    parser = _make_parser(system.options if system is not None else (), add_help=True)
+    _tool_parsers(parser, argv)
+    return parser
+
+
+def _tool_parsers(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """``paperlab SYSTEM VERB ...``: one command per system with tools, one sub-command per
+    tool. Only the system the command line names has its tools imported (their arguments);
+    the others list their verbs from the light ``SYSTEM`` declaration."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    named = next((a for a in argv if not a.startswith("-")), None)
+    for name in registry.names():
+        try:
+            system = registry.get(name)
+        except LookupError:
+            continue
+        if not system.tools:
+            continue
+        aliases = [system.name] if system.command != system.name else []
+        p = sub.add_parser(system.command, aliases=aliases,
+                           help=f"use {system.name} on your own inputs: "
+                           + ", ".join(t.name for t in system.tools),
+                           description=f"{system.name}'s tools for your own inputs "
+                           "('paperlab " + system.command + " VERB --help' shows an example).")
+        _verbosity(p, default=argparse.SUPPRESS)
+        verbs = p.add_subparsers(dest="verb", required=True, parser_class=_Parser,
+                                 metavar="VERB")
+        for tool in system.tools:
+            q = verbs.add_parser(tool.name, help=tool.help, description=tool.help + ".",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+            _verbosity(q, default=argparse.SUPPRESS)
+            if named in (system.command, system.name):
+                q.set_defaults(tool_handler=tool.load()(q))
 
 
 def _make_parser(
@@ -479,7 +513,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
 
 
+def _run_tool(args: argparse.Namespace) -> int:
+    """A system's tool: a missing input file is exit 3, a malformed one exit 2, in one line."""
+    try:
+        return int(args.tool_handler(args))
+    except FileNotFoundError as exc:
+        print(f"paperlab: {exc}", file=sys.stderr)
+        return EXIT_NO_DATA
+    except (ValueError, TypeError) as exc:
+        print(f"paperlab: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    if getattr(args, "tool_handler", None) is not None:
+        return _run_tool(args)
     try:
         if args.command == "list":
             return cmd_list(args)

@@ -117,6 +117,37 @@ class Option:
 
 
 @dataclass(frozen=True)
+class Tool:
+    """A command for a user's own inputs: ``paperlab SYSTEM NAME ...`` (e.g. ``paperlab
+    hierarchy fit edges.csv``).
+
+    Attributes:
+        name: the verb, as typed (``fit``, ``simulate``).
+        help: one line for ``paperlab SYSTEM --help``.
+        entry: ``"module:function"``. ``function(parser)`` adds the verb's arguments to its
+            ``argparse`` parser (with an example in the parser's epilog) and returns the
+            handler, ``handler(args) -> exit code``. Imported only when the command line names
+            this system, so ``paperlab --help`` imports no system's tools. A handler raises
+            ``FileNotFoundError`` for a missing input (exit 3) and ``ValueError`` or
+            ``TypeError`` for a malformed one (exit 2), with a message naming the file and,
+            where it applies, the line and column.
+    """
+
+    name: str
+    help: str
+    entry: str
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("-", "").isalnum() or ":" not in self.entry:
+            raise ValueError(f"a tool needs a plain verb and a 'module:function' entry: {self!r}")
+
+    def load(self) -> Callable[..., Any]:
+        """Import and return the entry function."""
+        module, _, function = self.entry.partition(":")
+        return getattr(importlib.import_module(module), function)
+
+
+@dataclass(frozen=True)
 class System:
     """One paper's system as the CLI sees it.
 
@@ -130,6 +161,7 @@ class System:
             ``run``/``bench`` as ``ctx.options[name]`` (``None`` when unset).
         claims: the paper's headline claims, each with the summary keys that measure it and
             the rule that turns our figure into a verdict (see :mod:`paperlab.core.claims`).
+        tools: commands for a user's own inputs, ``paperlab SYSTEM VERB`` (see :class:`Tool`).
     """
 
     name: str
@@ -139,8 +171,20 @@ class System:
     bench: str | None = None
     options: Sequence[Option] = ()
     claims: Sequence[Claim] = ()
+    tools: Sequence[Tool] = ()
+
+    @property
+    def command(self) -> str:
+        """The system's name as a command word (``entropic-student``)."""
+        return self.name.replace("_", "-")
 
     def __post_init__(self) -> None:
+        for tool in self.tools:
+            if not isinstance(tool, Tool):
+                raise TypeError(f"{self.name}: tools must be Tool(...), got {tool!r}")
+        verbs = [tool.name for tool in self.tools]
+        if len(set(verbs)) != len(verbs):
+            raise ValueError(f"{self.name}: tool names repeat: {verbs}")
         for option in self.options:
             if not isinstance(option, Option):
                 raise TypeError(f"{self.name}: options must be Option(...), got {option!r}")

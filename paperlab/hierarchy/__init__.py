@@ -17,7 +17,7 @@ from paperlab.core.claims import (
     value,
 )
 from paperlab.core.lazy import lazy_exports
-from paperlab.core.registry import System
+from paperlab.core.registry import System, Tool
 
 _INVERSIONS = ("inversions_bottom_up_real", "inversions_top_down_real")
 
@@ -125,6 +125,9 @@ SYSTEM = System(
     run="paperlab.hierarchy.experiment:run",
     bench="paperlab.hierarchy.experiment:bench",
     claims=_CLAIMS,
+    tools=(Tool("fit", "hierarchical communities of your own graph (edge list, GML, GraphML, "
+                "Matrix Market): labels per level, dendrogram, inversions",
+                "paperlab.hierarchy.cli:fit"),),
 )
 
 _EXPORTS = {

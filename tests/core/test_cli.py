@@ -126,3 +126,51 @@ def test_job_map_flags_reach_every_system_as_options(tmp_path, capsys):
     assert exc.value.code == cli.EXIT_USAGE
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--workers: must be >= 1, got 0" in err  # one line, once
+
+
+# ---------------------------------------------------------------------------------------------
+# A system's tools: paperlab SYSTEM VERB
+
+
+def _echo_tool(parser):
+    parser.add_argument("word")
+
+    def handle(args):
+        if args.word == "missing":
+            raise FileNotFoundError("no file at missing.csv")
+        if args.word == "bad":
+            raise ValueError("bad.csv, line 3, column 2: not a number")
+        print(f"echo {args.word}")
+        return 0
+
+    return handle
+
+
+def test_a_systems_tool_runs_with_its_exit_codes(capsys):
+    from paperlab.core.registry import System, Tool, register
+
+    register(System("toy_tools", "Toy tools paper", "echoes", run="m:f",
+                    tools=(Tool("echo", "print a word", f"{__name__}:_echo_tool"),)))
+    assert cli.main(["toy-tools", "echo", "hi"]) == 0  # the command is the name with dashes
+    assert capsys.readouterr().out == "echo hi\n"
+    assert cli.main(["toy_tools", "echo", "hi"]) == 0  # and the name itself
+    assert cli.main(["toy-tools", "echo", "missing"]) == 3
+    assert "paperlab: no file at missing.csv" in capsys.readouterr().err
+    assert cli.main(["toy-tools", "echo", "bad"]) == 2
+    assert "line 3, column 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["toy-tools"])  # no verb
+    assert exc.value.code == 2
+
+
+def test_tool_declarations_are_checked():
+    from paperlab.core.registry import System, Tool
+
+    with pytest.raises(ValueError):
+        Tool("two words", "x", "m:f")
+    with pytest.raises(ValueError):
+        Tool("fit", "x", "no_colon")
+    with pytest.raises(TypeError):
+        System("s", "p", "c", run="m:f", tools=("fit",))
+    with pytest.raises(ValueError, match="repeat"):
+        System("s", "p", "c", run="m:f", tools=(Tool("a", "x", "m:f"), Tool("a", "y", "m:g")))
