@@ -418,14 +418,15 @@ def not_run_reasons(results_dir: str | Path) -> dict[str, str]:
 def full_table(outcomes: Sequence[Outcome], reasons: Mapping[str, str]) -> str:
     """The README's full-size table: every implemented system's claims from its kept record,
     then the systems with no full-size record (with the reason), then how each was made."""
-    present = {o.system for o in outcomes}
-    rows = claim_rows(outcomes)
-    for name in registry.names():
-        if name in present or not registry.is_implemented(name):
-            continue
-        why = reasons.get(name, "no full-size record kept")
-        rows.append({"system": name, "claim": "(all)", "paper": "-", "ours": "-",
-                     "verdict": f"not run at full size: {why}"})
+    by_name = {o.system: o for o in outcomes}
+    rows = []
+    for name in dict.fromkeys([*registry.names(), *by_name]):  # the README's order
+        if name in by_name:
+            rows += claim_rows([by_name[name]])
+        elif registry.is_implemented(name):
+            why = reasons.get(name, "no full-size record kept")
+            rows.append({"system": name, "claim": "(all)", "paper": "-", "ours": "-",
+                         "verdict": f"not run at full size: {why}"})
     table = _md_table(rows, ("system", "claim", "paper", "ours", "verdict")) if rows else ""
     made = [{"system": o.system, "command": f"`{o.command}`" if o.command else "-",
              "seconds": fmt(o.seconds), "made": o.made or "-"} for o in outcomes]
