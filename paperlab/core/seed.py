@@ -57,11 +57,20 @@ def torch_threads(n: int) -> Iterator[None]:
     """
     import torch
 
-    if n < 1:
-        raise ValueError(f"thread count must be >= 1, got {n}")
     before = torch.get_num_threads()
-    torch.set_num_threads(n)
+    set_torch_threads(n)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def set_torch_threads(n: int) -> None:
+    """Set torch's intra-op thread count to ``n`` (>= 1). The one place outside this module
+    that may change it is a timing harness's untimed setup (``timing.compare(setup=...)``);
+    everywhere else use :func:`torch_threads`, which restores the count."""
+    import torch
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"thread count must be an integer >= 1, got {n!r}")
+    torch.set_num_threads(n)

@@ -69,23 +69,37 @@ def compare(
     warmup: int = 1,
     repeats: int = 5,
     inner: int = 1,
+    setup: Mapping[str, Callable[[], Any]] | None = None,
 ) -> dict[str, Timing]:
     """Time several functions round-robin in one run (each round samples each once).
 
     Interleaving means a slow spell on a shared machine lands on all contenders alike,
     so the ratios of medians are stable even when the absolute times are not. A sample is
     ``inner`` back-to-back calls (for calls too short to time alone); times are per call.
+    ``setup[name]``, when given, runs untimed before each of that contender's warm-up calls
+    and samples (e.g. the thread count it is timed with).
     """
     if not contenders:
         raise ValueError("compare() needs at least one contender")
     if repeats < 1 or inner < 1:
         raise ValueError(f"repeats and inner must be >= 1, got {repeats} and {inner}")
-    for fn in contenders.values():
+    setup = setup or {}
+    unknown = set(setup) - set(contenders)
+    if unknown:
+        raise KeyError(f"setup for no contender: {sorted(unknown)}")
+
+    def prepare(name: str) -> None:
+        if name in setup:
+            setup[name]()
+
+    for name, fn in contenders.items():
         for _ in range(warmup):
+            prepare(name)
             fn()
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
     for _ in range(repeats):
         for name, fn in contenders.items():
+            prepare(name)
             samples[name].append(_once(fn, inner))
     return {
         name: Timing(tuple(w for w, _ in s), tuple(c for _, c in s))

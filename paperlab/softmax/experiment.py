@@ -16,6 +16,7 @@ disk, because the paper's claim is about memory traffic, not about data.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ from paperlab.core import plots, stats, timing
 from paperlab.core.config import resolve_config
 from paperlab.core.progress import track
 from paperlab.core.results import Result, RunContext
-from paperlab.core.seed import torch_threads
+from paperlab.core.seed import set_torch_threads, torch_threads
 from paperlab.softmax import twopass
 from paperlab.softmax.functional import softmax
 from paperlab.softmax.twopass import ALGORITHMS, STREAM_MIN_BYTES, backend
@@ -77,12 +78,14 @@ class Config:
                    BenchConfig(shapes=((1, 1 << 26), (2048, 32768)), repeats=11))
 
 
-def _time(contenders: dict[str, Callable[[], object]], inner: int, repeats: int):
-    """Interleaved timing of each contender called ``inner`` times per sample.
+def _time(contenders: dict[str, Callable[[], object]], inner: int, repeats: int,
+          setup: dict[str, Callable[[], object]] | None = None):
+    """Interleaved timing of each contender called ``inner`` times per sample (``setup``:
+    untimed, before each sample of the named contenders).
 
     Returns {name: (median wall seconds, median thread-CPU seconds) per call}.
     """
-    times = timing.compare(contenders, 1, repeats, inner)
+    times = timing.compare(contenders, 1, repeats, inner, setup)
     return {k: (t.median, t.cpu_median) for k, t in times.items()}
 
 
@@ -243,8 +246,7 @@ def _bench_contenders(x: np.ndarray, y: np.ndarray, threads: int) -> dict[str, C
     x_torch, y_torch = torch.from_numpy(x), torch.from_numpy(y)
 
     def torch_call(out: bool) -> Callable[[], object]:
-        def call() -> object:
-            torch.set_num_threads(threads)
+        def call() -> object:  # its thread count is set untimed, by _bench_setup
             return torch.softmax(x_torch, -1, out=y_torch) if out else torch.softmax(x_torch, -1)
 
         return call
@@ -276,7 +278,11 @@ def _bench_shape(r: int, n: int, cfg: BenchConfig, rng: np.random.Generator,
     contenders: dict[str, Callable] = {}
     for t in cfg.threads:
         contenders.update(_bench_contenders(x, y, t))
-    times = _time(contenders, 1, cfg.repeats)
+    # torch's contenders are timed with their own thread count, set before each sample (the
+    # setting itself is not timed); the C kernels take theirs as an argument.
+    setup = {name: functools.partial(set_torch_threads, t) for t in cfg.threads
+             for name in (f"torch.softmax (out=) [{t}t]", f"torch.softmax [{t}t]")}
+    times = _time(contenders, 1, cfg.repeats, setup)
     shape = f"{r}x{n}"
     rows = []
     for name, (wall, cpu) in times.items():

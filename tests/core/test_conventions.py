@@ -305,3 +305,18 @@ def test_a_negative_seed_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["run", "toy_talk", "--seed", "-1"])
     assert exc.value.code == cli.EXIT_USAGE and ">= 0" in capsys.readouterr().err
+
+
+def test_only_core_sets_torch_threads():
+    """Thread counts go through paperlab.core.seed (torch_threads, set_torch_threads): a
+    module that sets them itself leaks the setting, or times it inside a timed call."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    offenders = [str(p.relative_to(root)) for folder in ("paperlab", "tests")
+                 for p in (root / folder).rglob("*.py")
+                 if p.name != "test_conventions.py"
+                 and p != root / "paperlab" / "core" / "seed.py"
+                 and re.search(r"\.set_num_threads\(", p.read_text())]
+    assert offenders == []

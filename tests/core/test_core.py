@@ -166,3 +166,17 @@ def test_mcnemar_counts_discordant_pairs_and_checks_input():
         mcnemar(a.astype(int), b)
     with pytest.raises(ValueError, match="1-D"):
         mcnemar(a, b[:3])
+
+
+def test_compare_runs_setup_untimed_before_each_sample():
+    import time
+
+    from paperlab.core import timing
+
+    calls = []
+    t = timing.compare({"a": lambda: calls.append("a"), "b": lambda: None}, warmup=1,
+                       repeats=3, setup={"a": lambda: (calls.append("setup"), time.sleep(0.02))})
+    assert calls == ["setup", "a"] * 4  # warm-up + 3 samples, each after its setup
+    assert max(t["a"].times) < 0.015  # the 20 ms of setup were not timed
+    with pytest.raises(KeyError):
+        timing.compare({"a": lambda: None}, setup={"b": lambda: None})

@@ -79,7 +79,6 @@ TOY = data.TextSet(
 
 def test_finetune_learns_an_easy_split_and_caches_it(tmp_path, monkeypatch):
     monkeypatch.setenv("PAPERLAB_CACHE", str(tmp_path))
-    torch.set_num_threads(1)
     cfg = train.FinetuneConfig(epochs=3, batch_size=8, lr=1e-4, max_length=16, warmup=0.0)
     fitted = train.finetune(TOY, cfg)
     assert not fitted.cached and fitted.path.exists() and len(fitted.history) == 3
