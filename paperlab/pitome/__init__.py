@@ -12,7 +12,7 @@ The public names are imported on first use, so importing this package imports no
 
 from paperlab.core.claims import Bound, Claim, Threshold, difference, value
 from paperlab.core.lazy import lazy_exports
-from paperlab.core.registry import Option, System, comma_list
+from paperlab.core.registry import Option, System, Tool, comma_list
 
 
 def _ratios(text: str) -> tuple[float, ...]:
@@ -94,6 +94,9 @@ SYSTEM = System(
                "fine-tuned MiniLM) or both (default)", metavar="vision,text"),
     ),
     claims=_CLAIMS,
+    tools=(Tool("profile", "does token merging pay off for your timm ViT (or MiniLM) at your "
+                "batch size: FLOPs and measured speed of the full model, ToMe and PiToMe",
+                "paperlab.pitome.cli:profile"),),
 )
 
 # The energy-score rule lives in the shared substrate (paperlab.merging.energy); PiToMe's public
