@@ -9,7 +9,7 @@ train/validation split strategies.
 
 from paperlab.core.claims import Bound, Claim, value
 from paperlab.core.lazy import lazy_exports
-from paperlab.core.registry import Option, System, comma_list
+from paperlab.core.registry import Option, System, Tool, comma_list
 
 _EXPORTS = {
     "PCFG": "paperlab.alp.grammar",
@@ -28,6 +28,7 @@ _EXPORTS = {
     "wordnet": "paperlab.alp.resources",
     "ALPAugmenter": "paperlab.alp.augment",
     "Augmentation": "paperlab.alp.augment",
+    "Augmented": "paperlab.alp.augment",
     "EDAAugmenter": "paperlab.alp.augment",
     "WordNetSynonyms": "paperlab.alp.augment",
     "Split": "paperlab.alp.splits",
@@ -72,4 +73,10 @@ SYSTEM = System(
         Option("max_test", int, "test examples per data set (a seeded subsample)", min=1),
     ),
     claims=_CLAIMS,
+    tools=(
+        Tool("augment", "write a labelled CSV plus N ALP (or EDA) augmentations per row",
+             "paperlab.alp.cli:augment"),
+        Tool("fit-grammar", "fit ALP's class-wise grammar on a labelled CSV and save it as JSON",
+             "paperlab.alp.cli:fit_grammar"),
+    ),
 )

@@ -21,15 +21,24 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Hashable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 from nltk import Tree
 
-from paperlab.alp.grammar import ROOT, LexLabel, delexicalize, head_child, lexicalize
+from paperlab.alp.grammar import (
+    ROOT,
+    LexLabel,
+    delexicalize,
+    head_child,
+    is_preterminal,
+    lexicalize,
+    tree_from_json,
+    tree_to_json,
+)
 from paperlab.alp.parser import tokenize
 from paperlab.alp.resources import Grammar
-from paperlab.alp.tagger import as_list
+from paperlab.alp.tagger import as_list, check_tokens
 from paperlab.core import checks
 from paperlab.core.progress import track
 
@@ -94,6 +103,17 @@ class Augmentation(tuple):
     def copy_fraction(self) -> float:
         """``copies`` over the augmentations made (0 when none were asked for)."""
         return self.copies / len(self[0]) if self[0] else 0.0
+
+
+class Augmented(NamedTuple):
+    """One augmentation as :meth:`~EDAAugmenter.generate` yields it: its class, its text, and
+    whether it is a copy of a training sentence or a repeat of an earlier augmentation of its
+    class (see :class:`Augmentation`)."""
+
+    label: Hashable
+    text: str
+    is_copy: bool
+    is_repeat: bool
 
 
 def _duration(seconds: float) -> str:
@@ -233,9 +253,22 @@ class _Augmenter:
                             copies=made.copies, repeats=made.repeats, unparsed=made.unparsed,
                             fitted=made.fitted)
 
-    def _counts(self, n_per_class: int | Mapping[Hashable, int]) -> dict[Hashable, int]:
+    def generate(self, n_per_class: int | Mapping[Hashable, int], seed: int = 0
+                 ) -> Iterator[Augmented]:
+        """:meth:`augment`'s sentences one at a time, as they are made (the same ones, in the
+        same order), each an :class:`Augmented` that says whether it is a copy or a repeat: for
+        writing them out while the rest are made. No progress bar or log line (the caller
+        knows the total and shows its own). Raises as :meth:`augment` does, at the call."""
+        _, items = self._start(n_per_class, seed)
+        return (Augmented(c, " ".join(self._tokens(item)), is_copy, is_repeat)
+                for c, item, is_copy, is_repeat in items)
+
+    def _check_fitted(self) -> None:
         if not hasattr(self, "classes_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() first")
+
+    def _counts(self, n_per_class: int | Mapping[Hashable, int]) -> dict[Hashable, int]:
+        self._check_fitted()
         if isinstance(n_per_class, Mapping):
             unknown = [c for c in n_per_class if c not in self.sentences_]
             if unknown:
@@ -244,20 +277,28 @@ class _Augmenter:
                     if c in n_per_class else 0 for c in self.classes_}
         return dict.fromkeys(self.classes_, checks.integer(n_per_class, "n_per_class", low=1))
 
-    def _sample(self, n_per_class: int | Mapping[Hashable, int], seed: int) -> Augmentation:
+    def _start(self, n_per_class: int | Mapping[Hashable, int], seed: int
+               ) -> tuple[int, Iterator[tuple[Hashable, Any, bool, bool]]]:
+        """The number of sentences requested (checked now, as is ``seed``) and, lazily,
+        ``(class, item, is a copy, is a repeat)`` for each."""
         counts = self._counts(n_per_class)
         rng = np.random.default_rng(checks.integer(seed, "seed", low=0))
         originals = {tuple(s) for sents in self.sentences_.values() for s in sents}
-        total = sum(counts.values())
+        items = ((c, item, key in originals, not new and key not in originals)
+                 for c, item, key, new in self._new_items(counts, rng, originals))
+        return sum(counts.values()), items
+
+    def _sample(self, n_per_class: int | Mapping[Hashable, int], seed: int) -> Augmentation:
+        total, items = self._start(n_per_class, seed)
         what = f"{type(self).__name__}: {total} augmentations"
         out: list[Any] = []
         labels: list[Hashable] = []
         copies = repeats = 0
-        for c, item, key, new in _paced(self._new_items(counts, rng, originals), total, what):
+        for c, item, is_copy, is_repeat in _paced(items, total, what):
             out.append(item)
             labels.append(c)
-            copies += key in originals
-            repeats += not new and key not in originals
+            copies += is_copy
+            repeats += is_repeat
         fitted = sum(map(len, self.sentences_.values()))
         if copies or repeats:
             log.warning("%s: %d of %d augmentations are copies of training sentences and %d "
@@ -376,6 +417,17 @@ def head_preterminals(tree: Tree) -> set[tuple[int, ...]]:
     return heads
 
 
+def _phrase_index(trees: Sequence[Tree]) -> dict[tuple[str, str], list[tuple[int, Tree, tuple]]]:
+    """The phrases of lexicalised trees (their top node excluded) by (category, head tag): for
+    each, ``(index of its tree, the phrase, its words)``."""
+    phrases: dict[tuple[str, str], list[tuple[int, Tree, tuple]]] = defaultdict(list)
+    for t, tree in enumerate(trees):
+        for node in tree.subtrees(lambda n: not is_preterminal(n) and n.label().category != ROOT):
+            lab = node.label()
+            phrases[(lab.category, lab.tag)].append((t, node, tuple(node.leaves())))
+    return dict(phrases)
+
+
 class ALPAugmenter(_Augmenter):
     """ALP (Kim et al., AAAI 2022): recombined lexicalized parse trees with class-wise slots.
 
@@ -414,14 +466,92 @@ class ALPAugmenter(_Augmenter):
                             f"{checks.describe(grammar)}")
         if wordnet is not None:
             _check_wordnet(wordnet)
-        self.grammar, self.wordnet = grammar, wordnet
+        self.grammar: Grammar | None = grammar
+        self.wordnet = wordnet
+        self._configure(threshold, n_recombine, p_slot, max_senses)
+
+    def _configure(self, threshold: float, n_recombine: int, p_slot: float,
+                   max_senses: int | None) -> None:
         self.threshold = checks.real(threshold, "threshold")
         self.n_recombine = checks.integer(n_recombine, "n_recombine", low=0)
         self.p_slot = checks.real(p_slot, "p_slot", low=0, high=1)
         self.max_senses = None if max_senses is None else checks.integer(
             max_senses, "max_senses", low=1)
 
+    def to_json(self) -> dict[str, Any]:
+        """The fitted augmenter as plain JSON data: its settings, the unparsed count, and per
+        class the training sentences (tokens), the kept trees (see
+        :func:`~paperlab.alp.grammar.tree_to_json`) with their log-probabilities, and the word
+        pools. :meth:`from_json` turns it back into an augmenter that makes the same sentences,
+        without the treebank grammar or WordNet.
+
+        Raises:
+            RuntimeError: not fitted.
+            TypeError: a label that is not a string or an integer (JSON keeps no other kind).
+        """
+        self._check_fitted()
+        for c in self.classes_:
+            if isinstance(c, bool) or not isinstance(c, (str, int)):
+                raise TypeError(f"label {c!r} cannot be saved: labels must be strings or "
+                                "integers")
+        return {"settings": {"threshold": self.threshold, "n_recombine": self.n_recombine,
+                             "p_slot": self.p_slot, "max_senses": self.max_senses},
+                "unparsed": self.unparsed_,
+                "classes": [{"label": c, "sentences": self.sentences_[c],
+                             "trees": [tree_to_json(delexicalize(t)) for t in self.trees_[c]],
+                             "logprobs": self.tree_logprobs_[c],
+                             "pools": {t: list(ws) for t, ws in self.pools_[c].items()}}
+                            for c in self.classes_]}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], *, n_recombine: int | None = None,
+                  p_slot: float | None = None) -> ALPAugmenter:
+        """The augmenter that :meth:`to_json` saved, fitted, with ``n_recombine`` and
+        ``p_slot`` replaced when given. It augments; it cannot ``fit`` again (it holds no
+        treebank grammar).
+
+        Raises:
+            ValueError: data that is not :meth:`to_json`'s (a missing key, a value of the wrong
+                kind, a class without sentences or trees, a malformed tree), naming what.
+        """
+        self = cls.__new__(cls)
+        self.grammar = self.wordnet = None
+        try:
+            settings = {**obj["settings"]}
+            settings.update({k: v for k, v in (("n_recombine", n_recombine),
+                                               ("p_slot", p_slot)) if v is not None})
+            self._configure(**settings)
+            self.unparsed_ = checks.integer(obj["unparsed"], "unparsed", low=0)
+            self.sentences_, self.trees_, self.tree_logprobs_ = {}, {}, {}
+            self.phrases_, self.pools_ = {}, {}
+            for entry in obj["classes"]:
+                c = entry["label"]
+                if isinstance(c, bool) or not isinstance(c, (str, int)) or c in self.trees_:
+                    raise ValueError(f"label {c!r} is repeated or not a string or an integer")
+                self.sentences_[c] = [check_tokens(s) for s in entry["sentences"]]
+                self.trees_[c] = [lexicalize(tree_from_json(t)) for t in entry["trees"]]
+                self.tree_logprobs_[c] = [checks.real(x, "log-probability")
+                                          for x in entry["logprobs"]]
+                if not self.sentences_[c] or not self.trees_[c] or \
+                        len(self.tree_logprobs_[c]) != len(self.trees_[c]):
+                    raise ValueError(f"class {c!r} needs sentences, trees and one "
+                                     "log-probability per tree")
+                self.phrases_[c] = _phrase_index(self.trees_[c])
+                self.pools_[c] = {str(t): tuple(check_tokens(ws))
+                                  for t, ws in entry["pools"].items()}
+        except KeyError as err:
+            raise ValueError(f"no {err} in the saved augmenter") from None
+        except (TypeError, AttributeError) as err:
+            raise ValueError(f"malformed saved augmenter: {err}") from None
+        if not self.trees_:
+            raise ValueError("the saved augmenter has no classes")
+        self.classes_ = sorted(self.trees_, key=repr)
+        return self
+
     def _prepare(self) -> None:
+        if self.grammar is None:
+            raise RuntimeError("this ALPAugmenter was loaded with from_json: it augments, but "
+                               "fitting needs a treebank grammar (make a new ALPAugmenter)")
         self._lexicon_words = {w for ws in self.grammar.pcfg.lexicon.values() for w in ws}
         self._synonyms = (WordNetSynonyms(self.wordnet, self.max_senses)
                           if self.wordnet is not None else None)
@@ -453,15 +583,11 @@ class ALPAugmenter(_Augmenter):
                 kept = [best]
             self.trees_[c] = [lexicalize(p.tree) for p in kept]
             self.tree_logprobs_[c] = [p.logprob for p in kept]
-            phrases: dict[tuple[str, str], list[tuple[int, Tree, tuple]]] = defaultdict(list)
             pool: dict[str, set[str]] = defaultdict(set)
-            for t, tree in enumerate(self.trees_[c]):
-                for node in tree.subtrees():
-                    lab = node.label()
-                    if isinstance(node[0], Tree) and lab.category != ROOT:
-                        phrases[(lab.category, lab.tag)].append((t, node, tuple(node.leaves())))
-                    elif not isinstance(node[0], Tree) and lab.tag in SLOT_TAGS:
-                        pool[lab.tag].add(lab.word)
+            for tree in self.trees_[c]:
+                for node in tree.subtrees(is_preterminal):
+                    if node.label().tag in SLOT_TAGS:
+                        pool[node.label().tag].add(node.label().word)
             for tag, words in pool.items():
                 pos = LEMMA_TAG_POS.get(tag)
                 if synonyms is None or pos is None:
@@ -469,7 +595,7 @@ class ALPAugmenter(_Augmenter):
                 for w in list(words):
                     if synonyms.is_lemma(w, pos):
                         words.update(synonyms(w, pos))
-            self.phrases_[c] = dict(phrases)
+            self.phrases_[c] = _phrase_index(self.trees_[c])
             self.pools_[c] = {t: tuple(sorted(ws)) for t, ws in pool.items()}
 
     def augment_trees(self, n_per_class: int | Mapping[Hashable, int], seed: int = 0

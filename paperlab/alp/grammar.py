@@ -191,6 +191,27 @@ def delexicalize(tree: Tree) -> Tree:
     return Tree(cat, [delexicalize(c) for c in tree])
 
 
+def tree_to_json(tree: Tree) -> list[Any]:
+    """A plain tree as nested lists, ``["NP", ["DT", "the"], ["NN", "film"]]`` (any word,
+    brackets included, stays a plain string)."""
+    return [tree.label(), *(tree_to_json(c) if isinstance(c, Tree) else c for c in tree)]
+
+
+def tree_from_json(obj: Any) -> Tree:
+    """Inverse of :func:`tree_to_json`.
+
+    Raises:
+        ValueError: not ``[label, child, ...]`` with a string label and at least one child,
+            or a word that is not a phrase's only child.
+    """
+    if not isinstance(obj, list) or len(obj) < 2 or not isinstance(obj[0], str):
+        raise ValueError(f"a tree node must be [label, child, ...], got {str(obj)[:60]}")
+    words = [c for c in obj[1:] if isinstance(c, str)]
+    if words and len(obj) != 2:
+        raise ValueError(f"a word must be its node's only child: {str(obj)[:60]}")
+    return Tree(obj[0], words or [tree_from_json(c) for c in obj[1:]])
+
+
 def binarize(tree: Tree, horz_markov: int = 1) -> Tree:
     """Right-factored binary copy with unary chains collapsed (``S+VP``); preterminals kept."""
     t = tree.copy(deep=True)
