@@ -16,7 +16,7 @@ from pathlib import Path
 
 from paperlab.core.claims import Claim, Threshold, value
 from paperlab.core.lazy import lazy_exports
-from paperlab.core.registry import Option, System
+from paperlab.core.registry import Option, System, Tool
 
 _RATIO = "throughput_ratio_best_splitwise_vs_baseline_h100_trace_mean"
 _COST = "cost_ratio_cheapest_splitwise_vs_baseline_h100_at_equal_rate_trace_mean"
@@ -59,6 +59,12 @@ SYSTEM = System(
                "bench: interpreter with the reference's requirements "
                "(or $PAPERLAB_SPLITWISE_REFERENCE_PYTHON; default python)", metavar="PYTHON"),
     ),
+    tools=(Tool("simulate", "your request trace (or a Poisson one) on cluster designs: "
+                "per-request latencies, TTFT/TBT/E2E percentiles, SLOs, power, cost",
+                "paperlab.splitwise.cli:simulate"),
+           Tool("provision", "the best Baseline and Splitwise clusters under a power budget "
+                "for your trace's token sizes, and the cost-vs-throughput Pareto plot",
+                "paperlab.splitwise.cli:provision")),
 )
 
 _EXPORTS = {
@@ -85,7 +91,8 @@ _EXPORTS = {
         "TokenJSQScheduler", "simulate"),
         "paperlab.splitwise.simulator"),
     **dict.fromkeys((
-        "Trace", "TraceError", "poisson_trace", "read_azure_csv", "read_reference_csv"),
+        "Trace", "TraceError", "poisson_trace", "read_azure_csv", "read_reference_csv",
+        "read_trace_csv"),
         "paperlab.splitwise.trace"),
 }
 

@@ -172,10 +172,14 @@ def reference_compat_error(root, db: PerfDatabase) -> float:
     return worst
 
 
-def _candidates(budget: float, step: int, chunk: int) -> list[Design]:
+def iso_power_candidates(budget: float, step: int, chunk: int | None) -> list[Design]:
+    """The designs the iso-power search tries under a power ``budget`` (the paper's relative
+    units, e.g. ``40 * DGX_H100.power``): Baseline-A100 and -H100 with as many machines as fit,
+    Baseline-H100 with chunked prefill of ``chunk`` tokens (None: left out), and every
+    Splitwise split (every ``step`` prompt machines)."""
     out = [baseline_for_budget("A100", budget), baseline_for_budget("H100", budget)]
-    n_h = out[1].n_prompt
-    out.append(baseline_design("H100", n_h, chunk_size=chunk))
+    if chunk is not None:
+        out.append(baseline_design("H100", out[1].n_prompt, chunk_size=chunk))
     for kind in KINDS:
         out += budget_splits(kind, budget, "power", step)
     return out
@@ -188,25 +192,36 @@ def _refinements(best: Design, budget: float, step: int) -> list[Design]:
             if n in near and n != best.n_prompt]
 
 
-def _iso_power(trace_name: str, source: Trace, db: PerfDatabase, cfg: Config,
-               space: SearchSpace) -> tuple[dict[str, tuple[Design, float]], dict, list]:
-    """Best configuration and max rate per design kind under the power budget."""
-    budget = cfg.budget_h100 * DGX_H100.power
-    cands = _candidates(budget, cfg.split_step, cfg.chunk_size)
+def iso_power_search(source: Trace, db: PerfDatabase, budget: float, space: SearchSpace, *,
+                     step: int, refine: bool, chunk: int | None, workers: int,
+                     ray_address: str | None, what: str
+                     ) -> tuple[dict[str, tuple[Design, float]], dict, list[Evaluation]]:
+    """Best configuration and max rate per design kind under the power ``budget``.
+
+    Every design of :func:`iso_power_candidates` gets its highest SLO-meeting rate (sizes of
+    ``source`` resampled into ``space``'s Poisson traces) on the job map (``workers`` local
+    processes, or Ray at ``ray_address``); with ``refine``, every prompt count within ``step``
+    of each kind's best is tried too. ``what`` names the source in the progress bars.
+
+    Returns:
+        (design name -> (best design, its max rate), label -> (design, max rate) for every
+        design searched, every evaluation made).
+    """
+    cands = iso_power_candidates(budget, step, chunk)
     jobs = [(d, source, db, space) for d in cands]
-    out = parallel_map(_max_rate_job, jobs, cfg.workers, cfg.ray_address,
-                       description=f"iso-power search, {trace_name} trace")
+    out = parallel_map(_max_rate_job, jobs, workers, ray_address,
+                       description=f"iso-power search, {what}")
     all_rates = {d.label: (d, r) for d, r, _ in out}
     evals = [e for _, _, es in out for e in es]
     best: dict[str, tuple[Design, float]] = {}
     for d, r in all_rates.values():
         if d.name not in best or (r, -d.cost) > (best[d.name][1], -best[d.name][0].cost):
             best[d.name] = (d, r)
-    if cfg.refine:
+    if refine:
         more = [x for k, (d, _) in best.items() if d.split
-                for x in _refinements(d, budget, cfg.split_step) if x.label not in all_rates]
-        out2 = parallel_map(_max_rate_job, [(d, source, db, space) for d in more], cfg.workers,
-                            cfg.ray_address, description="refining the best splits")
+                for x in _refinements(d, budget, step) if x.label not in all_rates]
+        out2 = parallel_map(_max_rate_job, [(d, source, db, space) for d in more], workers,
+                            ray_address, description="refining the best splits")
         for d, r, es in out2:
             all_rates[d.label] = (d, r)
             evals += es
@@ -294,23 +309,33 @@ def _plot_latency(curves: list[Evaluation], path, title: str) -> None:
     plots.save(fig, path)
 
 
-def _plot_pareto(all_rates: dict, path, title: str) -> None:
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (cost, rate) points with a rate above 0 that no other point matches in rate at the
+    same or a lower cost, by growing cost (costs equal to 9 decimals are the same: 6 x 4.76
+    and 5 x 4.76 + 4.76 differ in the last bit)."""
+    front, best_r = [], 0.0
+    for c, r in sorted(points, key=lambda p: (round(p[0], 9), -p[1])):
+        if r > best_r:
+            front.append((c, r))
+            best_r = r
+    return front
+
+
+def plot_pareto(all_rates: dict, path, title: str) -> Path:
+    """Cost vs max rate of every searched design (``label -> (design, rate)``) and the
+    Pareto front; returns the file written."""
     fig, ax = plots.figure(1, 1, title=title, size=4.5)
     pts: dict[str, list[tuple[float, float]]] = {}
     for d, r in all_rates.values():
         pts.setdefault(d.name, []).append((d.cost, r))
     for name, xy in pts.items():
         ax.scatter([c for c, _ in xy], [r for _, r in xy], label=name, s=14)
-    front, best_r = [], -1.0
-    for c, r in sorted((c, r) for xy in pts.values() for c, r in xy):
-        if r > best_r:
-            front.append((c, r))
-            best_r = r
+    front = pareto_front([(c, r) for xy in pts.values() for c, r in xy])
     ax.step([c for c, _ in front], [r for _, r in front], where="post", color="k", lw=1,
             label="Pareto front")
     ax.set(xlabel="cluster cost (relative)", ylabel="max SLO-meeting rate (req/s)")
     plots.legend_outside(ax, fontsize=6)
-    plots.save(fig, path)
+    return plots.save(fig, path)
 
 
 def run(ctx: RunContext, config: Config | None = None) -> Result:
@@ -323,7 +348,10 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
     notes: list[str] = []
     for tname in cfg.traces:
         space = SearchSpace(rates=cfg.rates, duration_s=cfg.duration_s, seed=ctx.seed)
-        best, all_rates, _ = _iso_power(tname, sources[tname], db, cfg, space)
+        best, all_rates, _ = iso_power_search(
+            sources[tname], db, cfg.budget_h100 * DGX_H100.power, space, step=cfg.split_step,
+            refine=cfg.refine, chunk=cfg.chunk_size, workers=cfg.workers,
+            ray_address=cfg.ray_address, what=f"{tname} trace")
         h100 = best["Baseline-H100"]
         for name, (d, r) in best.items():
             base = h100[1] if h100[1] > 0 else float("nan")
@@ -351,7 +379,7 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         curves = _latency_curves(best, sources[tname], db, cfg, space)
         _plot_latency(curves, ctx.plot_path(f"latency_vs_rate_{tname}"),
                       f"{tname} trace, iso-power ({cfg.budget_h100} DGX-H100 power)")
-        _plot_pareto(all_rates, ctx.plot_path(f"pareto_{tname}"),
+        plot_pareto(all_rates, ctx.plot_path(f"pareto_{tname}"),
                      f"{tname} trace: cost vs throughput (all configurations searched)")
         if tname == "code" and h100[1] > 0:
             cheapest = _cheapest_at(h100[1], h100[0].cost, sources[tname], db, cfg, space)

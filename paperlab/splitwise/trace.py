@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,31 +88,56 @@ def _check_column(name: str, field: str, values: object, integer: bool) -> None:
 
 
 def _validate(name: str, arrival: np.ndarray, prompt: np.ndarray, output: np.ndarray,
-              first_row: int) -> None:
-    """Raise TraceError naming the first bad row (1-based data rows, header excluded)."""
+              first_row: int, where: Callable[[int, int], str] | None = None) -> None:
+    """Raise TraceError naming the first bad row (1-based data rows, header excluded);
+    ``where(i, field)`` (field 0 arrival, 1 prompt, 2 output) adds the file's line and column
+    of row ``i``'s field when the arrays were read from a file."""
     checks = (
-        (~np.isfinite(arrival), "arrival time is not a finite number"),
-        (arrival < 0, "arrival time is negative"),
-        (prompt <= 0, "prompt size must be a positive number of tokens"),
-        (output <= 0, "output size must be a positive number of tokens"),
+        (~np.isfinite(arrival), 0, "arrival time is not a finite number"),
+        (arrival < 0, 0, "arrival time is negative"),
+        (prompt <= 0, 1, "prompt size must be a positive number of tokens"),
+        (output <= 0, 2, "output size must be a positive number of tokens"),
     )
-    for bad, problem in checks:
+    for bad, field, problem in checks:
         if bad.any():
             i = int(np.argmax(bad))
             raise TraceError(f"{name}: row {first_row + i + 1}: {problem} "
                              f"(arrival={float(arrival[i])!r}, prompt={prompt[i]}, "
-                             f"output={output[i]})")
+                             f"output={output[i]}){where(i, field) if where else ''}")
     if len(arrival) > 1:
         back = np.diff(arrival) < 0
         if back.any():
             i = int(np.argmax(back)) + 1
             raise TraceError(f"{name}: row {first_row + i + 1}: arrivals out of order "
-                             f"({float(arrival[i])!r} s comes after {float(arrival[i - 1])!r} s)")
+                             f"({float(arrival[i])!r} s comes after {float(arrival[i - 1])!r} s)"
+                             f"{where(i, 0) if where else ''}")
 
 
-def _read_columns(path: Path, wanted: tuple[str, ...]) -> dict[str, list[str]]:
+@dataclass(frozen=True)
+class _Table:
+    """Columns read from a trace CSV, as strings, and where each data row came from."""
+
+    path: Path
+    cols: dict[str, list[str]]
+    lines: list[int]  # the file line each data row ends on
+    numbers: dict[str, int]  # 1-based column number of each column read
+
+    def where(self, i: int, column: str) -> str:
+        """`` (line L, column C)`` of data row ``i``'s ``column``."""
+        return f" (line {self.lines[i]}, column {self.numbers[column]})"
+
+    def locator(self, arrival: str, prompt: str, output: str) -> Callable[[int, int], str]:
+        """:func:`_validate`'s ``where`` for these columns."""
+        return lambda i, field: self.where(i, (arrival, prompt, output)[field])
+
+
+def _read_columns(path: Path, wanted: tuple[str, ...]) -> _Table:
     """Read the named columns as strings; reject a missing column or a short row by number."""
-    text = Path(path).read_text()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise TraceError(f"{path}: not a UTF-8 text CSV file ({exc.reason} at byte "
+                         f"{exc.start})") from None
     reader = csv.reader(io.StringIO(text))
     try:
         header = [h.strip() for h in next(reader)]
@@ -122,21 +148,24 @@ def _read_columns(path: Path, wanted: tuple[str, ...]) -> dict[str, list[str]]:
         raise TraceError(f"{path}: missing column(s) {missing}; header is {header}")
     idx = [header.index(c) for c in wanted]
     cols: dict[str, list[str]] = {c: [] for c in wanted}
+    lines: list[int] = []
     for row_no, row in enumerate(reader, start=1):
         if not row:
             continue
         if len(row) < len(header):
             raise TraceError(f"{path}: row {row_no}: has {len(row)} fields, header has "
-                             f"{len(header)}")
+                             f"{len(header)} (line {reader.line_num})")
         for c, j in zip(wanted, idx, strict=True):
             cols[c].append(row[j])
-    if not cols[wanted[0]]:
+        lines.append(reader.line_num)
+    if not lines:
         raise TraceError(f"{path}: no requests (only a header)")
-    return cols
+    return _Table(path, cols, lines, {c: j + 1 for c, j in zip(wanted, idx, strict=True)})
 
 
-def _numbers(path: Path, column: str, values: list[str], kind: type) -> np.ndarray:
-    """Parse a column; a non-number names its row."""
+def _numbers(table: _Table, column: str, kind: type) -> np.ndarray:
+    """Parse a column; a non-number names its row, line and column."""
+    path, values = table.path, table.cols[column]
     try:
         arr = np.array(values, dtype=np.float64)
     except ValueError:
@@ -145,18 +174,19 @@ def _numbers(path: Path, column: str, values: list[str], kind: type) -> np.ndarr
                 float(v)
             except ValueError:
                 raise TraceError(f"{path}: row {i + 1}: column {column} is not a number: "
-                                 f"{v!r}") from None
+                                 f"{v!r}{table.where(i, column)}") from None
         raise
     if kind is int:
         frac = arr != np.floor(arr)
         if np.isfinite(arr).all() and frac.any():
             i = int(np.argmax(frac))
             raise TraceError(f"{path}: row {i + 1}: column {column} must be a whole number of "
-                             f"tokens, got {values[i]!r}")
+                             f"tokens, got {values[i]!r}{table.where(i, column)}")
         bad = ~np.isfinite(arr)
         if bad.any():
             i = int(np.argmax(bad))
-            raise TraceError(f"{path}: row {i + 1}: column {column} is not finite: {values[i]!r}")
+            raise TraceError(f"{path}: row {i + 1}: column {column} is not finite: "
+                             f"{values[i]!r}{table.where(i, column)}")
         return arr.astype(np.int64)
     return arr
 
@@ -164,12 +194,22 @@ def _numbers(path: Path, column: str, values: list[str], kind: type) -> np.ndarr
 def read_reference_csv(path: str | Path) -> Trace:
     """Read the reference simulator's trace CSV (columns ``REFERENCE_COLUMNS``)."""
     path = Path(path)
-    cols = _read_columns(path, ("request_id", "arrival_timestamp", "prompt_size", "token_size"))
-    return Trace(arrival_s=_numbers(path, "arrival_timestamp", cols["arrival_timestamp"], float),
-                 prompt_tokens=_numbers(path, "prompt_size", cols["prompt_size"], int),
-                 output_tokens=_numbers(path, "token_size", cols["token_size"], int),
-                 request_id=_numbers(path, "request_id", cols["request_id"], int),
-                 name=path.stem)
+    table = _read_columns(path, ("request_id", "arrival_timestamp", "prompt_size", "token_size"))
+    arrival = _numbers(table, "arrival_timestamp", float)
+    prompt, output = _numbers(table, "prompt_size", int), _numbers(table, "token_size", int)
+    _validate(str(path), arrival, prompt, output, 0,
+              table.locator("arrival_timestamp", "prompt_size", "token_size"))
+    return Trace(arrival_s=arrival, prompt_tokens=prompt, output_tokens=output,
+                 request_id=_numbers(table, "request_id", int), name=path.stem)
+
+
+def read_trace_csv(path: str | Path) -> Trace:
+    """A trace in either format, told apart by its header: the Azure 2023 trace's columns
+    (``AZURE_COLUMNS``) or else the reference simulator's (``REFERENCE_COLUMNS``)."""
+    path = Path(path)
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        header = {h.strip() for h in next(csv.reader(f), [])}
+    return read_azure_csv(path) if set(AZURE_COLUMNS) <= header else read_reference_csv(path)
 
 
 def read_azure_csv(path: str | Path) -> Trace:
@@ -178,23 +218,22 @@ def read_azure_csv(path: str | Path) -> Trace:
     Arrivals are seconds since the first request.
     """
     path = Path(path)
-    cols = _read_columns(path, AZURE_COLUMNS)
+    table = _read_columns(path, AZURE_COLUMNS)
     try:
-        stamps = np.array(cols["TIMESTAMP"], dtype="datetime64[ns]")
+        stamps = np.array(table.cols["TIMESTAMP"], dtype="datetime64[ns]")
     except ValueError:
-        for i, v in enumerate(cols["TIMESTAMP"]):
+        for i, v in enumerate(table.cols["TIMESTAMP"]):
             try:
                 np.datetime64(v)
             except ValueError:
                 raise TraceError(f"{path}: row {i + 1}: TIMESTAMP is not a date-time: "
-                                 f"{v!r}") from None
+                                 f"{v!r}{table.where(i, 'TIMESTAMP')}") from None
         raise
     arrival = (stamps - stamps[0]).astype(np.int64) / 1e9
-    n = len(arrival)
-    return Trace(arrival_s=arrival,
-                 prompt_tokens=_numbers(path, "ContextTokens", cols["ContextTokens"], int),
-                 output_tokens=_numbers(path, "GeneratedTokens", cols["GeneratedTokens"], int),
-                 request_id=np.arange(n, dtype=np.int64), name=path.stem)
+    prompt, output = _numbers(table, "ContextTokens", int), _numbers(table, "GeneratedTokens", int)
+    _validate(str(path), arrival, prompt, output, 0, table.locator(*AZURE_COLUMNS))
+    return Trace(arrival_s=arrival, prompt_tokens=prompt, output_tokens=output,
+                 request_id=np.arange(len(arrival), dtype=np.int64), name=path.stem)
 
 
 def write_generated_trace(azure_csv: str | Path, dest: str | Path, rate: float,
