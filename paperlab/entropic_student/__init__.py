@@ -27,7 +27,7 @@ from paperlab.core.claims import (
     interval_of,
 )
 from paperlab.core.lazy import lazy_exports
-from paperlab.core.registry import Option, System, comma_list
+from paperlab.core.registry import Option, System, Tool, comma_list
 
 
 def _positive_floats(text: str) -> tuple[float, ...]:
@@ -121,6 +121,14 @@ SYSTEM = System(
                choices=(0, 1)),
     ),
     claims=_CLAIMS,
+    tools=(
+        Tool("encode", "images (any size, any format Pillow reads) -> one bitstream per image "
+             "or one container", "paperlab.entropic_student.cli:encode_tool"),
+        Tool("decode", "bitstreams -> the predicted label of each image (here or via a server)",
+             "paperlab.entropic_student.cli:decode_tool"),
+        Tool("serve", "the server side of the split as a socket server, until Ctrl-C",
+             "paperlab.entropic_student.cli:serve_tool"),
+    ),
 )
 
 _EXPORTS = {

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,11 +59,18 @@ from paperlab.entropic_student.train import (
     check_fields,
     each,
     flag,
+    student_path,
     train_codec,
     train_student,
 )
 from paperlab.vision.data import ImageSet, load_cifar10, normalize
-from paperlab.vision.train import TrainConfig, fit, predict, with_training_options
+from paperlab.vision.train import (
+    TrainConfig,
+    checkpoint_path,
+    fit,
+    predict,
+    with_training_options,
+)
 
 log = logging.getLogger(__name__)
 
@@ -203,9 +212,7 @@ def trained_models(ctx: RunContext, cfg: Config
         "students": {},
     }
     students = {}
-    student_data = train if cfg.student_images is None else train.subset(
-        torch.randperm(len(train), generator=torch.Generator().manual_seed(ctx.seed))[
-            : cfg.student_images])
+    student_data = students_images(train, cfg, ctx.seed)
     info["student_train_images"] = len(student_data)
     for beta in cfg.betas:
         scfg = dataclasses.replace(cfg.student, beta=beta, seed=ctx.seed)
@@ -215,6 +222,28 @@ def trained_models(ctx: RunContext, cfg: Config
         info["students"][str(beta)] = {"checkpoint": str(path), "cached": cached,
                                        "train_seconds": round(seconds, 1)}
     return teacher, students, info, student_data
+
+
+def students_images(train: ImageSet, cfg: Config, seed: int) -> ImageSet:
+    """The students' training images: the first ``cfg.student_images`` of the teacher's in a
+    seeded shuffle (all of them when ``None``)."""
+    if cfg.student_images is None:
+        return train
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+    return train.subset(order[: cfg.student_images])
+
+
+def student_checkpoint(cfg: Config, beta: float, seed: int = 0,
+                       data_root: str | os.PathLike[str] | None = None) -> Path:
+    """Where ``run`` with ``cfg`` and ``seed`` caches the student of ``beta``, computed without
+    training anything (the file exists only once such a run has trained it). Reads the CIFAR-10
+    training images, whose fingerprint is part of the key, from ``data_root`` (or the searched
+    roots); raises :class:`~paperlab.core.data.DataNotFoundError` if they are in none."""
+    train = load_cifar10("train", data_root, cfg.train_per_class)
+    teacher = checkpoint_path(TeacherSpec(), dataclasses.replace(cfg.teacher_train, seed=seed),
+                              train)
+    scfg = dataclasses.replace(cfg.student, beta=beta, seed=seed)
+    return student_path(teacher.name, scfg, students_images(train, cfg, seed))
 
 
 def trained_codecs(cfg: Config, data: ImageSet, seed: int
