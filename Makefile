@@ -2,7 +2,9 @@
 #   make demo   create .venv if missing, install paperlab, get any missing data
 #               (`paperlab data fetch`; offline it stops with what to run), run
 #               `paperlab reproduce --quick`
-#   make test   same set-up with the dev extras, then ruff and the test suite
+#   make test   same set-up with the dev extras, then ruff, the API site (warnings as
+#               errors) and the test suite
+#   make docs   the API reference site alone, into site/ (open site/index.html)
 # Set-up is idempotent: pip runs again only when pyproject.toml or setup.py changed.
 
 PYTHON ?= python3
@@ -15,7 +17,7 @@ OUT ?= results
 STAMP := $(VENV)/.paperlab-installed
 DEPS := pyproject.toml $(wildcard setup.py)
 
-.PHONY: demo test install lint clean
+.PHONY: demo test install lint docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,10 +33,14 @@ demo: install
 	$(BIN)/paperlab reproduce --quick --out $(OUT)
 
 lint: install
-	$(BIN)/ruff check paperlab tests
+	$(BIN)/ruff check paperlab tests docs
 
-test: lint
+# A broken cross-reference or a docstring that disagrees with its signature fails the build.
+docs: install
+	$(BIN)/mkdocs build --strict --quiet
+
+test: lint docs
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 
 class SizedConfig(Protocol):
+    """What an experiment's ``Config`` offers: the two sizes every system runs at."""
+
     @classmethod
     def quick(cls) -> Any: ...
 

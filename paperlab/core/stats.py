@@ -49,8 +49,9 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:
     """Exact McNemar test of two classifiers scored on the same examples.
 
     Args:
-        correct_a, correct_b: boolean arrays of shape ``(n,)``: whether each classifier got
-            example ``i`` right.
+        correct_a: boolean array of shape ``(n,)``: whether classifier A got example ``i``
+            right.
+        correct_b: the same for classifier B, on the same examples.
 
     Returns:
         ``a_only`` (examples only A got right), ``b_only`` and the two-sided ``p`` of a

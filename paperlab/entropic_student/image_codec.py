@@ -43,7 +43,7 @@ class ImageCodec(nn.Module):
     Args:
         n: hidden channels of both transforms (paper, low rates: 128), an integer >= 1.
         m: latent channels (paper: 192), an integer in ``1..255`` (the container's limit).
-        NumPy and 0-d tensor integers are accepted.
+            NumPy and 0-d tensor integers are accepted for both.
 
     ``forward(x)`` on ``float`` images in ``[0, 1]`` ``(B, 3, 32, 32)`` returns ``(x_hat,
     likelihoods)``: reconstruction ``(B, 3, 32, 32)`` (unclamped) and latent likelihoods

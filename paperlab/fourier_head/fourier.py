@@ -41,7 +41,8 @@ def autocorrelation(a_re: Tensor, a_im: Tensor) -> tuple[Tensor, Tensor]:
     free of complex ``conv1d``.
 
     Args:
-        a_re, a_im: real and imaginary parts of ``a``, shape ``(..., N+1)``.
+        a_re: real parts of ``a``, shape ``(..., N+1)``.
+        a_im: imaginary parts of ``a``, shape ``(..., N+1)``.
 
     Returns:
         ``(c_re, c_im)``, each ``(..., N+1)``; ``c_re[..., 0] = sum |a_j|^2 >= 0``.
@@ -84,7 +85,9 @@ def regularization(c_re: Tensor, c_im: Tensor) -> Tensor:
     """The paper's smoothness penalty ``2 * mean_batch sum_k 2 pi^2 k^2 |c_k|^2`` (unnormalised c).
 
     Args:
-        c_re, c_im: autocorrelation coefficients ``(..., N+1)`` from :func:`autocorrelation`.
+        c_re: real parts of the autocorrelation coefficients ``(..., N+1)`` from
+            :func:`autocorrelation`.
+        c_im: their imaginary parts.
 
     Returns:
         A scalar; multiply by gamma (1e-6 in the paper) and add to the loss.
@@ -104,7 +107,9 @@ class FourierDensity:
     """A batch of Fourier-series densities on ``[lo, hi]``.
 
     Args:
-        coef_re, coef_im: normalised coefficients ``c_k / Re c_0`` for ``k = 1..N``, ``(..., N)``.
+        coef_re: real parts of the normalised coefficients ``c_k / Re c_0`` for
+            ``k = 1..N``, ``(..., N)``.
+        coef_im: their imaginary parts, ``(..., N)``.
         value_range: ``(lo, hi)`` the densities live on.
 
     Every method broadcasts over the batch shape ``...``. Points ``x`` are either one shared
@@ -338,7 +343,10 @@ class FourierHeadMLE(_FourierLayer):
     """The continuous variant, trained by maximum likelihood on real-valued targets.
 
     Args:
-        dim_in, num_frequencies, regularization_gamma, value_range: as in :class:`FourierHead`.
+        dim_in: as in :class:`FourierHead`.
+        num_frequencies: as in :class:`FourierHead`.
+        regularization_gamma: as in :class:`FourierHead`.
+        value_range: as in :class:`FourierHead`.
 
     ``forward(h)`` returns the :class:`FourierDensity` for ``h`` of shape ``(..., dim_in)``;
     ``nll(h, y)`` is the mean negative log-density (value units) of targets ``y`` shaped like

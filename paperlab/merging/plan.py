@@ -88,7 +88,8 @@ def match(
 
     Args:
         metric: ``(B, N, C)`` token features, L2-normalised (similarity = dot product).
-        a_idx, b_idx: ``(B, Na)`` and ``(B, Nb)`` token indices of the two sets (disjoint).
+        a_idx: ``(B, Na)`` token indices of set A.
+        b_idx: ``(B, Nb)`` token indices of set B (disjoint from A).
         r: how many A tokens merge, ``0 <= r <= Na``.
         front: ``(B, F)`` indices of tokens that stay untouched and come first (class token,
             protected tokens); None for none.

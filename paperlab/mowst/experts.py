@@ -179,7 +179,9 @@ class GNN(nn.Module):
 
     Args:
         conv: ``conv(in_channels, out_channels, last) -> layer`` called once per layer.
-        in_channels, hidden_channels, out_channels: feature size, width, number of classes.
+        in_channels: node feature size.
+        hidden_channels: width of the hidden layers.
+        out_channels: number of classes.
         num_layers: number of message-passing layers (>= 1, default 2).
         dropout: dropout probability after each hidden layer (default 0.5).
         extra_hops: hops beyond ``num_layers`` that the output depends on when the module runs

@@ -271,7 +271,8 @@ class Mowst(nn.Module):
         dispersion: ``"variance"``, ``"entropy"`` or ``"variance+entropy"`` (default).
         gate_uses_features: the gate also reads ``x_v`` (then pass ``num_features``).
         num_features: F, needed only with ``gate_uses_features``.
-        gate_hidden, gate_layers: width and depth of G (defaults 64, 2).
+        gate_hidden: width of G (default 64).
+        gate_layers: depth of G (default 2).
         monotone_gate: keep C non-decreasing in the dispersion (see :class:`ConfidenceGate`).
         gate_output_bias: initial bias of the gate's output (default -6: C ~ 0.0025 while the
             MLP is undecided, so the mixture starts as the GNN; the earlier default was -2).

@@ -757,7 +757,8 @@ def _check_requests_fit(trace: Trace, machines: list[Machine], model: LLM) -> No
                          f"cache; the roomiest machine has {room / 1e9:.1f} GB beside the weights")
 
 
-def simulate(trace: Trace, machines: list[Machine], scheduler, model: LLM,
+def simulate(trace: Trace, machines: list[Machine],
+             scheduler: TokenJSQScheduler | MixedPoolScheduler, model: LLM,
              link: Link, end_time_s: float = float("inf"),
              max_outstanding: int | None = None) -> SimResult:
     """Run ``trace`` through a cluster; return per-request latencies.

@@ -43,7 +43,9 @@ def vit_flops(
         dim: token width C.
         tokens: ``(tokens in, tokens out)`` of each block, class token included; an unreduced
             block is ``(N, N)``.
-        num_patches, patch_size, in_chans: the patch embedding (a ``patch_size`` convolution).
+        num_patches: patches per image (the patch embedding's outputs).
+        patch_size: side of a patch, in pixels (the embedding is a ``patch_size`` convolution).
+        in_chans: input channels of the image.
         num_classes: classifier outputs (0: no head).
         mlp_ratio: MLP hidden width / C.
     """

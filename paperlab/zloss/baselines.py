@@ -75,9 +75,12 @@ class AdaptiveSoftmaxLayer(nn.Module):
     """``torch.nn.AdaptiveLogSoftmaxWithLoss`` (Grave et al., 2017) trained by plain SGD.
 
     Args:
-        dim: ``d``; num_classes: ``D``; cutoffs: cluster boundaries (default: those of
-        2,000, 20,000 and 200,000 below ``D``); div_value: shrink factor of the tail
-        projections; lr: SGD learning rate.
+        dim: ``d``, the input width.
+        num_classes: ``D``.
+        cutoffs: cluster boundaries (default: those of 2,000, 20,000 and 200,000 below
+            ``D``).
+        div_value: shrink factor of the tail projections.
+        lr: SGD learning rate.
     """
 
     def __init__(self, dim: int, num_classes: int, cutoffs: list[int] | None = None,
