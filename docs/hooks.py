@@ -121,6 +121,9 @@ def on_files(files: Files, config: Any) -> Files:
     report = ROOT / "results" / "REPORT.html"
     if report.exists():
         pages["report.html"] = report.read_text(encoding="utf-8")
+        pages["index.md"] += ("\n\n## The last report\n\n[REPORT.html](report.html): the "
+                              "verdicts and plots of the last `paperlab reproduce` into "
+                              "`results/`.\n")
     for uri, content in pages.items():
         files.append(File.generated(config, uri, content=content))
     return files
