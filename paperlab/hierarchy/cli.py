@@ -194,11 +194,7 @@ def fit_graph(path: Path, method: str, out: Path, seed: int = 0, max_levels: int
     inversions = linkage.count_inversions(Z) if len(Z) else 0
     fig, ax = plots.figure(title=f"{path.name}: {method}, {est.n_clusters_} leaf communities, "
                            f"{inversions} inversions", size=4.5)
-    if len(Z):
-        from scipy.cluster.hierarchy import dendrogram
-
-        dendrogram(Z, ax=ax, no_labels=est.n_clusters_ > 60, color_threshold=0)
-    ax.set_ylabel("merge height (1 - density / max weight)")
+    linkage.draw(Z, ax, labels=est.n_clusters_ <= 60)
     picture = plots.save(fig, out / "dendrogram.png")
     return {"graph": str(path), "method": method, "nodes": int(A.shape[0]),
             "edges": int(sp.triu(A, k=1).nnz), "components": int(n_components),

@@ -300,20 +300,13 @@ def _real(ctx: RunContext, root: Path, seed: int, names: tuple[str, ...],
 
 
 def _plot_dendrograms(ctx: RunContext, networks: list, fitted: dict) -> None:
-    from scipy.cluster.hierarchy import dendrogram
-
     fig, axes = plots.figure(len(networks), 2, title="Dendrograms over the detected "
                              "communities (height = -log10 of the merge's edge density)", size=3.0)
     axes = np.asarray(axes).reshape(len(networks), 2)  # one network: matplotlib squeezes a row
     for row, net in enumerate(networks):
         for col, m in enumerate(("bottom_up", "top_down")):
             est, ax = fitted[(net.name, m)], axes[row, col]
-            if len(est.dendrogram_):
-                # 1 - density crowds every merge of a sparse graph near 1; the log keeps
-                # the order of the heights (hence the inversions) and spreads them out.
-                Z = est.dendrogram_.copy()
-                Z[:, 2] = -np.log10(np.maximum(1.0 - Z[:, 2], 1e-12))
-                dendrogram(Z, ax=ax, no_labels=True, color_threshold=0)
+            linkage.draw(est.dendrogram_, ax, labels=False)
             ax.set_title(f"{net.name}: {m} ({est.n_clusters_} leaves, "
                          f"{metrics.count_inversions(est.dendrogram_)} inversions)", fontsize=7)
     plots.save(fig, ctx.plot_path("dendrograms"))

@@ -8,6 +8,8 @@ two clusters is their edge density (scaled so that it is at most 1).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -152,3 +154,20 @@ def lca_depths(Z: np.ndarray) -> np.ndarray:
         result[np.ix_(leaves[j], leaves[i])] = depth[m + t]
         leaves[m + t] = leaves[i] + leaves[j]
     return result
+
+
+def draw(Z: np.ndarray, ax: Any, labels: bool = True) -> None:
+    """Draw dendrogram ``Z`` on ``ax`` with height ``-log10`` of the merge's edge density.
+
+    ``1 - density`` crowds every merge of a sparse graph near 1; the log keeps the order of
+    the heights (hence the inversions) and spreads them out. Nothing is drawn for a tree with
+    one leaf.
+    """
+    from scipy.cluster.hierarchy import dendrogram
+
+    Z = check_linkage(Z).copy()
+    if not len(Z):
+        return
+    Z[:, 2] = -np.log10(np.maximum(1.0 - Z[:, 2], 1e-12))
+    dendrogram(Z, ax=ax, no_labels=not labels, color_threshold=0)
+    ax.set_ylabel("-log10 edge density of the merge")
