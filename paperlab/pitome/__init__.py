@@ -90,6 +90,8 @@ SYSTEM = System(
         Option("keep_ratios", _ratios, "PiToMe keep ratios instead of 0.975,0.95,0.925,0.9 "
                "(the smallest is the summary's)", metavar="K1,K2,..."),
         Option("tome_r", _ints, "constant ToMe r values instead of the size's", metavar="R1,R2,.."),
+        Option("text_seeds", int, "fine-tuning seeds of the text comparison (full size: 3)",
+               min=1, max=10),
         Option("parts", _parts, "which comparisons run: vision (the CIFAR-10 ViT), text (the "
                "fine-tuned MiniLM) or both (default)", metavar="vision,text"),
     ),

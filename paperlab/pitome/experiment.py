@@ -141,7 +141,7 @@ class Config:
     def with_options(self, options: Mapping[str, Any]) -> Config:
         """Apply ``--retrain``, ``--epochs``, ``--eval-images``, ``--keep-ratios``, ``--tome-r``
         (``--keep-ratios`` also sets the pure-rule ratio to the smallest one) and ``--parts``
-        (which comparisons run: ``vision``, ``text`` or both)."""
+        (which comparisons run: ``vision``, ``text`` or both) and ``--text-seeds``."""
         cfg = with_training_options(self, options)
         if "keep_ratios" in options:
             ratios = tuple(options["keep_ratios"])
@@ -153,6 +153,9 @@ class Config:
             cfg = dataclasses.replace(cfg, vision="vision" in parts,
                                       text=(cfg.text or TextConfig()) if "text" in parts
                                       else None)
+        if "text_seeds" in options and cfg.text is not None:
+            cfg = dataclasses.replace(
+                cfg, text=dataclasses.replace(cfg.text, seeds=int(options["text_seeds"])))
         return cfg
 
 

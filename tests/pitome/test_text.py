@@ -87,3 +87,5 @@ def test_parts_option():
     assert not only_text.vision and only_text.text == TextConfig()
     only_vision = Config.quick().with_options({"parts": ("vision",)})
     assert only_vision.vision and only_vision.text is None
+    two = Config.full().with_options({"parts": ("text",), "text_seeds": 2})
+    assert two.text.seeds == 2 and two.text.finetune == TextConfig().finetune
