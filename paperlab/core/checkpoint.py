@@ -31,6 +31,18 @@ def load(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def resume(partial: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+           log: logging.Logger) -> tuple[list[dict[str, float]], int]:
+    """Load a partial checkpoint into ``model`` and ``optimizer``; returns the history so far
+    and the number of epochs done."""
+    state = load(partial)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    history, start = list(state["history"]), int(state["epoch"])
+    log.info("resuming %s at epoch %d", partial, start)
+    return history, start
+
+
 def end_epoch(log: logging.Logger, history: list[dict[str, float]], epoch: int, epochs: int,
               examples: int, loss_sum: float, correct: int, seconds: float) -> None:
     """Append epoch ``epoch`` (0-based) to ``history`` (mean loss, training accuracy, seconds)

@@ -203,11 +203,7 @@ def fit(
     history: list[dict[str, float]] = []
     start = 0
     if cache and partial.exists() and not retrain:
-        state = checkpoint.load(partial)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        history, start = list(state["history"]), int(state["epoch"])
-        log.info("resuming %s at epoch %d", partial, start)
+        history, start = checkpoint.resume(partial, model, opt, log)
 
     n = len(data)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
