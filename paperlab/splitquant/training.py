@@ -8,10 +8,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from paperlab.core.progress import track
-from paperlab.splitquant.minilm import HIDDEN
 from paperlab.splitquant.models import SmallCNN, mlp_head
 from paperlab.splitquant.quantize import quantize_model
 from paperlab.splitquant.split import merge_split_layers
+from paperlab.text.minilm import HIDDEN
 
 
 def train_head(x: torch.Tensor, y: torch.Tensor, n_classes: int, epochs: int,
