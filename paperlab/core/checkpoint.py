@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +28,46 @@ def save(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def load(path: Path) -> dict[str, Any]:
-    """A checkpoint's tensors and plain values, on the CPU (``weights_only=True``)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+class CheckpointError(ValueError):
+    """A file where a checkpoint should be is not one (garbage bytes, another program's file,
+    a checkpoint without the expected fields); the message names the file."""
+
+
+def load(path: str | os.PathLike[str], fields: tuple[str, ...] = ("model",),
+         what: str = "a checkpoint this program wrote") -> dict[str, Any]:
+    """A checkpoint's tensors and plain values, on the CPU (``weights_only=True``).
+
+    Args:
+        path: the file.
+        fields: entries the checkpoint must have.
+        what: what the file should be, for the error message.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: the file is not a ``torch.save`` archive (garbage bytes, another
+            program's zip) or lacks ``fields``; the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    if not zipfile.is_zipfile(path):
+        with path.open("rb") as f:
+            head = f.read(8)
+        raise CheckpointError(f"{path} is not {what}: expected a torch.save zip archive, got "
+                              f"{path.stat().st_size} bytes starting {head!r}")
+    with zipfile.ZipFile(path) as archive:
+        if not any(name.endswith("data.pkl") for name in archive.namelist()):
+            raise CheckpointError(f"{path} is not {what}: a zip archive without torch.save's "
+                                  "data.pkl")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        raise CheckpointError(f"{path} is not {what}: {exc}") from None
+    if not isinstance(payload, dict) or any(k not in payload for k in fields):
+        got = sorted(map(str, payload)) if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"{path} is not {what}: expected the fields "
+                              f"{', '.join(fields)}, got {got}")
+    return payload
 
 
 def resume(partial: Path, model: nn.Module, optimizer: torch.optim.Optimizer,

@@ -22,7 +22,6 @@ import copy
 import dataclasses
 import json
 import os
-import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,8 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from paperlab.core import checks
+from paperlab.core import checkpoint, checks
+from paperlab.core.checkpoint import CheckpointError
 from paperlab.entropic_student.codec import GDN, BitstreamError, EntropyBottleneck, pack, unpack
 from paperlab.vision.data import ImageSet, normalize
 
@@ -321,11 +321,6 @@ def decode_and_classify(model: EntropicStudent, data: bytes,
     return torch.cat(labels)
 
 
-class CheckpointError(ValueError):
-    """A file that is not a checkpoint of the kind asked for (garbage bytes, another program's
-    archive, missing or mismatched fields)."""
-
-
 def read_checkpoint(path: str | os.PathLike[str], writer: str,
                     sizes: Mapping[str, tuple[int, int]]
                     ) -> tuple[dict[str, int], dict[str, torch.Tensor]]:
@@ -338,24 +333,7 @@ def read_checkpoint(path: str | os.PathLike[str], writer: str,
             program's zip) or lacks the fields; the message names the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    expected = f"a checkpoint written by {writer}"
-    if not zipfile.is_zipfile(path):
-        with path.open("rb") as f:
-            head = f.read(8)
-        raise CheckpointError(f"{path} is not {expected}: expected a torch.save zip archive, "
-                              f"got {path.stat().st_size} bytes starting {head!r}")
-    with zipfile.ZipFile(path) as archive:
-        if not any(name.endswith("data.pkl") for name in archive.namelist()):
-            raise CheckpointError(f"{path} is not {expected}: a zip archive without "
-                                  "torch.save's data.pkl")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    fields = (*sizes, "state")
-    if not isinstance(payload, dict) or any(k not in payload for k in fields):
-        got = sorted(map(str, payload)) if isinstance(payload, dict) else type(payload).__name__
-        raise CheckpointError(f"{path} is not {expected}: expected the fields "
-                              f"{', '.join(fields)}, got {got}")
+    payload = checkpoint.load(path, (*sizes, "state"), f"a checkpoint written by {writer}")
     values = {}
     for key, (low, high) in sizes.items():
         value = payload[key]

@@ -102,3 +102,24 @@ def test_augment_and_config_checks():
         TrainConfig(lr=0)
     assert CFG.lr_at(0, 100, 10) == pytest.approx(CFG.lr / 5)
     assert CFG.lr_at(100, 100, 10) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage bytes, not a checkpoint", b"PK\x03\x04zip?"])
+def test_a_garbage_cached_checkpoint_is_named(tmp_path, content):
+    from paperlab.core.checkpoint import CheckpointError, load
+
+    path = tmp_path / "model.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="model.pt"):
+        load(path)
+
+
+def test_a_torch_file_that_is_not_a_model_checkpoint_is_named(tmp_path):
+    import torch
+
+    from paperlab.core.checkpoint import CheckpointError, load
+
+    path = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError, match="expected the fields model"):
+        load(path)
