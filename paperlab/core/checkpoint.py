@@ -72,8 +72,10 @@ def load(path: str | os.PathLike[str], fields: tuple[str, ...] = ("model",),
 
 def resume(partial: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
            log: logging.Logger) -> tuple[list[dict[str, float]], int]:
-    """Load a partial checkpoint into ``model`` and ``optimizer``; returns the history so far
-    and the number of epochs done."""
+    """Load a partial checkpoint, if there is one, into ``model`` and ``optimizer``; returns
+    the history so far and the number of epochs done (``[], 0`` without one)."""
+    if not partial.exists():
+        return [], 0
     state = load(partial)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])

@@ -161,10 +161,8 @@ def finetune(data: TextSet, cfg: FinetuneConfig, num_labels: int = 2, *, retrain
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-    history: list[dict[str, float]] = []
-    start = 0
-    if cache and partial.exists() and not retrain:
-        history, start = checkpoint.resume(partial, model, opt, log)
+    history, start = (checkpoint.resume(partial, model, opt, log) if cache and not retrain
+                      else ([], 0))
 
     n = len(data)
     steps = math.ceil(n / cfg.batch_size)

@@ -200,10 +200,8 @@ def fit(
     torch.manual_seed(derive_seed(cfg.seed, "init"))
     model = spec.build()
     opt = _optimizer(model, cfg)
-    history: list[dict[str, float]] = []
-    start = 0
-    if cache and partial.exists() and not retrain:
-        history, start = checkpoint.resume(partial, model, opt, log)
+    history, start = (checkpoint.resume(partial, model, opt, log) if cache and not retrain
+                      else ([], 0))
 
     n = len(data)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
