@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,7 @@ from paperlab.merging.bert import bert_flops
 from paperlab.pitome.merge import bert_rule
 from paperlab.pitome.merge import patch as pitome_patch
 from paperlab.text import data as text_data
+from paperlab.text.minilm import load_tokenizer
 from paperlab.text.train import FinetuneConfig, finetune, predict
 
 log = logging.getLogger(__name__)
@@ -121,9 +123,9 @@ def mean_flops(model: nn.Module, lengths: list[int]) -> float:
     state = getattr(model, "_merge_state", None)
     labels = int(model.config.num_labels)
     total = 0.0
-    for n in lengths:
+    for n, sentences in Counter(lengths).items():  # one schedule per distinct length
         tokens = state.rule.schedule(n, LAYERS, 1) if state is not None else [(n, n)] * LAYERS
-        total += bert_flops(model.config, tokens, labels)
+        total += sentences * bert_flops(model.config, tokens, labels)
     return total / len(lengths)
 
 
@@ -162,13 +164,13 @@ def _one_dataset(ctx: RunContext, cfg: TextConfig, name: str, summary: dict[str,
     correct: dict[tuple[str, str], list[np.ndarray]] = {}
     flops: dict[tuple[str, str], float] = {}
     tests, fitted_info = [], []
+    lengths = [len(ids) for ids in load_tokenizer()(
+        list(evaluate.texts), truncation=True, max_length=cfg.finetune.max_length)["input_ids"]]
     for s in track(range(cfg.seeds), f"PiToMe on {name}", total=cfg.seeds):
         recipe = dataclasses.replace(cfg.finetune, seed=ctx.seed + s)
         fitted = finetune(train, recipe)
         fitted_info.append({"seed": recipe.seed, "cached": fitted.cached,
                             "train_seconds": fitted.train_seconds})
-        lengths = [len(ids) for ids in fitted.tokenizer(
-            list(evaluate.texts), truncation=True, max_length=recipe.max_length)["input_ids"]]
         for setting in settings:
             model = setting.apply(copy.deepcopy(fitted.model)).eval()
             with torch.no_grad():
@@ -176,7 +178,8 @@ def _one_dataset(ctx: RunContext, cfg: TextConfig, name: str, summary: dict[str,
                                cfg.eval_batch)
             key = (setting.method, setting.param)
             correct.setdefault(key, []).append(pred == evaluate.labels)
-            flops[key] = mean_flops(model, lengths)
+            if key not in flops:  # the same for every seed: it depends on the lengths only
+                flops[key] = mean_flops(model, lengths)
         for k in cfg.keep_ratios:
             pit = correct[("PiToMe", f"keep={k}")][-1]
             other = correct[("ToMe matched (prop_attn=on)", f"keep={k}")][-1]
