@@ -3,7 +3,8 @@ Entropic Student). It imports only :mod:`paperlab.core`; the systems import it, 
 
 * :mod:`~paperlab.vision.data`: CIFAR-10 JPEGs read with Pillow (:func:`load_cifar10`).
 * :mod:`~paperlab.vision.models`: timm ``VisionTransformer`` (:class:`ViTSpec`) and torchvision
-  ResNet-18 with a CIFAR stem (:class:`ResNetSpec`) for 32x32 images.
+  ResNet-18 with a CIFAR stem (:class:`ResNetSpec`) for 32x32 images; the narrow CIFAR ResNet
+  teacher (:class:`CifarResNetSpec`) the distillation systems share.
 * :mod:`~paperlab.vision.train`: one trainer with a checkpoint cache and resume (:func:`fit`).
 * :mod:`~paperlab.vision.flops`: analytic ViT FLOPs with token reduction (:func:`vit_flops`).
 * :mod:`~paperlab.vision.speed`: throughput and latency (:func:`measure_speed`).
@@ -21,7 +22,8 @@ _EXPORTS = {
         ("CLASSES", "ImageFileError", "ImageSet", "cifar10_dir", "load_cifar10", "normalize",
          "read_folder", "read_image"),
         "paperlab.vision.data"),
-    **dict.fromkeys(("ModelSpec", "ResNetSpec", "ViTSpec"), "paperlab.vision.models"),
+    **dict.fromkeys(("CifarResNet", "CifarResNetSpec", "ModelSpec", "ResNetSpec", "ViTSpec"),
+                   "paperlab.vision.models"),
     **dict.fromkeys(
         ("TrainConfig", "Trained", "accuracy", "checkpoint_path", "fit", "predict"),
         "paperlab.vision.train"),

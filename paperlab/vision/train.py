@@ -32,7 +32,7 @@ from paperlab.core.data import cache_dir
 from paperlab.core.progress import track
 from paperlab.core.seed import derive_seed
 from paperlab.vision.data import ImageSet, load_cifar10, normalize
-from paperlab.vision.models import ModelSpec, ViTSpec
+from paperlab.vision.models import CifarResNetSpec, ModelSpec, ViTSpec
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,19 @@ CIFAR_VIT_TRAINING = TrainConfig(epochs=6, batch_size=64, lr=1e-3, weight_decay=
 QUICK_CIFAR_VIT = ViTSpec(dim=48, depth=4, heads=2, drop_path=0.0)
 QUICK_CIFAR_VIT_TRAINING = TrainConfig(epochs=3, batch_size=64, lr=2e-3, weight_decay=0.05,
                                        warmup_epochs=0.25, augment=False)
+
+# The substrate's CNN teacher (Entropic Student's teacher, the distilled ViT's teacher): a
+# CIFAR-stem ResNet narrow enough that 18 epochs on the 20,000 staged training images take
+# about 30 minutes of one core (96 s an epoch measured at batch 128), SGD with Nesterov
+# momentum, one warm-up epoch, cosine decay.
+CIFAR_TEACHER = CifarResNetSpec(widths=(32, 64, 128, 256), blocks=(1, 1, 1, 1))
+CIFAR_TEACHER_TRAINING = TrainConfig(epochs=18, batch_size=128, optimizer="sgd", lr=0.1,
+                                     weight_decay=5e-4, warmup_epochs=1.0, label_smoothing=0.1,
+                                     augment=True)
+QUICK_CIFAR_TEACHER = CifarResNetSpec(widths=(8, 16, 32, 64), blocks=(1, 1, 1, 1))
+QUICK_CIFAR_TEACHER_TRAINING = TrainConfig(epochs=2, batch_size=64, optimizer="sgd", lr=0.05,
+                                           weight_decay=5e-4, warmup_epochs=0.25,
+                                           label_smoothing=0.1, augment=True)
 
 
 def fit_cifar10(spec: ModelSpec, cfg: TrainConfig, *, data_root: str | os.PathLike[str] | None,
