@@ -100,3 +100,40 @@ def test_finetune_refuses_bad_data():
                        train.FinetuneConfig(), cache=False)
     with pytest.raises(ValueError, match="texts but"):
         data.TextSet(("a",), np.array([0, 1]), "bad")
+
+
+def test_finetune_early_stops_on_validation_and_keeps_the_best_restart(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPERLAB_CACHE", str(tmp_path))
+    cfg = train.FinetuneConfig(epochs=6, batch_size=8, lr=1e-4, max_length=16, warmup=0.0)
+    val = data.TextSet(("a wonderful film", "a tedious mess"), np.array([1, 0]), "toy/val")
+    fitted = train.finetune(TOY, cfg, validation=val, patience=1, restarts=2)
+    restarts = [h["restart"] for h in fitted.history]
+    assert set(restarts) == {0, 1} and restarts == sorted(restarts)
+    sel = fitted.selected
+    assert sel["epochs"] == len(fitted.history)
+    # each restart keeps its first best validation accuracy and stops `patience` epochs
+    # after it (or at cfg.epochs); the kept weights of lowest validation loss win
+    kept = {}
+    for r in (0, 1):
+        runs = [h for h in fitted.history if h["restart"] == r]
+        accs = [h["val_acc"] for h in runs]
+        kept[r] = runs[accs.index(max(accs))]
+        assert len(runs) == min(cfg.epochs, accs.index(max(accs)) + 2)
+    losses = {r: h["val_loss"] for r, h in kept.items()}
+    assert sel["restart"] == min(losses, key=losses.get)
+    assert sel["val_loss"] == pytest.approx(losses[sel["restart"]])
+    acc, loss = train.evaluate(fitted.model, fitted.tokenizer, val, max_length=16)
+    assert acc == pytest.approx(sel["val_acc"]) and loss == pytest.approx(sel["val_loss"],
+                                                                          rel=1e-4)
+    # the cache key covers the validation set and the restarts; a second call loads it
+    assert fitted.path != train.checkpoint_path(TOY, cfg, 2)
+    assert fitted.path != train.checkpoint_path(TOY, cfg, 2, val, patience=1, restarts=1)
+    again = train.finetune(TOY, cfg, validation=val, patience=1, restarts=2)
+    assert again.cached and again.selected == sel
+
+
+def test_finetune_refuses_restarts_without_validation():
+    with pytest.raises(ValueError, match="validation"):
+        train.finetune(TOY, train.FinetuneConfig(), restarts=2, cache=False)
+    with pytest.raises(ValueError, match="patience"):
+        train.finetune(TOY, train.FinetuneConfig(), validation=TOY, patience=0, cache=False)
