@@ -4,11 +4,14 @@
 - ``systems/<name>.md`` and ``substrates/<name>.md``: each package's README;
 - ``api/<package>.md``: one ``::: module`` block per module that defines a public name of the
   package (the names in its lazy ``_EXPORTS``, each module showing just those), and for
-  ``paperlab.core`` its public modules whole.
+  ``paperlab.core`` its public modules whole;
+- ``studies/<name>.md``: the hand-written study pages, real files in ``docs/studies/`` (every
+  ``.md`` there is a page, listed under "Studies" in the site's navigation).
 
-Links in the READMEs that point at another README become links to its page; links to source
-files become plain text (the site has no copy of the code). The report is linked from the
-index when ``results/REPORT.html`` exists at build time.
+Links in the READMEs and the study pages that point at another README or at a study page
+become links to its page; links to source files become plain text (the site has no copy of
+the code). The report is linked from the index when ``results/REPORT.html`` exists at build
+time.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ SYSTEMS = ("mowst", "splitwise", "entropic_student", "splitquant", "diffrate", "
 SUBSTRATES = ("vision", "text", "merging")
 CORE_MODULES = ("claims", "stats", "results", "registry", "config", "data", "seed", "timing",
                 "plots", "checks", "checkpoint", "jobs", "report", "fetch")
+STUDIES = ROOT / "docs" / "studies"
 LINK = re.compile(r"(?<!!)\[([^\]]*)\]\(([^)#\s]+)(#[^)\s]*)?\)")
 
 
@@ -81,12 +85,20 @@ def _page_of(target: Path) -> str | None:
     if len(parts) == 3 and parts[0] == "paperlab" and parts[2] == "README.md":
         kind = "systems" if parts[1] in SYSTEMS else "substrates"
         return f"{kind}/{parts[1]}.md"
+    if len(parts) >= 3 and parts[:2] == ("docs", "studies") and rel.suffix == ".md":
+        return "/".join(("studies", *parts[2:]))
     return None
 
 
 def _readme(source: Path, page: str) -> str:
-    """A README as a page: links to READMEs point at their pages, links to other repository
-    files keep their text only (the site has no copy of the code)."""
+    """A README as a page (see ``_links``)."""
+    return _links(source.read_text(encoding="utf-8"), source, page)
+
+
+def _links(markdown: str, source: Path, page: str) -> str:
+    """``markdown`` (the text of the repository file ``source``) as the site page ``page``:
+    links to READMEs and study pages point at their pages, links to other repository files
+    keep their text only (the site has no copy of the code)."""
     depth = page.count("/")
 
     def fix(match: re.Match[str]) -> str:
@@ -98,7 +110,7 @@ def _readme(source: Path, page: str) -> str:
             return text
         return f"[{text}]({'../' * depth}{other}{anchor})"
 
-    return LINK.sub(fix, source.read_text(encoding="utf-8"))
+    return LINK.sub(fix, markdown)
 
 
 def on_files(files: Files, config: Any) -> Files:
@@ -127,3 +139,11 @@ def on_files(files: Files, config: Any) -> Files:
     for uri, content in pages.items():
         files.append(File.generated(config, uri, content=content))
     return files
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
+    """A study page's links, rewritten as the READMEs' are (the other pages come rewritten)."""
+    src = page.file.src_uri
+    if src.startswith("studies/"):
+        return _links(markdown, STUDIES / src.removeprefix("studies/"), src)
+    return markdown

@@ -8,7 +8,9 @@ missing docstring is caught here.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +20,7 @@ import pytest
 from paperlab.core import registry
 
 ROOT = Path(__file__).resolve().parents[2]
+STUDIES = ROOT / "docs" / "studies"
 CORE_MODULES = ("claims", "stats", "results", "registry", "config", "data", "seed", "timing",
                 "plots", "checks", "checkpoint", "jobs", "report", "fetch")
 PACKAGES = ("vision", "merging", *registry.PACKAGES)
@@ -78,6 +81,48 @@ def test_the_site_lists_every_package_the_hook_documents():
             assert f'"{package}"' in hooks  # the hook's SYSTEMS tuple names it
 
 
+def _hooks():
+    """docs/hooks.py as a module (it imports mkdocs, a dev dependency)."""
+    pytest.importorskip("mkdocs")
+    spec = importlib.util.spec_from_file_location("paperlab_docs_hooks", ROOT / "docs" / "hooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _readmes() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "paperlab").glob("*/README.md"))]
+
+
+def test_study_pages_and_readme_links_become_site_pages():
+    hooks = _hooks()
+    assert hooks._page_of(STUDIES / "mowst-selection.md") == "studies/mowst-selection.md"
+    page = "studies/x.md"
+    text = ("[r](../../paperlab/mowst/README.md#not-done) [s](other.md) "
+            "[c](../../paperlab/mowst/training.py) [w](https://example.org/a.md)")
+    assert hooks._links(text, STUDIES / "x.md", page) == (
+        "[r](../systems/mowst.md#not-done) [s](../studies/other.md) c "
+        "[w](https://example.org/a.md)")
+    rewritten = hooks._links("[study](../../docs/studies/x.md)",
+                             ROOT / "paperlab" / "zloss" / "README.md", "systems/zloss.md")
+    assert rewritten == "[study](../studies/x.md)"
+
+
+def test_every_study_page_exists_where_linked_and_is_linked_from_a_readme():
+    link = re.compile(r"\]\(([^)#\s]*docs/studies/[^)#\s]+)")
+    linked = set()
+    for readme in _readmes():
+        for target in link.findall(readme.read_text(encoding="utf-8")):
+            path = (readme.parent / target).resolve()
+            assert path.is_file(), f"{readme.relative_to(ROOT)} links to a missing {target}"
+            linked.add(path)
+    pages = {p.resolve() for p in STUDIES.glob("*.md")}
+    assert pages, "no study pages"
+    assert pages - linked == set(), "study pages no README links to"
+    for page in pages:
+        assert page.read_text(encoding="utf-8").startswith("# "), f"{page.name}: no title"
+
+
 def _chromium() -> str | None:
     if Path("/usr/bin/chromium").exists():
         return "/usr/bin/chromium"
@@ -99,3 +144,6 @@ def test_built_site_shows_an_api_signature_in_headless_chromium(tmp_path):
         assert needle in dom
     assert "paperlab.pitome.merge.patch" in (tmp_path / "api" / "pitome" / "index.html"
                                              ).read_text()
+    for study in STUDIES.glob("*.md"):  # every study page is built, and in the navigation
+        assert (tmp_path / "studies" / study.stem / "index.html").is_file()
+        assert f"studies/{study.stem}/" in (tmp_path / "index.html").read_text()
