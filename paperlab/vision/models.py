@@ -1,7 +1,8 @@
 """Model builders from kept libraries, set up for 32x32 CIFAR images.
 
 * :class:`ViTSpec` -> timm's ``VisionTransformer`` (patch 4: 64 patches + a class token,
-  class-token pooling, no pretrained weights).
+  class-token pooling, no pretrained weights); ``distilled=True`` gives timm's DeiT class,
+  ``VisionTransformerDistilled``, with a distillation token and head (2 prefix tokens).
 * :class:`ResNetSpec` -> torchvision's ResNet-18 with the CIFAR stem (3x3 stride-1 first
   convolution, no max-pool).
 * :class:`CifarResNetSpec` -> a narrow residual network in torchvision's ResNet layout
@@ -46,6 +47,9 @@ class ViTSpec:
         mlp_ratio: MLP hidden width / C. img_size, patch_size: input side and patch side in
         pixels (32 / 4 -> 64 patch tokens + 1 class token). num_classes: classifier outputs.
         drop_path: stochastic-depth rate used while training (0 at eval).
+        distilled: DeiT's distillation token and head (timm ``VisionTransformerDistilled``):
+            the model then has 2 prefix tokens, and its eval output is the mean of the class
+            and distillation heads.
     """
 
     dim: int = 192
@@ -56,6 +60,7 @@ class ViTSpec:
     patch_size: int = 4
     num_classes: int = 10
     drop_path: float = 0.1
+    distilled: bool = False
 
     def __post_init__(self) -> None:
         if self.dim % self.heads:
@@ -68,10 +73,13 @@ class ViTSpec:
         return (self.img_size // self.patch_size) ** 2
 
     def build(self) -> nn.Module:
-        """A freshly initialised timm ``VisionTransformer`` (class token, token pooling)."""
+        """A freshly initialised timm ``VisionTransformer`` (class token, token pooling), or
+        ``VisionTransformerDistilled`` when ``distilled``."""
+        from timm.models.deit import VisionTransformerDistilled
         from timm.models.vision_transformer import VisionTransformer
 
-        return VisionTransformer(
+        cls = VisionTransformerDistilled if self.distilled else VisionTransformer
+        return cls(
             img_size=self.img_size,
             patch_size=self.patch_size,
             num_classes=self.num_classes,

@@ -9,6 +9,12 @@ configuration and the training images. A later call with the same three loads th
 training, a ``.partial`` checkpoint is written after every epoch and an interrupted run resumes
 from it. Every epoch draws its shuffling, augmentation and dropout from a seed derived from
 ``(seed, epoch)``, so a resumed run equals an uninterrupted one.
+
+Given a ``teacher``, :func:`fit` trains a DeiT-style student (a :class:`ViTSpec` with
+``distilled=True``) by hard-label distillation, as DeiT: the class head learns the labels (with
+label smoothing), the distillation head learns the teacher's argmax on the same augmented
+images, the loss is the mean of the two cross-entropies, and at eval the model averages its two
+heads. The teacher's checkpoint is part of the student's cache key.
 """
 
 from __future__ import annotations
@@ -132,27 +138,32 @@ QUICK_CIFAR_TEACHER_TRAINING = TrainConfig(epochs=2, batch_size=64, optimizer="s
 
 
 def fit_cifar10(spec: ModelSpec, cfg: TrainConfig, *, data_root: str | os.PathLike[str] | None,
-                per_class: int | None, seed: int, retrain: bool = False
-                ) -> tuple[Trained, ImageSet, dict[str, Any]]:
+                per_class: int | None, seed: int, retrain: bool = False,
+                teacher: Trained | None = None) -> tuple[Trained, ImageSet, dict[str, Any]]:
     """:func:`fit` on the CIFAR-10 training images (the first ``per_class`` of each class; None:
-    all 2,000 staged per class) with ``cfg``'s seed replaced by ``seed``.
+    all 2,000 staged per class) with ``cfg``'s seed replaced by ``seed`` (and ``teacher``, for
+    hard-label distillation, passed on).
 
     Returns the trained model, the training images and a JSON-ready description (checkpoint,
     whether it was cached, image count, training seconds, final training accuracy).
     """
     train = load_cifar10("train", data_root, per_class)
-    trained = fit(spec, train, replace(cfg, seed=seed), retrain=retrain)
+    trained = fit(spec, train, replace(cfg, seed=seed), retrain=retrain, teacher=teacher)
     info = {"checkpoint": str(trained.path), "cached": trained.cached,
             "train_images": len(train), "train_seconds": round(trained.train_seconds, 1),
             "final_train_acc": trained.history[-1]["train_acc"] if trained.history else None}
     return trained, train, info
 
 
-def checkpoint_path(spec: ModelSpec, cfg: TrainConfig, data: ImageSet) -> Path:
-    """``<cache>/vision/checkpoints/<ModelSpec>-<hash of spec, config, data>.pt``."""
-    key = json.dumps(
-        {"model": spec.key(), "train": asdict(cfg), "data": data.fingerprint()}, sort_keys=True
-    )
+def checkpoint_path(spec: ModelSpec, cfg: TrainConfig, data: ImageSet,
+                    teacher: Trained | None = None) -> Path:
+    """``<cache>/vision/checkpoints/<ModelSpec>-<hash of spec, config, data[, teacher]>.pt``
+    (a distilled student's key holds its teacher's checkpoint name, itself such a hash)."""
+    fields: dict[str, Any] = {"model": spec.key(), "train": asdict(cfg),
+                              "data": data.fingerprint()}
+    if teacher is not None:
+        fields["teacher"] = teacher.path.name
+    key = json.dumps(fields, sort_keys=True)
     digest = hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
     return cache_dir() / "vision" / "checkpoints" / f"{type(spec).__name__}-{digest}.pt"
 
@@ -188,6 +199,7 @@ def fit(
     *,
     retrain: bool = False,
     cache: bool = True,
+    teacher: Trained | None = None,
 ) -> Trained:
     """Train ``spec.build()`` on ``data`` with ``cfg``, or load the cached result.
 
@@ -197,11 +209,17 @@ def fit(
         cfg: the training configuration.
         retrain: ignore a cached checkpoint (and a partial one) and train from scratch.
         cache: write the checkpoint (False: train in memory only, e.g. in tests).
+        teacher: a trained classifier (any model from this module) to distil from by DeiT's
+            hard-label distillation; ``spec`` must then build a model with a distillation head
+            (``ViTSpec(distilled=True)``).
 
     Returns:
         a :class:`Trained` with the model in eval mode. The caller sets the thread count.
+
+    Raises:
+        ValueError: a teacher is given but the model has no distillation head.
     """
-    path = checkpoint_path(spec, cfg, data)
+    path = checkpoint_path(spec, cfg, data, teacher)
     partial = path.with_suffix(".partial")
     if cache and path.exists() and not retrain:
         state = checkpoint.load(path)
@@ -212,6 +230,12 @@ def fit(
 
     torch.manual_seed(derive_seed(cfg.seed, "init"))
     model = spec.build()
+    if teacher is not None:
+        if not hasattr(model, "set_distilled_training"):
+            raise ValueError(f"distillation needs a model with a distillation head (ViTSpec("
+                             f"distilled=True)); {type(model).__name__} has none")
+        model.set_distilled_training(True)
+        teacher.model.eval()
     opt = _optimizer(model, cfg)
     history, start = (checkpoint.resume(partial, model, opt, log) if cache and not retrain
                       else ([], 0))
@@ -236,8 +260,8 @@ def fit(
             labels = data.labels[idx]
             for group in opt.param_groups:
                 group["lr"] = cfg.lr_at(epoch * steps_per_epoch + i, total, steps_per_epoch)
-            logits = model(normalize(images))
-            loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
+            logits, loss = _loss(model, normalize(images), labels, cfg,
+                                 None if teacher is None else teacher.model)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -252,7 +276,25 @@ def fit(
             checkpoint.save_partial(partial, model, opt, history)
     if cache:
         checkpoint.finish(path, partial, model, history)
+    if teacher is not None:
+        model.set_distilled_training(False)
     return Trained(model.eval(), path, False, history, start)
+
+
+def _loss(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig,
+          teacher: nn.Module | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits for the training accuracy, loss) of one batch; with a teacher, DeiT's hard
+    distillation: mean of the class head's smoothed cross-entropy with the labels and the
+    distillation head's cross-entropy with the teacher's predicted classes."""
+    if teacher is None:
+        logits = model(x)
+        return logits, F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
+    with torch.no_grad():
+        teacher_labels = teacher(x).argmax(-1)
+    cls_logits, dist_logits = model(x)
+    loss = 0.5 * (F.cross_entropy(cls_logits, labels, label_smoothing=cfg.label_smoothing)
+                  + F.cross_entropy(dist_logits, teacher_labels))
+    return 0.5 * (cls_logits + dist_logits), loss
 
 
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 250) -> torch.Tensor:

@@ -123,3 +123,72 @@ def test_a_torch_file_that_is_not_a_model_checkpoint_is_named(tmp_path):
     torch.save({"weights": torch.zeros(2)}, path)
     with pytest.raises(CheckpointError, match="expected the fields model"):
         load(path)
+
+
+def test_cifar_resnet_has_torchvision_layout_and_stage_shapes():
+    from paperlab.vision.models import CifarResNetSpec
+
+    model = CifarResNetSpec(widths=(4, 8, 16, 32)).build().eval()
+    x = torch.randn(2, 3, 32, 32)
+    h = model.maxpool(model.relu(model.bn1(model.conv1(x))))
+    shapes = []
+    for layer in (model.layer1, model.layer2, model.layer3, model.layer4):
+        h = layer(h)
+        shapes.append(tuple(h.shape[1:]))
+    assert shapes == [(4, 32, 32), (8, 16, 16), (16, 8, 8), (32, 4, 4)]
+    assert torch.allclose(model.fc(torch.flatten(model.avgpool(h), 1)), model(x))
+    with pytest.raises(ValueError, match="4 stages"):
+        CifarResNetSpec(widths=(4, 8, 16))
+    with pytest.raises(ValueError, match=">= 1"):
+        CifarResNetSpec(blocks=(1, 0, 1, 1))
+
+
+def _bright_dark(n=64, size=8):
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(n) % 2
+    images = (labels[:, None, None, None] * 150 + torch.randint(0, 100, (n, 3, size, size),
+                                                              generator=g)).to(torch.uint8)
+    return ImageSet(images, labels, ("dark", "bright"), "toy")
+
+
+class _Oracle(torch.nn.Module):
+    """A 'teacher' that answers class 1 for every image: the distillation head must learn it."""
+
+    def forward(self, x):
+        return torch.tensor([[0.0, 1.0]]).expand(x.shape[0], -1)
+
+
+def test_hard_distillation_trains_the_dist_head_on_teacher_labels(tmp_path):
+    from paperlab.vision.train import Trained
+
+    data = _bright_dark()
+    spec = ViTSpec(dim=16, depth=1, heads=2, img_size=8, patch_size=4, num_classes=2,
+                   drop_path=0.0, distilled=True)
+    teacher = Trained(_Oracle(), tmp_path / "oracle.pt", True)
+    cfg = TrainConfig(epochs=8, batch_size=16, lr=3e-3, warmup_epochs=0.5, augment=False)
+    student = fit(spec, data, cfg, teacher=teacher, cache=False).model
+    assert student.num_prefix_tokens == 2 and not student.distilled_training
+    from paperlab.vision.data import normalize
+
+    x = normalize(data.images)
+    with torch.no_grad():
+        feats = student.forward_features(x)
+        cls_pred = student.head(feats[:, 0]).argmax(-1)
+        dist_pred = student.head_dist(feats[:, 1]).argmax(-1)
+    assert (cls_pred == data.labels).float().mean() > 0.9  # the class head learned the labels
+    assert (dist_pred == 1).float().mean() > 0.9  # the distillation head learned the teacher
+
+
+def test_distillation_key_names_the_teacher_and_needs_a_dist_head(tmp_path):
+    from paperlab.vision.train import Trained
+
+    data = _bright_dark()
+    spec = ViTSpec(dim=16, depth=1, heads=2, img_size=8, patch_size=4, num_classes=2,
+                   distilled=True)
+    a = Trained(_Oracle(), tmp_path / "a.pt", True)
+    b = Trained(_Oracle(), tmp_path / "b.pt", True)
+    assert checkpoint_path(spec, CFG, data, a) != checkpoint_path(spec, CFG, data, b)
+    assert checkpoint_path(spec, CFG, data, a) != checkpoint_path(spec, CFG, data)
+    plain = ViTSpec(dim=16, depth=1, heads=2, img_size=8, patch_size=4, num_classes=2)
+    with pytest.raises(ValueError, match="distillation head"):
+        fit(plain, data, CFG, teacher=a, cache=False)
