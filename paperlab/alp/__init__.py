@@ -2,7 +2,8 @@
 
 Public API (imported lazily; nothing heavy at import time): the treebank grammar
 (:func:`load_grammar`, :class:`PCFG`, :class:`CKYParser`, :class:`Tagger`, head rules and
-lexicalisation), the augmenters :class:`ALPAugmenter` and :class:`EDAAugmenter` (returning an
+lexicalisation), the class-wise :class:`LexicalizedPCFG`, the augmenters :class:`ALPAugmenter`
+(tree recombination or the authors' PCFG sampling) and :class:`EDAAugmenter` (returning an
 :class:`Augmentation`: texts, labels and the copies among them), and the
 train/validation split strategies.
 """
@@ -13,6 +14,7 @@ from paperlab.core.registry import Option, System, Tool, comma_list
 
 _EXPORTS = {
     "PCFG": "paperlab.alp.grammar",
+    "LexicalizedPCFG": "paperlab.alp.grammar",
     "LexLabel": "paperlab.alp.grammar",
     "head_child": "paperlab.alp.grammar",
     "lexicalize": "paperlab.alp.grammar",
@@ -27,6 +29,7 @@ _EXPORTS = {
     "nltk_data_dir": "paperlab.alp.resources",
     "wordnet": "paperlab.alp.resources",
     "ALPAugmenter": "paperlab.alp.augment",
+    "GENERATIONS": "paperlab.alp.augment",
     "Augmentation": "paperlab.alp.augment",
     "Augmented": "paperlab.alp.augment",
     "EDAAugmenter": "paperlab.alp.augment",
@@ -41,9 +44,9 @@ _EXPORTS = {
 __all__ = ["SYSTEM", *_EXPORTS]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
-# The paper states these as orderings (its per-data-set tables are not staged here), so each
-# claim is judged by its sign only: on the t-interval (in points) over the paired
-# per-(data set, k, seed) differences, within noise when it holds 0.
+# The paper states these as orderings, so each claim is judged by its sign only: on the
+# bootstrap interval (in points) over the paired per-(data set, k, seed) differences of the
+# fine-tuned classifier, within noise when it holds 0.
 def _gain(key: str) -> Bound:
     return Bound(value(key, " pts", ci=f"{key}_ci95"), limit=0.0)
 

@@ -28,7 +28,9 @@ from nltk import Tree
 
 from paperlab.alp.grammar import (
     ROOT,
+    LexicalizedPCFG,
     LexLabel,
+    TooDeep,
     delexicalize,
     head_child,
     is_preterminal,
@@ -428,24 +430,38 @@ def _phrase_index(trees: Sequence[Tree]) -> dict[tuple[str, str], list[tuple[int
     return dict(phrases)
 
 
-class ALPAugmenter(_Augmenter):
-    """ALP (Kim et al., AAAI 2022): recombined lexicalized parse trees with class-wise slots.
+#: ALP's two ways of making an augmentation (see :class:`ALPAugmenter`).
+GENERATIONS = ("recombine", "pcfg")
 
-    ``fit`` parses every sentence with the treebank grammar's Viterbi parser, lexicalises the
-    trees with the head rules and keeps, per class, those whose log-probability per word is at
-    least ``threshold`` (the best one when none is); it indexes their phrases by (category,
-    head POS) and builds a word pool per class and open-class tag (the class's words, expanded
-    with WordNet synonyms of the same POS). Each new sentence takes a kept tree of the class,
-    replaces ``n_recombine`` random phrases by phrases of other kept trees of the class whose
-    category and head tag match (never the sentence's top phrase, so its frame stays), then
-    refills each head-word slot with probability ``p_slot``
-    from the class pool of that slot's tag.
+
+class ALPAugmenter(_Augmenter):
+    """ALP (Kim et al., AAAI 2022): new examples from class-wise lexicalized parse trees.
+
+    Two generations share the parsing. ``generation="recombine"`` (the default, the paper's
+    figure): ``fit`` parses every sentence with the treebank grammar's Viterbi parser,
+    lexicalises the trees with the head rules and keeps, per class, those whose log-probability
+    per word is at least ``threshold`` (the best one when none is); it indexes their phrases by
+    (category, head POS) and builds a word pool per class and open-class tag (the class's words,
+    expanded with WordNet synonyms of the same POS). Each new sentence takes a kept tree of the
+    class, replaces ``n_recombine`` random phrases by phrases of other kept trees of the class
+    whose category and head tag match (never the sentence's top phrase, so its frame stays),
+    then refills each head-word slot with probability ``p_slot`` from the class pool of that
+    slot's tag.
+
+    ``generation="pcfg"`` (what the authors' code does): ``fit`` induces per class a
+    :class:`~paperlab.alp.grammar.LexicalizedPCFG` from the lexicalized parses of every
+    parsed sentence of the class (the code keeps every parse: no threshold), with the same word
+    pools; each augmentation joins phrases sampled from that grammar (start categories S, SQ,
+    SBAR, ADJP, ADVP and the whole-sentence ones, drawn by their count in the class's parses;
+    each POS slot's word redrawn from the pool with probability ``p_slot``) with spaces until
+    the text is at least ``min_chars`` characters long (the code's rule: twice its maximum
+    sequence length of 128 tokens, 256 characters).
 
     Raises (at construction):
         TypeError: a grammar or WordNet of another type; a count that is not an integer (a
             fractional ``n_recombine``), a probability or threshold that is not a number.
         ValueError: ``n_recombine < 0``, ``p_slot`` outside ``[0, 1]``, ``max_senses < 1``,
-            a NaN threshold.
+            a NaN threshold, an unknown ``generation``, ``min_chars < 1``.
 
     Args:
         grammar: from :func:`paperlab.alp.resources.load_grammar`.
@@ -456,11 +472,13 @@ class ALPAugmenter(_Augmenter):
         p_slot: probability of refilling each head-word slot (default 0.3).
         max_senses: WordNet synsets consulted per word for synonyms (default 2: the most
             frequent senses, which limits sense drift).
+        generation: ``"recombine"`` (default) or ``"pcfg"``.
+        min_chars: with ``"pcfg"``, the shortest augmentation in characters (default 256).
     """
 
     def __init__(self, grammar: Grammar, wordnet: Any = None, threshold: float = -4.0,
-                 n_recombine: int = 1, p_slot: float = 0.3, max_senses: int | None = 2
-                 ) -> None:
+                 n_recombine: int = 1, p_slot: float = 0.3, max_senses: int | None = 2,
+                 generation: str = "recombine", min_chars: int = 256) -> None:
         if not isinstance(grammar, Grammar):
             raise TypeError("grammar must be a paperlab.alp.Grammar (from load_grammar), got "
                             f"{checks.describe(grammar)}")
@@ -468,10 +486,15 @@ class ALPAugmenter(_Augmenter):
             _check_wordnet(wordnet)
         self.grammar: Grammar | None = grammar
         self.wordnet = wordnet
-        self._configure(threshold, n_recombine, p_slot, max_senses)
+        self._configure(threshold, n_recombine, p_slot, max_senses, generation, min_chars)
 
     def _configure(self, threshold: float, n_recombine: int, p_slot: float,
-                   max_senses: int | None) -> None:
+                   max_senses: int | None, generation: str = "recombine",
+                   min_chars: int = 256) -> None:
+        if generation not in GENERATIONS:
+            raise ValueError(f"generation must be one of {GENERATIONS}, got {generation!r}")
+        self.generation = generation
+        self.min_chars = checks.integer(min_chars, "min_chars", low=1)
         self.threshold = checks.real(threshold, "threshold")
         self.n_recombine = checks.integer(n_recombine, "n_recombine", low=0)
         self.p_slot = checks.real(p_slot, "p_slot", low=0, high=1)
@@ -495,7 +518,8 @@ class ALPAugmenter(_Augmenter):
                 raise TypeError(f"label {c!r} cannot be saved: labels must be strings or "
                                 "integers")
         return {"settings": {"threshold": self.threshold, "n_recombine": self.n_recombine,
-                             "p_slot": self.p_slot, "max_senses": self.max_senses},
+                             "p_slot": self.p_slot, "max_senses": self.max_senses,
+                             "generation": self.generation, "min_chars": self.min_chars},
                 "unparsed": self.unparsed_,
                 "classes": [{"label": c, "sentences": self.sentences_[c],
                              "trees": [tree_to_json(delexicalize(t)) for t in self.trees_[c]],
@@ -523,7 +547,7 @@ class ALPAugmenter(_Augmenter):
             self._configure(**settings)
             self.unparsed_ = checks.integer(obj["unparsed"], "unparsed", low=0)
             self.sentences_, self.trees_, self.tree_logprobs_ = {}, {}, {}
-            self.phrases_, self.pools_ = {}, {}
+            self.phrases_, self.pools_, self.grammars_ = {}, {}, {}
             for entry in obj["classes"]:
                 c = entry["label"]
                 if isinstance(c, bool) or not isinstance(c, (str, int)) or c in self.trees_:
@@ -536,9 +560,9 @@ class ALPAugmenter(_Augmenter):
                         len(self.tree_logprobs_[c]) != len(self.trees_[c]):
                     raise ValueError(f"class {c!r} needs sentences, trees and one "
                                      "log-probability per tree")
-                self.phrases_[c] = _phrase_index(self.trees_[c])
                 self.pools_[c] = {str(t): tuple(check_tokens(ws))
                                   for t, ws in entry["pools"].items()}
+                self._index(c)
         except KeyError as err:
             raise ValueError(f"no {err} in the saved augmenter") from None
         except (TypeError, AttributeError) as err:
@@ -567,6 +591,7 @@ class ALPAugmenter(_Augmenter):
         self.tree_logprobs_: dict[Hashable, list[float]] = {}
         self.phrases_: dict[Hashable, dict[tuple[str, str], list[tuple[int, Tree, tuple]]]] = {}
         self.pools_: dict[Hashable, dict[str, tuple[str, ...]]] = {}
+        self.grammars_: dict[Hashable, LexicalizedPCFG] = {}
         for c, sents in self.sentences_.items():
             parses = [p for p in map(self.grammar.parser.parse, sents) if p is not None]
             self.unparsed_ += len(sents) - len(parses)
@@ -575,7 +600,8 @@ class ALPAugmenter(_Augmenter):
                          c, len(sents) - len(parses), len(sents))
             if not parses:
                 raise ValueError(f"class {c!r}: no sentence parses under the grammar")
-            kept = [p for p in parses if p.logprob_per_word >= self.threshold]
+            kept = [p for p in parses if self.generation == "pcfg" or
+                    p.logprob_per_word >= self.threshold]
             if not kept:
                 best = max(parses, key=lambda p: p.logprob_per_word)
                 log.info("class %r: no tree above %.2f nats/word; keeping the best (%.2f)",
@@ -595,18 +621,57 @@ class ALPAugmenter(_Augmenter):
                 for w in list(words):
                     if synonyms.is_lemma(w, pos):
                         words.update(synonyms(w, pos))
-            self.phrases_[c] = _phrase_index(self.trees_[c])
             self.pools_[c] = {t: tuple(sorted(ws)) for t, ws in pool.items()}
+            self._index(c)
+
+    def _index(self, c: Hashable) -> None:
+        """What generation reads, from the kept trees and pools of class ``c``."""
+        self.phrases_[c] = _phrase_index(self.trees_[c])
+        if self.generation == "pcfg":
+            self.grammars_[c] = LexicalizedPCFG.from_trees(self.trees_[c], self.pools_[c])
 
     def augment_trees(self, n_per_class: int | Mapping[Hashable, int], seed: int = 0
                       ) -> Augmentation:
-        """Like :meth:`augment`, but the plain (de-lexicalised) trees of the new sentences."""
+        """Like :meth:`augment`, but the plain (de-lexicalised) trees of the new sentences
+        (``generation="recombine"`` only: ``"pcfg"`` joins several phrases).
+
+        Raises:
+            ValueError: ``generation="pcfg"``.
+        """
+        if self.generation == "pcfg":
+            raise ValueError("augment_trees needs generation='recombine': a 'pcfg' "
+                             "augmentation is several phrases joined, not one tree")
         return self._sample(n_per_class, seed)
 
-    def _tokens(self, item: Tree) -> list[str]:
-        return item.leaves()
+    def _tokens(self, item: Tree | list[str]) -> list[str]:
+        return item.leaves() if isinstance(item, Tree) else item
 
-    def _generate(self, label: Hashable, rng: np.random.Generator) -> Tree:
+    #: phrases drawn per augmentation before one that went too deep is replaced by a phrase
+    #: of the class's own trees
+    max_deep = 20
+
+    def _generate(self, label: Hashable, rng: np.random.Generator) -> Tree | list[str]:
+        if self.generation == "pcfg":
+            return self._joined(label, rng)
+        return self._recombined(label, rng)
+
+    def _joined(self, label: Hashable, rng: np.random.Generator) -> list[str]:
+        """Phrases sampled from the class's grammar, joined until ``min_chars`` long."""
+        grammar, tokens, chars, deep = self.grammars_[label], [], -1, 0
+        while chars < self.min_chars:
+            try:
+                phrase = grammar.sample(rng, p_word=self.p_slot).leaves()
+            except TooDeep:
+                deep += 1
+                if deep < self.max_deep:
+                    continue
+                trees = self.trees_[label]
+                phrase, deep = trees[rng.integers(len(trees))].leaves(), 0
+            tokens += phrase
+            chars += sum(len(w) + 1 for w in phrase)  # the joined text's length
+        return tokens
+
+    def _recombined(self, label: Hashable, rng: np.random.Generator) -> Tree:
         trees, phrases = self.trees_[label], self.phrases_[label]
         base = int(rng.integers(len(trees)))
         tree = trees[base].copy(deep=True)

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from nltk import Tree
 
 ROOT = "ROOT"
@@ -324,3 +325,117 @@ class PCFG:
                    for t, c in obj["lexicon"].items()}
         return cls(binary=dict(binary), unary=dict(unary), tags=frozenset(lexicon),
                    starts=frozenset(map(str, obj["starts"])), lexicon=lexicon)
+
+
+#: Categories whose phrases the authors' generator strings together (their "plausible rules":
+#: sentences, questions, subordinate clauses, adjective and adverb phrases); the categories that
+#: span a whole training sentence (under ``ROOT``) are added, so every class has a start.
+PHRASE_STARTS = frozenset({"S", "SQ", "SBAR", "ADJP", "ADVP"})
+
+
+class TooDeep(RuntimeError):
+    """A sampled phrase went past the depth limit (a recursive rule drawn too often)."""
+
+
+@dataclass
+class LexicalizedPCFG:
+    """A head-lexicalized PCFG induced from the lexicalized trees of one class, for sampling.
+
+    Every rule is one seen in the trees: ``A -> B1 ... Bn`` with its head child (the head rules
+    of :func:`head_child`). A phrase of category ``A`` with head word ``h`` expands by
+    ``P(rule | A, h)`` (relative frequency over the ``A`` phrases headed by ``h``), backing off
+    to ``P(rule | A)`` when no ``A`` phrase of the trees is headed by ``h``; the head child
+    inherits ``h`` and every other child ``B`` draws its own head from ``P(head | B)``, the
+    head words of the ``B`` phrases (or, for a POS tag, the words) of the trees. A POS tag
+    whose inherited head has another tag draws a word of its own. ``pools`` (optional) widens
+    the words: with probability ``p_word`` a tag's word is drawn uniformly from its pool instead
+    (the class's words of that tag and their WordNet synonyms, as in ALP).
+
+    Attributes:
+        rules: ``A -> {(children, head index): count}``.
+        lexical_rules: ``(A, head word) -> {(children, head index): count}``.
+        heads: category or tag ``-> {(head word, head tag): count}``.
+        starts: start category ``-> count`` of its phrases in the trees.
+        pools: tag ``->`` words (sorted).
+    """
+
+    rules: dict[str, Counter]
+    lexical_rules: dict[tuple[str, str], Counter]
+    heads: dict[str, Counter]
+    starts: Counter
+    pools: dict[str, tuple[str, ...]]
+
+    @classmethod
+    def from_trees(cls, trees: Iterable[Tree], pools: dict[str, tuple[str, ...]] | None = None,
+                   starts: frozenset[str] = PHRASE_STARTS) -> LexicalizedPCFG:
+        """Induce from lexicalized trees (:func:`lexicalize`; ``ROOT`` on top or not).
+
+        Raises:
+            ValueError: no phrase (the trees are empty or only preterminals).
+        """
+        rules: dict[str, Counter] = defaultdict(Counter)
+        lexical: dict[tuple[str, str], Counter] = defaultdict(Counter)
+        heads: dict[str, Counter] = defaultdict(Counter)
+        start_counts: Counter = Counter()
+        for tree in trees:
+            top = [tree] if tree.label().category != ROOT else list(tree)
+            for sub in top:
+                if isinstance(sub, Tree) and not is_preterminal(sub):
+                    start_counts[sub.label().category] += 1
+            whole = {id(sub) for sub in top}
+            for node in tree.subtrees(lambda n: n.label().category != ROOT):
+                lab = node.label()
+                heads[lab.category][(lab.word, lab.tag)] += 1
+                if is_preterminal(node):
+                    continue
+                kids = tuple(k.label().category for k in node)
+                rule = (kids, head_child(lab.category, kids))
+                rules[lab.category][rule] += 1
+                lexical[(lab.category, lab.word)][rule] += 1
+                if lab.category in starts and id(node) not in whole:
+                    start_counts[lab.category] += 1
+        if not rules or not start_counts:
+            raise ValueError("no phrases to induce a grammar from")
+        return cls(dict(rules), dict(lexical), dict(heads), start_counts, dict(pools or {}))
+
+    def productions(self) -> set[tuple[str, tuple[str, ...]]]:
+        """Every rule ``(A, children)`` of the grammar."""
+        return {(a, kids) for a, c in self.rules.items() for kids, _ in c}
+
+    def sample(self, rng: np.random.Generator, category: str | None = None,
+               p_word: float = 0.0, max_depth: int = 25) -> Tree:
+        """One phrase: of ``category`` (default: a start category drawn by its count).
+
+        Raises:
+            TooDeep: the phrase nested deeper than ``max_depth`` (draw again).
+        """
+        if category is None:
+            category = _draw(self.starts, rng)
+        return self._expand(category, None, rng, p_word, max_depth)
+
+    def _expand(self, category: str, head: tuple[str, str] | None, rng: np.random.Generator,
+                p_word: float, depth: int) -> Tree:
+        if depth < 0:
+            raise TooDeep(category)
+        if category not in self.rules:  # a POS tag
+            if head is None or head[1] != category:
+                head = _draw(self.heads[category], rng)
+            word = head[0]
+            pool = self.pools.get(category)
+            if pool and p_word > 0 and rng.random() < p_word:
+                word = pool[rng.integers(len(pool))]
+            return Tree(category, [word])
+        if head is None:
+            head = _draw(self.heads[category], rng)
+        options = self.lexical_rules.get((category, head[0])) or self.rules[category]
+        kids, h = _draw(options, rng)
+        return Tree(category, [self._expand(k, head if i == h else None, rng, p_word, depth - 1)
+                               for i, k in enumerate(kids)])
+
+
+def _draw(counts: Counter, rng: np.random.Generator) -> Any:
+    """A key of ``counts`` drawn with probability proportional to its count (keys in insertion
+    order, so a seeded draw is reproducible)."""
+    keys = list(counts)
+    weights = np.fromiter(counts.values(), dtype=float, count=len(keys))
+    return keys[int(rng.choice(len(keys), p=weights / weights.sum()))]
