@@ -2,7 +2,8 @@
 
 A confidence-gated mixture of an MLP (weak expert, node features only) and a GNN (strong
 expert). See :mod:`paperlab.mowst.mowst` for the model, :mod:`paperlab.mowst.training` for
-Mowst / Mowst* training and evaluation, :mod:`paperlab.mowst.datasets` for the staged graphs.
+Mowst / Mowst* training and evaluation, :mod:`paperlab.mowst.datasets` for the staged graphs,
+:mod:`paperlab.mowst.synthetic` for generated contextual SBM graphs of any size.
 The public names below are imported on first use, so importing this package imports no torch.
 """
 
@@ -69,6 +70,10 @@ SYSTEM = System(
         Option("max_rounds", int, "training limit: Mowst's big epochs (two turns each)", min=1),
         Option("turn_patience", int,
                "early-stopping patience of Mowst's turns (default: --patience)", min=1),
+        Option("nodes", int,
+               "bench only: a generated contextual SBM graph of this many nodes (mean degree "
+               "20, 100 features, half the nodes easy for an MLP) instead of the staged graphs",
+               min=20),
     ),
 )
 
@@ -87,6 +92,8 @@ _EXPORTS = {
         "mowst_loss", "mowst_star_loss", "random_gating_scores", "roc_auc", "train_expert",
         "train_mowst", "train_mowst_star"),
         "paperlab.mowst.training"),
+    **dict.fromkeys(("CSBM", "CSBMGraph", "contextual_sbm", "edge_homophily"),
+                    "paperlab.mowst.synthetic"),
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

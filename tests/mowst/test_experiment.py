@@ -148,3 +148,62 @@ def test_the_sweep_gives_the_same_results_on_two_workers_and_resumes_from_disk(
     assert _on_texas(experiment.run, tmp_path / "resumed", seed=1).results == pooled
     with pytest.raises(JobError, match="texas seed=1"):  # --fresh trains again
         _on_texas(experiment.run, tmp_path / "fresh", seed=1, fresh=True)
+
+
+def _bench_generated(tmp_path, nodes: int = 400, repeats: int = 2):
+    cfg = experiment.Config(datasets=(), seeds=1, ablation_datasets=(), ablation_seeds=0,
+                            bench_repeats=repeats, draws=5, nodes=nodes,
+                            train=TrainConfig(max_epochs=4, patience=2, max_rounds=1))
+    return experiment.bench(RunContext("mowst", quick=False, seed=0, out_dir=tmp_path), cfg)
+
+
+def test_bench_on_a_generated_graph_needs_no_data_and_judges_the_cost_claims(tmp_path):
+    result = _bench_generated(tmp_path)
+    (graph,) = result.data
+    assert graph["name"] == "csbm-400" and graph["generator"] == "contextual SBM"
+    assert graph["mean_degree"] == pytest.approx(20, rel=0.1) and graph["generation_s"] >= 0
+    assert [(r["dataset"], r["backbone"]) for r in result.results] == [("csbm-400", "GCN"),
+                                                                        ("csbm-400", "SAGE")]
+    for row in result.results:
+        assert row["mlp_test"] == result.results[0]["mlp_test"]  # one MLP per graph
+        for method in ("mlp", "gnn", "mowst", "mowst_short_turns", "mowst_star"):
+            ci = row[f"{method}_test_ci95"]
+            assert ci["lo"] <= row[f"{method}_test"] <= ci["hi"], method
+            if method != "gnn":
+                diff = row[f"{method}_minus_gnn_pts_ci95"]
+                assert diff["lo"] <= row[f"{method}_test"] - row["gnn_test"] + 1e-6, method
+                assert row[f"{method}_test"] - row["gnn_test"] - 1e-6 <= diff["hi"], method
+        for key in ("routed_inference_ratio", "query_routed_inference_ratio",
+                    "mowst_two_turns_epoch_ratio", "mowst_star_epoch_ratio"):
+            assert row[f"{key}_ci95"]["method"].startswith("bootstrap of medians"), key
+        assert {f"query_ratio_at_{s:g}" for s in experiment.ROUTED_SHARES} <= set(row)
+        verdicts = row["cost_verdicts"]
+        assert set(verdicts) == {"training_cost", "training_cost (short turns)",
+                                 "inference_cost (whole graph)", "inference_cost (per query)"}
+        # the verdicts follow the claims' rules: <= 2x training, an interval <= 1x inference
+        expected = "reproduced" if row["mowst_train_ratio"] <= 2 else "not reproduced"
+        assert verdicts["training_cost"].startswith(f"{expected}: ")
+        ci = row["query_routed_inference_ratio_ci95"]
+        expected = ("within noise" if ci["lo"] <= 1 <= ci["hi"] else
+                    "reproduced" if ci["hi"] < 1 else "not reproduced")
+        assert verdicts["inference_cost (per query)"].startswith(f"{expected}: ")
+    assert set(result.summary["cost_verdicts"]) == {"csbm-400/GCN", "csbm-400/SAGE"}
+    assert (tmp_path / "mowst_routed_inference.png").exists()
+
+
+def test_one_repeat_gives_the_timings_no_interval(tmp_path):
+    row = _bench_generated(tmp_path, nodes=200, repeats=1).results[0]
+    assert row["routed_inference_ratio_ci95"] is None
+    assert "no interval" in row["cost_verdicts"]["inference_cost (whole graph)"]
+
+
+def test_nodes_flag_sets_the_scale_training_and_is_bench_only(tmp_path):
+    from paperlab.mowst.experiment import SCALE_TRAIN, Config
+
+    cfg = Config.quick().with_options({"nodes": 1000})
+    assert cfg.nodes == 1000 and cfg.train == SCALE_TRAIN
+    cfg = Config.full().with_options({"nodes": 1000, "patience": 3})
+    assert cfg.train.patience == 3 and cfg.train.max_epochs == SCALE_TRAIN.max_epochs
+    with pytest.raises(ValueError, match="--nodes sets the generated graph of 'paperlab bench"):
+        experiment.run(RunContext("mowst", quick=True, seed=0, out_dir=tmp_path,
+                                  options={"nodes": 1000}))
