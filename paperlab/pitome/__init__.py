@@ -92,13 +92,17 @@ SYSTEM = System(
         Option("tome_r", _ints, "constant ToMe r values instead of the size's", metavar="R1,R2,.."),
         Option("text_seeds", int, "fine-tuning seeds of the text comparison (full size: 3)",
                min=1, max=10),
-        Option("parts", _parts, "which comparisons run: vision (the CIFAR-10 ViT), text (the "
-               "fine-tuned MiniLM) or both (default)", metavar="vision,text"),
+        Option("parts", _parts, "which comparisons (and benchmarks) run: vision (the CIFAR-10 "
+               "ViT), text (the fine-tuned MiniLM; its bench: long inputs) or both (default)",
+               metavar="vision,text"),
     ),
     claims=_CLAIMS,
     tools=(Tool("profile", "does token merging pay off for your timm ViT (or MiniLM) at your "
                 "batch size: FLOPs and measured speed of the full model, ToMe and PiToMe",
-                "paperlab.pitome.cli:profile"),),
+                "paperlab.pitome.cli:profile"),
+           Tool("ablate", "why PiToMe trails matched ToMe on the fine-tuned MiniLM: its text "
+                "rule's schedule, kernel, margin, proportional attention and metric ablated, "
+                "energy per layer, which tokens merge", "paperlab.pitome.cli:ablate")),
 )
 
 # The energy-score rule lives in the shared substrate (paperlab.merging.energy); PiToMe's public

@@ -141,7 +141,8 @@ class Config:
     def with_options(self, options: Mapping[str, Any]) -> Config:
         """Apply ``--retrain``, ``--epochs``, ``--eval-images``, ``--keep-ratios``, ``--tome-r``
         (``--keep-ratios`` also sets the pure-rule ratio to the smallest one) and ``--parts``
-        (which comparisons run: ``vision``, ``text`` or both) and ``--text-seeds``."""
+        (which comparisons and benchmarks run: ``vision``, ``text`` or both) and
+        ``--text-seeds``."""
         cfg = with_training_options(self, options)
         if "keep_ratios" in options:
             ratios = tuple(options["keep_ratios"])
@@ -152,7 +153,9 @@ class Config:
             parts = options["parts"]
             cfg = dataclasses.replace(cfg, vision="vision" in parts,
                                       text=(cfg.text or TextConfig()) if "text" in parts
-                                      else None)
+                                      else None,
+                                      bench_text_lengths=cfg.bench_text_lengths
+                                      if "text" in parts else ())
         if "text_seeds" in options and cfg.text is not None:
             cfg = dataclasses.replace(
                 cfg, text=dataclasses.replace(cfg.text, seeds=int(options["text_seeds"])))
@@ -454,9 +457,9 @@ def bench(ctx: RunContext, config: Config | None = None) -> Result:
     seed_everything(ctx.seed)
     ours = f"ViT {cfg.vit.dim}x{cfg.vit.depth} 32px"
     with torch_threads(cfg.threads):
-        rows = _bench_rows(ours, cfg.vit.build().eval(), cfg.bench_ratios, cfg.bench_batches,
-                           cfg.bench_repeats, inner=8)
-        if cfg.bench_timm:
+        rows = (_bench_rows(ours, cfg.vit.build().eval(), cfg.bench_ratios, cfg.bench_batches,
+                            cfg.bench_repeats, inner=8) if cfg.vision else [])
+        if cfg.vision and cfg.bench_timm:
             import timm
 
             big = timm.create_model(cfg.bench_timm, pretrained=False).eval()

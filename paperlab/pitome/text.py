@@ -117,27 +117,73 @@ def text_settings(cfg: TextConfig) -> list[TextSetting]:
     return out
 
 
+def schedule_flops(config: Any, rule: Any | None, lengths: list[int]) -> float:
+    """Analytic multiply-adds per sentence of a MiniLM classifier (``config``: its
+    ``BertConfig``) merging by ``rule`` (a :class:`~paperlab.merging.plan.MergeRule`; None: the
+    full model), averaged over sentences of the given token counts (``[CLS]``, ``[SEP]``
+    included)."""
+    labels = int(config.num_labels)
+    total = 0.0
+    for n, sentences in Counter(lengths).items():  # one schedule per distinct length
+        tokens = rule.schedule(n, LAYERS, 1) if rule is not None else [(n, n)] * LAYERS
+        total += sentences * bert_flops(config, tokens, labels)
+    return total / len(lengths)
+
+
 def mean_flops(model: nn.Module, lengths: list[int]) -> float:
     """Analytic multiply-adds per sentence of ``model`` (patched or not), averaged over
     sentences of the given token counts (``[CLS]`` and ``[SEP]`` included)."""
     state = getattr(model, "_merge_state", None)
-    labels = int(model.config.num_labels)
-    total = 0.0
-    for n, sentences in Counter(lengths).items():  # one schedule per distinct length
-        tokens = state.rule.schedule(n, LAYERS, 1) if state is not None else [(n, n)] * LAYERS
-        total += sentences * bert_flops(model.config, tokens, labels)
-    return total / len(lengths)
+    return schedule_flops(model.config, state.rule if state is not None else None, lengths)
 
 
-def _dataset(name: str, ctx: RunContext, cfg: TextConfig, seed: int
-             ) -> tuple[text_data.TextSet, text_data.TextSet]:
-    train = text_data.read(name, "train", ctx.data_root)
-    evaluate = text_data.read(name, EVAL_SPLIT[name], ctx.data_root)
+def token_lengths(texts: tuple[str, ...] | list[str], max_length: int) -> list[int]:
+    """Tokens per sentence as the classifier sees them (``[CLS]``/``[SEP]`` included,
+    truncated to ``max_length``)."""
+    return [len(ids) for ids in load_tokenizer()(
+        list(texts), truncation=True, max_length=max_length)["input_ids"]]
+
+
+def load_splits(name: str, data_root: Any, cfg: TextConfig, seed: int
+                ) -> tuple[text_data.TextSet, text_data.TextSet]:
+    """The training split and the evaluated split of data set ``name`` (``cfg``'s
+    ``train_examples`` / ``eval_examples`` drawn with ``seed``; None: all)."""
+    train = text_data.read(name, "train", data_root)
+    evaluate = text_data.read(name, EVAL_SPLIT[name], data_root)
     if cfg.train_examples is not None:
         train = train.subset(cfg.train_examples, seed)
     if cfg.eval_examples is not None:
         evaluate = evaluate.subset(cfg.eval_examples, seed)
     return train, evaluate
+
+
+def score_settings(fitted: Any, settings: list[TextSetting], evaluate: text_data.TextSet,
+                   lengths: list[int], max_length: int, batch: int
+                   ) -> tuple[dict[tuple[str, str], np.ndarray], dict[tuple[str, str], float]]:
+    """Patch a copy of the fine-tuned classifier ``fitted`` (a
+    :class:`~paperlab.text.train.Finetuned`) by each setting and score it on ``evaluate``.
+
+    Args:
+        fitted: the fine-tuned classifier and its tokenizer.
+        settings: the models to evaluate.
+        evaluate: the evaluated sentences.
+        lengths: their token counts (:func:`token_lengths`), for the FLOPs.
+        max_length: tokens kept per sentence (the fine-tuning's).
+        batch: sentences per forward call.
+
+    Returns:
+        ``(method, param) -> bool (sentences,)``, whether each sentence is classified right,
+        and ``(method, param) ->`` mean analytic multiply-adds per sentence.
+    """
+    correct, flops = {}, {}
+    for setting in settings:
+        key = (setting.method, setting.param)
+        model = setting.apply(copy.deepcopy(fitted.model)).eval()
+        with torch.no_grad():
+            pred = predict(model, fitted.tokenizer, evaluate.texts, max_length, batch)
+        correct[key] = pred == evaluate.labels
+        flops[key] = mean_flops(model, lengths)
+    return correct, flops
 
 
 def run_text(ctx: RunContext, cfg: TextConfig
@@ -160,26 +206,20 @@ def _one_dataset(ctx: RunContext, cfg: TextConfig, name: str, summary: dict[str,
     """Fine-tune, merge and evaluate on one data set; fills ``summary`` and ``described``."""
     rows: list[dict[str, Any]] = []
     settings = text_settings(cfg)
-    train, evaluate = _dataset(name, ctx, cfg, ctx.seed)
+    train, evaluate = load_splits(name, ctx.data_root, cfg, ctx.seed)
     correct: dict[tuple[str, str], list[np.ndarray]] = {}
-    flops: dict[tuple[str, str], float] = {}
     tests, fitted_info = [], []
-    lengths = [len(ids) for ids in load_tokenizer()(
-        list(evaluate.texts), truncation=True, max_length=cfg.finetune.max_length)["input_ids"]]
+    lengths = token_lengths(evaluate.texts, cfg.finetune.max_length)
+    flops: dict[tuple[str, str], float] = {}
     for s in track(range(cfg.seeds), f"PiToMe on {name}", total=cfg.seeds):
         recipe = dataclasses.replace(cfg.finetune, seed=ctx.seed + s)
         fitted = finetune(train, recipe)
         fitted_info.append({"seed": recipe.seed, "cached": fitted.cached,
                             "train_seconds": fitted.train_seconds})
-        for setting in settings:
-            model = setting.apply(copy.deepcopy(fitted.model)).eval()
-            with torch.no_grad():
-                pred = predict(model, fitted.tokenizer, evaluate.texts, recipe.max_length,
-                               cfg.eval_batch)
-            key = (setting.method, setting.param)
-            correct.setdefault(key, []).append(pred == evaluate.labels)
-            if key not in flops:  # the same for every seed: it depends on the lengths only
-                flops[key] = mean_flops(model, lengths)
+        scored, flops = score_settings(fitted, settings, evaluate, lengths,
+                                       recipe.max_length, cfg.eval_batch)
+        for key, hits in scored.items():
+            correct.setdefault(key, []).append(hits)
         for k in cfg.keep_ratios:
             pit = correct[("PiToMe", f"keep={k}")][-1]
             other = correct[("ToMe matched (prop_attn=on)", f"keep={k}")][-1]

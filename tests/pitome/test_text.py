@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from paperlab.core.data import DataNotFoundError
@@ -87,5 +89,25 @@ def test_parts_option():
     assert not only_text.vision and only_text.text == TextConfig()
     only_vision = Config.quick().with_options({"parts": ("vision",)})
     assert only_vision.vision and only_vision.text is None
+    assert only_vision.bench_text_lengths == () and only_text.bench_text_lengths == (256, 512)
     two = Config.full().with_options({"parts": ("text",), "text_seeds": 2})
     assert two.text.seeds == 2 and two.text.finetune == TextConfig().finetune
+
+
+def test_bench_with_the_text_part_only(tmp_path):
+    from paperlab.pitome.experiment import Config, bench
+
+    cfg = Config.quick().with_options({"parts": ("text",)})
+    cfg = dataclasses.replace(cfg, bench_text_lengths=(16,), bench_text_batches=(2,),
+                              bench_repeats=1)
+    result = bench(RunContext(system="pitome", quick=True, out_dir=tmp_path), cfg)
+    assert {r["model"] for r in result.results} == {"MiniLM-L6 (text)"}
+    assert {r["method"] for r in result.results} == {
+        "full", "PiToMe (first 3 layers)", "ToMe matched (first 3 layers)",
+        "PiToMe (every layer)", "ToMe matched (every layer)"}
+    assert "text_speedup_pitome_0.65_L16_b2" in result.summary
+    no_text = bench(RunContext(system="pitome", quick=True, out_dir=tmp_path),
+                    dataclasses.replace(Config.quick().with_options({"parts": ("vision",)}),
+                                        bench_ratios=(1.0, 0.9), bench_batches=(1,),
+                                        bench_repeats=1))
+    assert all(r["model"] != "MiniLM-L6 (text)" for r in no_text.results)
