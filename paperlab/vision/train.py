@@ -139,20 +139,32 @@ QUICK_CIFAR_TEACHER_TRAINING = TrainConfig(epochs=2, batch_size=64, optimizer="s
 
 def fit_cifar10(spec: ModelSpec, cfg: TrainConfig, *, data_root: str | os.PathLike[str] | None,
                 per_class: int | None, seed: int, retrain: bool = False,
-                teacher: Trained | None = None) -> tuple[Trained, ImageSet, dict[str, Any]]:
+                teacher: tuple[ModelSpec, TrainConfig] | None = None
+                ) -> tuple[Trained, ImageSet, dict[str, Any]]:
     """:func:`fit` on the CIFAR-10 training images (the first ``per_class`` of each class; None:
-    all 2,000 staged per class) with ``cfg``'s seed replaced by ``seed`` (and ``teacher``, for
-    hard-label distillation, passed on).
+    all 2,000 staged per class) with ``cfg``'s seed replaced by ``seed``.
+
+    ``teacher`` (a model and its training) makes it DeiT's hard-label distillation: the teacher
+    is trained on the same images with its own configuration, seed included (so every student
+    shares one cached teacher), or loaded from the cache, and ``spec`` must be a distilled ViT.
 
     Returns the trained model, the training images and a JSON-ready description (checkpoint,
-    whether it was cached, image count, training seconds, final training accuracy).
+    whether it was cached, image count, training seconds, final training accuracy; the teacher's
+    under ``"teacher"``).
     """
     train = load_cifar10("train", data_root, per_class)
-    trained = fit(spec, train, replace(cfg, seed=seed), retrain=retrain, teacher=teacher)
-    info = {"checkpoint": str(trained.path), "cached": trained.cached,
-            "train_images": len(train), "train_seconds": round(trained.train_seconds, 1),
-            "final_train_acc": trained.history[-1]["train_acc"] if trained.history else None}
+    guide = None if teacher is None else fit(teacher[0], train, teacher[1])
+    trained = fit(spec, train, replace(cfg, seed=seed), retrain=retrain, teacher=guide)
+    info = _describe(trained, len(train))
+    if guide is not None:
+        info["teacher"] = {"model": teacher[0].key(), **_describe(guide, len(train))}
     return trained, train, info
+
+
+def _describe(trained: Trained, images: int) -> dict[str, Any]:
+    return {"checkpoint": str(trained.path), "cached": trained.cached, "train_images": images,
+            "train_seconds": round(trained.train_seconds, 1),
+            "final_train_acc": trained.history[-1]["train_acc"] if trained.history else None}
 
 
 def checkpoint_path(spec: ModelSpec, cfg: TrainConfig, data: ImageSet,

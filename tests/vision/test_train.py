@@ -192,3 +192,23 @@ def test_distillation_key_names_the_teacher_and_needs_a_dist_head(tmp_path):
     plain = ViTSpec(dim=16, depth=1, heads=2, img_size=8, patch_size=4, num_classes=2)
     with pytest.raises(ValueError, match="distillation head"):
         fit(plain, data, CFG, teacher=a, cache=False)
+
+
+def test_fit_cifar10_shares_one_teacher_across_student_seeds(monkeypatch):
+    import paperlab.vision.train as train_mod
+    from paperlab.vision.models import CifarResNetSpec
+
+    data = _bright_dark(n=32, size=32)
+    monkeypatch.setattr(train_mod, "load_cifar10", lambda split, root, per_class: data)
+    student = ViTSpec(dim=16, depth=1, heads=2, img_size=32, patch_size=8, num_classes=2,
+                      distilled=True)
+    teacher = (CifarResNetSpec(widths=(4, 4, 8, 8), num_classes=2),
+               TrainConfig(epochs=1, batch_size=16, optimizer="sgd", lr=0.05, warmup_epochs=0))
+    cfg = TrainConfig(epochs=1, batch_size=16, warmup_epochs=0)
+    _, _, first = train_mod.fit_cifar10(student, cfg, data_root=None, per_class=None, seed=1,
+                                        teacher=teacher)
+    _, _, second = train_mod.fit_cifar10(student, cfg, data_root=None, per_class=None, seed=2,
+                                         teacher=teacher)
+    assert not first["teacher"]["cached"] and second["teacher"]["cached"]
+    assert first["teacher"]["checkpoint"] == second["teacher"]["checkpoint"]
+    assert first["checkpoint"] != second["checkpoint"] and not second["cached"]
