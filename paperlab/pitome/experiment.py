@@ -46,12 +46,14 @@ from paperlab.pitome.merge import patch as pitome_patch
 from paperlab.pitome.text import TextConfig, accuracy_flops_panel, bench_text, run_text
 from paperlab.vision.data import ImageSet, load_cifar10
 from paperlab.vision.flops import model_flops
-from paperlab.vision.models import ViTSpec
+from paperlab.vision.models import ModelSpec, ViTSpec
 from paperlab.vision.speed import measure_speed
 from paperlab.vision.train import (
     CIFAR_VIT,
+    CIFAR_VIT_TEACHER,
     CIFAR_VIT_TRAINING,
     QUICK_CIFAR_VIT,
+    QUICK_CIFAR_VIT_TEACHER,
     QUICK_CIFAR_VIT_TRAINING,
     TrainConfig,
     fit_cifar10,
@@ -69,11 +71,13 @@ class Config:
     """One reproduction (and benchmark) size.
 
     Attributes:
-        vit: the ViT trained here. train: its training. train_per_class: training images per
-        class (of 2,000). eval_images: test images evaluated (first ``eval_images / 10`` per
-        class; 10,000 = all). tome_r: constant ToMe r values. keep_ratios: PiToMe keep ratios
-        (the largest-reduction one is the summary's). pure_ratios: ratios also run with the pure
-        PiToMe rule in every block. pitome_prop_attn: also run PiToMe with proportional
+        vit: the ViT trained here (DeiT-style, distilled). train: its training. teacher: the CNN
+        it is distilled from and its training (the vision substrate's shared teacher; None: no
+        distillation, ``vit`` then without a distillation token). train_per_class: training
+        images per class (of 2,000). eval_images: test images evaluated (first ``eval_images /
+        10`` per class; 10,000 = all). tome_r: constant ToMe r values. keep_ratios: PiToMe keep
+        ratios (the largest-reduction one is the summary's). pure_ratios: ratios also run with
+        the pure PiToMe rule in every block. pitome_prop_attn: also run PiToMe with proportional
         attention (the reference runs it without). speed_batch, speed_repeats: the images/s
         column of ``run`` (repeats >= 2: the throughput ratio's interval needs their spread).
         viz_images: test images in the merged-groups picture. retrain: ignore a cached
@@ -81,13 +85,14 @@ class Config:
         benchmark grid. bench_timm, bench_timm_ratios: a timm 224x224 ViT (197 tokens, random
         weights) also timed at batch 1, or None. text: the text comparison on the pretrained
         MiniLM (:mod:`paperlab.pitome.text`), or None to skip it. vision: run the CIFAR-10
-        comparison (False: the text one only). bench_text_lengths,
-        bench_text_batches, bench_text_ratios: the benchmark's long text inputs (tokens), batch
-        sizes and keep ratios (empty lengths: no text benchmark).
+        comparison (False: the text one only). bench_text_lengths, bench_text_batches,
+        bench_text_ratios: the benchmark's long text inputs (tokens), batch sizes and keep
+        ratios (empty lengths: no text benchmark).
     """
 
     vit: ViTSpec = CIFAR_VIT
     train: TrainConfig = CIFAR_VIT_TRAINING
+    teacher: tuple[ModelSpec, TrainConfig] | None = CIFAR_VIT_TEACHER
     train_per_class: int | None = None
     eval_images: int = 10_000
     tome_r: tuple[int, ...] = (2, 4, 6, 8)
@@ -120,6 +125,7 @@ class Config:
         return cls(
             vit=QUICK_CIFAR_VIT,
             train=QUICK_CIFAR_VIT_TRAINING,
+            teacher=QUICK_CIFAR_VIT_TEACHER,
             train_per_class=300,
             eval_images=1000,
             tome_r=(2, 4),
@@ -167,10 +173,11 @@ class Config:
 
 
 def trained_vit(ctx: RunContext, cfg: Config) -> tuple[nn.Module, dict[str, Any]]:
-    """The cached (or freshly trained) ViT and a description of its training."""
+    """The cached (or freshly trained) ViT and a description of its training (and its
+    teacher's)."""
     trained, _, info = fit_cifar10(cfg.vit, cfg.train, data_root=ctx.data_root,
                                    per_class=cfg.train_per_class, seed=ctx.seed,
-                                   retrain=cfg.retrain)
+                                   retrain=cfg.retrain, teacher=cfg.teacher)
     return trained.model, info
 
 

@@ -114,15 +114,6 @@ class Trained:
         return float(sum(h["seconds"] for h in self.history))
 
 
-# The small ViT the token-reduction systems (pitome, diffrate) train on CIFAR-10. One recipe
-# per size, so both systems hash to, and share, the same cached checkpoint.
-CIFAR_VIT = ViTSpec(dim=64, depth=6, heads=2, drop_path=0.0)
-CIFAR_VIT_TRAINING = TrainConfig(epochs=6, batch_size=64, lr=1e-3, weight_decay=0.05,
-                                 warmup_epochs=0.25, label_smoothing=0.1, augment=False)
-QUICK_CIFAR_VIT = ViTSpec(dim=48, depth=4, heads=2, drop_path=0.0)
-QUICK_CIFAR_VIT_TRAINING = TrainConfig(epochs=3, batch_size=64, lr=2e-3, weight_decay=0.05,
-                                       warmup_epochs=0.25, augment=False)
-
 # The substrate's CNN teacher (Entropic Student's teacher, the distilled ViT's teacher): a
 # CIFAR-stem ResNet narrow enough that 18 epochs on the 20,000 staged training images take
 # about 30 minutes of one core (96 s an epoch measured at batch 128), SGD with Nesterov
@@ -135,6 +126,18 @@ QUICK_CIFAR_TEACHER = CifarResNetSpec(widths=(8, 16, 32, 64), blocks=(1, 1, 1, 1
 QUICK_CIFAR_TEACHER_TRAINING = TrainConfig(epochs=2, batch_size=64, optimizer="sgd", lr=0.05,
                                            weight_decay=5e-4, warmup_epochs=0.25,
                                            label_smoothing=0.1, augment=True)
+# The teacher the CIFAR ViTs are distilled from (fit_cifar10's ``teacher``).
+CIFAR_VIT_TEACHER = (CIFAR_TEACHER, CIFAR_TEACHER_TRAINING)
+QUICK_CIFAR_VIT_TEACHER = (QUICK_CIFAR_TEACHER, QUICK_CIFAR_TEACHER_TRAINING)
+
+# The DeiT-style ViT the token-reduction systems (pitome, diffrate) distil from the teacher on
+# CIFAR-10. One recipe per size, so both systems hash to, and share, the same checkpoint.
+CIFAR_VIT = ViTSpec(dim=128, depth=6, heads=4, drop_path=0.1, distilled=True)
+CIFAR_VIT_TRAINING = TrainConfig(epochs=20, batch_size=128, lr=1e-3, weight_decay=0.05,
+                                 warmup_epochs=2.0, label_smoothing=0.1, augment=True)
+QUICK_CIFAR_VIT = ViTSpec(dim=48, depth=4, heads=2, drop_path=0.0, distilled=True)
+QUICK_CIFAR_VIT_TRAINING = TrainConfig(epochs=3, batch_size=64, lr=2e-3, weight_decay=0.05,
+                                       warmup_epochs=0.25, augment=True)
 
 
 def fit_cifar10(spec: ModelSpec, cfg: TrainConfig, *, data_root: str | os.PathLike[str] | None,
