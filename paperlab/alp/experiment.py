@@ -100,7 +100,7 @@ class Config:
     seeds: int = 10
     methods: tuple[str, ...] = ("none", "eda", "alp")
     extra: tuple[tuple[str, str], ...] = (("alp", "aug_train"), ("alp_recombine", "standard"))
-    extra_seeds: int = 3
+    extra_seeds: int = 4
     n_aug_per_k: int = 3
     min_chars: int = 256
     finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(
