@@ -131,3 +131,39 @@ def test_matched_tome_follows_pitome_counts_on_every_sentence(tokenizer):
         with torch.no_grad():
             model(**enc)
         assert merge_state(model).tokens == rule.schedule(n, 6, 1)
+
+
+def test_key_weights_exclude_keys_exactly(tokenizer):
+    """A key of weight 0 is as if it were not there: the other tokens' outputs equal those of
+    the sequence without it (the search's masked attention relies on it)."""
+    model = classifier()
+    layer = model.bert.encoder.layer[0]
+    enc = tokenizer(SENTENCES[:1], return_tensors="pt")
+    with torch.no_grad():
+        x = model.bert.embeddings(enc["input_ids"])
+        keep = torch.ones(x.shape[:2])
+        keep[0, 3] = 0
+        masked, _, probs = bert.self_attention(layer, x, key_weights=keep)
+        alone, _, _ = bert.self_attention(layer, x[:, keep[0] > 0])
+    assert torch.allclose(masked[:, keep[0] > 0], alone, atol=1e-5)
+    assert torch.all(probs[..., 3] == 0) and torch.allclose(probs.sum(-1), torch.ones(1))
+
+
+def test_mean_bert_flops_counts_each_length():
+    config = classifier().config
+    schedule = lambda n: [(n, n), (n, n - 1)] + [(n - 1, n - 1)] * 4  # noqa: E731
+    lengths = [5, 9, 9, 30]
+    want = sum(bert.bert_flops(config, schedule(n), 2) for n in lengths) / 4
+    assert bert.mean_bert_flops(config, schedule, lengths, 2) == pytest.approx(want)
+    with pytest.raises(ValueError, match="at least one"):
+        bert.mean_bert_flops(config, schedule, [], 2)
+
+
+def test_a_merging_patch_does_not_stack_on_another_reduction():
+    class _Other:  # stands for another token reduction's encoder mixin (DiffRate's)
+        patch_name = "another reduction"
+
+    model = classifier()
+    bert.patch_encoder(model, _Other)
+    with pytest.raises(ValueError, match="already patched by another reduction"):
+        tome.patch(model, r=1)
