@@ -14,6 +14,10 @@ difference, the throughput ratio's interval from the timing repeats, a plot of t
 per-layer kept counts and one of accuracy against FLOPs. The rates are saved as JSON next to
 the results.
 
+``run`` with the text part (``--parts text`` alone, or both, the default): DiffRate on a
+fine-tuned BERT encoder on SST-2 against ToMe and the uniform schedule at the FLOPs of PiToMe at
+keep ratio 0.65 (:mod:`paperlab.diffrate.text`; no paper reports DiffRate on text).
+
 ``bench``: the search's cost (minutes for the whole search and per 1,000 images and epoch) and
 images/s at batch 1 and 64 of DiffRate, uniform and ToMe at the middle target against the full
 model.
@@ -26,7 +30,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -52,6 +56,8 @@ from paperlab.diffrate.model import (
     uniform_rates,
 )
 from paperlab.diffrate.rates import Rates
+from paperlab.diffrate.text import TextConfig, run_text
+from paperlab.diffrate.vit import num_tokens
 from paperlab.merging import tome
 from paperlab.merging.vit import token_schedule
 from paperlab.vision.data import ImageSet, load_cifar10
@@ -85,6 +91,8 @@ class Config:
         on. speed_batch, speed_repeats: the images/s column of ``run`` (repeats >= 2: the
         throughput ratio's interval needs their spread). retrain: ignore a cached
         checkpoint. threads: torch threads. bench_batches, bench_repeats: the benchmark.
+        vision: run the CIFAR-10 comparison. text: the SST-2 comparison on a fine-tuned MiniLM
+        (:class:`~paperlab.diffrate.text.TextConfig`), or None to skip it.
     """
 
     vit: ViTSpec = CIFAR_VIT
@@ -101,6 +109,8 @@ class Config:
     threads: int = 1
     bench_batches: tuple[int, ...] = (1, 64)
     bench_repeats: int = 7
+    vision: bool = True
+    text: TextConfig | None = field(default_factory=TextConfig)
 
     def __post_init__(self) -> None:
         if self.mid not in self.targets:
@@ -123,6 +133,7 @@ class Config:
             search_per_class=30,
             speed_repeats=2,
             bench_repeats=3,
+            text=TextConfig.quick(),
         )
 
     @classmethod
@@ -130,11 +141,21 @@ class Config:
         return cls()
 
     def with_options(self, options: Mapping[str, Any]) -> Config:
-        """Apply ``--retrain``, ``--epochs``, ``--eval-images``, ``--search-epochs``."""
+        """Apply ``--retrain``, ``--epochs``, ``--eval-images``, ``--search-epochs`` (the
+        ViT's search), ``--parts`` (which comparisons run: ``vision``, ``text`` or both) and
+        ``--text-seeds``."""
         cfg = with_training_options(self, options)
         if "search_epochs" in options:
             cfg = dataclasses.replace(cfg, search=dataclasses.replace(
                 cfg.search, epochs=int(options["search_epochs"])))
+        if "parts" in options:
+            parts = options["parts"]
+            cfg = dataclasses.replace(cfg, vision="vision" in parts,
+                                      text=(cfg.text or TextConfig()) if "text" in parts
+                                      else None)
+        if "text_seeds" in options and cfg.text is not None:
+            cfg = dataclasses.replace(
+                cfg, text=dataclasses.replace(cfg.text, seeds=int(options["text_seeds"])))
         return cfg
 
 
@@ -217,9 +238,39 @@ def _contenders(base: nn.Module, rates: Rates, pitome_rule: bool = False
 
 
 def run(ctx: RunContext, config: Config | None = None) -> Result:
+    """The CIFAR-10 comparison (``cfg.vision``) and the SST-2 one (``cfg.text``)."""
     cfg = resolve_config(ctx, Config, config)
+    if not cfg.vision and cfg.text is None:
+        raise ValueError("nothing to run: neither the vision nor the text part")
     seed_everything(ctx.seed)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {}
+    data: dict[str, Any] = {}
+    notes: list[str] = []
+    if cfg.vision:
+        rows, summary, data, notes = run_vision(ctx, cfg)
+    if cfg.text is not None:
+        text_rows, text_summary, data["text"] = run_text(ctx, cfg.text)
+        rows += text_rows
+        summary.update(text_summary)
+        notes.append(
+            "Text (task text/sst2; no paper reports DiffRate on text): all-MiniLM-L6-v2 "
+            f"fine-tuned here with a linear head on [CLS] ({cfg.text.seeds} seed(s), PiToMe's "
+            "text recipe and cache), DiffRate searched on "
+            f"{cfg.text.search_examples} training sentences at the FLOPs of PiToMe keep "
+            f"{cfg.text.target_keep} (reference text schedule: the first three layers merge), "
+            "rates as fractions of each sentence's real tokens; ToMe = ToMe given that PiToMe "
+            "schedule's merge counts (the target FLOPs exactly, per sentence); uniform = "
+            "DiffRate's merge, the same share in every layer after the first, at DiffRate's "
+            "FLOPs. FLOPs analytic, averaged over the dev sentences; accuracy intervals are a "
+            "bootstrap over dev sentences x fine-tuning seeds; McNemar per seed.")
+    return Result(results=rows, summary=summary, data=data, notes=notes)
+
+
+def run_vision(ctx: RunContext, cfg: Config
+               ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any], list[str]]:
+    """The CIFAR-10 comparison: rows, summary, data and notes."""
     with torch_threads(cfg.threads):
         base, train, train_info = _trained(ctx, cfg)
         search_data = _per_class(train, cfg.search_per_class)
@@ -227,7 +278,7 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         test = load_cifar10("test", ctx.data_root, cfg.eval_images // 10)
         full_flops = model_flops(base)
         models: dict[str, nn.Module] = {"full": base}
-        n = int(base.patch_embed.num_patches) + 1
+        n = num_tokens(base)
         rows = [{"method": "full", "target": 1.0, "kept": [n] * cfg.vit.depth,
                  "mflops": full_flops / 1e6}]
         for s in searched:
@@ -304,7 +355,7 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
                           "seconds": round(s.seconds, 1),
                           "trace": s.trace[:: max(1, len(s.trace) // 50)]} for s in searched],
             "mcnemar": tests}
-    return Result(results=rows, summary=summary, data=data, notes=notes)
+    return rows, summary, data, notes
 
 
 def _key(row: Mapping[str, Any]) -> str:

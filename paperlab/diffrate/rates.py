@@ -1,16 +1,23 @@
 """DiffRate's compression rates: the integer schedule and its differentiable proxy.
 
-A schedule (:class:`Rates`) gives, for every block of a ViT with ``N`` tokens (class token
-included), how many tokens are left after pruning (``prune``) and after merging (``merge``).
-Block 0 keeps everything and counts never increase: ``N = prune[0] = merge[0]`` and
-``1 <= merge[l] <= prune[l] <= merge[l - 1]``.
+A schedule (:class:`Rates`) gives, for every block of a model with ``N`` tokens (the
+``prefix`` tokens included: the class token, and a distillation token where there is one), how
+many tokens are left after pruning (``prune``) and after merging (``merge``). Block 0 keeps
+everything and counts never increase: ``N = prune[0] = merge[0]`` and
+``prefix <= merge[l] <= prune[l] <= merge[l - 1]``.
 
-During the search each decision is a :class:`RateProxy`: over candidate patch-token counts
-``K = (P, P - g, P - 2g, ...)`` (``P`` patch tokens, granularity ``g``) it holds logits ``rho``
-(init 0) with ``p = softmax(rho)``; the kept count (class token included) is
-``ceil(sum_k p_k K_k) + 1`` with a straight-through ceil (forward rounds up, backward is the
+Sequences of other lengths (sentences): the counts are fractions of the non-prefix tokens. A
+sequence of ``L`` tokens keeps ``prefix + ceil((L - prefix) (c - prefix) / (N - prefix))`` where
+the schedule says ``c`` (:meth:`Rates.for_length`), so each sentence's counts depend on its own
+length only; at ``L = N`` they are the schedule's.
+
+During the search each decision is a :class:`RateProxy`: over candidate kept counts of the
+``P = N - prefix`` non-prefix tokens ``K = (P, P - g, P - 2g, ...)`` (granularity ``g``) it holds
+logits ``rho`` (init 0) with ``p = softmax(rho)``; the kept count is
+``ceil(sum_k p_k K_k) + prefix`` with a straight-through ceil (forward rounds up, backward is the
 identity), and the token mask over sorted positions ``i`` is the hard ``[i < kept]`` forward
-and the soft ``pi_i = sum_k p_k [i < K_k + 1]`` backward.
+and the soft ``pi_i = sum_k p_k [i < K_k + prefix]`` backward. For a sequence of ``T``
+non-prefix tokens every count ``K`` becomes ``ceil(T K / P)`` (straight-through again).
 """
 
 from __future__ import annotations
@@ -50,56 +57,73 @@ class RateProxy(nn.Module):
     """One differentiable discrete kept count (see the module docstring).
 
     Args:
-        num_patches: patch tokens ``P`` (the class token is always kept on top).
+        num_patches: non-prefix tokens ``P`` of the schedule's length (the prefix tokens are
+            always kept on top).
         granularity: step ``g`` between candidate counts.
+        prefix: prefix tokens (class token, distillation token), never pruned or merged.
     """
 
-    def __init__(self, num_patches: int, granularity: int = 4) -> None:
+    def __init__(self, num_patches: int, granularity: int = 4, prefix: int = 1) -> None:
         super().__init__()
         self.register_buffer(
             "counts", torch.tensor(candidate_counts(num_patches, granularity), dtype=torch.float)
         )
         self.logits = nn.Parameter(torch.zeros(len(self.counts)))
+        self.num_patches = int(num_patches)
+        self.prefix = checks.integer(prefix, "prefix", low=1)
 
     def expected(self) -> torch.Tensor:
-        """``sum_k p_k K_k``: the expected kept patch count (smooth in the logits)."""
+        """``sum_k p_k K_k``: the expected kept non-prefix count (smooth in the logits)."""
         return self.logits.softmax(-1) @ self.counts
 
-    def kept(self) -> torch.Tensor:
-        """Kept tokens, class token included: ``ceil(expected) + 1`` (straight-through)."""
-        return ste_ceil(self.expected()) + 1
+    def kept(self, patches: int | None = None) -> torch.Tensor:
+        """Kept tokens, prefix included, for a sequence of ``patches`` non-prefix tokens
+        (default ``P``): ``prefix + ceil(T ceil(expected) / P)`` (straight-through ceils)."""
+        count = ste_ceil(self.expected())
+        if patches is not None and patches != self.num_patches:
+            count = ste_ceil(count * (patches / self.num_patches))
+        return count + self.prefix
 
-    def soft_mask(self, num_tokens: int) -> torch.Tensor:
-        """``pi_i = sum_k p_k [i < K_k + 1]`` for positions ``0 .. num_tokens - 1``."""
+    def soft_mask(self, num_tokens: int, patches: int | None = None) -> torch.Tensor:
+        """``pi_i = sum_k p_k [i < ceil(T K_k / P) + prefix]`` for positions ``0 .. num_tokens
+        - 1`` of a sequence of ``patches`` (``T``, default ``P``) non-prefix tokens."""
         p = self.logits.softmax(-1)
+        counts = self.counts
+        if patches is not None and patches != self.num_patches:
+            counts = torch.ceil(counts * (patches / self.num_patches) - 1e-4)
         pos = torch.arange(num_tokens, device=p.device, dtype=p.dtype)
-        return (pos[:, None] < self.counts[None] + 1).to(p.dtype) @ p
+        return (pos[:, None] < counts[None] + self.prefix).to(p.dtype) @ p
 
-    def mask(self, num_tokens: int) -> torch.Tensor:
-        """``(num_tokens,)`` hard 0/1 mask ``[i < kept]`` forward, :meth:`soft_mask` backward."""
-        soft = self.soft_mask(num_tokens)
+    def mask(self, num_tokens: int, patches: int | None = None) -> torch.Tensor:
+        """``(num_tokens,)`` hard 0/1 mask ``[i < kept(patches)]`` forward, :meth:`soft_mask`
+        backward."""
+        soft = self.soft_mask(num_tokens, patches)
         pos = torch.arange(num_tokens, device=soft.device, dtype=soft.dtype)
-        hard = (pos < self.kept().detach()).to(soft.dtype)
+        hard = (pos < self.kept(patches).detach()).to(soft.dtype)
         return hard + (soft - soft.detach())
 
     def integer(self) -> int:
-        """The learned kept count (class token included) as a Python int."""
+        """The learned kept count at the schedule's length (prefix included), a Python int."""
         return int(self.kept().detach().round())
 
 
 @dataclass(frozen=True)
 class Rates:
-    """A DiffRate schedule (tokens counted with the class token).
+    """A DiffRate schedule (tokens counted with the prefix tokens).
 
     Attributes:
         prune: tokens left after pruning in each block.
         merge: tokens left after merging in each block (what the next block receives).
-        num_tokens: tokens entering block 0.
+        num_tokens: tokens entering block 0 (for text, the length the counts are defined at;
+            other lengths scale, see :meth:`for_length`).
+        prefix: leading tokens never pruned or merged (1: the class token; 2 with a
+            distillation token), ``1 <= prefix < num_tokens``.
     """
 
     prune: tuple[int, ...]
     merge: tuple[int, ...]
     num_tokens: int
+    prefix: int = 1
 
     def __post_init__(self) -> None:
         """Check the schedule; NumPy and 0-d tensor integers become Python ints.
@@ -109,6 +133,10 @@ class Rates:
             ValueError: an invalid schedule (see the class docstring).
         """
         object.__setattr__(self, "num_tokens", checks.integer(self.num_tokens, "num_tokens"))
+        object.__setattr__(self, "prefix", checks.integer(self.prefix, "prefix", low=1))
+        if self.prefix >= self.num_tokens:
+            raise ValueError(f"num_tokens ({self.num_tokens}) must exceed the prefix tokens "
+                             f"({self.prefix})")
         for name in ("prune", "merge"):
             values = getattr(self, name)
             if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
@@ -124,32 +152,55 @@ class Rates:
                              f"{self.num_tokens}, got {self.prune[0]}, {self.merge[0]}")
         n = self.num_tokens
         for layer, (p, m) in enumerate(zip(self.prune, self.merge, strict=True)):
-            if not 1 <= m <= p <= n:
-                raise ValueError(f"block {layer}: need 1 <= merge ({m}) <= prune ({p}) <= "
-                                 f"tokens in ({n}); counts never increase")
+            if not self.prefix <= m <= p <= n:
+                raise ValueError(f"block {layer}: need {self.prefix} <= merge ({m}) <= prune "
+                                 f"({p}) <= tokens in ({n}); counts never increase and the "
+                                 f"{self.prefix} prefix token(s) stay")
             n = m
 
     @classmethod
-    def keep_all(cls, num_tokens: int, depth: int) -> Rates:
+    def keep_all(cls, num_tokens: int, depth: int, prefix: int = 1) -> Rates:
         """No reduction in any block."""
-        return cls((num_tokens,) * depth, (num_tokens,) * depth, num_tokens)
+        return cls((num_tokens,) * depth, (num_tokens,) * depth, num_tokens, prefix)
 
     @classmethod
-    def clamped(cls, prune: Sequence[int], merge: Sequence[int], num_tokens: int) -> Rates:
+    def clamped(cls, prune: Sequence[int], merge: Sequence[int], num_tokens: int,
+                prefix: int = 1) -> Rates:
         """A valid schedule from raw counts: block 0 full, each count clamped to
-        ``[1, previous count]`` and ``merge <= prune`` (what a search's integers become)."""
+        ``[prefix, previous count]`` and ``merge <= prune`` (what a search's integers
+        become)."""
         out_p, out_m, n = [], [], num_tokens
         for layer, (p, m) in enumerate(zip(prune, merge, strict=True)):
-            p = n if layer == 0 else max(1, min(int(p), n))
-            m = p if layer == 0 else max(1, min(int(m), p))
+            p = n if layer == 0 else max(prefix, min(int(p), n))
+            m = p if layer == 0 else max(prefix, min(int(m), p))
             out_p.append(p)
             out_m.append(m)
             n = m
-        return cls(tuple(out_p), tuple(out_m), num_tokens)
+        return cls(tuple(out_p), tuple(out_m), num_tokens, prefix)
 
     @property
     def depth(self) -> int:
+        """Number of blocks."""
         return len(self.prune)
+
+    def for_length(self, length: int) -> Rates:
+        """The schedule of a sequence of ``length`` tokens (prefix included): every count ``c``
+        becomes ``prefix + ceil((length - prefix) (c - prefix) / (num_tokens - prefix))``, the
+        same fraction of the non-prefix tokens rounded up (exact integer arithmetic). Monotone
+        in ``c``, so the result is a valid schedule; ``for_length(num_tokens)`` is ``self``.
+
+        Raises:
+            TypeError: ``length`` not an integer. ValueError: ``length <= prefix``.
+        """
+        length = checks.integer(length, "length", low=self.prefix + 1)
+        if length == self.num_tokens:
+            return self
+        new, old = length - self.prefix, self.num_tokens - self.prefix
+
+        def scale(counts: tuple[int, ...]) -> tuple[int, ...]:
+            return tuple(self.prefix - (-(c - self.prefix) * new // old) for c in counts)
+
+        return Rates(scale(self.prune), scale(self.merge), length, self.prefix)
 
     def tokens(self) -> list[tuple[int, int]]:
         """``(tokens in, tokens out)`` per block (what :mod:`paperlab.vision.flops` takes)."""
@@ -157,17 +208,20 @@ class Rates:
         return list(zip(ins, self.merge, strict=True))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"num_tokens": self.num_tokens, "prune": list(self.prune),
+        """``{"num_tokens", "prefix", "prune", "merge"}`` (JSON-ready)."""
+        return {"num_tokens": self.num_tokens, "prefix": self.prefix, "prune": list(self.prune),
                 "merge": list(self.merge)}
 
     @classmethod
     def from_dict(cls, data: Any) -> Rates:
-        """Parse :meth:`to_dict`'s output; ``ValueError`` naming what is wrong."""
+        """Parse :meth:`to_dict`'s output (``prefix`` defaults to 1, the class token alone);
+        ``ValueError`` naming what is wrong."""
         if not isinstance(data, dict) or not {"num_tokens", "prune", "merge"} <= set(data):
             raise ValueError("rates must be a mapping with num_tokens, prune and merge")
         if not all(isinstance(data[k], list) for k in ("prune", "merge")):
             raise ValueError("rates prune and merge must be lists of ints")
-        return cls(tuple(data["prune"]), tuple(data["merge"]), data["num_tokens"])
+        return cls(tuple(data["prune"]), tuple(data["merge"]), data["num_tokens"],
+                   data.get("prefix", 1))
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the schedule as JSON; returns the path."""

@@ -85,10 +85,68 @@ def test_throughput_is_judged_on_the_timing_interval(lo, hi, expected):
     assert judged(speed=1.1, **{SPEED_CI: (lo, hi)})["throughput_mid"] == expected
 
 
+VISION = ("small_drop_mid", "beats_uniform", "flops_reduction_mid", "throughput_mid")
+
+
 def test_missing_keys_and_the_quick_size():
     assert set(verdicts(SYSTEM.claims, {}).values()) == {"not measured"}
-    assert set(judged(quick=True).values()) == {"direction"}
+    assert {judged(quick=True)[c] for c in VISION} == {"direction"}
     noisy = judged(quick=True, **{DROP_CI: (-0.03, 0.02), UNIFORM_CI: (-0.02, 0.03),
                                   SPEED_CI: (0.8, 1.5)})
-    assert noisy == {"small_drop_mid": "within noise", "beats_uniform": "within noise",
-                     "flops_reduction_mid": "direction", "throughput_mid": "within noise"}
+    assert {c: noisy[c] for c in VISION} == {
+        "small_drop_mid": "within noise", "beats_uniform": "within noise",
+        "flops_reduction_mid": "direction", "throughput_mid": "within noise"}
+
+
+# --- the text part (ours: no paper reports DiffRate on text) -----------------------------------
+
+TOME_CI, TEXT_UNIFORM_CI = ("text_acc_diffrate_minus_tome_ci95",
+                            "text_acc_diffrate_minus_uniform_ci95")
+
+
+def text_summary(vs_tome=0.01, vs_uniform=0.01, saved=0.54, **intervals):
+    out = {"text_acc_diffrate": 0.8, "text_acc_tome": 0.8 - vs_tome,
+           "text_acc_uniform": 0.8 - vs_uniform, "text_flops_reduction": saved}
+    out.update({key: {"lo": lo, "hi": hi, "level": 0.95, "method": "made up"}
+                for key, (lo, hi) in intervals.items()})
+    return out
+
+
+def text_judged(quick=False, **kwargs):
+    return verdicts(SYSTEM.claims, text_summary(**kwargs), quick)
+
+
+@pytest.mark.parametrize("claim, kwarg", [("text_beats_tome", "vs_tome"),
+                                          ("text_beats_uniform", "vs_uniform")])
+@pytest.mark.parametrize("gap, expected", [(0.02, "reproduced"), (0.0, "reproduced"),
+                                           (-0.001, "not reproduced")])
+def test_text_orderings_without_an_interval(claim, kwarg, gap, expected):
+    assert text_judged(**{kwarg: gap})[claim] == expected
+
+
+@pytest.mark.parametrize("claim, key", [("text_beats_tome", TOME_CI),
+                                        ("text_beats_uniform", TEXT_UNIFORM_CI)])
+@pytest.mark.parametrize("lo, hi, expected", [
+    (-0.02, 0.03, "within noise"), (0.0, 0.02, "within noise"), (0.001, 0.03, "reproduced"),
+    (-0.05, -0.002, "not reproduced"),
+])
+def test_text_orderings_are_judged_on_their_intervals(claim, key, lo, hi, expected):
+    # the point (+1 pt) is the same throughout: the interval decides
+    assert text_judged(**{key: (lo, hi)})[claim] == expected
+
+
+@pytest.mark.parametrize("saved, expected", [
+    (0.54, "reproduced"), (0.515, "reproduced"), (0.565, "reproduced"), (0.5, "direction"),
+    (0.6, "direction"), (0.0, "not reproduced"),
+])
+def test_text_flops_on_target(saved, expected):
+    assert text_judged(saved=saved)["text_flops_on_target"] == expected
+
+
+def test_text_claims_missing_and_quick():
+    judged = verdicts(SYSTEM.claims, summary())  # a vision-only run
+    assert {judged[c] for c in ("text_beats_tome", "text_beats_uniform",
+                                "text_flops_on_target")} == {"not measured"}
+    quick = text_judged(quick=True, **{TOME_CI: (-0.03, 0.02)})
+    assert quick["text_beats_tome"] == "within noise"
+    assert quick["text_beats_uniform"] == quick["text_flops_on_target"] == "direction"

@@ -25,6 +25,7 @@ TOY = Config(
     speed_repeats=2,
     bench_batches=(1, 4),
     bench_repeats=1,
+    text=None,  # the text comparison has its own test (test_text.py)
 )
 
 

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-import paperlab.diffrate.model as diffrate_model
+import paperlab.merging.prune as prune_module
 from paperlab.diffrate.model import (
     SearchConfig,
     apply,
@@ -134,13 +134,13 @@ def test_pitome_rule_merges_by_the_energy_rule(tiny_vit, images, monkeypatch):
     substrate's energy rule with the block's margin and protection and ``prune - merge`` merges,
     capped at half the patch tokens (block 3: 11 asked of 19, 9 merged)."""
     calls = []
-    real = diffrate_model.energy_plan
+    real = prune_module.energy_plan
 
     def spy(metric, r, margin, prefix, protect):
         calls.append((metric.shape[1], r, margin, prefix, protect))
         return real(metric, r, margin, prefix, protect)
 
-    monkeypatch.setattr(diffrate_model, "energy_plan", spy)
+    monkeypatch.setattr(prune_module, "energy_plan", spy)
     rates = Rates((N, 49, 33, 20), (N, 41, 21, 9), N)
     model = apply(copy.deepcopy(tiny_vit), rates, merge_rule="pitome")
     combo = model(images)
@@ -163,7 +163,7 @@ def test_rule_tokens_carry_what_one_split_cannot_merge():
     # block 1: 60 kept by pruning, 29 of their 59 patch tokens merge -> 31; block 2 prunes the
     # excess (to 10); block 3: 10 kept, 4 of 9 patch tokens merge -> 6
     assert rule_tokens(rates, "pitome") == [(65, 65), (65, 31), (31, 10), (10, 6)]
-    assert diffrate_model.energy_merges(60, 10) == 29 == math.floor(59 / 2)
+    assert prune_module.energy_merges(60, 10) == 29 == math.floor(59 / 2)
 
 
 def _one_hot(proxy: RateProxy, kept: int) -> None:
@@ -261,3 +261,112 @@ def test_bad_input_is_named(tiny_vit):
             apply(tiny_vit, Rates.keep_all(N, 4), merge_rule=bad)
     with pytest.raises(ValueError, match="merge_rule must be one of"):
         rule_tokens(Rates.keep_all(N, 4), "energy")
+
+
+# --- sentences of other lengths: the schedule as fractions ------------------------------------
+
+
+@pytest.mark.parametrize("prefix", [1, 2])
+def test_for_length_scales_the_non_prefix_counts(prefix):
+    rates = Rates((N, 49, 33, 20), (N, 41, 21, 9), N, prefix)
+    assert rates.for_length(N) is rates
+    for length in range(prefix + 1, 2 * N):
+        scaled = rates.for_length(length)
+        assert scaled.num_tokens == length and scaled.prefix == prefix
+        for c, s in zip(rates.merge + rates.prune, scaled.merge + scaled.prune, strict=True):
+            assert s == prefix + math.ceil((length - prefix) * (c - prefix) / (N - prefix))
+    assert Rates.keep_all(N, 4, prefix).for_length(7) == Rates.keep_all(7, 4, prefix)
+    with pytest.raises(ValueError, match=f"length must be >= {prefix + 1}"):
+        rates.for_length(prefix)
+
+
+@pytest.mark.parametrize("patches", [3, 17, 64, 100])
+def test_proxy_count_at_a_length_is_the_scaled_schedule(patches):
+    torch.manual_seed(patches)
+    for prefix in (1, 2):
+        proxy = RateProxy(64, 4, prefix)
+        with torch.no_grad():
+            proxy.logits.normal_()
+        count = proxy.integer()
+        rates = Rates((64 + prefix, count), (64 + prefix, count), 64 + prefix, prefix)
+        want = rates.for_length(patches + prefix).merge[1]
+        assert proxy.kept(patches).item() == want
+        mask = proxy.mask(patches + prefix, patches)
+        assert mask[:want].eq(1).all() and mask[want:].eq(0).all()
+
+
+def test_rates_files_keep_the_prefix(tmp_path):
+    rates = Rates((66, 50), (66, 42), 66, prefix=2)
+    assert Rates.load(rates.save(tmp_path / "r.json")) == rates
+    (tmp_path / "old.json").write_text(json.dumps({"num_tokens": N, "prune": [N, 9],
+                                                   "merge": [N, 9]}))
+    assert Rates.load(tmp_path / "old.json").prefix == 1
+    with pytest.raises(ValueError, match="need 2 <= merge"):
+        Rates((66, 50), (66, 1), 66, prefix=2)
+    with pytest.raises(ValueError, match="must exceed the prefix"):
+        Rates((2,), (2,), 2, prefix=2)
+
+
+# --- a DeiT ViT with a distillation token ------------------------------------------------------
+
+D = 66  # 64 patches + the class and distillation tokens
+
+
+@pytest.fixture
+def distilled():
+    from timm.models.deit import VisionTransformerDistilled
+
+    torch.manual_seed(0)
+    return VisionTransformerDistilled(img_size=32, patch_size=4, embed_dim=32, depth=4,
+                                      num_heads=2, num_classes=10).eval()
+
+
+@pytest.mark.parametrize("merge_rule", ["diffrate", "pitome"])
+def test_distilled_keep_all_equals_the_model(distilled, images, merge_rule):
+    want = distilled(images)
+    got = apply(copy.deepcopy(distilled), Rates.keep_all(D, 4, prefix=2),
+                merge_rule=merge_rule)(images)
+    assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_distilled_prefix_tokens_stay_in_front(distilled, images):
+    """Reducing only in the last block: the class and distillation tokens attend before the
+    reduction and stay first, so both keep their unpatched outputs (the two heads read them)."""
+    want = distilled.forward_features(images)
+    model = apply(copy.deepcopy(distilled), Rates((D,) * 4, (D, D, D, 5), D, prefix=2))
+    got = model.forward_features(images)
+    assert got.shape[1] == 5 and torch.allclose(got[:, :2], want[:, :2], atol=1e-6)
+    rates = Rates((D, 50, 34, 22), (D, 42, 22, 10), D, prefix=2)
+    model = apply(copy.deepcopy(distilled), rates)
+    model(images)
+    assert model._diffrate.tokens == rates.tokens()
+    assert torch.all(model._diffrate.size[:, :2] == 1)  # never merged into
+    # FLOPs: both prefix tokens counted in every block
+    assert rates_flops(distilled, Rates.keep_all(D, 4, prefix=2)) == model_flops(distilled)
+    assert rates_flops(distilled, rates) == model_flops(distilled, rates.tokens())
+
+
+def test_distilled_search_forward_equals_the_applied_model(distilled, images):
+    rates = Rates((D, 50, 34, 22), (D, 42, 22, 10), D, prefix=2)
+    net = copy.deepcopy(distilled)
+    proxies = searchable(net)
+    for (prune, merge), p, m in zip(proxies, rates.prune[1:], rates.merge[1:], strict=True):
+        for proxy, kept in ((prune, p), (merge, m)):
+            with torch.no_grad():
+                proxy.logits.zero_()
+                proxy.logits[proxy.counts.tolist().index(kept - 2)] = 60.0
+    assert learned_rates(net) == rates
+    assert torch.allclose(net(images), apply(copy.deepcopy(distilled), rates)(images), atol=1e-5)
+    assert search_flops(net).item() == pytest.approx(rates_flops(distilled, rates))
+
+
+def test_distilled_search_and_uniform(distilled):
+    least, full = flops_range(distilled)
+    assert least == model_flops(distilled, [(D, D)] + [(D, 2)] + [(2, 2)] * 2)
+    rates = search(distilled, _data(16), 0.6 * full / 1e9, SearchConfig(epochs=1, batch_size=8))
+    assert rates.prefix == 2 and rates.num_tokens == D and min(rates.merge) >= 2
+    uniform = uniform_rates(distilled, 0.6 * full)
+    assert uniform.prefix == 2 and rates_flops(distilled, uniform) == pytest.approx(0.6 * full,
+                                                                                   rel=0.03)
+    with pytest.raises(ValueError, match="rates keep 1 prefix token"):
+        apply(copy.deepcopy(distilled), Rates.keep_all(D, 4))

@@ -1,0 +1,257 @@
+"""DiffRate on a fine-tuned BERT encoder (all-MiniLM-L6-v2) on SST-2: a comparison no paper
+reports (the DiffRate paper is on ViTs only).
+
+For each fine-tuning seed, MiniLM with a linear head is fine-tuned on the SST-2 training
+sentences (:mod:`paperlab.text.train`, cached, with the recipe PiToMe's text comparison uses, so
+the two systems share the checkpoints). DiffRate's rates are then searched on training
+sentences at the FLOPs of PiToMe at keep ratio 0.65 with the reference code's text schedule
+(merging in the first three layers only), computed analytically with
+:func:`~paperlab.merging.bert.bert_flops` over each sentence's own token schedule, and evaluated
+without fine-tuning on the SST-2 dev sentences against: the full model; ToMe given that PiToMe
+schedule's merge count in every layer (the same token counts, so exactly the target FLOPs, per
+sentence); the uniform schedule (DiffRate's own merge, the same share removed in every layer
+after the first) at DiffRate's achieved FLOPs.
+
+Uncertainty: accuracies are averaged over the fine-tuning seeds; their 95 % intervals are a
+bootstrap over dev sentences crossed with the seeds, and DiffRate against ToMe and against the
+uniform schedule also gets an exact McNemar test per seed.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from paperlab.core import plots
+from paperlab.core.progress import track
+from paperlab.core.results import RunContext
+from paperlab.core.seed import torch_threads
+from paperlab.core.stats import crossed_bootstrap_interval, mcnemar
+from paperlab.diffrate.bert import num_labels
+from paperlab.diffrate.model import SearchConfig, apply, rates_flops, search, uniform_rates
+from paperlab.diffrate.rates import Rates
+from paperlab.merging import tome
+from paperlab.merging.bert import bert_depth, mean_bert_flops
+from paperlab.merging.energy import PiToMeRule, layer_margins, text_layers
+from paperlab.text import data as text_data
+from paperlab.text.minilm import load_tokenizer
+from paperlab.text.train import FinetuneConfig, finetune, predict
+
+log = logging.getLogger(__name__)
+
+DATASET, EVAL_SPLIT = "sst2", "dev"
+METHODS = ("full", "DiffRate", "uniform", "ToMe")
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """The text comparison's size.
+
+    Attributes:
+        seeds: fine-tuning seeds (``ctx.seed``, ``ctx.seed + 1``, ...), one search each.
+        finetune: the fine-tuning recipe (its ``seed`` is replaced per seed); PiToMe's text
+            comparison uses the same, so the cached classifiers are shared.
+        train_examples: training sentences (None: all 6,920), drawn with ``ctx.seed``.
+        eval_examples: dev sentences evaluated (None: all 872), drawn with ``ctx.seed``.
+        target_keep: the FLOPs target is PiToMe's at this keep ratio with the reference's text
+            schedule (merging in the first three layers).
+        search: the search's settings (its ``seed`` is the fine-tuning seed).
+        search_examples: training sentences searched on (drawn with ``ctx.seed``).
+        eval_batch: sentences per forward call when evaluating.
+        threads: torch threads.
+    """
+
+    seeds: int = 1
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    train_examples: int | None = None
+    eval_examples: int | None = None
+    target_keep: float = 0.65
+    search: SearchConfig = SearchConfig(epochs=3, batch_size=32, lr=0.05, lr_min=0.005)
+    search_examples: int = 2000
+    eval_batch: int = 64
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be >= 1, got {self.seeds}")
+        if not 0.5 <= self.target_keep < 1:
+            raise ValueError(f"target_keep must be in [0.5, 1), got {self.target_keep}")
+        if self.search_examples < 1:
+            raise ValueError(f"search_examples must be >= 1, got {self.search_examples}")
+
+    @classmethod
+    def quick(cls) -> TextConfig:
+        """PiToMe's quick fine-tuning (1,500 sentences, 2 epochs: the same cached checkpoint),
+        a 200-sentence search, 400 dev sentences."""
+        return cls(finetune=FinetuneConfig(epochs=2), train_examples=1500, eval_examples=400,
+                   search=SearchConfig(epochs=2, batch_size=16, lr=0.1, lr_min=0.01),
+                   search_examples=200)
+
+
+def pitome_text_schedule(depth: int, keep_ratio: float) -> PiToMeRule:
+    """The merge counts of PiToMe's reference text schedule at ``keep_ratio``: ``floor(T - T *
+    keep_ratio)`` tokens merged in each of the first three layers, none after (the rule of
+    :mod:`paperlab.merging.energy` with the reference's text options; only its counts are used
+    here: the FLOPs target and ToMe's matched counts)."""
+    return PiToMeRule(keep_ratio, layer_margins(depth, 0.9, drop=0.25), (True,) * depth,
+                      kernel="gaussian", split="halves", merging=text_layers(depth))
+
+
+def _lengths(tokenizer: Any, texts: tuple[str, ...], max_length: int) -> list[int]:
+    return [len(ids) for ids in tokenizer(list(texts), truncation=True,
+                                          max_length=max_length)["input_ids"]]
+
+
+@dataclass
+class _Seed:
+    """One fine-tuning seed's results."""
+
+    seed: int
+    cached: bool
+    train_seconds: float
+    rates: Rates
+    search_seconds: float
+    correct: dict[str, np.ndarray]
+    flops: dict[str, float]
+
+
+def _one_seed(ctx: RunContext, cfg: TextConfig, seed: int, train: text_data.TextSet,
+              searched_on: text_data.TextSet, evaluate: text_data.TextSet,
+              lengths: dict[str, list[int]]) -> _Seed:
+    recipe = dataclasses.replace(cfg.finetune, seed=seed)
+    fitted = finetune(train, recipe)
+    base = fitted.model.eval()
+    depth, labels = bert_depth(base), num_labels(base)
+    reference = pitome_text_schedule(depth, cfg.target_keep)
+
+    def mean_flops(schedule: Any, sentences: list[int]) -> float:
+        return mean_bert_flops(base.config, schedule, sentences, labels)
+
+    target = mean_flops(lambda n: reference.schedule(n, depth, 1), lengths["search"])
+    start = time.perf_counter()
+    rates = search(base, searched_on, target / 1e9,
+                   dataclasses.replace(cfg.search, seed=seed),
+                   tokenizer=fitted.tokenizer, max_length=recipe.max_length)
+    search_seconds = time.perf_counter() - start
+    rates.save(ctx.out_dir / f"diffrate_text_rates_seed{seed}.json")
+    dev = lengths["eval"]
+    flops = {"full": mean_flops(lambda n: [(n, n)] * depth, dev),
+             "DiffRate": rates_flops(base, rates, lengths=dev),
+             "ToMe": mean_flops(lambda n: reference.schedule(n, depth, 1), dev)}
+    uniform = uniform_rates(base, flops["DiffRate"], dev)
+    flops["uniform"] = rates_flops(base, uniform, lengths=dev)
+    models: dict[str, nn.Module] = {
+        "full": base,
+        "DiffRate": apply(copy.deepcopy(base), rates),
+        "uniform": apply(copy.deepcopy(base), uniform),
+        "ToMe": tome.patch_matched(copy.deepcopy(base), reference),
+    }
+    correct = {}
+    for method, model in models.items():
+        with torch.no_grad():
+            pred = predict(model.eval(), fitted.tokenizer, evaluate.texts, recipe.max_length,
+                           cfg.eval_batch)
+        correct[method] = pred == evaluate.labels
+    log.info("text seed %d: full %.4f, DiffRate %.4f (%.1f%% of the FLOPs), ToMe %.4f, "
+             "uniform %.4f", seed, correct["full"].mean(), correct["DiffRate"].mean(),
+             100 * flops["DiffRate"] / flops["full"], correct["ToMe"].mean(),
+             correct["uniform"].mean())
+    return _Seed(seed, fitted.cached, fitted.train_seconds, rates, search_seconds, correct, flops)
+
+
+def run_text(ctx: RunContext, cfg: TextConfig
+             ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """The comparison: result rows (``task = "text/sst2"``), summary keys (``text_...``) and a
+    description of the data, the fine-tuning, the searched rates and the McNemar tests."""
+    train = text_data.read(DATASET, "train", ctx.data_root)
+    evaluate = text_data.read(DATASET, EVAL_SPLIT, ctx.data_root)
+    if cfg.train_examples is not None:
+        train = train.subset(cfg.train_examples, ctx.seed)
+    if cfg.eval_examples is not None:
+        evaluate = evaluate.subset(cfg.eval_examples, ctx.seed)
+    searched_on = train.subset(cfg.search_examples, ctx.seed)
+    tokenizer = load_tokenizer()
+    max_length = cfg.finetune.max_length
+    lengths = {"search": _lengths(tokenizer, searched_on.texts, max_length),
+               "eval": _lengths(tokenizer, evaluate.texts, max_length)}
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    with torch_threads(cfg.threads):
+        seeds = [_one_seed(ctx, cfg, ctx.seed + s, train, searched_on, evaluate, lengths)
+                 for s in track(range(cfg.seeds), "DiffRate on SST-2", total=cfg.seeds)]
+    hits = {m: np.stack([s.correct[m] for s in seeds], axis=1) for m in METHODS}
+    flops = {m: float(np.mean([s.flops[m] for s in seeds])) for m in METHODS}
+    rows = []
+    for method in METHODS:
+        per_seed = hits[method].mean(axis=0)
+        rows.append({"task": f"text/{DATASET}", "method": method,
+                     "setting": "-" if method == "full" else f"FLOPs of PiToMe keep "
+                                                             f"{cfg.target_keep}",
+                     "acc": float(per_seed.mean()),
+                     "acc_std_over_seeds": float(per_seed.std(ddof=1)) if cfg.seeds > 1
+                     else None,
+                     "acc_ci95": crossed_bootstrap_interval(np.mean, hits[method], seed=ctx.seed),
+                     "mflops": flops[method] / 1e6,
+                     "flops_reduction": 1 - flops[method] / flops["full"]})
+    tests = []
+    for s in seeds:
+        for other in ("ToMe", "uniform", "full"):
+            t = mcnemar(s.correct["DiffRate"], s.correct[other])
+            tests.append({"seed": s.seed, "versus": other,
+                          "acc_diffrate": float(s.correct["DiffRate"].mean()),
+                          "acc_other": float(s.correct[other].mean()),
+                          "diffrate_only_right": t["a_only"], "other_only_right": t["b_only"],
+                          "p": t["p"]})
+
+    def gap(other: str) -> dict[str, Any]:
+        return crossed_bootstrap_interval(lambda a, b: float(a.mean() - b.mean()),
+                                          hits["DiffRate"], hits[other], seed=ctx.seed)
+
+    summary = {
+        "text_acc_full": float(hits["full"].mean()),
+        "text_acc_diffrate": float(hits["DiffRate"].mean()),
+        "text_acc_tome": float(hits["ToMe"].mean()),
+        "text_acc_uniform": float(hits["uniform"].mean()),
+        "text_flops_reduction": 1 - flops["DiffRate"] / flops["full"],
+        "text_flops_reduction_target": 1 - flops["ToMe"] / flops["full"],
+        "text_flops_reduction_uniform": 1 - flops["uniform"] / flops["full"],
+        "text_acc_diffrate_minus_tome_ci95": gap("ToMe"),
+        "text_acc_diffrate_minus_uniform_ci95": gap("uniform"),
+        "text_acc_diffrate_minus_full_ci95": gap("full"),
+        "text_p_diffrate_vs_tome": [t["p"] for t in tests if t["versus"] == "ToMe"],
+        "text_p_diffrate_vs_uniform": [t["p"] for t in tests if t["versus"] == "uniform"],
+    }
+    described = {
+        "train": train.name, "train_sentences": len(train), "eval": evaluate.name,
+        "eval_sentences": len(evaluate), "search_sentences": len(searched_on),
+        "mean_tokens_eval": float(np.mean(lengths["eval"])),
+        "finetune": dataclasses.asdict(cfg.finetune), "search": dataclasses.asdict(cfg.search),
+        "target_keep": cfg.target_keep,
+        "seeds": [{"seed": s.seed, "finetune_cached": s.cached,
+                   "train_seconds": round(s.train_seconds, 1),
+                   "search_seconds": round(s.search_seconds, 1), "rates": s.rates.to_dict(),
+                   "mflops": {m: f / 1e6 for m, f in s.flops.items()}} for s in seeds],
+        "mcnemar": tests,
+    }
+    _plot(ctx, rows)
+    return rows, summary, described
+
+
+def _plot(ctx: RunContext, rows: list[dict[str, Any]]) -> None:
+    fig, ax = plots.figure(title="MiniLM fine-tuned on SST-2, reduced off the shelf")
+    full = next(r for r in rows if r["method"] == "full")
+    ax.axhline(full["acc"], color="grey", ls=":", label="full model")
+    for row, marker in zip(rows, ("*", "o", "s", "^"), strict=True):
+        plots.errorbars(ax, [row["mflops"]], [row["acc"]], [row["acc_ci95"]], marker=marker,
+                        ls="none", ms=6, label=row["method"])
+    ax.set_xlabel("MFLOPs per sentence (analytic, mean over dev sentences)")
+    ax.set_ylabel("dev accuracy (bars: 95% bootstrap, sentences x seeds)")
+    plots.legend_outside(ax)
+    plots.save(fig, ctx.plot_path("text_accuracy_flops"))
