@@ -15,10 +15,14 @@ The per-node noise scale ``sigma_v`` is drawn from a two-point mixture: ``easy_n
 share ``easy_share`` of the nodes (their own features give the class away: an MLP is enough),
 ``hard_noise`` for the rest (the class needs the neighbours: the GNN's nodes). With the
 defaults a node's Bayes margin against another class is ``0.71 / sigma_v`` standard
-deviations: 3.5 for an easy node (0.2), 0.35 for a hard one (2.0).
+deviations: 3.5 for an easy node (0.2), 0.35 for a hard one (2.0). With homophily 0.5 the
+experts differ where Mowst expects them to: on a 10^4-node graph (seed 0) an MLP was right on
+99% of the easy nodes and 37% of the hard ones, a GCN on 87% and 74%, GraphSAGE on 84% and
+50%. At homophily 0.6 the GCN was right on 97% of the easy nodes too: no node for the MLP.
 
 Everything is drawn from one seeded NumPy generator, features in float32 and in row blocks,
-so peak memory stays at a few arrays of the edge count (~1 GB at 10^6 nodes, mean degree 20).
+so the memory stays at a few arrays of the edge count besides the graph itself (the process
+peaked at 2.3 GB resident generating 10^6 nodes of mean degree 20, torch included).
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ class CSBM:
         num_classes: communities = classes (>= 2, default 5).
         num_features: F (>= 1, default 100).
         mean_degree: expected degree before duplicates are dropped (> 0, default 20).
-        homophily: share of edges inside a community in expectation, in [0, 1] (default 0.7;
+        homophily: share of edges inside a community in expectation, in [0, 1] (default 0.5;
             ``1 / num_classes`` is a graph whose edges ignore the classes).
         easy_share: share of nodes whose features have the small noise, in [0, 1] (0.5).
         easy_noise: per-feature noise std of those nodes (>= 0, default 0.2).
@@ -57,7 +61,7 @@ class CSBM:
     num_classes: int = 5
     num_features: int = 100
     mean_degree: float = 20.0
-    homophily: float = 0.7
+    homophily: float = 0.5
     easy_share: float = 0.5
     easy_noise: float = 0.2
     hard_noise: float = 2.0
@@ -181,7 +185,7 @@ def contextual_sbm(num_nodes: int, spec: CSBM | None = None, seed: int = 0) -> C
         num_nodes: N, at least ``num_classes * 4`` (every class needs a few nodes for the
             splits) and more than ``mean_degree``.
         spec: the settings (default :class:`CSBM()`: 5 classes, 100 features, mean degree 20,
-            homophily 0.7, half the nodes easy for an MLP).
+            homophily 0.5, half the nodes easy for an MLP).
         seed: seeds the one NumPy generator every draw comes from (>= 0); the same seed and
             settings give the same graph, bit for bit.
 

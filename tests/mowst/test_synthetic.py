@@ -32,7 +32,7 @@ def _centroid_probe(graph: CSBMGraph, x: torch.Tensor, quiet_only: bool = False
 
 def test_degree_homophily_classes_and_splits_are_as_asked(graph):
     assert graph.mean_degree == pytest.approx(20, rel=0.02)
-    assert edge_homophily(graph.adj_t, graph.y) == pytest.approx(0.7, abs=0.02)
+    assert edge_homophily(graph.adj_t, graph.y) == pytest.approx(0.5, abs=0.02)
     counts = torch.bincount(graph.y, minlength=5)
     assert int(counts.max() - counts.min()) <= 1  # balanced classes
     assert float(graph.easy.float().mean()) == pytest.approx(0.5, abs=0.04)
@@ -73,7 +73,7 @@ def test_easy_nodes_are_separable_from_their_features_and_hard_ones_need_the_gra
     # the neighbours' mean feature carries the class where a node's own does not
     degree = graph.adj_t.crow_indices().diff().clamp_min(1).unsqueeze(1)
     neighbours = (graph.adj_t @ graph.x) / degree
-    assert float(_centroid_probe(graph, neighbours)[hard].float().mean()) > on_hard + 0.3
+    assert float(_centroid_probe(graph, neighbours)[hard].float().mean()) > on_hard + 0.1
 
 
 def test_a_graph_without_signal_gives_chance():
