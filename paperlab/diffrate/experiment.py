@@ -62,12 +62,14 @@ from paperlab.merging import tome
 from paperlab.merging.vit import token_schedule
 from paperlab.vision.data import ImageSet, load_cifar10
 from paperlab.vision.flops import model_flops
-from paperlab.vision.models import ViTSpec
+from paperlab.vision.models import ModelSpec, ViTSpec
 from paperlab.vision.speed import measure_speed
 from paperlab.vision.train import (
     CIFAR_VIT,
+    CIFAR_VIT_TEACHER,
     CIFAR_VIT_TRAINING,
     QUICK_CIFAR_VIT,
+    QUICK_CIFAR_VIT_TEACHER,
     QUICK_CIFAR_VIT_TRAINING,
     TrainConfig,
     fit_cifar10,
@@ -83,10 +85,13 @@ class Config:
     """One reproduction (and benchmark) size.
 
     Attributes:
-        vit, train, train_per_class: the ViT trained here (PiToMe's run's, so the checkpoint is
-        shared). eval_images: test images evaluated (the first ``eval_images / 10`` of each
-        class; 10,000 = all). targets: FLOPs targets as fractions of the full model's;
-        ``mid`` (one of them) is the summary's (2.9 / 4.6 = 0.63 in the paper).
+        vit, train, teacher, train_per_class: the ViT trained here, DeiT-style (distilled from
+        the vision substrate's shared CNN teacher, ``teacher``: its model and training; None:
+        no distillation, ``vit`` then without a distillation token): PiToMe's run's, so the
+        checkpoints are shared. eval_images: test images evaluated (the first
+        ``eval_images / 10`` of each class; 10,000 = all). targets: FLOPs targets as
+        fractions of the full model's; ``mid`` (one of them) is the summary's (2.9 / 4.6 =
+        0.63 in the paper).
         search: the search's settings. search_per_class: training images per class searched
         on. speed_batch, speed_repeats: the images/s column of ``run`` (repeats >= 2: the
         throughput ratio's interval needs their spread). retrain: ignore a cached
@@ -97,6 +102,7 @@ class Config:
 
     vit: ViTSpec = CIFAR_VIT
     train: TrainConfig = CIFAR_VIT_TRAINING
+    teacher: tuple[ModelSpec, TrainConfig] | None = CIFAR_VIT_TEACHER
     train_per_class: int | None = None
     eval_images: int = 10_000
     targets: tuple[float, ...] = (0.8, 0.63, 0.5)
@@ -126,6 +132,7 @@ class Config:
         return cls(
             vit=QUICK_CIFAR_VIT,
             train=QUICK_CIFAR_VIT_TRAINING,
+            teacher=QUICK_CIFAR_VIT_TEACHER,
             train_per_class=300,
             eval_images=1000,
             targets=(0.8, 0.63, 0.5),
@@ -164,10 +171,11 @@ class Config:
 
 
 def _trained(ctx: RunContext, cfg: Config) -> tuple[nn.Module, ImageSet, dict[str, Any]]:
-    """The cached (or freshly trained) ViT, its training images and a description."""
+    """The cached (or freshly trained) ViT, its training images and a description (and its
+    teacher's)."""
     trained, train, info = fit_cifar10(cfg.vit, cfg.train, data_root=ctx.data_root,
                                        per_class=cfg.train_per_class, seed=ctx.seed,
-                                       retrain=cfg.retrain)
+                                       retrain=cfg.retrain, teacher=cfg.teacher)
     return trained.model, train, info
 
 
@@ -200,13 +208,13 @@ def _search_all(ctx: RunContext, cfg: Config, model: nn.Module, data: ImageSet
     return out
 
 
-def _tome_counts(tokens: list[tuple[int, int]]) -> list[int]:
-    """Per-block ToMe ``r`` for a token schedule, each capped at half the patch tokens (what
-    bipartite matching can merge) with the shortfall carried to the next blocks."""
+def _tome_counts(tokens: list[tuple[int, int]], prefix: int = 1) -> list[int]:
+    """Per-block ToMe ``r`` for a token schedule, each capped at half the non-prefix tokens
+    (what bipartite matching can merge) with the shortfall carried to the next blocks."""
     out, n, owed = [], tokens[0][0], 0
     for n_in, n_out in tokens:
         owed += n_in - n_out
-        r = min(owed, (n - 1) // 2)
+        r = min(owed, (n - prefix) // 2)
         out.append(r)
         owed, n = owed - r, n - r
     return out
@@ -221,7 +229,7 @@ def _contenders(base: nn.Module, rates: Rates, pitome_rule: bool = False
     schedule's per-block counts (see :func:`_tome_counts`) and, with ``pitome_rule``, ``rates``
     applied with PiToMe's merge rule: ``method -> (patched copy, token schedule)``."""
     uniform = uniform_rates(base, rates_flops(base, rates))
-    tomed = tome.patch(copy.deepcopy(base), _tome_counts(uniform.tokens()))
+    tomed = tome.patch(copy.deepcopy(base), _tome_counts(uniform.tokens(), uniform.prefix))
     out = {
         "DiffRate": (apply(copy.deepcopy(base), rates), rates.tokens()),
         "uniform": (apply(copy.deepcopy(base), uniform), uniform.tokens()),
@@ -318,10 +326,13 @@ def run_vision(ctx: RunContext, cfg: Config
     # DiffRate's throughput over full's = the ratio of CPU-time medians full / DiffRate.
     summary["throughput_ratio_mid_ci95"] = ratio_interval(cpus["full"], cpus[f"DiffRate {cfg.mid}"])
     notes = [
-        f"ViT {cfg.vit.dim}x{cfg.vit.depth} ({cfg.vit.heads} heads, patch {cfg.vit.patch_size}) "
-        f"trained here for {cfg.train.epochs} epochs on {train_info['train_images']} CIFAR-10 "
-        "training JPEGs (quality 75 re-encodings; accuracies are not CIFAR-10 literature "
-        "figures); no fine-tuning after the rates are applied.",
+        f"ViT {cfg.vit.dim}x{cfg.vit.depth} ({cfg.vit.heads} heads, patch {cfg.vit.patch_size}"
+        f"{', distillation token' if cfg.vit.distilled else ''}) trained here for "
+        f"{cfg.train.epochs} epochs on {train_info['train_images']} CIFAR-10 training JPEGs "
+        f"{'by DeiT hard-label distillation from the shared CNN teacher ' if cfg.teacher else ''}"
+        "(quality 75 re-encodings; accuracies are not CIFAR-10 literature figures); no "
+        "fine-tuning after the rates are applied; the class and distillation tokens are never "
+        "pruned or merged, and the FLOPs count both.",
         f"Search on {len(search_data)} training images, {cfg.search.epochs} epochs, batch "
         f"{cfg.search.batch_size}, AdamW on the rate logits only, lr {cfg.search.lr} -> "
         f"{cfg.search.lr_min} cosine (the paper: 0.01 -> 0.001 over thousands of steps; ours "

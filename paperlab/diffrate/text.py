@@ -119,6 +119,7 @@ class _Seed:
     train_seconds: float
     rates: Rates
     search_seconds: float
+    trace: list[dict[str, float]]
     correct: dict[str, np.ndarray]
     flops: dict[str, float]
 
@@ -136,9 +137,9 @@ def _one_seed(ctx: RunContext, cfg: TextConfig, seed: int, train: text_data.Text
         return mean_bert_flops(base.config, schedule, sentences, labels)
 
     target = mean_flops(lambda n: reference.schedule(n, depth, 1), lengths["search"])
-    start = time.perf_counter()
+    start, trace = time.perf_counter(), []
     rates = search(base, searched_on, target / 1e9,
-                   dataclasses.replace(cfg.search, seed=seed),
+                   dataclasses.replace(cfg.search, seed=seed), trace,
                    tokenizer=fitted.tokenizer, max_length=recipe.max_length)
     search_seconds = time.perf_counter() - start
     rates.save(ctx.out_dir / f"diffrate_text_rates_seed{seed}.json")
@@ -164,7 +165,8 @@ def _one_seed(ctx: RunContext, cfg: TextConfig, seed: int, train: text_data.Text
              "uniform %.4f", seed, correct["full"].mean(), correct["DiffRate"].mean(),
              100 * flops["DiffRate"] / flops["full"], correct["ToMe"].mean(),
              correct["uniform"].mean())
-    return _Seed(seed, fitted.cached, fitted.train_seconds, rates, search_seconds, correct, flops)
+    return _Seed(seed, fitted.cached, fitted.train_seconds, rates, search_seconds, trace,
+                 correct, flops)
 
 
 def run_text(ctx: RunContext, cfg: TextConfig
@@ -237,6 +239,7 @@ def run_text(ctx: RunContext, cfg: TextConfig
         "seeds": [{"seed": s.seed, "finetune_cached": s.cached,
                    "train_seconds": round(s.train_seconds, 1),
                    "search_seconds": round(s.search_seconds, 1), "rates": s.rates.to_dict(),
+                   "trace": s.trace[:: max(1, len(s.trace) // 50)],
                    "mflops": {m: f / 1e6 for m, f in s.flops.items()}} for s in seeds],
         "mcnemar": tests,
     }

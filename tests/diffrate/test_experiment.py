@@ -10,12 +10,15 @@ import pytest
 from paperlab.diffrate.experiment import Config
 from paperlab.diffrate.model import SearchConfig, rule_tokens
 from paperlab.diffrate.rates import Rates
-from paperlab.vision.models import ViTSpec
+from paperlab.vision.models import CifarResNetSpec, ViTSpec
 from paperlab.vision.train import TrainConfig
 
 TOY = Config(
-    vit=ViTSpec(dim=16, depth=3, heads=2, drop_path=0.0),
+    vit=ViTSpec(dim=16, depth=3, heads=2, drop_path=0.0, distilled=True),
     train=TrainConfig(epochs=1, batch_size=50, warmup_epochs=0.5, augment=False),
+    teacher=(CifarResNetSpec(widths=(4, 4, 8, 8), blocks=(1, 1, 1, 1)),
+             TrainConfig(epochs=1, batch_size=50, optimizer="sgd", lr=0.05, warmup_epochs=0.5,
+                         augment=False)),
     train_per_class=10,
     eval_images=60,
     targets=(0.8, 0.63),
@@ -68,7 +71,7 @@ def test_run_toy(ctx):
         ours, uni, tome = (rows[(m, target)] for m in ("DiffRate", "uniform", "ToMe"))
         assert tome["mflops"] >= uni["mflops"] and tome["kept"][-1] >= uni["kept"][-1]
         assert ours["mflops"] < rows[("full", 1.0)]["mflops"]
-        assert ours["kept"][0] == 65 and ours["kept"] == sorted(ours["kept"], reverse=True)
+        assert ours["kept"][0] == 66 and ours["kept"] == sorted(ours["kept"], reverse=True)
         saved = Rates.load(ctx.out_dir / f"diffrate_rates_{target}.json")
         assert list(saved.merge) == ours["kept"]
         combo = rows[("DiffRate+PiToMe rule", target)]
@@ -100,6 +103,8 @@ def test_tome_counts_carry_what_bipartite_matching_cannot_merge():
 
     assert _tome_counts([(65, 65), (65, 50), (50, 40)]) == [0, 15, 10]
     assert _tome_counts([(65, 65), (65, 20), (20, 10)]) == [0, 32, 16]
+    # two prefix tokens (class, distillation): half of the other 63 is 31
+    assert _tome_counts([(65, 65), (65, 20), (20, 10)], prefix=2) == [0, 31, 16]
 
 
 def test_options_reach_the_config():
