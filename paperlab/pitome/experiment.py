@@ -374,7 +374,7 @@ def _plot_groups(ctx: RunContext, base: nn.Module, test: ImageSet, cfg: Config) 
     axes = np.atleast_2d(axes)
     for col, (name, model) in enumerate(variants.items(), start=1):
         predict(model, images)
-        groups = group_map(merge_state(model).source, 1, grid)
+        groups = group_map(merge_state(model).source, int(base.num_prefix_tokens), grid)
         for row in range(len(picks)):
             axes[row, col].imshow(_group_picture(images[row], groups[row], cfg.vit.patch_size))
             axes[row, col].set_xlabel(f"{int(groups[row].unique().numel())} groups", fontsize=7)

@@ -8,12 +8,14 @@ import json
 import pytest
 
 from paperlab.pitome.experiment import Config
-from paperlab.vision.models import ViTSpec
+from paperlab.vision.models import CifarResNetSpec, ViTSpec
 from paperlab.vision.train import TrainConfig
 
 TOY = Config(
-    vit=ViTSpec(dim=16, depth=2, heads=2, drop_path=0.0),
+    vit=ViTSpec(dim=16, depth=2, heads=2, drop_path=0.0, distilled=True),
     train=TrainConfig(epochs=1, batch_size=50, warmup_epochs=0.5, augment=False),
+    teacher=(CifarResNetSpec(widths=(4, 4, 8, 8)),
+             TrainConfig(epochs=1, batch_size=50, optimizer="sgd", lr=0.05, warmup_epochs=0)),
     train_per_class=10,
     eval_images=60,
     tome_r=(2,),
@@ -52,7 +54,8 @@ def test_run_toy(ctx):
     full = rows[("full", "-")]
     pit, matched = rows[("PiToMe", "keep=0.9")], rows[("ToMe matched (prop_attn=on)", "keep=0.9")]
     assert pit["mflops"] == matched["mflops"] < full["mflops"]
-    assert pit["tokens_out"] == matched["tokens_out"] == 65 - 6 - 5
+    # 64 patches + class and distillation tokens; keep 0.9 merges 6 then 5 patch tokens
+    assert pit["tokens_out"] == matched["tokens_out"] == 66 - 6 - 5
     assert result.summary["flops_reduction_at_0.9"] == pytest.approx(1 - pit["mflops"]
                                                                      / full["mflops"])
     assert len(result.data["mcnemar"]) == 4 and result.data["eval_images"] == 60
