@@ -28,9 +28,9 @@ METHODS = ("alp", "eda")
 GRAMMAR_FORMAT, GRAMMAR_VERSION = "paperlab-alp-grammar", 1
 #: options that apply to one method only (a command line that gives one to the other fails)
 ONLY_FOR = {"threshold": "alp", "treebank_trees": "alp", "p_slot": "alp",
-            "n_recombine": "alp", "alpha": "eda"}
+            "n_recombine": "alp", "generation": "alp", "min_chars": "alp", "alpha": "eda"}
 #: options fixed when a grammar is fitted (so refused with --grammar)
-FITTING = ("threshold", "treebank_trees")
+FITTING = ("threshold", "treebank_trees", "generation", "min_chars")
 SHOWN_LINES = 10
 
 AUGMENT_EXAMPLE = """example:
@@ -291,7 +291,13 @@ def _input_arguments(parser: argparse.ArgumentParser) -> None:
 def _fitting_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, default=None, metavar="NATS",
                         help="ALP: keep trees of at least this log-probability per word "
-                        "(nats; default -4)")
+                        "(nats; default -4; recombine only)")
+    parser.add_argument("--generation", choices=("recombine", "pcfg"), default=None,
+                        help="ALP: recombine parse trees into one sentence (default) or join "
+                        "phrases sampled from a class-wise lexicalized PCFG (the authors' code)")
+    parser.add_argument("--min-chars", type=int, default=None, metavar="N",
+                        help="ALP with --generation pcfg: shortest augmentation in characters "
+                        "(default 256)")
     parser.add_argument("--treebank-trees", type=int, default=None, metavar="N",
                         help="ALP: induce the treebank grammar from the first N of its 3,914 "
                         "trees (default all; fewer: a quicker first build, a smaller grammar)")
@@ -309,7 +315,7 @@ def _checked(args: argparse.Namespace) -> None:
     from paperlab.core import checks
 
     bounds = {"n": {"low": 1}, "seed": {"low": 0}, "treebank_trees": {"low": 1},
-              "n_recombine": {"low": 0}}
+              "n_recombine": {"low": 0}, "min_chars": {"low": 1}}
     for name, bound in bounds.items():
         if getattr(args, name, None) is not None:
             checks.integer(getattr(args, name), "--" + name.replace("_", "-"), **bound)
@@ -372,7 +378,8 @@ def augment(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
         summary: dict[str, Any] = {"input": str(corpus.path), "method": args.method,
                                    "grammar": None, "rows": len(corpus.rows),
                                    "classes": dict(Counter(corpus.labels)), "per_row": args.n}
-        settings = _given(args, ("threshold", "p_slot", "n_recombine", "alpha"))
+        settings = _given(args, ("threshold", "p_slot", "n_recombine", "alpha", "generation",
+                                 "min_chars"))
         if args.grammar is not None:
             augmenter, source = load_grammar_file(args.grammar, **settings)
             unparsed, where = source["unparsed_lines"], str(source.get("file"))
@@ -418,7 +425,7 @@ def fit_grammar(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace
         _checked(args)
         corpus = read_corpus(args.input, args.text_column, args.label_column)
         alp, unparsed = fit_alp(corpus, args.data_root, args.treebank_trees,
-                                **_given(args, ("threshold",)))
+                                **_given(args, ("threshold", "generation", "min_chars")))
         out = args.out or args.input.with_name(args.input.stem + ".grammar.json")
         path = save_grammar(out, alp, corpus, unparsed, args.treebank_trees)
         kept = {c: len(trees) for c, trees in alp.trees_.items()}

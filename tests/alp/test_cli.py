@@ -99,6 +99,29 @@ def test_a_saved_grammar_gives_the_same_augmentations_without_parsing(
     assert "1 of 8 sentences did not parse (line 9 of" in captured.err
 
 
+def test_pcfg_generation_from_the_command_line_and_from_its_saved_grammar(
+        tmp_path, reviews, fitting, capsys):
+    fresh = tmp_path / "pcfg.csv"
+    assert cli.main(["alp", "augment", str(reviews), *COLUMNS, "--n", "1", "--generation",
+                     "pcfg", "--min-chars", "120", "--out", str(fresh), *fitting]) == 0
+    rows = read_rows(fresh.read_text())
+    new = [r for r in rows[1:] if r[3] == "1"]
+    assert len(new) == 8 and all(len(r[1]) >= 120 for r in new)
+    grammar = tmp_path / "pcfg.grammar.json"
+    assert cli.main(["alp", "fit-grammar", str(reviews), *COLUMNS, "--generation", "pcfg",
+                     "--min-chars", "120", "--out", str(grammar), *fitting]) == 0
+    assert json.loads(grammar.read_text())["augmenter"]["settings"]["generation"] == "pcfg"
+    capsys.readouterr()
+    assert cli.main(["alp", "augment", str(reviews), *COLUMNS, "--n", "1", "--grammar",
+                     str(grammar)]) == 0
+    assert read_rows(capsys.readouterr().out) == rows
+    for extra, message in ((["--grammar", str(grammar), "--generation", "recombine"],
+                            "fixed when the grammar was fitted"),
+                           (["--method", "eda", "--min-chars", "10"], "--method alp only")):
+        assert cli.main(["alp", "augment", str(reviews), *COLUMNS, *extra]) == 2
+        assert message in capsys.readouterr().err
+
+
 def test_eda_to_stdout(reviews, fitting, capsys):
     root = fitting[fitting.index("--data-root") + 1]
     assert cli.main(["alp", "augment", str(reviews), *COLUMNS, "--method", "eda", "--n", "1",
