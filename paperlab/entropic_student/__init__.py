@@ -4,7 +4,7 @@ on the shared vision substrate (:mod:`paperlab.vision`), with real bitstreams.
 Public API::
 
     from paperlab import entropic_student as es
-    student = es.EntropicStudent(teacher, b=24)          # teacher: torchvision ResNet-18
+    student = es.EntropicStudent(teacher, b=24, stride=4)  # teacher: a CIFAR-stem ResNet
     student.bottleneck.update()                           # freeze the coding tables
     data = es.encode(student, images)                     # edge: uint8 (N, 3, 32, 32) -> bytes
     labels = es.decode_and_classify(student, data)        # server: bytes -> (N,) class ids
@@ -110,7 +110,8 @@ SYSTEM = System(
     run="paperlab.entropic_student.experiment:run",
     bench="paperlab.entropic_student.experiment:bench",
     options=(
-        Option("retrain", int, "1: retrain the teacher and students even if cached",
+        Option("retrain", int, "1: retrain the students and neural codecs even if cached "
+               "(the shared teacher is not retrained)",
                choices=(0, 1)),
         Option("betas", _positive_floats, "rate weights beta of the students",
                metavar="B1,B2,..."),
@@ -137,7 +138,7 @@ _EXPORTS = {
     **dict.fromkeys(("ImageCodec", "decode_images", "load_codec", "save_codec"),
                     "paperlab.entropic_student.image_codec"),
     **dict.fromkeys(
-        ("CheckpointError", "EntropicStudent", "TeacherSpec", "check_image_set", "check_images",
+        ("CheckpointError", "EntropicStudent", "check_image_set", "check_images",
          "check_teacher", "decode_and_classify", "decode_latent", "encode", "load_student",
          "quantized_latent", "save_student", "teacher_features"),
         "paperlab.entropic_student.model"),

@@ -1,12 +1,13 @@
 """The Entropic Student model and its split deployment.
 
-* :class:`TeacherSpec` -- torchvision ResNet-18 with its standard stem (7x7 stride-2 conv +
-  max-pool), so that stage 1 (``layer1``) of a 32x32 image is 8x8x64: the paper's geometry at 1/7
-  scale (see the spec). Trained with :func:`paperlab.vision.train.fit`.
-* :class:`EntropicStudent` -- encoder (Conv5x5 s2, GDN, Conv5x5 s2, GDN, Conv2x2; no biases;
-  32 -> 16 -> 8 -> 7, ``b`` channels), the entropy bottleneck,
-  decoder (Conv2x2 pad 1, IGDN, Conv2x2, IGDN, Conv2x2 pad 1; 7 -> 8 -> 7 -> 8, ``T`` channels)
-  in place of conv1..layer1, then copies of the teacher's ``layer2..4``, pooling and head.
+* The teacher: a ResNet in torchvision's attribute layout with the CIFAR stem (3x3 stride-1
+  ``conv1``, no max-pool), so stage 1 (``layer1``) of a 32x32 image keeps all 32x32 positions:
+  :data:`paperlab.vision.train.CIFAR_TEACHER` (stage outputs 32x32x32, 16x16x64, 8x8x128,
+  4x4x256), or the CIFAR-stem ResNet-18 of :class:`paperlab.vision.models.ResNetSpec`.
+* :class:`EntropicStudent` -- encoder (Conv5x5 s2, GDN, Conv s2 or s1, GDN, Conv3x3; no biases;
+  ``b`` channels at ``32 / stride`` a side), the entropy bottleneck, decoder (Conv3x3, IGDN, one
+  transposed Conv4x4 s2 + IGDN per factor 2 of ``stride``, Conv3x3; ``T`` channels at 32x32) in
+  place of ``conv1..layer1``, then copies of the teacher's ``layer2..4``, pooling and head.
 * :func:`encode` (edge side): ``uint8`` images ``(N, 3, 32, 32)`` -> one bitstream (bytes),
   ``chunk_size`` images at a time (memory bounded by a chunk, not by ``N``);
   :func:`decode_and_classify` (server side): bitstream -> class ids ``(N,)``.
@@ -19,11 +20,8 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
-import json
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -34,31 +32,15 @@ from paperlab.core import checkpoint, checks
 from paperlab.core.checkpoint import CheckpointError
 from paperlab.entropic_student.codec import GDN, BitstreamError, EntropyBottleneck, pack, unpack
 from paperlab.vision.data import ImageSet, normalize
+from paperlab.vision.models import CifarResNetSpec
 
 IMAGE_SIZE = 32
 MAX_WIDTH = 255  # latent channels: the container stores C in one byte
+STRIDES = (2, 4)  # the encoder's total stride: a 16x16 or an 8x8 latent of a 32x32 image
 CHUNK = 256  # images analysed (or classified) at once: memory per chunk, not per batch
 RESNET_PARTS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4",
                 "avgpool", "fc")
-
-
-@dataclass(frozen=True)
-class TeacherSpec:
-    """torchvision ResNet-18 with the standard stride-4 stem, ``num_classes`` outputs."""
-
-    num_classes: int = 10
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "num_classes",
-                           checks.integer(self.num_classes, "num_classes", low=1))
-
-    def build(self) -> nn.Module:
-        from torchvision.models import resnet18
-
-        return resnet18(weights=None, num_classes=self.num_classes)
-
-    def key(self) -> str:
-        return type(self).__name__ + json.dumps(dataclasses.asdict(self), sort_keys=True)
+STAGES = ("layer1", "layer2", "layer3", "layer4")
 
 
 def _stride(module: nn.Module) -> int:
@@ -67,11 +49,14 @@ def _stride(module: nn.Module) -> int:
 
 
 def check_teacher(teacher: object) -> None:
-    """Raise ``TypeError`` unless ``teacher`` is a torchvision ResNet (the parts
-    :func:`teacher_features` and :class:`EntropicStudent` use, ``fc`` a ``Linear``, ``layer2``
-    of ResNet blocks), ``ValueError`` unless its stem takes RGB with total stride 4 (stage 1 of a
-    32x32 image is 8x8, the student decoder's output)."""
-    what = f"a torchvision ResNet ({', '.join(RESNET_PARTS)})"
+    """Raise ``TypeError`` unless ``teacher`` is a ResNet in torchvision's layout (the parts
+    :func:`teacher_features` and :class:`EntropicStudent` use, ``fc`` a ``Linear``,
+    ``layer1..4`` non-empty ``Sequential`` s of torchvision ``BasicBlock`` s), ``ValueError``
+    unless its stem takes RGB at stride 1 (the CIFAR stem: stage 1 of a 32x32 image is 32x32,
+    the student decoder's output)."""
+    from torchvision.models.resnet import BasicBlock
+
+    what = f"a ResNet in torchvision's layout ({', '.join(RESNET_PARTS)})"
     if not isinstance(teacher, nn.Module):
         raise TypeError(f"teacher must be {what}, got {checks.describe(teacher)}")
     missing = [p for p in RESNET_PARTS if not isinstance(getattr(teacher, p, None), nn.Module)]
@@ -80,22 +65,27 @@ def check_teacher(teacher: object) -> None:
                         f"{', '.join(missing)}")
     if not isinstance(teacher.fc, nn.Linear):
         raise TypeError(f"teacher.fc must be a Linear head, got {type(teacher.fc).__name__}")
-    layer2 = teacher.layer2
-    if not (isinstance(layer2, nn.Sequential) and len(layer2)
-            and isinstance(getattr(layer2[0], "conv1", None), nn.Conv2d)):
-        raise TypeError("teacher.layer2 must be a Sequential of ResNet blocks (BasicBlock or "
-                        f"Bottleneck, each with conv1), got {type(layer2).__name__}")
+    for name in STAGES:
+        layer = getattr(teacher, name)
+        if not (isinstance(layer, nn.Sequential) and len(layer)
+                and all(isinstance(block, BasicBlock) for block in layer)):
+            raise TypeError(f"teacher.{name} must be a Sequential of torchvision BasicBlocks "
+                            f"(as in ResNet-18 and the CIFAR teacher), got "
+                            f"{type(layer).__name__}"
+                            + (f" of {', '.join(sorted({type(m).__name__ for m in layer}))}"
+                               if isinstance(layer, nn.Sequential) and len(layer) else ""))
     conv1 = teacher.conv1
     stride = _stride(conv1) * _stride(teacher.maxpool)
-    if not isinstance(conv1, nn.Conv2d) or conv1.in_channels != 3 or stride != 4:
-        raise ValueError("teacher's stem must take 3 channels with total stride 4 (torchvision's "
-                         "stride-2 conv1 + stride-2 max-pool: stage 1 of a 32x32 image is 8x8); "
-                         f"got conv1 {conv1}, max-pool stride {_stride(teacher.maxpool)}")
+    if not isinstance(conv1, nn.Conv2d) or conv1.in_channels != 3 or stride != 1:
+        raise ValueError("teacher's stem must take 3 channels at stride 1 (the CIFAR stem: 3x3 "
+                         "stride-1 conv1, no max-pool, so stage 1 of a 32x32 image is 32x32); "
+                         f"got conv1 {conv1}, total stem stride {stride} (conv1 "
+                         f"{_stride(conv1)} x max-pool {_stride(teacher.maxpool)})")
 
 
 def teacher_features(teacher: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
-    """``[layer1, layer2, layer3, layer4, logits]`` of a torchvision ResNet on normalized ``x``
-    ``(N, 3, H, W)`` float."""
+    """``[layer1, layer2, layer3, layer4, logits]`` of a teacher (:func:`check_teacher`) on
+    normalized ``x`` ``(N, 3, H, W)`` float."""
     check_teacher(teacher)
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim != 4:
         got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else checks.describe(x)
@@ -113,46 +103,77 @@ def _width(b: object) -> int:
     return checks.integer(b, "bottleneck width b", low=1, high=MAX_WIDTH)
 
 
-def make_encoder(b: int) -> nn.Sequential:
-    """3 -> 4b -> 2b -> b channels, 32x32 -> 7x7 (no biases)."""
-    b = _width(b)
+def _stride_of(stride: object) -> int:
+    stride = checks.integer(stride, "encoder stride", low=1)
+    if stride not in STRIDES:
+        raise ValueError(f"encoder stride must be one of {STRIDES} (a "
+                         f"{IMAGE_SIZE // 2}x{IMAGE_SIZE // 2} or {IMAGE_SIZE // 4}x"
+                         f"{IMAGE_SIZE // 4} latent of a {IMAGE_SIZE}x{IMAGE_SIZE} image), "
+                         f"got {stride}")
+    return stride
+
+
+def make_encoder(b: int, stride: int = 4) -> nn.Sequential:
+    """3 -> 4b -> 2b -> b channels, ``32x32 -> (32/stride)x(32/stride)``, no biases:
+    Conv5x5 s2, GDN, then Conv5x5 s2 (``stride`` 4) or Conv3x3 s1 (``stride`` 2), GDN,
+    Conv3x3."""
+    b, stride = _width(b), _stride_of(stride)
+    second = (nn.Conv2d(4 * b, 2 * b, 5, stride=2, padding=2, bias=False) if stride == 4
+              else nn.Conv2d(4 * b, 2 * b, 3, stride=1, padding=1, bias=False))
     return nn.Sequential(
         nn.Conv2d(3, 4 * b, 5, stride=2, padding=2, bias=False), GDN(4 * b),
-        nn.Conv2d(4 * b, 2 * b, 5, stride=2, padding=2, bias=False), GDN(2 * b),
-        nn.Conv2d(2 * b, b, 2, stride=1, padding=0, bias=False),
+        second, GDN(2 * b),
+        nn.Conv2d(2 * b, b, 3, stride=1, padding=1, bias=False),
     )
 
 
-def make_decoder(b: int, t: int) -> nn.Sequential:
-    """b -> 2T -> T -> T channels, 7x7 -> 8x8 (the teacher's stage-1 output shape)."""
-    b, t = _width(b), checks.integer(t, "stage-1 channels t", low=1)
-    return nn.Sequential(
-        nn.Conv2d(b, 2 * t, 2, padding=1, bias=False), GDN(2 * t, inverse=True),
-        nn.Conv2d(2 * t, t, 2, padding=0, bias=False), GDN(t, inverse=True),
-        nn.Conv2d(t, t, 2, padding=1, bias=False),
-    )
+def make_decoder(b: int, t: int, stride: int = 4) -> nn.Sequential:
+    """b -> 2T -> T channels, ``(32/stride)`` -> 32 a side (the teacher's stage-1 shape), no
+    biases: Conv3x3 b->2T, IGDN, then per factor 2 of ``stride`` a transposed Conv4x4 s2 and
+    IGDN, then Conv3x3 T->T."""
+    b, stride = _width(b), _stride_of(stride)
+    t = checks.integer(t, "stage-1 channels t", low=1)
+    layers: list[nn.Module] = [nn.Conv2d(b, 2 * t, 3, padding=1, bias=False),
+                               GDN(2 * t, inverse=True)]
+    channels = 2 * t
+    for _ in range(stride.bit_length() - 1):
+        layers += [nn.ConvTranspose2d(channels, t, 4, stride=2, padding=1, bias=False),
+                   GDN(t, inverse=True)]
+        channels = t
+    layers.append(nn.Conv2d(t, t, 3, padding=1, bias=False))
+    return nn.Sequential(*layers)
+
+
+def _tail_shape(teacher: nn.Module) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The teacher's stage widths ``(layer1..4)`` and block counts ``(layer2..4)``."""
+    widths = (teacher.layer2[0].conv1.in_channels,
+              *(getattr(teacher, n)[-1].conv2.out_channels for n in STAGES[1:]))
+    return widths, tuple(len(getattr(teacher, n)) for n in STAGES[1:])
 
 
 class EntropicStudent(nn.Module):
     """Encoder + entropy bottleneck + decoder + the teacher's later stages (copied).
 
     Args:
-        teacher: a torchvision ResNet (``layer2..4``, ``avgpool``, ``fc`` are deep-copied) with
-            the standard stride-4 stem (:func:`check_teacher`).
+        teacher: a ResNet with the CIFAR stem (:func:`check_teacher`); its ``layer2..4``,
+            ``avgpool`` and ``fc`` are deep-copied.
         b: latent channels (paper: 24), an integer in ``1..255`` (a NumPy or 0-d tensor
             integer is accepted).
+        stride: the encoder's total stride, 4 (an ``8x8`` latent, the default) or 2
+            (``16x16``).
     """
 
-    def __init__(self, teacher: nn.Module, b: int = 24) -> None:
+    def __init__(self, teacher: nn.Module, b: int = 24, stride: int = 4) -> None:
         super().__init__()
         check_teacher(teacher)
-        b = _width(b)
-        t = teacher.layer2[0].conv1.in_channels
-        self.b, self.t = b, t
+        b, stride = _width(b), _stride_of(stride)
+        self.widths, self.blocks = _tail_shape(teacher)
+        t = self.widths[0]
+        self.b, self.t, self.stride = b, t, stride
         self.num_classes = teacher.fc.out_features
-        self.encoder = make_encoder(b)
+        self.encoder = make_encoder(b, stride)
         self.bottleneck = EntropyBottleneck(b)
-        self.decoder = make_decoder(b, t)
+        self.decoder = make_decoder(b, t, stride)
         self.layer2 = copy.deepcopy(teacher.layer2)
         self.layer3 = copy.deepcopy(teacher.layer3)
         self.layer4 = copy.deepcopy(teacher.layer4)
@@ -160,7 +181,7 @@ class EntropicStudent(nn.Module):
         self.fc = copy.deepcopy(teacher.fc)
 
     def tail(self, stage1: torch.Tensor) -> list[torch.Tensor]:
-        """``[layer2, layer3, layer4, logits]`` from a stage-1 feature map ``(N, T, 8, 8)``."""
+        """``[layer2, layer3, layer4, logits]`` from a stage-1 feature map ``(N, T, 32, 32)``."""
         out = []
         h = stage1
         for layer in (self.layer2, self.layer3, self.layer4):
@@ -171,22 +192,24 @@ class EntropicStudent(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Normalized images ``(N, 3, 32, 32)`` -> (``[stage1, layer2, layer3, layer4,
-        logits]``, likelihoods ``(N, b, 7, 7)``); noisy latents in training, rounded in eval."""
+        logits]``, likelihoods ``(N, *latent_shape)``); noisy latents in training, rounded in
+        eval."""
         y_tilde, likelihoods = self.bottleneck(self.encoder(x))
         stage1 = self.decoder(y_tilde)
         return [stage1, *self.tail(stage1)], likelihoods
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
-        """``(b, 7, 7)``: one image's latent."""
-        return (self.b, 7, 7)
+        """``(b, 32 / stride, 32 / stride)``: one image's latent."""
+        side = IMAGE_SIZE // self.stride
+        return (self.b, side, side)
 
     def analyze(self, images: torch.Tensor) -> torch.Tensor:
-        """``uint8`` images ``(N, 3, 32, 32)`` -> unrounded latent ``(N, b, 7, 7)``."""
+        """``uint8`` images ``(N, 3, 32, 32)`` -> unrounded latent ``(N, *latent_shape)``."""
         return self.encoder(normalize(images))
 
     def classify_latent(self, y_hat: torch.Tensor) -> torch.Tensor:
-        """Logits ``(N, classes)`` from a (rounded) latent ``(N, b, 7, 7)``."""
+        """Logits ``(N, classes)`` from a (rounded) latent ``(N, *latent_shape)``."""
         return self.tail(self.decoder(y_hat))[-1]
 
 
@@ -322,10 +345,12 @@ def decode_and_classify(model: EntropicStudent, data: bytes,
 
 
 def read_checkpoint(path: str | os.PathLike[str], writer: str,
-                    sizes: Mapping[str, tuple[int, int]]
-                    ) -> tuple[dict[str, int], dict[str, torch.Tensor]]:
-    """The integer ``sizes`` (each within its ``(low, high)``) and the ``state`` dict of a
-    checkpoint that ``writer`` wrote (``torch.save``, read with ``weights_only=True``).
+                    sizes: Mapping[str, tuple[int, ...]]
+                    ) -> tuple[dict[str, int | tuple[int, ...]], dict[str, torch.Tensor]]:
+    """The integer ``sizes`` and the ``state`` dict of a checkpoint that ``writer`` wrote
+    (``torch.save``, read with ``weights_only=True``). ``sizes`` maps each field to ``(low,
+    high)`` (one integer in ``low..high``) or ``(low, high, length)`` (a list of ``length``
+    such integers, returned as a tuple).
 
     Raises:
         FileNotFoundError: no file at ``path``.
@@ -334,13 +359,21 @@ def read_checkpoint(path: str | os.PathLike[str], writer: str,
     """
     path = Path(path)
     payload = checkpoint.load(path, (*sizes, "state"), f"a checkpoint written by {writer}")
-    values = {}
-    for key, (low, high) in sizes.items():
+
+    def integer(value: object, low: int, high: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+    values: dict[str, int | tuple[int, ...]] = {}
+    for key, (low, high, *length) in sizes.items():
         value = payload[key]
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        if not length and not integer(value, low, high):
             raise CheckpointError(f"{path}: {key} must be an integer in {low}..{high}, got "
                                   f"{checks.describe(value)}")
-        values[key] = value
+        if length and not (isinstance(value, (list, tuple)) and len(value) == length[0]
+                           and all(integer(v, low, high) for v in value)):
+            raise CheckpointError(f"{path}: {key} must be {length[0]} integers in "
+                                  f"{low}..{high}, got {checks.describe(value)}")
+        values[key] = tuple(value) if length else value
     state = payload["state"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
                                               for v in state.values()):
@@ -368,18 +401,28 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor],
 
 
 def save_student(model: EntropicStudent, path: str | os.PathLike[str]) -> None:
-    """Write the student (its width and state) for :func:`load_student`."""
+    """Write the student (its sizes, the shape of its teacher's stages, and its state) for
+    :func:`load_student`."""
     if not isinstance(model, EntropicStudent):
         raise TypeError(f"model must be an EntropicStudent, got {checks.describe(model)}")
-    torch.save({"b": model.b, "num_classes": model.num_classes, "state": model.state_dict()},
-               path)
+    torch.save({"b": model.b, "stride": model.stride, "num_classes": model.num_classes,
+                "widths": list(model.widths), "blocks": list(model.blocks),
+                "state": model.state_dict()}, path)
 
 
 def load_student(path: str | os.PathLike[str]) -> EntropicStudent:
     """Read a student written by :func:`save_student` (``weights_only=True``); a file that is
-    not one raises :class:`CheckpointError` naming it."""
-    sizes, state = read_checkpoint(path, "save_student",
-                                   {"b": (1, MAX_WIDTH), "num_classes": (1, 1 << 20)})
-    model = EntropicStudent(TeacherSpec(sizes["num_classes"]).build(), sizes["b"])
+    not one raises :class:`CheckpointError` naming it. The student's copied stages are
+    rebuilt as a :class:`~paperlab.vision.models.CifarResNet`'s of the stored widths and block
+    counts (torchvision's layout), then the stored state is loaded into them."""
+    sizes, state = read_checkpoint(
+        path, "save_student",
+        {"b": (1, MAX_WIDTH), "stride": (min(STRIDES), max(STRIDES)),
+         "num_classes": (1, 1 << 20), "widths": (1, 1 << 16, 4), "blocks": (1, 1 << 10, 3)})
+    if sizes["stride"] not in STRIDES:
+        raise CheckpointError(f"{path}: stride must be one of {STRIDES}, got {sizes['stride']}")
+    skeleton = CifarResNetSpec(widths=sizes["widths"], blocks=(1, *sizes["blocks"]),
+                               num_classes=sizes["num_classes"]).build()
+    model = EntropicStudent(skeleton, sizes["b"], sizes["stride"])
     load_state(model, state, path)
     return model.eval()

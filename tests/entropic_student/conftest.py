@@ -11,11 +11,12 @@ from tests.vision.conftest import cifar_run_context  # noqa: F401  (a pytest fix
 
 @pytest.fixture(scope="session")
 def student():
-    from paperlab.entropic_student.model import EntropicStudent, TeacherSpec
+    from paperlab.entropic_student.model import EntropicStudent
+    from paperlab.vision.train import QUICK_CIFAR_TEACHER
 
     with torch_threads(1):
         torch.manual_seed(0)
-        model = EntropicStudent(TeacherSpec().build(), b=8).eval()
+        model = EntropicStudent(QUICK_CIFAR_TEACHER.build(), b=8).eval()
         model.bottleneck.update()
     return model
 

@@ -23,12 +23,11 @@ from hypothesis import strategies as st
 from torch import nn
 
 from paperlab.entropic_student.codec import GDN, EntropyBottleneck
-from paperlab.entropic_student.experiment import Config, codec_rows, student_row
+from paperlab.entropic_student.experiment import Config, codec_row, student_row
 from paperlab.entropic_student.image_codec import ImageCodec, load_codec, save_codec
 from paperlab.entropic_student.model import (
     CheckpointError,
     EntropicStudent,
-    TeacherSpec,
     encode,
     load_student,
     make_encoder,
@@ -46,6 +45,7 @@ from paperlab.entropic_student.train import (
     train_student,
 )
 from paperlab.vision.data import ImageSet
+from paperlab.vision.train import QUICK_CIFAR_TEACHER
 
 FAST = settings(max_examples=25, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -62,7 +62,7 @@ BAD_WIDTHS = st.one_of(
 @pytest.fixture(scope="module")
 def teacher():
     torch.manual_seed(0)
-    return TeacherSpec().build().eval()
+    return QUICK_CIFAR_TEACHER.build().eval()
 
 
 @pytest.fixture(scope="module")
@@ -72,17 +72,43 @@ def data():
     return ImageSet(images, torch.arange(8) % 10, tuple(str(i) for i in range(10)), "toy")
 
 
-def _cifar_stem(_: nn.Module) -> nn.Module:
-    """The 3x3 stride-1 stem without max-pool that CIFAR ResNets use: stage 1 stays 32x32."""
-    other = TeacherSpec().build()
-    other.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
-    other.maxpool = nn.Identity()
+def _imagenet_stem(_: nn.Module) -> nn.Module:
+    """torchvision's ResNet-18 as it comes: the stride-2 conv1 and max-pool leave stage 1 of a
+    32x32 image at 8x8."""
+    from torchvision.models import resnet18
+
+    return resnet18(weights=None, num_classes=10)
+
+
+def _strided_conv1(_: nn.Module) -> nn.Module:
+    other = QUICK_CIFAR_TEACHER.build()
+    other.conv1 = nn.Conv2d(3, 8, 3, 2, 1, bias=False)
+    return other
+
+
+def _grey(_: nn.Module) -> nn.Module:
+    other = QUICK_CIFAR_TEACHER.build()
+    other.conv1 = nn.Conv2d(1, 8, 3, 1, 1, bias=False)
+    return other
+
+
+def _bottleneck_blocks(_: nn.Module) -> nn.Module:
+    from torchvision.models.resnet import Bottleneck
+
+    other = QUICK_CIFAR_TEACHER.build()
+    other.layer3 = nn.Sequential(Bottleneck(16, 8, 2, nn.Conv2d(16, 32, 1, 2)))
     return other
 
 
 def _headless(_: nn.Module) -> nn.Module:
-    other = TeacherSpec().build()
+    other = QUICK_CIFAR_TEACHER.build()
     other.fc = nn.Sequential(nn.Linear(512, 10))
+    return other
+
+
+def _empty_stage(_: nn.Module) -> nn.Module:
+    other = QUICK_CIFAR_TEACHER.build()
+    other.layer2 = nn.Sequential()
     return other
 
 
@@ -90,12 +116,17 @@ def _headless(_: nn.Module) -> nn.Module:
 
 
 @pytest.mark.parametrize("make, error, problem", [
-    (lambda t: None, TypeError, r"torchvision ResNet .* got None \(NoneType\)"),
+    (lambda t: None, TypeError, r"ResNet in torchvision's layout .* got None \(NoneType\)"),
     (lambda t: "resnet18", TypeError, "got 'resnet18'"),
     (lambda t: nn.Linear(3, 10), TypeError, "this Linear has no conv1, bn1"),
     (lambda t: nn.Sequential(*t.children()), TypeError, "this Sequential has no conv1"),
     (_headless, TypeError, "teacher.fc must be a Linear"),
-    (_cifar_stem, ValueError, "total stride 4"),
+    (_imagenet_stem, ValueError, r"stride 1 \(the CIFAR stem.*total stem stride 4"),
+    (_strided_conv1, ValueError, r"total stem stride 2 \(conv1 2 x max-pool 1\)"),
+    (_grey, ValueError, "must take 3 channels"),
+    (_bottleneck_blocks, TypeError, "teacher.layer3 must be a Sequential of torchvision "
+                                    "BasicBlocks .* got Sequential of Bottleneck"),
+    (_empty_stage, TypeError, "teacher.layer2 must be a Sequential of torchvision BasicBlocks"),
 ])
 def test_teacher_that_is_not_a_resnet(teacher, data, make, error, problem):
     bad = make(teacher)
@@ -109,7 +140,7 @@ def test_teacher_that_is_not_a_resnet(teacher, data, make, error, problem):
 
 def test_teacher_must_be_the_students_own(teacher, data):
     student = EntropicStudent(teacher, b=4)
-    other = TeacherSpec(num_classes=5).build()
+    other = dataclasses.replace(QUICK_CIFAR_TEACHER, num_classes=5).build()
     with pytest.raises(ValueError, match=r"5 classes\) is not the one the student was built"):
         train_stages(student, other, data, StudentConfig(b=4))
     with pytest.raises(TypeError, match="student must be an EntropicStudent, got None"):
@@ -146,7 +177,7 @@ def test_bad_channel_counts(n):
 def test_numpy_and_tensor_widths_are_numbers(teacher, kind):
     b = SCALARS[kind](4)
     student = EntropicStudent(teacher, b=b)
-    assert student.b == 4 and type(student.b) is int and student.latent_shape == (4, 7, 7)
+    assert student.b == 4 and type(student.b) is int and student.latent_shape == (4, 8, 8)
     codec = ImageCodec(n=SCALARS[kind](3), m=b)
     assert (codec.n, codec.m) == (3, 4) and type(codec.m) is int
     assert StudentConfig(b=b).b == 4 and CodecConfig(m=b).m == 4
@@ -173,10 +204,11 @@ def test_numpy_and_tensor_reals_are_numbers(data, beta, lam, kind):
     ({"beta": math.nan}, ValueError, "beta must be a finite number"),
     ({"beta": "0.1"}, TypeError, "beta must be a real number"),
     ({"stage1_lr": 0.0}, ValueError, "stage1_lr must be > 0"),
-    ({"stage1_epochs": 1.5}, TypeError, "stage1_epochs must be an integer, got 1.5"),
+    ({"stage1_steps": 1.5}, TypeError, "stage1_steps must be an integer, got 1.5"),
+    ({"stride": 3}, ValueError, r"stride must be one of \(2, 4\), got 3"),
     ({"batch_size": 0}, ValueError, "batch_size must be >= 1"),
-    ({"stage1_milestones": 5}, TypeError, "stage1_milestones must be a tuple"),
-    ({"stage1_milestones": (2, 0.5)}, TypeError, "each of stage1_milestones must be an integer"),
+    ({"stage1_decay_at": 0.5}, TypeError, "stage1_decay_at must be a tuple"),
+    ({"stage2_decay_at": (0.5, 1.0)}, ValueError, r"each of stage2_decay_at must be in \(0, 1\)"),
     ({"augment": 1}, TypeError, "augment must be True or False"),
     ({"seed": -1}, ValueError, "seed must be >= 0"),
 ])
@@ -193,7 +225,12 @@ def test_bad_student_config(changes, error, problem):
     ({"lambdas": (3.0, -1.0)}, ValueError, "each of lambdas must be > 0"),
     ({"codecs": ("gif",)}, ValueError, "each of codecs must be one of"),
     ({"qualities": (0,)}, ValueError, r"each of qualities must be in \[1, 100\]"),
-    ({"student_images": 0}, ValueError, "student_images must be >= 1"),
+    ({"train_per_class": 0}, ValueError, "train_per_class must be >= 1"),
+    ({"monitor_images": 5}, ValueError, r"monitor_images must be in \[10, 5000\]"),
+    ({"eval_images": 9000, "monitor_images": 2000}, ValueError,
+     r"eval_images \+ monitor_images must be <= 10000"),
+    ({"codec": CodecConfig(steps=7)}, ValueError, "the codec's budget must equal the student's"),
+    ({"teacher": None}, TypeError, "teacher must be a CifarResNetSpec, got None"),
     ({"student": None}, TypeError, "student must be a StudentConfig, got None"),
     ({"threads": 1.5}, TypeError, "threads must be an integer"),
 ])
@@ -204,7 +241,7 @@ def test_bad_experiment_config(changes, error, problem):
 
 def test_experiment_config_takes_numpy_numbers():
     cfg = dataclasses.replace(Config.quick(), eval_images=np.int64(100),
-                              betas=(np.float32(0.5), torch.tensor(2.0)), student_images=None)
+                              betas=(np.float32(0.5), torch.tensor(2.0)), train_per_class=None)
     assert cfg.eval_images == 100 and type(cfg.eval_images) is int
     assert cfg.betas == (0.5, 2.0) and all(type(b) is float for b in cfg.betas)
 
@@ -253,7 +290,7 @@ def test_tensor_where_an_image_set_is_expected(teacher, student, data, what):
     with pytest.raises(TypeError, match="test must be an ImageSet"):
         student_row(student, 0.1, bad, 1)
     with pytest.raises(TypeError, match="test must be an ImageSet"):
-        codec_rows(teacher, bad, "jpeg", 50, 1)
+        codec_row(teacher, bad, "jpeg", 50, 1)
 
 
 def test_image_set_labels_and_images(teacher, data):
@@ -291,7 +328,8 @@ def test_checkpoints_of_the_wrong_kind(tmp_path, student):
         load_student(zipped)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(3)}, other)
-    with pytest.raises(CheckpointError, match="expected the fields b, num_classes, state"):
+    with pytest.raises(CheckpointError,
+                       match="expected the fields b, stride, num_classes, widths, blocks, state"):
         load_student(other)
     good = tmp_path / "student.pt"
     save_student(student, good)
@@ -302,6 +340,17 @@ def test_checkpoints_of_the_wrong_kind(tmp_path, student):
                        (4, r"does not fit a EntropicStudent .*shape: encoder.0.weight")):
         payload = torch.load(good, weights_only=True)
         payload["b"] = b
+        torch.save(payload, tmp_path / "edited.pt")
+        with pytest.raises(CheckpointError, match=problem):
+            load_student(tmp_path / "edited.pt")
+    for key, value, problem in (
+            ("stride", 3, "stride must be one of"),
+            ("stride", 8, r"stride must be an integer in 2..4"),
+            ("widths", [8, 16, 32], r"widths must be 4 integers in 1..65536, got \[8, 16, 32\]"),
+            ("blocks", [1, 1, 0], "blocks must be 3 integers"),
+            ("widths", [8, 16, 32, 128], r"does not fit .*shape: layer4")):
+        payload = torch.load(good, weights_only=True)
+        payload[key] = value
         torch.save(payload, tmp_path / "edited.pt")
         with pytest.raises(CheckpointError, match=problem):
             load_student(tmp_path / "edited.pt")

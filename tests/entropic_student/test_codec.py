@@ -29,7 +29,7 @@ from paperlab.entropic_student.model import (
 def test_decode_encode_gives_quantized_latent_exactly(student, images):
     data = encode(student, images)
     latent = quantized_latent(student, images)
-    assert latent.shape == (3, 8, 7, 7)
+    assert latent.shape == (3, 8, 8, 8)
     assert torch.equal(decode_latent(student, data), latent)
 
 
@@ -43,7 +43,7 @@ def test_classification_from_bytes_equals_local_classification(student, images):
 def test_bytes_are_the_bitstream_length(student, images):
     data = encode(student, images)
     payload, shape = unpack(data)
-    assert len(data) == HEADER.size + 1 + len(payload) and shape == (3, 8, 7, 7)
+    assert len(data) == HEADER.size + 1 + len(payload) and shape == (3, 8, 8, 8)
 
 
 def test_payload_size_follows_the_information_content():
@@ -107,7 +107,7 @@ def test_corrupted_bytes_raise(student, images):
 def test_bitstream_of_another_model_is_refused(student):
     payload = b"\x00" * 8
     with pytest.raises(BitstreamError, match="does not fit"):
-        decode_latent(student, pack(payload, (1, 5, 7, 7)))
+        decode_latent(student, pack(payload, (1, 5, 8, 8)))
     with pytest.raises(TypeError, match="bytes"):
         unpack("not bytes")  # type: ignore[arg-type]
 

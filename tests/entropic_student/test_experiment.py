@@ -21,17 +21,19 @@ from paperlab.entropic_student.experiment import (
     scored,
 )
 from paperlab.entropic_student.train import CodecConfig, StudentConfig
-from paperlab.vision.train import TrainConfig
+from paperlab.vision.train import QUICK_CIFAR_TEACHER, TrainConfig
 
 TOY = Config(
+    teacher=QUICK_CIFAR_TEACHER,
     teacher_train=TrainConfig(epochs=1, batch_size=50, optimizer="sgd", lr=0.05,
                               warmup_epochs=0.5, label_smoothing=0.0, augment=False),
     train_per_class=5,
-    student=StudentConfig(b=4, stage1_epochs=1, stage2_epochs=1, batch_size=25),
+    student=StudentConfig(b=4, stage1_steps=3, stage2_steps=4, batch_size=25),
     betas=(0.1, 2.0),
-    codec=CodecConfig(n=8, m=8, epochs=1, batch_size=25),
+    codec=CodecConfig(n=8, m=8, steps=7, batch_size=25),
     lambdas=(1.0, 1000.0),
     eval_images=20,
+    monitor_images=10,
     codecs=("jpeg", "webp"),
     qualities=(10, 90),
     latency_images=2,
@@ -64,9 +66,24 @@ def test_run_bench_and_serve_toy(ctx):
     assert [r["setting"] for r in neural] == ["lambda=1", "lambda=1000"]
     assert all(12 < r["bytes_per_image"] < 3072 and 0 <= r["acc"] <= 1 for r in neural)
     jpeg = {r["setting"]: r for r in result.results if r["method"] == "JPEG"}
-    payload = {r["setting"]: r for r in result.results if r["method"].startswith("JPEG payload")}
     assert jpeg["q=10"]["bytes_per_image"] < jpeg["q=90"]["bytes_per_image"]
-    assert payload["q=10"]["bytes_per_image"] < jpeg["q=10"]["bytes_per_image"] - 300
+    assert jpeg["q=10"]["payload_bytes_per_image"] < jpeg["q=10"]["bytes_per_image"] - 300
+    for row in result.results:  # payloads leave the headers out
+        assert 0 < row["payload_bytes_per_image"] <= row["bytes_per_image"]
+    for row in students + neural:  # the 15-byte container of a one-image bitstream
+        assert row["payload_bytes_per_image"] == row["bytes_per_image"] - 15
+        assert row["train_steps"] == 7  # equal optimisation budgets
+    for row in students:  # paired against the nearest-bytes WebP and neural codec
+        assert row["vs_nearest_webp"].startswith("q=") and "p=" in row["vs_nearest_webp"]
+        assert row["vs_nearest_neural_codec"].startswith("lambda=")
+    comparisons = result.data["training"]["comparisons"]
+    assert set(comparisons) == {"beta=0.1", "beta=2"}
+    versus = comparisons["beta=0.1"]["webp"]
+    assert versus["acc_gap_ci95"]["lo"] <= versus["acc_gap"] <= versus["acc_gap_ci95"]["hi"]
+    history = result.data["training"]["students"]["0.1"]["history"]
+    assert set(history["relative_errors"]) == {"layer1", "layer2", "layer3", "layer4"}
+    assert len(result.data["training"]["codecs"]["1"]["history"]) == 7
+    assert any("Convergence, beta=0.1" in note for note in result.notes)
     assert all("e2e_ms_0.1Mbps" in r for r in result.results)
     for row in result.results:
         assert row["acc_ci95"]["lo"] <= row["acc"] <= row["acc_ci95"]["hi"]
@@ -78,6 +95,7 @@ def test_run_bench_and_serve_toy(ctx):
     ci = summary["bytes_saved_vs_webp_at_teacher_minus_2pts_ci95"]
     assert ci["lo"] <= summary["bytes_saved_vs_webp_at_teacher_minus_2pts"] <= ci["hi"]
     assert (ctx.out_dir / "entropic_student_rate_accuracy.png").exists()
+    assert (ctx.out_dir / "entropic_student_training.png").exists()
 
     demo = run(ctx, dataclasses.replace(TOY, serve=True))
     assert demo.summary["images"] == 10 and demo.summary["agrees_with_local"]
@@ -86,10 +104,35 @@ def test_run_bench_and_serve_toy(ctx):
 
     timed = bench(ctx, TOY)
     assert {r["encoder"] for r in timed.results} == {
-        f"{STUDENT} beta=0.1", f"{STUDENT} beta=2.0", f"{NEURAL_CODEC} lambda=1",
+        f"{STUDENT} beta=0.1", f"{STUDENT} beta=2", f"{NEURAL_CODEC} lambda=1",
         f"{NEURAL_CODEC} lambda=1000", "JPEG q=50", "WebP q=50"}
     assert timed.summary["neural_codec_encode_ms_batch1"] > 0
     assert all(r["encode_ms_per_image"] > 0 for r in timed.results)
+
+
+def test_test_sets_are_disjoint(ctx):
+    from paperlab.entropic_student.experiment import test_sets
+
+    test, monitor = test_sets(ctx, TOY)
+    assert len(test) == 20 and len(monitor) == 10
+    assert torch.bincount(test.labels).tolist() == [2] * 10
+    assert torch.bincount(monitor.labels).tolist() == [1] * 10
+    seen = {bytes(img.numpy()) for img in test.images}
+    assert not any(bytes(img.numpy()) in seen for img in monitor.images)
+
+
+def test_versus_nearest():
+    from paperlab.entropic_student.experiment import versus_nearest
+
+    rng = np.random.default_rng(2)
+    ours = _setting("S", (rng.random(400) < 0.8).tolist(), 120.0)
+    near, far = (rng.random(400) < 0.6).tolist(), (rng.random(400) < 0.9).tolist()
+    results = [ours, _setting("W", far, 400.0), _setting("W", near, 100.0)]
+    got = versus_nearest(ours, results, "W")
+    assert got["bytes_per_image"] == 100.0 and got["setting"] == "100.0"
+    assert got["acc_gap"] == pytest.approx(ours.correct.mean() - np.mean(near))
+    assert got["acc_gap_ci95"]["lo"] > 0 and got["mcnemar_p"] < 0.001
+    assert versus_nearest(ours, results, "AVIF") is None
 
 
 def test_summary_helpers():
@@ -110,7 +153,8 @@ def test_summary_helpers():
 
 
 def _setting(method: str, correct: list[bool], size: float):
-    return scored(method, f"{size}", torch.tensor(correct), [size] * len(correct))
+    return scored(method, f"{size}", torch.tensor(correct), [size] * len(correct),
+                  [size] * len(correct))
 
 
 def test_acc_gap_interval_at_the_budget():

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from paperlab.core.seed import torch_threads
-from paperlab.entropic_student.codec import HEADER, BitstreamError, unpack
+from paperlab.entropic_student.codec import CHECK, HEADER, BitstreamError, unpack
 from paperlab.entropic_student.experiment import NEURAL_CODEC, neural_codec_row
 from paperlab.entropic_student.image_codec import (
     ImageCodec,
@@ -20,6 +20,7 @@ from paperlab.entropic_student.image_codec import (
 from paperlab.entropic_student.model import decode_latent, encode, quantized_latent
 from paperlab.entropic_student.train import CodecConfig, fit_codec, rd_loss, train_codec
 from paperlab.vision.data import ImageSet
+from paperlab.vision.train import QUICK_CIFAR_TEACHER
 
 
 @pytest.fixture(scope="module")
@@ -59,19 +60,20 @@ def test_reported_bytes_are_the_bitstream_length(codec, images):
     test = ImageSet(images, torch.tensor([0, 1, 2]), tuple(str(i) for i in range(10)), "toy")
     with torch_threads(1):
         torch.manual_seed(0)
-        from paperlab.entropic_student.model import TeacherSpec
-
-        result = neural_codec_row(codec, 3.0, TeacherSpec().build().eval(), test,
+        result = neural_codec_row(codec, 3.0, QUICK_CIFAR_TEACHER.build().eval(), test,
                                   latency_images=1)
     sizes = [len(encode(codec, images[i : i + 1])) for i in range(3)]
     row = result.row
     assert row["method"] == NEURAL_CODEC and row["bytes_per_image"] == sum(sizes) / 3
+    # payload: the range-coded words alone (header, image count and checksum left out)
+    assert row["payload_bytes_per_image"] == sum(sizes) / 3 - HEADER.size - 1 - CHECK.size
     assert result.sizes.tolist() == sizes and row["acc"] == result.correct.mean()
 
 
 def test_training_lowers_the_rate_distortion_loss():
     data = _smooth_set()
-    cfg = CodecConfig(lam=10.0, n=8, m=6, epochs=6, batch_size=8, augment=False)
+    cfg = CodecConfig(lam=10.0, n=8, m=6, steps=24, batch_size=8, decay_at=(0.9,),
+                      augment=False)
     with torch_threads(1):
         torch.manual_seed(0)
         codec = ImageCodec(cfg.n, cfg.m)
@@ -81,7 +83,9 @@ def test_training_lowers_the_rate_distortion_loss():
         with torch.no_grad():
             loss_before, _ = rd_loss(before.eval(), data.images, cfg.lam)
             loss_after, parts = rd_loss(codec.eval(), data.images, cfg.lam)
-    assert len(history) == 6 and history[-1]["mse"] < history[0]["mse"]
+    assert [r["step"] for r in history] == sorted({round(24 * (k + 1) / 20) for k in range(20)})
+    assert history[-1]["mse"] < history[0]["mse"]
+    assert history[0]["lr"] == cfg.lr and history[-1]["lr"] == pytest.approx(cfg.lr / 10)
     assert float(loss_after) < 0.5 * float(loss_before)
     # the codec is usable after training: coding tables frozen, real bytes round-trip
     data_bytes = encode(codec, data.images[:4])
@@ -91,11 +95,15 @@ def test_training_lowers_the_rate_distortion_loss():
 def test_trained_codec_is_cached_and_reloads_identically(tmp_path, monkeypatch, images):
     monkeypatch.setenv("PAPERLAB_CACHE", str(tmp_path / "cache"))
     data = _smooth_set(8)
-    cfg = CodecConfig(lam=5.0, n=4, m=4, epochs=1, batch_size=8)
+    cfg = CodecConfig(lam=5.0, n=4, m=4, steps=2, batch_size=8)
     with torch_threads(1):
-        first, path, cached, _ = train_codec(data, cfg)
-        again, path2, cached2, seconds = train_codec(data, cfg)
-    assert (cached, cached2, path) == (False, True, path2) and seconds == 0.0
+        first = train_codec(data, cfg)
+        again = train_codec(data, cfg)
+    path = first.path
+    assert (first.cached, again.cached, path) == (False, True, again.path)
+    assert again.seconds == 0.0 and again.history == first.history and len(first.history) == 2
+    assert path.name.startswith("codec-") and path.exists() and path.with_suffix(".json").exists()
+    first, again = first.model, again.model
     assert path.name.startswith("codec-") and path.exists()
     assert encode(again, images) == encode(first, images)
     save_codec(first, tmp_path / "c.pt")
