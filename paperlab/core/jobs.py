@@ -5,7 +5,8 @@ A sweep is a list of :class:`Job` (a config and a seed) and a function ``fn(conf
 :func:`job_map` returns ``[fn(job.config, job.seed) for job in jobs]``, in order, computed
 
 * in this process (``workers <= 1``), on a local process pool (default), or as Ray tasks on
-  the cluster at ``ray_address`` (``"auto"``, ``"ray://host:10001"``, ``"local"``);
+  the cluster at ``ray_address`` (``"auto"``, ``"ray://host:10001"``, or ``"local"``: a new
+  Ray instance of this process's own, even where another one runs);
 * with a worker that dies (killed, out of memory) retried up to ``retries`` times, and a job
   whose function raises reported as :class:`JobError` naming the job (not retried: the same
   seed would fail the same way);
@@ -367,14 +368,25 @@ def _stop(pool: ProcessPoolExecutor) -> None:
 def _ray(fn: Callable[[Any, int], Any], jobs: list[Job], todo: list[int], address: str,
          retries: int) -> Iterator[tuple[int, Any]]:
     """Ray tasks: Ray restarts a task whose worker died (``max_retries``); results are
-    collected as they finish so each one is stored at once."""
+    collected as they finish so each one is stored at once.
+
+    ``"local"`` goes to ``ray.init`` as it is, which starts a new instance. (``address=None``
+    would join the cluster in ``RAY_ADDRESS`` or one left by ``ray start``, whose owner may
+    stop it mid-sweep: the sweep then failed with ``LocalRayletDiedError``.) With
+    ``RAY_ADDRESS`` set, Ray 2.60 cannot start a new instance (its node times out after
+    minutes), so that is refused at once.
+    """
     try:
         import ray
     except ImportError as exc:
         raise RuntimeError("--ray-address needs ray: pip install 'ray[default]'") from exc
     if not ray.is_initialized():
-        ray.init(address=None if address == "local" else address, ignore_reinit_error=True,
-                 log_to_driver=False)
+        if address == "local" and os.environ.get("RAY_ADDRESS"):
+            raise RuntimeError(f"ray address 'local' starts a Ray instance of its own, which "
+                               f"Ray cannot do while RAY_ADDRESS is set "
+                               f"({os.environ['RAY_ADDRESS']}); unset it, or pass that "
+                               "address (or 'auto') to use its cluster")
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
     remote = ray.remote(max_retries=retries, retry_exceptions=False)(_call)
     fn_ref = ray.put(fn)  # shipped once, not with every task
     refs = {remote.remote(fn_ref, jobs[i].config, jobs[i].seed): i for i in todo}

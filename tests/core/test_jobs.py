@@ -289,6 +289,31 @@ def test_ray_sweep_resumes_from_its_stored_jobs(ray_address, tmp_path):
     assert resumed == job_map(logged, jobs, workers=1)  # and they equal an in-process run
 
 
+def test_local_starts_a_ray_instance_of_its_own(ray_address, monkeypatch):
+    """``"local"`` reaches ``ray.init`` as ``"local"`` (a new instance), not as ``None``, which
+    joins the cluster in ``RAY_ADDRESS`` or one left by ``ray start`` (seen: a search on
+    such a cluster failed with LocalRayletDiedError when its owner stopped it); with
+    ``RAY_ADDRESS`` set, where Ray cannot start one, it is refused at once."""
+    import ray
+
+    class Started(Exception):
+        pass
+
+    def init(address=None, **_):
+        raise Started(address)
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with pytest.raises(Started, match="^local$"):
+        job_map(draw, grid(2), ray_address="local")
+    with pytest.raises(Started, match="^auto$"):
+        job_map(draw, grid(2), ray_address="auto")
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    with pytest.raises(RuntimeError, match=r"while RAY_ADDRESS is set \(10.0.0.1:6379\)"):
+        job_map(draw, grid(2), ray_address="local")
+
+
 def test_killed_sweep_on_ray_resumes_from_finished_jobs(ray_address, tmp_path):
     """The driver of a sweep on Ray is killed half-way; run again, it computes only what is
     missing (the same check as for local processes, with a second driver on the cluster)."""
