@@ -23,7 +23,7 @@ import logging
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -156,11 +156,14 @@ def plots_of(name: str, out_dir: Path, json_path: Path | None = None,
 def load_outcomes(results_dir: str | Path) -> list[Outcome]:
     """Every ``<system>.json`` run record in ``results_dir``, judged, in the README's order.
 
-    Bench records (``*.bench.json``) and other JSON files (a system's own data, such as
-    ``hierarchy_sweep.json``) are skipped; an unreadable one with a log warning.
+    A system's results may come in parts, ``<system>.json`` and ``<system>.<part>.json`` (e.g.
+    ``pitome.vision.json``: one run per part of a system whose full size does not fit one
+    sitting); each claim is then judged from the part that measured it (see
+    :func:`merge_parts`). Bench records (``*.bench.json``) and other JSON files (a system's own
+    data, such as ``hierarchy_sweep.json``) are skipped; an unreadable one with a log warning.
     """
     results_dir = Path(results_dir)
-    found: dict[str, Outcome] = {}
+    found: dict[str, list[Outcome]] = {}
     for path in sorted(results_dir.glob("*.json")):
         if path.name.endswith(".bench.json"):
             continue
@@ -170,12 +173,40 @@ def load_outcomes(results_dir: str | Path) -> list[Outcome]:
             log.warning("skipping %s: %s", path, exc)
             continue
         if not (isinstance(rec, dict) and isinstance(rec.get("system"), str)
-                and isinstance(rec.get("summary"), dict) and path.stem == rec["system"]):
+                and isinstance(rec.get("summary"), dict)
+                and path.stem.split(".", 1)[0] == rec["system"]):
             log.debug("skipping %s: not a run record", path)  # e.g. a system's own data
             continue
-        found[rec["system"]] = outcome(rec, bool(rec.get("quick")), results_dir, path)
+        found.setdefault(rec["system"], []).append(
+            outcome(rec, bool(rec.get("quick")), results_dir, path))
     order = {n: i for i, n in enumerate(registry.names())}
-    return sorted(found.values(), key=lambda o: (order.get(o.system, len(order)), o.system))
+    merged = [merge_parts(parts) for parts in found.values()]
+    return sorted(merged, key=lambda o: (order.get(o.system, len(order)), o.system))
+
+
+def merge_parts(parts: Sequence[Outcome]) -> Outcome:
+    """One outcome from the runs of one system's parts: each claim judged by the first part
+    (in file-name order) that measured it, the wall times summed, the commands, dates, errors
+    and plots of all parts together; the seed kept where every part used the same one."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    judgements = tuple(
+        next((j for j in column if j.verdict is not Verdict.NOT_MEASURED), column[0])
+        for column in zip(*(p.judgements for p in parts), strict=True))
+    seeds = {p.seed for p in parts}
+    seconds = [p.seconds for p in parts if p.seconds is not None]
+
+    def joined(values: Sequence[str]) -> str:
+        return "; ".join(dict.fromkeys(v for v in values if v))
+
+    return replace(
+        first, quick=any(p.quick for p in parts),
+        seed=first.seed if len(seeds) == 1 else None,
+        seconds=sum(seconds) if seconds else None, judgements=judgements,
+        error=joined([p.error for p in parts]),
+        plots=tuple(sorted({plot for p in parts for plot in p.plots})),
+        command=joined([p.command for p in parts]), made=joined([p.made for p in parts]))
 
 
 # ---------------------------------------------------------------------------------------------

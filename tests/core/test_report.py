@@ -116,6 +116,31 @@ def test_a_summary_without_the_key_is_not_measured(tmp_path):
     assert set(verdicts(report.load_outcomes(tmp_path)).values()) == {"not measured"}
 
 
+def test_a_systems_parts_are_judged_claim_by_claim(tmp_path):
+    """``toy_claims.json`` measured gain only, ``toy_claims.speed.json`` speedup only: one
+    outcome, each claim judged from the part that measured it, the times summed."""
+    reproduce(tmp_path)
+    path = tmp_path / "toy_claims.json"
+    rec = json.loads(path.read_text())
+    rec["summary"] = {"gain": 1.0}
+    rec["seconds"] = 10.0
+    path.write_text(json.dumps(rec))
+    part = dict(rec, summary={"speedup": 3.1}, seconds=5.0, command="paperlab run toy --speed")
+    (tmp_path / "toy_claims.speed.json").write_text(json.dumps(part))
+    (o,) = report.load_outcomes(tmp_path)
+    got = verdicts([o])
+    assert got[("toy_claims", "gain")] == "reproduced"
+    assert got[("toy_claims", "speed")] == "reproduced"
+    assert got[("toy_claims", "scale")] == "not measured"
+    assert o.seconds == 15.0 and "paperlab run toy --speed" in o.command
+    # a part that measured nothing leaves the base record's verdicts as they were
+    (tmp_path / "toy_claims.speed.json").write_text(json.dumps(dict(part, summary={})))
+    assert verdicts(report.load_outcomes(tmp_path))[("toy_claims", "speed")] == "not measured"
+    # a record whose name is not its system's (or a part of it) is not a part
+    (tmp_path / "other.speed.json").write_text(json.dumps(part))
+    assert [o.system for o in report.load_outcomes(tmp_path)] == ["toy_claims"]
+
+
 def test_plots_older_than_the_run_are_left_out(tmp_path):
     reproduce(tmp_path)
     old = tmp_path / "toy_claims_bench_old.png"
