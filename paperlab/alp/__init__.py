@@ -65,8 +65,8 @@ SYSTEM = System(
     name="alp",
     paper="ALP: Data Augmentation using Lexicalized PCFGs for Few-Shot Text Classification "
           "(Kim, Woo, Oh, Cha & Han, AAAI 2022, arXiv 2112.11916)",
-    claim="Augmenting few-shot training sets with sentences recombined from class-wise "
-          "lexicalized PCFG parse trees beats no augmentation and EDA, and augmentation-based "
+    claim="Augmenting few-shot training sets with examples generated from class-wise "
+          "lexicalized PCFGs beats no augmentation and EDA, and augmentation-based "
           "train/validation splits beat the standard split at the same labelled budget",
     run="paperlab.alp.experiment:run",
     bench="paperlab.alp.experiment:bench",
