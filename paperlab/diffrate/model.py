@@ -375,9 +375,19 @@ def learned_rates(model: nn.Module) -> Rates:
     return Rates.clamped(prune, merge, n, state.prefix)
 
 
-def _batches(n: int, batch: int, gen: torch.Generator) -> Iterable[torch.Tensor]:
+def _batches(n: int, batch: int, gen: torch.Generator, lengths: Sequence[int] | None = None,
+             pool: int = 16) -> Iterable[torch.Tensor]:
+    """Shuffled batches of indices. With ``lengths`` (text), each run of ``pool`` batches is
+    sorted by length before it is cut, and the batches are shuffled again: a batch then holds
+    few distinct lengths, i.e. few groups for the padding-exact encoder to run one by one."""
     perm = torch.randperm(n, generator=gen)
-    return (perm[i:i + batch] for i in range(0, n, batch))
+    if lengths is None:
+        return (perm[i:i + batch] for i in range(0, n, batch))
+    cut = []
+    for start in range(0, n, batch * pool):
+        part = sorted(perm[start:start + batch * pool].tolist(), key=lambda i: lengths[i])
+        cut += [torch.tensor(part[i:i + batch]) for i in range(0, len(part), batch)]
+    return (cut[i] for i in torch.randperm(len(cut), generator=gen).tolist())
 
 
 def _check_labels(labels: torch.Tensor, classes: Any) -> None:
@@ -464,7 +474,8 @@ def search(model: nn.Module, data: Any, target_gflops: float,
     batch. BERT (a sequence classifier): ``data`` is a :class:`~paperlab.text.data.TextSet`,
     tokenized with ``tokenizer`` (truncated to ``max_length`` tokens) batch by batch; the
     schedule is defined at the longest sentence's length and each sentence runs it at its own
-    (:meth:`Rates.for_length`). A batch's FLOPs enter the loss relative to its unreduced FLOPs
+    (:meth:`Rates.for_length`). Batches are drawn from runs of similar lengths (fewer groups to
+    run one by one), and a batch's FLOPs enter the loss relative to its unreduced FLOPs
     (``F_batch * full / full_batch``), so batches of long or short sentences pull alike.
 
     Raises:
@@ -498,7 +509,7 @@ def search(model: nn.Module, data: Any, target_gflops: float,
     gen = torch.Generator().manual_seed(cfg.seed)
     device = next(model.parameters()).device
     for _ in range(cfg.epochs):
-        for idx in _batches(examples.size, cfg.batch_size, gen):
+        for idx in _batches(examples.size, cfg.batch_size, gen, examples.lengths):
             out = net(**examples.batch(idx))
             logits = out.logits if text else out
             ce = F.cross_entropy(logits, examples.labels[idx].to(device, torch.long))

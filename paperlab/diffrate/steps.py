@@ -91,10 +91,12 @@ def search_step(x: torch.Tensor, size: torch.Tensor, mask: torch.Tensor,
     similar kept one, detached features), grow the sizes as :func:`reduce_block` does.
 
     Args:
-        x, size, mask: ``(B, N, C)`` tokens, ``(B, N, 1)`` sizes, ``(B, N)`` the running mask
-            (1 = still a token), in the previous block's order.
+        x: ``(B, N, C)`` tokens, in the previous block's order.
+        size: ``(B, N, 1)`` their sizes.
+        mask: ``(B, N)`` the running mask (1 = still a token).
         cls_attn: ``(B, N - prefix)`` the class token's attention (key-masked).
-        prune_mask, merge_mask: ``(N,)`` the proxies' masks over sorted positions.
+        prune_mask: ``(N,)`` the pruning proxy's mask over sorted positions.
+        merge_mask: ``(N,)`` the merging proxy's mask over sorted positions.
         prefix: leading tokens never pruned or merged.
 
     Returns:

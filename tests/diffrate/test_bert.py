@@ -226,3 +226,14 @@ def test_one_token_reduction_per_model(base):
         tome.patch(apply(copy.deepcopy(base), RATES), 2)
     again = apply(apply(copy.deepcopy(base), RATES), Rates.keep_all(N, 6))
     assert again._diffrate.rates == Rates.keep_all(N, 6)  # applying again replaces the rates
+
+
+def test_text_batches_cover_every_sentence_once_and_hold_similar_lengths():
+    from paperlab.diffrate.model import _batches
+
+    lengths = np.random.default_rng(0).integers(3, 64, 500).tolist()
+    batches = list(_batches(500, 32, torch.Generator().manual_seed(0), lengths, pool=4))
+    assert sorted(torch.cat(batches).tolist()) == list(range(500))
+    spread = np.mean([np.ptp([lengths[i] for i in b.tolist()]) for b in batches])
+    shuffled = list(_batches(500, 32, torch.Generator().manual_seed(0)))
+    assert spread < 0.5 * np.mean([np.ptp([lengths[i] for i in b.tolist()]) for b in shuffled])
