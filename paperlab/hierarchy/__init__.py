@@ -17,7 +17,7 @@ from paperlab.core.claims import (
     value,
 )
 from paperlab.core.lazy import lazy_exports
-from paperlab.core.registry import System, Tool
+from paperlab.core.registry import Option, System, Tool, comma_list
 
 _INVERSIONS = ("inversions_bottom_up_real", "inversions_top_down_real")
 
@@ -40,6 +40,22 @@ def _inversions_shown(summary: Mapping[str, Any]) -> str:
     bottom_up, top_down = (summary[k] for k in _INVERSIONS)
     return "; ".join(f"{net}: bottom-up {bottom_up[net]}, top-down {top_down.get(net, '-')}"
                      for net in bottom_up)
+
+
+def _scaling_sizes(text: str) -> tuple[int, ...]:
+    """``"100000,300000"`` -> ``(100000, 300000)``: distinct node counts from 400 to 10^8,
+    sorted (the HSBM has 8 leaf communities of N // 8 nodes; below 400 an edge probability
+    exceeds 1)."""
+    sizes = []
+    for item in comma_list(text):
+        if not item.isdigit():
+            raise ValueError(f"{item!r} is not a whole number of nodes")
+        if not 400 <= int(item) <= 10**8:
+            raise ValueError(f"{item} nodes: each size must be in [400, 100000000]")
+        sizes.append(int(item))
+    if len(set(sizes)) < len(sizes):
+        raise ValueError(f"sizes repeat: {text}")
+    return tuple(sorted(sizes))
 
 
 _SWEEP_WINS = "levels_where_bottom_up_beats_top_down"
@@ -125,6 +141,10 @@ SYSTEM = System(
     run="paperlab.hierarchy.experiment:run",
     bench="paperlab.hierarchy.experiment:bench",
     claims=_CLAIMS,
+    options=(Option("scaling_sizes", _scaling_sizes,
+                    "bench: instead of the comparison, bottom-up's seconds per stage, peak memory "
+                    "and leaf accuracy at these node counts (one HSBM each) and the fitted "
+                    "exponent of time against N", metavar="N1,N2,..."),),
     tools=(Tool("fit", "hierarchical communities of your own graph (edge list, GML, GraphML, "
                 "Matrix Market): labels per level, dendrogram, inversions",
                 "paperlab.hierarchy.cli:fit"),),

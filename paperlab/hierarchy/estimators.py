@@ -17,12 +17,13 @@ order; edge attribute ``weight`` when present) and expose
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
+from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from paperlab.hierarchy import linkage, spectral
 
@@ -31,6 +32,10 @@ Partitioner = Callable[[sp.csr_matrix], np.ndarray]
 
 def as_adjacency(graph: Any) -> sp.csr_matrix:
     """Validate a graph and return its ``(n, n)`` CSR adjacency (float64, no self-loops).
+
+    A float64 CSR matrix that is already canonical (sorted, no duplicates), without
+    self-loops or stored zeros, comes back sharing its arrays (a large graph is not copied);
+    anything else is converted into new arrays. The input is never modified.
 
     Raises:
         TypeError: not a matrix or a NetworkX graph.
@@ -52,7 +57,7 @@ def as_adjacency(graph: Any) -> sp.csr_matrix:
                         f"got {type(graph).__name__}")
     if matrix.dtype.kind not in "biuf":
         raise TypeError(f"adjacency must hold real edge weights, got dtype {matrix.dtype}")
-    A = sp.csr_matrix(matrix, dtype=np.float64)
+    A = sp.csr_matrix(matrix, dtype=np.float64)  # may share the caller's arrays: never edited
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
         raise ValueError(f"adjacency must be square, got shape {A.shape}")
     if A.shape[0] < 2:
@@ -62,19 +67,39 @@ def as_adjacency(graph: Any) -> sp.csr_matrix:
     if np.any(A.data < 0):
         raise ValueError(f"adjacency has negative weights (min {A.data.min():.3g}); "
                          "weights must be >= 0")
-    asymmetry = abs(A - A.T)
-    if asymmetry.nnz and asymmetry.max() > 1e-10 * max(1.0, abs(A).max()):
-        raise ValueError(f"adjacency is not symmetric (max |A - A^T| = {asymmetry.max():.3g}); "
-                         "pass an undirected graph")
-    A.setdiag(0)
-    A.eliminate_zeros()
+    if not A.has_canonical_format:  # sorted, without duplicates: what _check_symmetric compares
+        A = A.copy()
+        A.sum_duplicates()
+    _check_symmetric(A)
+    if A.diagonal().any():
+        A = (A - sp.diags(A.diagonal())).tocsr()
+    if not A.data.all():  # stored zeros (or the self-loops just removed)
+        A = A.copy()
+        A.eliminate_zeros()
     if A.nnz == 0:
         raise ValueError("graph has no edges")
-    n_components, _ = connected_components(A, directed=False)
-    if n_components > 1:
+    reached = breadth_first_order(A, 0, directed=True, return_predecessors=False)
+    if len(reached) < A.shape[0]:  # A is symmetric: out-edges from node 0 reach its component
+        n_components, _ = connected_components(A, directed=False)
         raise ValueError(f"graph is disconnected ({n_components} connected components); "
                          "run on each component, e.g. largest_component(adjacency)")
     return A
+
+
+def _check_symmetric(A: sp.csr_matrix) -> None:
+    """``ValueError`` unless the canonical CSR ``A`` equals its transpose up to ``1e-10`` of
+    its largest weight. One transposed copy, compared array by array; the full difference
+    ``|A - A^T|`` is formed only when the sparsity patterns differ."""
+    T = A.T.tocsr()  # the transpose comes out with sorted indices
+    tolerance = 1e-10 * max(1.0, float(np.abs(A.data).max(initial=0.0)))
+    if np.array_equal(A.indptr, T.indptr) and np.array_equal(A.indices, T.indices):
+        worst = float(np.abs(A.data - T.data).max(initial=0.0))
+    else:
+        asymmetry = abs(A - T)
+        worst = float(asymmetry.max()) if asymmetry.nnz else 0.0
+    if worst > tolerance:
+        raise ValueError(f"adjacency is not symmetric (max |A - A^T| = {worst:.3g}); "
+                         "pass an undirected graph")
 
 
 def largest_component(adjacency: sp.spmatrix) -> np.ndarray:
@@ -103,7 +128,8 @@ def block_counts(adjacency: sp.csr_matrix, labels: np.ndarray) -> tuple[np.ndarr
     m = int(labels.max()) + 1
     membership = sp.csr_matrix((np.ones(len(labels)), (np.arange(len(labels)), labels)),
                                shape=(len(labels), m))
-    return (membership.T @ adjacency @ membership).toarray(), np.bincount(labels, minlength=m)
+    # A @ M first: a CSR product with no transposed copy of the (large) adjacency
+    return (membership.T @ (adjacency @ membership)).toarray(), np.bincount(labels, minlength=m)
 
 
 def average_linkage(edges: np.ndarray, sizes: np.ndarray, max_weight: float = 1.0) -> np.ndarray:
@@ -174,6 +200,10 @@ class BottomUp(_Hierarchy):
 
     Attributes:
         labels_, dendrogram_, n_clusters_: see the module docstring.
+        timings_: wall seconds of the last fit by stage: ``validate`` (input checks and the
+            edge split), ``spectral`` (estimating ``K`` and the Bethe-Hessian embedding) and
+            ``kmeans``, or ``partition`` (the given partitioner), then ``linkage`` (edge
+            counts between communities and average linkage).
     """
 
     def __init__(self, n_clusters: int | None = None, r: str | float = "adaptive",
@@ -188,6 +218,14 @@ class BottomUp(_Hierarchy):
 
     def fit(self, adjacency: Any) -> BottomUp:
         """Cluster the nodes of ``adjacency`` and build the dendrogram; returns ``self``."""
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal start
+            now = time.perf_counter()
+            timings[stage], start = now - start, now
+
         A = as_adjacency(adjacency)
         _check_n_clusters(self.n_clusters, A.shape[0])
         _check_count("max_clusters", self.max_clusters)
@@ -200,6 +238,7 @@ class BottomUp(_Hierarchy):
         cluster_graph, linkage_graph = A, A
         if self.edge_split is not None:
             cluster_graph, linkage_graph = split_edges(A, self.edge_split, self.random_state)
+        lap("validate")
         if self.partitioner is not None:
             found = np.asarray(self.partitioner(cluster_graph))
             if found.shape != (A.shape[0],) or (found.dtype.kind == "f"
@@ -207,18 +246,23 @@ class BottomUp(_Hierarchy):
                 raise ValueError(f"the partitioner must return one finite label per node, "
                                  f"shape ({A.shape[0]},); got {found.dtype} {found.shape}")
             labels = np.unique(found, return_inverse=True)[1]
+            lap("partition")
         else:
             K = self.n_clusters or max(1, spectral.count_negative_eigenvalues(
                 cluster_graph, max_count=self.max_clusters))
             labels = np.zeros(A.shape[0], dtype=np.int64)
-            if K > 1:
-                X = spectral.bethe_hessian_embedding(cluster_graph, K, self.r)
+            X = spectral.bethe_hessian_embedding(cluster_graph, K, self.r) if K > 1 else None
+            lap("spectral")
+            if X is not None:
                 labels = spectral.kmeans_labels(X, K, self.random_state)
+            lap("kmeans")
         # k-means may leave a cluster empty: renumber to 0..K'-1.
         _, self.labels_ = np.unique(labels.ravel(), return_inverse=True)
         self.n_clusters_ = int(self.labels_.max()) + 1
         edges, sizes = block_counts(linkage_graph, self.labels_)
         self.dendrogram_ = average_linkage(edges, sizes, linkage_graph.data.max())
+        lap("linkage")
+        self.timings_ = timings
         return self
 
 

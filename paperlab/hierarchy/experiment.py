@@ -11,9 +11,10 @@ power grid) with dendrograms and inversion counts.
 from __future__ import annotations
 
 import json
+import resource
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,12 +63,17 @@ class SweepConfig:
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """Scaling benchmark on a bounded-degree binary HSBM of depth 3 (mean degree ~60)."""
+    """Scaling benchmark on a bounded-degree binary HSBM of depth 3 (mean degree ~60).
+
+    With ``scaling_sizes`` the benchmark is instead bottom-up's stage-by-stage scaling
+    (seconds per stage, peak memory, leaf accuracy) at those N, one graph each
+    (``paperlab bench hierarchy --scaling-sizes 100000,300000,1000000``)."""
 
     sizes: tuple[int, ...]
     repeats: int = 1
     a: tuple[float, ...] = (20.0, 40.0, 80.0, 240.0)
     paris_max_n: int = 100000  # Paris grows ~N^1.4 here (30 s at 3x10^4 nodes, quiet machine)
+    scaling_sizes: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,14 @@ class Config:
         unknown = [n for n in self.networks if n not in REAL_NETWORKS]
         if unknown:
             raise ValueError(f"unknown networks {unknown}; known: {sorted(REAL_NETWORKS)}")
+
+    def with_options(self, options: Mapping[str, Any]) -> Config:
+        """``scaling_sizes`` (the system's ``--scaling-sizes``) makes ``bench`` measure
+        bottom-up's stages at those N instead of the comparison with the other methods."""
+        sizes = options.get("scaling_sizes")
+        if not sizes:
+            return self
+        return replace(self, bench=replace(self.bench, scaling_sizes=tuple(int(n) for n in sizes)))
 
     @classmethod
     def quick(cls) -> Config:
@@ -474,9 +488,84 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
                         "real": real_info}, notes=notes)
 
 
+def _stage_scaling(ctx: RunContext, config: BenchConfig) -> Result:
+    """Bottom-up (given K = 8) at each of ``config.scaling_sizes``: seconds per stage, peak
+    memory and leaf accuracy on one bounded-degree HSBM per N, and the log-log slope of the
+    time against N."""
+    rows, intervals = [], []
+    for N in track(config.scaling_sizes, "scaling sizes", total=len(config.scaling_sizes)):
+        start = time.perf_counter()
+        model, generate_extra = peak_memory(
+            lambda N=N: HSBM(3, 2, N // 8, config.a, seed=ctx.seed, regime="bounded"))
+        generate_s = time.perf_counter() - start
+        A = model.adjacency
+        start_cpu = time.process_time()
+        est, fit_extra = peak_memory(
+            lambda A=A: BottomUp(n_clusters=8, random_state=ctx.seed).fit(A))
+        cpu = time.process_time() - start_cpu
+        correct = int(round(metrics.accuracy(model.labels[3], est.labels_) * model.n_nodes))
+        ci = stats.proportion_interval(correct, model.n_nodes)
+        ci["method"] = (f"Clopper-Pearson over the {model.n_nodes:,} nodes of one graph "
+                        "(nodes share the graph, so it is narrower than over graphs)")
+        rows.append({
+            "method": "bottom_up (K = 8)", "N": model.n_nodes, "edges": A.nnz // 2,
+            "seconds_generate": generate_s,
+            **{f"seconds_{stage}": s for stage, s in est.timings_.items()},
+            "seconds_fit": sum(est.timings_.values()), "cpu_seconds_fit": cpu,
+            "graph_MB": (A.data.nbytes + A.indices.nbytes + A.indptr.nbytes) / 2**20,
+            "generate_peak_extra_MB": generate_extra / 2**20,
+            "fit_peak_extra_MB": fit_extra / 2**20,
+            "process_peak_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "leaf_accuracy": correct / model.n_nodes, "leaf_accuracy_lo": ci["lo"],
+            "leaf_accuracy_hi": ci["hi"], "misplaced_nodes": model.n_nodes - correct})
+        intervals.append(ci)
+        del model, A, est
+    sizes = [r["N"] for r in rows]
+    fit_s = [r["seconds_fit"] for r in rows]
+    total_s = [r["seconds_fit"] + r["seconds_generate"] for r in rows]
+
+    def slope(seconds: list[float]) -> float | None:
+        return float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0]) if len(rows) > 1 else None
+
+    last = rows[-1]
+    summary = {"scaling_sizes": sizes,
+               "scaling_exponent_fit": slope(fit_s), "scaling_exponent_total": slope(total_s),
+               "largest_N": last["N"], "edges_at_largest_N": last["edges"],
+               "fit_seconds_at_largest_N": fit_s[-1], "total_seconds_at_largest_N": total_s[-1],
+               "process_peak_rss_MB": max(r["process_peak_rss_MB"] for r in rows),
+               "leaf_accuracy_at_largest_N": last["leaf_accuracy"],
+               "leaf_accuracy_at_largest_N_ci95": intervals[-1]}
+    stages = ["seconds_generate", *(k for k in last if k.startswith("seconds_")
+                                    and k not in ("seconds_generate", "seconds_fit"))]
+    fig, (ax_t, ax_m) = plots.figure(1, 2, title="Bottom-up (K = 8) on a bounded-degree HSBM "
+                                     "(mean degree ~60): stages against N")
+    for key in (*stages, "seconds_fit"):
+        ax_t.loglog(sizes, [max(r[key], 1e-3) for r in rows], "o-", label=key[len("seconds_"):])
+    ax_m.loglog(sizes, [r["process_peak_rss_MB"] for r in rows], "o-", label="process peak RSS")
+    ax_m.loglog(sizes, [r["graph_MB"] for r in rows], "s--", label="adjacency (CSR)")
+    ax_t.set(xlabel="N", ylabel="seconds")
+    ax_m.set(xlabel="N", ylabel="MB")
+    plots.legend_outside(ax_t, fontsize=6)
+    plots.legend_outside(ax_m, fontsize=6)
+    plots.save(fig, ctx.plot_path("bench_scaling"))
+    return Result(results=rows, summary=summary,
+                  data={"model": "binary HSBM depth 3, p_t = a_t / N", "a": list(config.a)},
+                  notes=["One graph per N, sizes in one run, in increasing order. seconds_* are "
+                         "wall seconds of each stage (BottomUp.timings_; generate = drawing the "
+                         "HSBM); cpu_seconds_fit is the process's CPU time of the fit.",
+                         "scaling_exponent_*: least-squares slope of log seconds against log N "
+                         "over the sizes given (fit alone; total = generate + fit).",
+                         "process_peak_rss_MB: the process's peak resident memory so far "
+                         "(getrusage), so at the largest N it bounds everything that size "
+                         "needed; *_peak_extra_MB: the rise of the peak RSS during the stage."])
+
+
 def bench(ctx: RunContext, config: Config | None = None) -> Result:
-    """Seconds and peak extra memory of each method against N, measured in one run."""
+    """Seconds and peak extra memory of each method against N, measured in one run; with
+    ``scaling_sizes``, bottom-up's stages against N instead (:class:`BenchConfig`)."""
     config = resolve_config(ctx, Config, config).bench
+    if config.scaling_sizes:
+        return _stage_scaling(ctx, config)
     contenders = {
         "bottom_up": lambda: BottomUp(n_clusters=8, random_state=ctx.seed),
         "bottom_up_estimated_K": lambda: BottomUp(random_state=ctx.seed),

@@ -6,23 +6,38 @@ communities; with ``r = "adaptive"`` each informative eigenvector ``p`` is taken
 smallest ``r_p > 1`` where the ``p``-th smallest eigenvalue of ``H_r`` crosses zero (the
 per-eigenvector tuning of Dall'Amico et al. 2021 used by the paper's code).
 
-All eigenproblems are sparse (ARPACK ``eigsh``) and posed on the regularised Laplacian
-``L_tau`` that is congruent to ``H_r`` (see :func:`regularized_laplacian`), so graphs with
-10^5 nodes fit.
+Every eigenproblem is posed on the regularised Laplacian ``L_tau`` that is congruent to
+``H_r`` (see :func:`regularized_laplacian`), applied as an operator: two diagonal scalings
+around ``A``, so nothing the size of the graph is copied per radius. The adaptive radii of all
+eigenvectors are found together in one subspace that grows by their residuals
+(:func:`adaptive_crossings`): one sparse eigensolve at ``r_c`` and a few block products
+with ``A``, instead of several eigensolves per eigenvector, so that a graph with 10^6 nodes
+and 3 x 10^7 edges takes about a minute.
 """
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from sklearn.cluster import KMeans
 
+from paperlab.core import checks
+
+log = logging.getLogger(__name__)
+
+
+def _degrees(adjacency: sp.spmatrix) -> np.ndarray:
+    """``(n,)`` weighted degrees (row sums)."""
+    return np.asarray(adjacency.sum(axis=1)).ravel()
+
 
 def bethe_hessian(adjacency: sp.csr_matrix, r: float) -> sp.csr_matrix:
     """``H_r = (r^2 - 1) I + D - r A`` for a symmetric ``(n, n)`` adjacency (weights allowed)."""
-    degrees = np.asarray(adjacency.sum(axis=1)).ravel()
-    return (sp.diags(r * r - 1.0 + degrees) - r * adjacency).tocsr()
+    return (sp.diags(r * r - 1.0 + _degrees(adjacency)) - r * adjacency).tocsr()
 
 
 def critical_r(adjacency: sp.csr_matrix) -> float:
@@ -31,29 +46,38 @@ def critical_r(adjacency: sp.csr_matrix) -> float:
     The paper's code uses ``sqrt(sum d^2 / (sum d - 1))`` instead; the two agree to
     ``O(1 / mean degree)``, and this one is the non-backtracking spectral radius estimate.
     """
-    degrees = np.asarray(adjacency.sum(axis=1)).ravel()
+    degrees = _degrees(adjacency)
     total = degrees.sum()
     if total <= 0:
         return 1.0
     return float(np.sqrt(max((degrees**2).sum() / total - 1.0, 1.0)))
 
 
-def regularized_laplacian(adjacency: sp.csr_matrix, tau: float) -> tuple[sp.csr_matrix,
-                                                                           np.ndarray]:
+def regularized_laplacian(adjacency: sp.csr_matrix, tau: float,
+                          degrees: np.ndarray | None = None,
+                          ) -> tuple[spla.LinearOperator, np.ndarray]:
     """``(L_tau = D_tau^{-1/2} A D_tau^{-1/2}, D_tau^{-1/2})`` with ``D_tau = D + tau I``.
+
+    ``L_tau`` is an ``(n, n)`` operator (vectors or ``(n, k)`` blocks) that scales, multiplies
+    by ``adjacency`` and scales again; the second item is the ``(n,)`` diagonal of
+    ``D_tau^{-1/2}``. ``degrees`` (the row sums) may be passed when already known.
 
     ``H_r = D_tau^{1/2} (I - r L_tau) D_tau^{1/2}`` for ``tau = r^2 - 1``: by Sylvester's law
     of inertia ``H_r`` has as many negative eigenvalues as ``L_tau`` has above ``1/r``, and
     ``H_r x = 0`` exactly when ``x = D_tau^{-1/2} y`` with ``L_tau y = y / r``. Working with
     ``L_tau``, whose wanted eigenvalues are its largest and well separated, is what makes
-    ARPACK fast (the bottom of ``H_r`` sits next to its dense bulk).
+    Lanczos fast (the bottom of ``H_r`` sits next to its dense bulk).
     """
-    degrees = np.asarray(adjacency.sum(axis=1)).ravel()
+    if degrees is None:
+        degrees = _degrees(adjacency)
     scale = 1.0 / np.sqrt(np.maximum(degrees + tau, 1e-300))
-    L = adjacency.tocsr(copy=True)
-    rows = np.repeat(np.arange(L.shape[0]), np.diff(L.indptr))
-    L.data *= scale[rows] * scale[L.indices]
-    return L, scale
+
+    def apply(x: np.ndarray) -> np.ndarray:
+        s = scale if x.ndim == 1 else scale[:, None]
+        return s * (adjacency @ (s * x))
+
+    n = adjacency.shape[0]
+    return spla.LinearOperator((n, n), matvec=apply, matmat=apply, dtype=np.float64), scale
 
 
 def _start_vector(n: int) -> np.ndarray:
@@ -62,12 +86,13 @@ def _start_vector(n: int) -> np.ndarray:
     return np.random.default_rng(0).standard_normal(n)
 
 
-def _largest(matrix: sp.spmatrix, k: int, v0: np.ndarray | None = None, tol: float = 1e-6,
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` largest (algebraic) eigenpairs of a symmetric matrix, descending."""
+def _largest(matrix: sp.spmatrix | spla.LinearOperator, k: int, v0: np.ndarray | None = None,
+             tol: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` largest (algebraic) eigenpairs of a symmetric matrix or operator, descending."""
     n = matrix.shape[0]
     if n <= max(64, 3 * k + 2):  # ARPACK needs k < n; tiny problems are cheaper dense
-        values, vectors = np.linalg.eigh(matrix.toarray())
+        dense = matrix @ np.eye(n)
+        values, vectors = np.linalg.eigh((dense + dense.T) / 2)
         return values[::-1][:k], vectors[:, ::-1][:, :k]
     if v0 is None:
         v0 = _start_vector(n)
@@ -97,39 +122,205 @@ def count_negative_eigenvalues(adjacency: sp.csr_matrix, r: float | None = None,
         k = min(k + max(1, k // 2), max_count, n - 1)
 
 
-def _zero_crossing(adjacency: sp.csr_matrix, p: int, r_high: float, tol: float = 1e-4,
-                   max_steps: int = 40) -> tuple[float, np.ndarray]:
-    """Smallest ``r`` in ``(1, r_high]`` where the ``p``-th smallest eigenvalue of ``H_r``
-    (0-based) is zero, and its eigenvector ``x`` there.
+class _Subspace:
+    """Orthonormal columns ``V`` (``(n, m)``, node space) with ``A V`` and the projections
+    ``V^T A V``, ``V^T D V``, in arrays allocated once for ``capacity`` columns.
 
-    Equivalently ``f(r) = l_p(L_{r^2-1}) - 1/r = 0`` with ``l_p`` the ``p``-th largest
-    eigenvalue; ``f > 0`` at ``r_high`` for an informative ``p`` and ``f <= 0`` near 1.
-    Step: hold ``x = D_tau^{-1/2} y`` fixed; ``x^T H_r x = r^2 - 1 + x^T D x - r x^T A x``
-    (unit ``x``) is a quadratic in ``r`` whose smaller root is the next guess (exact at the
-    crossing; converges in 2-4 steps). Kept inside a bracket from the sign of ``f``.
+    ``A V`` is kept in float32: it only enters residuals, whose wanted size (1e-5 relative)
+    is far above float32 rounding; the projections are computed in float64.
     """
-    degrees = np.asarray(adjacency.sum(axis=1)).ravel()
+
+    def __init__(self, adjacency: sp.csr_matrix, degrees: np.ndarray, capacity: int) -> None:
+        n = adjacency.shape[0]
+        self.adjacency, self.degrees = adjacency, degrees
+        self._V = np.empty((n, capacity), order="F")
+        self._AV = np.empty((n, capacity), dtype=np.float32, order="F")
+        self.m = 0
+        self.Ga = np.zeros((0, 0))
+        self.Gd = np.zeros((0, 0))
+
+    @property
+    def V(self) -> np.ndarray:
+        return self._V[:, :self.m]
+
+    @property
+    def AV(self) -> np.ndarray:
+        return self._AV[:, :self.m]
+
+    @property
+    def room(self) -> int:
+        return self._V.shape[1] - self.m
+
+    def extend(self, T: np.ndarray) -> int:
+        """Append the directions of ``T``'s columns (``(n, t)``) that the span lacks, largest
+        first, as many as there is room for; return how many were added."""
+        scale = float(np.linalg.norm(T, axis=0).max(initial=0.0))
+        V = self.V
+        for _ in range(2):  # Gram-Schmidt twice: once loses orthogonality in float64
+            T = T - V @ (V.T @ T)
+        if scale == 0.0 or not T.size:
+            return 0
+        Q, R = np.linalg.qr(T)
+        U, s, _ = np.linalg.svd(R)
+        k = min(int((s > 1e-10 * scale).sum()), self.room)
+        if k == 0:
+            return 0
+        T = Q @ U[:, :k]
+        AT = self.adjacency @ T
+        DT = self.degrees[:, None] * T
+        VA, VD = V.T @ AT, V.T @ DT
+        self.Ga = np.block([[self.Ga, VA], [VA.T, T.T @ AT]])
+        self.Gd = np.block([[self.Gd, VD], [VD.T, T.T @ DT]])
+        self.Ga = (self.Ga + self.Ga.T) / 2
+        self.Gd = (self.Gd + self.Gd.T) / 2
+        m = self.m
+        self._V[:, m:m + k] = T
+        self._AV[:, m:m + k] = AT
+        self.m += k
+        return k
+
+    def ritz(self, r: float, p: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``p + 1`` largest Ritz pairs of ``L_{r^2-1}`` in the span, descending:
+        values ``(p + 1,)`` and coefficients ``(m, p + 1)`` of ``x = V c`` with
+        ``x^T (D + tau) x = 1`` (so ``y = D_tau^{1/2} x`` is a unit vector)."""
+        m = self.m
+        values, C = sla.eigh(self.Ga, self.Gd + (r * r - 1.0) * np.eye(m),
+                             subset_by_index=[m - 1 - p, m - 1])
+        return values[::-1], C[:, ::-1]
+
+
+def _radius_step(r: float, above: bool, x_A_x: float, x_D_x: float, low: float, high: float,
+                 ) -> tuple[float, float, float]:
+    """One step of the search for the radius where the ``p``-th eigenvalue of ``L_{r^2-1}``
+    meets ``1/r``: ``(next r, low, high)``.
+
+    ``above`` says whether it lies above ``1/r`` at ``r`` (then the crossing is below ``r``);
+    ``x_A_x``, ``x_D_x`` are ``x^T A x`` and ``x^T D x`` of its unit eigenvector ``x`` in node
+    space. Holding ``x`` fixed, ``x^T H_r x = r^2 - 1 + x^T D x - r x^T A x`` is a quadratic in
+    ``r`` whose smaller root is the next guess (exact at the crossing; 2-4 steps), kept inside
+    the bracket ``(low, high)`` (bisection when it leaves it).
+    """
+    if above:
+        high = r
+    else:
+        low = r
+    discriminant = x_A_x * x_A_x - 4.0 * (x_D_x - 1.0)
+    step = 0.5 * (x_A_x - np.sqrt(discriminant)) if discriminant >= 0 else -1.0
+    if not low < step < high:
+        step = 0.5 * (low + high)
+    return step, low, high
+
+
+def _projected_crossing(space: _Subspace, p: int, r: float, r_high: float, tol: float = 1e-10,
+                        max_steps: int = 60) -> tuple[float, np.ndarray, np.ndarray]:
+    """``(r, values, C)``: the radius in ``(1, r_high]`` where the ``p``-th Ritz value of
+    ``L_{r^2-1}`` in the span equals ``1/r`` (``r_high`` when it stays below), from the guess
+    ``r``, and the ``p + 1`` largest Ritz pairs there (as :meth:`_Subspace.ritz`).
+
+    The search (:func:`_radius_step`) runs in the span of the ``p + 5`` leading Ritz vectors
+    at the guess: one eigensolve of the projection, then ``(p + 5)``-sized ones. That is
+    exact when the guess is, and good near it: the guesses are the previous iteration's radii.
+    """
+    _, Z = space.ritz(r, min(p + 4, space.m - 1))
+    Ga, Gd, G = (Z.T @ M @ Z for M in (space.Ga, space.Gd, np.eye(space.m)))
+    Ga, Gd, G = (Ga + Ga.T) / 2, (Gd + Gd.T) / 2, (G + G.T) / 2
     low, high = 1.0, r_high
-    r, vector = r_high, None
     for _ in range(max_steps):
-        L, scale = regularized_laplacian(adjacency, r * r - 1.0)
-        values, vectors = _largest(L, p + 1, v0=vector)
-        vector = vectors.sum(axis=1)
+        values, C = sla.eigh(Ga, Gd + (r * r - 1.0) * G)
+        values, C = values[::-1], C[:, ::-1]
+        c = C[:, p]
+        norm = c @ G @ c
+        step, low, high = _radius_step(r, values[p] > 1.0 / r, c @ Ga @ c / norm,
+                                       c @ Gd @ c / norm, low, high)
+        if abs(step - r) < tol * r or high - low < tol * r:
+            break
+        r = step
+    return r, values[:p + 1], Z @ C[:, :p + 1]
+
+
+def _lanczos_crossing(adjacency: sp.csr_matrix, degrees: np.ndarray, p: int, r: float,
+                      r_high: float, v0: np.ndarray, tol: float = 1e-4, max_steps: int = 40,
+                      ) -> tuple[float, np.ndarray]:
+    """``(r, x)``: the crossing of ``p`` (as :func:`adaptive_crossings`) by a Lanczos solve of
+    ``L_{r^2-1}``'s ``p + 1`` largest eigenpairs at every step of :func:`_radius_step`, from
+    the guess ``r`` and start vector ``v0``; stops when a step moves ``r`` by less than
+    ``tol`` (relative)."""
+    low, high = 1.0, r_high
+    for _ in range(max_steps):
+        L, scale = regularized_laplacian(adjacency, r * r - 1.0, degrees)
+        values, vectors = _largest(L, p + 1, v0=v0)
+        v0 = vectors.sum(axis=1)
         x = scale * vectors[:, p]
         x /= np.linalg.norm(x)
-        if values[p] > 1.0 / r:
-            high = r
-        else:
-            low = r
-        b, c = x @ (adjacency @ x), x @ (degrees * x) - 1.0
-        discriminant = b * b - 4.0 * c
-        step = 0.5 * (b - np.sqrt(discriminant)) if discriminant >= 0 else -1.0
-        if not low < step < high:
-            step = 0.5 * (low + high)
+        step, low, high = _radius_step(r, values[p] > 1.0 / r, x @ (adjacency @ x),
+                                       x @ (degrees * x), low, high)
         if abs(step - r) < tol * r or high - low < tol * r:
-            return r, x
+            break
         r = step
     return r, x
+
+
+def adaptive_crossings(adjacency: sp.csr_matrix, n_vectors: int, tol: float = 1e-5,
+                       max_basis: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Radii ``r_p`` and null vectors ``x_p`` of ``H_{r_p}`` for ``p = 1 .. n_vectors - 1``.
+
+    ``r_p`` is the radius in ``(1, r_c]`` where the ``p``-th smallest eigenvalue of ``H_r``
+    (0-based) is zero, i.e. where the ``p``-th largest eigenvalue of ``L_{r^2-1}`` equals
+    ``1/r``; ``r_c`` (:func:`critical_r`) where it stays positive (an uninformative ``p``).
+
+    All ``p`` share one subspace (a Davidson iteration): it starts as the ``n_vectors``
+    leading eigenvectors of ``L_{r_c^2-1}`` (one Lanczos solve), each ``p`` finds its
+    crossing and Ritz vector inside it, and the residuals of those not yet converged
+    (relative eigen-residual in ``L``'s terms above ``tol``, Lanczos's own test) are added,
+    scaled by ``D_tau^{-1}``. When the subspace is full (``max_basis`` columns, by default
+    ``max(10 n_vectors, 40)``: it takes ``12 n max_basis`` bytes) or stops growing, the ``p``
+    left over are finished one by one with Lanczos solves started from their Ritz values
+    and vectors (``max_basis = n_vectors``: all of them, the per-eigenvector method).
+
+    Returns:
+        ``(r, X)``: ``(n_vectors - 1,)`` radii and ``(n, n_vectors - 1)`` unit columns.
+    """
+    n = adjacency.shape[0]
+    n_vectors = checks.integer(n_vectors, "n_vectors", low=2, high=n)
+    if max_basis is None:
+        max_basis = max(10 * n_vectors, 40)
+    max_basis = checks.integer(max_basis, "max_basis", low=n_vectors)
+    degrees = _degrees(adjacency)
+    r_high = critical_r(adjacency)
+    P = n_vectors - 1
+    capacity = min(n, max_basis)
+    space = _Subspace(adjacency, degrees, capacity)
+    if capacity == n:  # a small graph: the whole space, every crossing exact at once
+        space.extend(np.eye(n))
+    else:
+        L, scale = regularized_laplacian(adjacency, r_high * r_high - 1.0, degrees)
+        space.extend(scale[:, None] * _largest(L, n_vectors)[1])
+    r = np.full(P, r_high)
+    X = np.zeros((n, P))
+    done = np.zeros(P, dtype=bool)
+    while True:
+        todo = np.flatnonzero(~done)
+        found = [_projected_crossing(space, p + 1, r[p], r_high) for p in todo]
+        r[todo] = [radius for radius, _, _ in found]
+        mu = np.array([values[-1] for _, values, _ in found])
+        C = np.stack([ritz[:, -1] for _, _, ritz in found], axis=1)
+        X[:, todo] = space.V @ C
+        shift = degrees[:, None] + (r[todo] ** 2 - 1.0)[None, :]
+        R = (space.AV @ C.astype(np.float32)) - shift * X[:, todo] * mu
+        residual = np.linalg.norm(R / np.sqrt(shift), axis=0) / np.maximum(np.abs(mu), 1e-12)
+        ok = residual <= tol
+        done[todo[ok]] = True
+        if done.all() or (~ok).sum() > space.room or not space.extend(R[:, ~ok] / shift[:, ~ok]):
+            break
+    if not done.all():
+        log.info("adaptive Bethe-Hessian: %d of %d crossings left to Lanczos solves (subspace "
+                 "of %d columns, residuals up to %.2g)", int((~done).sum()), P, space.m,
+                 residual.max())
+    for i, p in enumerate(todo):
+        if not done[p]:  # start: the Ritz vectors above and at p, in L's coordinates
+            v0 = np.sqrt(shift[:, i]) * (space.V @ found[i][2].sum(axis=1))
+            r[p], X[:, p] = _lanczos_crossing(adjacency, degrees, p + 1, r[p], r_high, v0)
+    return r, X / np.linalg.norm(X, axis=0)
 
 
 def bethe_hessian_embedding(adjacency: sp.csr_matrix, n_clusters: int,
@@ -137,15 +328,15 @@ def bethe_hessian_embedding(adjacency: sp.csr_matrix, n_clusters: int,
     """``(n, n_clusters)`` embedding: Bethe-Hessian eigenvectors, rows scaled to unit norm.
 
     ``r="adaptive"``: eigenvectors ``2..K``, each the null vector of ``H_{r_p}`` at its own
-    zero crossing ``r_p`` (the first one, near-constant, carries no community information
-    and is dropped, as in the paper's code). ``r="critical"`` or a float: the ``K`` leading
-    eigenvectors of ``L_{r^2-1}`` mapped back by ``D_tau^{-1/2}`` (they span the negative
-    eigenspace of ``H_r`` up to the congruence; one eigenproblem instead of ``K``).
+    zero crossing ``r_p`` (:func:`adaptive_crossings`; the first one, near-constant, carries
+    no community information and is dropped, as in the paper's code), so ``n_clusters - 1``
+    columns (one column of ones for ``n_clusters = 1``). ``r="critical"`` or a float: the
+    ``K`` leading eigenvectors of ``L_{r^2-1}`` mapped back by ``D_tau^{-1/2}`` (they span the
+    negative eigenspace of ``H_r`` up to the congruence; one eigenproblem instead of ``K``).
     """
     if r == "adaptive":
-        r_c = critical_r(adjacency)
-        columns = [_zero_crossing(adjacency, p, r_c)[1] for p in range(1, n_clusters)]
-        X = np.stack(columns, axis=1) if columns else np.ones((adjacency.shape[0], 1))
+        X = (adaptive_crossings(adjacency, n_clusters)[1] if n_clusters > 1
+             else np.ones((adjacency.shape[0], 1)))
     else:
         radius = critical_r(adjacency) if r == "critical" else float(r)
         L, scale = regularized_laplacian(adjacency, radius * radius - 1.0)

@@ -82,15 +82,114 @@ def test_negative_count_equals_dense_bethe_hessian():
         assert spectral.count_negative_eigenvalues(A, r) == int((dense < 0).sum())
 
 
-def test_adaptive_vectors_are_null_vectors_of_the_bethe_hessian():
+def _dense_crossing(A, p: int, r_high: float) -> tuple[float, np.ndarray]:
+    """The slow reference: the radius where the p-th smallest eigenvalue of the dense H_r is
+    zero (Brent on eigvalsh), and that eigenvector."""
+    from scipy.optimize import brentq
+
+    def lam(r):
+        return np.linalg.eigvalsh(spectral.bethe_hessian(A, r).toarray())[p]
+
+    r = brentq(lam, 1.0 + 1e-9, r_high, xtol=1e-12)
+    return r, np.linalg.eigh(spectral.bethe_hessian(A, r).toarray())[1][:, p]
+
+
+@pytest.mark.parametrize("max_basis", [None, 4], ids=["shared subspace", "Lanczos per vector"])
+def test_adaptive_crossings_match_a_dense_reference(max_basis):
+    """Both ways to the crossings (the shared Davidson subspace, and Lanczos solves per
+    eigenvector, which the subspace falls back to) land on the dense reference."""
     A = HSBM(depth=2, branching=2, n0=80, a=(2, 10, 40), seed=5).adjacency
     r_c = spectral.critical_r(A)
+    radii, X = spectral.adaptive_crossings(A, 4, max_basis=max_basis)
+    assert np.allclose(np.linalg.norm(X, axis=0), 1.0)
     for p in (1, 2, 3):
-        r, x = spectral._zero_crossing(A, p, r_c, tol=1e-8)
+        r, x = radii[p - 1], X[:, p - 1]
+        r_ref, x_ref = _dense_crossing(A, p, r_c)
         assert 1 < r < r_c
-        H = spectral.bethe_hessian(A, r)
-        assert np.linalg.norm(H @ x) < 1e-3 * np.linalg.norm(H.toarray(), 2)
-        assert np.sort(np.linalg.eigvalsh(H.toarray()))[p] == pytest.approx(0, abs=1e-3)
+        assert r == pytest.approx(r_ref, rel=1e-4)  # the per-vector method stops at 1e-4
+        H = spectral.bethe_hessian(A, r).toarray()
+        assert np.linalg.norm(H @ x) < 1e-3 * np.linalg.norm(H, 2)
+        assert abs(x @ x_ref) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_adaptive_crossings_bad_arguments():
+    A = HSBM(depth=2, branching=2, n0=80, a=(2, 10, 40), seed=5).adjacency
+    with pytest.raises(ValueError, match="max_basis must be >= 4"):
+        spectral.adaptive_crossings(A, 4, max_basis=3)
+    with pytest.raises(ValueError, match="n_vectors must be"):
+        spectral.adaptive_crossings(A, 1)
+    with pytest.raises(TypeError, match="max_basis must be"):
+        spectral.adaptive_crossings(A, 4, max_basis=2.5)
+
+
+def test_shared_subspace_embedding_equals_the_per_vector_one():
+    """On the benchmark's HSBM (bounded degree, mean ~60), the shared subspace gives the
+    embedding of the per-eigenvector Lanczos method: the same span, the same k-means labels
+    and leaf accuracy."""
+    model = HSBM(3, 2, 500, (20, 40, 80, 240), seed=0, regime="bounded")
+    A = model.adjacency
+    shared = spectral.adaptive_crossings(A, 8)
+    per_vector = spectral.adaptive_crossings(A, 8, max_basis=8)
+    assert np.allclose(shared[0], per_vector[0], rtol=1e-4)
+    bases = [np.linalg.qr(X)[0] for X in (shared[1], per_vector[1])]
+    cosines = np.linalg.svd(bases[0].T @ bases[1], compute_uv=False)  # of the principal angles
+    assert cosines.min() > 1 - 1e-6
+    labels = [spectral.kmeans_labels(X / np.linalg.norm(X, axis=1, keepdims=True), 8, 0)
+              for X in (shared[1], per_vector[1])]
+    assert accuracy(labels[0], labels[1]) == 1.0
+    assert accuracy(model.labels[3], labels[0]) > 0.99
+
+
+def test_bottom_up_records_its_stage_times(easy):
+    est = BottomUp(n_clusters=8, random_state=0).fit(easy.adjacency)
+    assert list(est.timings_) == ["validate", "spectral", "kmeans", "linkage"]
+    assert all(t >= 0 for t in est.timings_.values())
+    est = BottomUp(partitioner=lambda A: np.arange(A.shape[0]) % 3).fit(easy.adjacency)
+    assert list(est.timings_) == ["validate", "partition", "linkage"]
+
+
+def test_block_counts_match_the_dense_sums(easy):
+    from paperlab.hierarchy.estimators import block_counts
+
+    labels = np.random.default_rng(0).integers(0, 5, easy.n_nodes)
+    edges, sizes = block_counts(easy.adjacency, labels)
+    dense = easy.adjacency.toarray()
+    for a in range(5):
+        for b in range(5):
+            assert edges[a, b] == dense[np.ix_(labels == a, labels == b)].sum()
+    assert sizes.tolist() == np.bincount(labels).tolist()
+
+
+def test_as_adjacency_never_edits_its_input():
+    """Self-loops and stored zeros are dropped from a copy; a clean float64 CSR matrix comes
+    back sharing its arrays (no copy of a large graph)."""
+    from paperlab.hierarchy.estimators import as_adjacency
+
+    # self-loops on nodes 0 and 2, a stored zero for the pair 0-2
+    loops = sp.csr_matrix((np.array([2.0, 1, 0, 1, 1, 0, 1, 5]),
+                           np.array([0, 1, 2, 0, 2, 0, 1, 2]), np.array([0, 3, 5, 8])),
+                          shape=(3, 3))
+    before = loops.copy()
+    A = as_adjacency(loops)
+    assert A.toarray().tolist() == [[0, 1, 0], [1, 0, 1], [0, 1, 0]] and A.nnz == 4
+    assert np.array_equal(loops.data, before.data) and np.array_equal(loops.indptr,
+                                                                      before.indptr)
+    clean = sp.csr_matrix(np.array([[0.0, 1], [1, 0]]))
+    assert np.shares_memory(as_adjacency(clean).data, clean.data)
+
+
+def test_as_adjacency_sums_duplicate_entries_and_tolerates_rounding():
+    from paperlab.hierarchy.estimators import as_adjacency
+
+    # edge 0-1 stored as 0.5 + 0.5 one way and 1.0 the other: symmetric once summed
+    dup = sp.csr_matrix((np.array([0.5, 0.5, 1.0, 1.0, 1.0]), np.array([1, 1, 0, 2, 1]),
+                         np.array([0, 2, 4, 5])), shape=(3, 3))
+    assert not dup.has_canonical_format
+    A = as_adjacency(dup)
+    assert A.toarray().tolist() == [[0, 1, 0], [1, 0, 1], [0, 1, 0]]
+    # a 1e-13 weight one way only is rounding, not asymmetry (as before: |A - A^T| <= 1e-10)
+    tiny = sp.csr_matrix(np.array([[0, 1, 1e-13], [1, 0, 1], [0, 1, 0]]))
+    assert as_adjacency(tiny).nnz == 5
 
 
 @pytest.mark.skipif(not leiden_available(), reason="leidenalg not installed")

@@ -91,3 +91,51 @@ def test_config_rejects_an_unknown_network():
     with pytest.raises(ValueError, match="unknown networks"):
         Config(SweepConfig(a1_values=(60,), a2_values=(90,)), BenchConfig(sizes=(300,)),
                networks=("karate",))
+
+
+def test_bench_with_scaling_sizes_times_the_stages(tmp_path):
+    from dataclasses import replace
+
+    cfg = replace(TINY, bench=replace(TINY.bench, scaling_sizes=(400, 800)))
+    result = bench(RunContext("hierarchy", quick=False, seed=0, out_dir=tmp_path), cfg)
+    assert [r["N"] for r in result.results] == [400, 800]
+    for r in result.results:
+        stages = {f"seconds_{s}" for s in ("generate", "validate", "spectral", "kmeans",
+                                            "linkage")}
+        assert stages <= set(r) and all(r[k] >= 0 for k in stages)
+        assert r["seconds_fit"] == pytest.approx(sum(r[k] for k in stages
+                                                     if k != "seconds_generate"))
+        assert 0 <= r["leaf_accuracy_lo"] <= r["leaf_accuracy"] <= r["leaf_accuracy_hi"] <= 1
+        assert r["misplaced_nodes"] == round((1 - r["leaf_accuracy"]) * r["N"])
+        assert r["process_peak_rss_MB"] > r["graph_MB"] > 0
+    summary = result.summary
+    assert summary["largest_N"] == 800 and summary["scaling_sizes"] == [400, 800]
+    assert isinstance(summary["scaling_exponent_fit"], float)
+    ci = summary["leaf_accuracy_at_largest_N_ci95"]
+    assert ci["lo"] <= summary["leaf_accuracy_at_largest_N"] <= ci["hi"]
+    assert "one graph" in ci["method"]
+    assert (tmp_path / "hierarchy_bench_scaling.png").exists()
+    one = replace(TINY, bench=replace(TINY.bench, scaling_sizes=(400,)))
+    summary = bench(RunContext("hierarchy", quick=False, out_dir=tmp_path), one).summary
+    assert summary["scaling_exponent_fit"] is None  # no slope from one size
+
+
+def test_scaling_sizes_option_parses_and_reaches_the_bench_config(tmp_path):
+    from paperlab import cli
+    from paperlab.core.config import resolve_config
+    from paperlab.hierarchy import SYSTEM
+
+    option = next(o for o in SYSTEM.options if o.name == "scaling_sizes")
+    assert option.parse("300000,100000") == (100000, 300000)
+    for bad in ("x", "100", "400,400", "400,,800", "1e5", "-400", "200000000", "4.5e3"):
+        with pytest.raises(ValueError):
+            option.parse(bad)
+    ctx = RunContext("hierarchy", quick=True, out_dir=tmp_path,
+                     options={"scaling_sizes": (400, 800), "workers": 2})
+    cfg = resolve_config(ctx, Config)
+    assert cfg.bench.scaling_sizes == (400, 800) and cfg.sweep == Config.quick().sweep
+    ctx = RunContext("hierarchy", quick=True, out_dir=tmp_path, options={"workers": 2})
+    assert resolve_config(ctx, Config) == Config.quick()  # off unless asked for
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["bench", "hierarchy", "--scaling-sizes", "100,x", "--out", str(tmp_path)])
+    assert exit_.value.code == 2

@@ -61,3 +61,34 @@ def test_bounded_regime_scales_as_a_over_n():
 def test_bad_parameters_raise(kwargs):
     with pytest.raises(ValueError):
         HSBM(**{"depth": 3, "branching": 2, "n0": 10, "a": (1, 2, 3, 4), **kwargs})
+
+
+@pytest.mark.parametrize("kwargs", [dict(depth=3, branching=2, n0=60, a=(0.5, 4, 12, 35)),
+                                    dict(depth=2, branching=3, n0=30, a=(2, 8, 25)),
+                                    dict(depth=3, branching=2, n0=250, a=(20, 40, 80, 240),
+                                         regime="bounded")])
+def test_adjacency_is_the_upper_triangle_draws_made_symmetric(kwargs):
+    """The compact assembly (32-bit indices, byte weights, both directions at once) gives the
+    graph of the plain one: each block's draws, in order, as an upper triangle plus its
+    transpose."""
+    import scipy.sparse as sp
+
+    model = HSBM(seed=7, **kwargs)
+    rng = np.random.default_rng(7)
+    K, n0 = len(model.probabilities), kwargs["n0"]
+    members = [np.arange(c * n0, (c + 1) * n0) for c in range(K)]
+    rows, cols = [], []
+    for c in range(K):
+        for c2 in range(c, K):
+            i, j = _sample_block(rng, members[c], None if c2 == c else members[c2],
+                                 model.probabilities[c, c2])
+            rows.append(i)
+            cols.append(j)
+    N = K * n0
+    upper = sp.coo_matrix((np.ones(sum(map(len, rows))), (np.concatenate(rows),
+                                                           np.concatenate(cols))), shape=(N, N))
+    plain = (upper + upper.T).tocsr()
+    A = model.adjacency
+    assert A.dtype == np.float64 and A.has_canonical_format
+    assert np.array_equal(A.indptr, plain.indptr) and np.array_equal(A.indices, plain.indices)
+    assert np.array_equal(A.data, plain.data)
