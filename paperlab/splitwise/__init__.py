@@ -58,6 +58,10 @@ SYSTEM = System(
         Option("reference_python", str,
                "bench: interpreter with the reference's requirements "
                "(or $PAPERLAB_SPLITWISE_REFERENCE_PYTHON; default python)", metavar="PYTHON"),
+        Option("requests", int,
+               "bench: requests of the big Poisson trace, simulated with per-request results "
+               "streamed to disk (default 1,000,000; --quick 200,000), e.g. 10000000",
+               min=1000, max=10**9, metavar="N"),
     ),
     tools=(Tool("simulate", "your request trace (or a Poisson one) on cluster designs: "
                 "per-request latencies, TTFT/TBT/E2E percentiles, SLOs, power, cost",
@@ -88,7 +92,7 @@ _EXPORTS = {
         "paperlab.splitwise.provisioning"),
     **dict.fromkeys((
         "ChunkedPrefillMachine", "Machine", "MachineConfig", "MixedPoolScheduler", "SimResult",
-        "TokenJSQScheduler", "simulate"),
+        "TokenJSQScheduler", "read_results", "simulate"),
         "paperlab.splitwise.simulator"),
     **dict.fromkeys((
         "Trace", "TraceError", "poisson_trace", "read_azure_csv", "read_reference_csv",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from numbers import Integral
+from pathlib import Path
 
 from paperlab.splitwise.hardware import (
     BLOOM_176B,
@@ -195,7 +196,10 @@ def build_cluster(design: Design, perf: PerfDatabase | dict[str, IterationModel]
 def simulate_design(design: Design, trace: Trace, perf: PerfDatabase | dict,
                     model: LLM = BLOOM_176B, link: Link = INFINIBAND,
                     config: MachineConfig = DEFAULT_CONFIG,
-                    max_outstanding: int | None = None) -> SimResult:
-    """Simulate ``trace`` on a fresh cluster of ``design`` (see :func:`simulate`)."""
+                    max_outstanding: int | None = None,
+                    out: str | Path | None = None) -> SimResult:
+    """Simulate ``trace`` on a fresh cluster of ``design`` (see :func:`simulate`; ``out``, a
+    new folder, streams the per-request results there instead of keeping them in memory)."""
     machines, sched = build_cluster(design, perf, model, config)
-    return simulate(trace, machines, sched, model, link, max_outstanding=max_outstanding)
+    return simulate(trace, machines, sched, model, link, max_outstanding=max_outstanding,
+                    out=out)

@@ -23,9 +23,13 @@ from __future__ import annotations
 import csv
 import math
 import os
+import resource
+import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +50,7 @@ from paperlab.splitwise.provisioning import (
     cheapest_for_rate,
     parallel_map,
 )
+from paperlab.splitwise.simulator import OUTCOMES, SimResult
 from paperlab.splitwise.trace import Trace, poisson_trace, read_azure_csv, read_reference_csv
 
 DATA = "splitwise"
@@ -68,11 +73,23 @@ ANCHORS = (  # (design, reference output file) on test_trace.csv
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """Sizes of the benchmark: the big-trace length and timing repeats."""
+    """Sizes of the benchmark.
+
+    Attributes:
+        big_requests: requests of the big Poisson trace (70 req/s, the code trace's sizes) on
+            Splitwise-HA 35P/8T, simulated with its per-request results streamed to disk
+            (``paperlab bench splitwise --requests N``).
+        repeats: timing repeats of the comparison on rr_code_70_2min.
+        designs: the designs of that comparison.
+        check_requests: the streamed and the in-memory simulation are compared request by
+            request on a trace of ``min(big_requests, check_requests)`` requests (the big
+            trace itself when it is no longer).
+    """
 
     big_requests: int
     repeats: int
     designs: tuple[Design, ...]
+    check_requests: int = 1_000_000
 
 
 
@@ -125,6 +142,15 @@ class Config:
         default_factory=lambda: _env("PAPERLAB_SPLITWISE_REFERENCE"))
     reference_python: str = field(
         default_factory=lambda: _env("PAPERLAB_SPLITWISE_REFERENCE_PYTHON") or "python")
+
+    def with_options(self, options: Mapping[str, Any]) -> Config:
+        """Each option named as a field replaces it; ``requests`` (``--requests``) sets the
+        benchmark's big-trace length."""
+        names = {f.name for f in fields(self)}
+        cfg = replace(self, **{k: v for k, v in options.items() if k in names})
+        if options.get("requests"):
+            cfg = replace(cfg, bench=replace(cfg.bench, big_requests=int(options["requests"])))
+        return cfg
 
     @classmethod
     def quick(cls) -> Config:
@@ -434,6 +460,86 @@ def _agreement(ours, ref) -> dict[str, float]:
     return out
 
 
+def _measured(fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
+    """``fn()`` and its wall seconds, CPU seconds and peak extra memory (MB)."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    out, peak = timing.peak_memory(fn)
+    return out, {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu,
+                 "peak_memory_mb": peak / 2**20}
+
+
+def _streamed_equals(memory: SimResult, streamed: SimResult) -> bool:
+    """Every per-request field of the streamed result, put back in trace order, equals the
+    in-memory one exactly (NaN where NaN), and so do the machine statistics."""
+    ordered = streamed.in_trace_order()
+    return (all(np.array_equal(getattr(memory, f), getattr(ordered, f), equal_nan=True)
+                for f in OUTCOMES)
+            and all(np.array_equal(getattr(memory, f), getattr(streamed, f))
+                    for f in ("machine_peak_memory", "machine_max_memory", "machine_busy_s"))
+            and memory.end_time_s == streamed.end_time_s)
+
+
+def _big_trace(ctx: RunContext, cfg: BenchConfig, source: Trace, db: PerfDatabase,
+               ) -> tuple[list[dict], dict, list[str]]:
+    """The big Poisson trace (70 req/s, the code trace's sizes) on Splitwise-HA 35P/8T,
+    streamed to disk, and the request-by-request check of streaming against memory."""
+    design = splitwise_design("HA", 35, 8)
+    n_check = min(cfg.big_requests, cfg.check_requests)
+    rows, summary = [], {}
+    keys = ("ttft_p50_s", "ttft_p99_s", "tbt_p50_s", "tbt_p99_s", "e2e_p50_s", "e2e_p99_s")
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)  # the streamed files go beside the results
+    with tempfile.TemporaryDirectory(dir=ctx.out_dir, prefix=".splitwise_requests_") as tmp:
+        check = poisson_trace(source, 70.0, n_check / 70.0, seed=ctx.seed)
+        name = f"poisson70_{len(check)}"
+        memory, t_mem = _measured(lambda c=check: simulate_design(design, c, db))
+        streamed, t_file = _measured(lambda c=check: simulate_design(design, c, db,
+                                                                     out=Path(tmp) / "check"))
+        lat_mem, lat_file = latency_summary(memory), latency_summary(streamed)
+        for how, t, lat in (("in memory", t_mem, lat_mem), ("streamed to disk", t_file, lat_file)):
+            rows.append({"method": f"ours: {design.label}, {how}", "trace": name, **t,
+                         "sim_requests_per_s": len(check) / t["wall_s"],
+                         "completed": lat["completed"], **{k: lat.get(k) for k in keys}})
+        summary.update({
+            "check_trace_requests": len(check),
+            "streamed_equals_in_memory": _streamed_equals(memory, streamed),
+            "streamed_summary_max_rel_diff": max(
+                abs(lat_mem[k] - lat_file[k]) / max(abs(lat_mem[k]), 1e-300) for k in lat_mem),
+            "check_in_memory_cpu_s": t_mem["cpu_s"], "check_streamed_cpu_s": t_file["cpu_s"]})
+        del memory, streamed, check
+        big_name, t_gen = name, {"wall_s": 0.0}
+        if cfg.big_requests > n_check:
+            start = time.perf_counter()
+            big = poisson_trace(source, 70.0, cfg.big_requests / 70.0, seed=ctx.seed)
+            t_gen = {"wall_s": time.perf_counter() - start}
+            big_name = f"poisson70_{len(big)}"
+            lat, t_big = _measured(lambda b=big: latency_summary(
+                simulate_design(design, b, db, out=Path(tmp) / "big")))
+            rows.append({"method": f"ours: {design.label}, streamed to disk", "trace": big_name,
+                         **t_big, "sim_requests_per_s": len(big) / t_big["wall_s"],
+                         "completed": lat["completed"], **{k: lat.get(k) for k in keys}})
+            del big
+        else:
+            lat, t_big = lat_file, t_file
+        files = sum(f.stat().st_size for f in Path(tmp).rglob("*.npy"))
+    summary.update({
+        "big_trace_requests": int(lat["requests"]), "big_trace_wall_s": t_big["wall_s"],
+        "big_trace_cpu_s": t_big["cpu_s"], "big_trace_generate_s": t_gen["wall_s"],
+        "big_trace_peak_memory_mb": t_big["peak_memory_mb"],
+        "big_trace_requests_per_cpu_s": lat["requests"] / t_big["cpu_s"],
+        "big_trace_latency": {k: v for k, v in lat.items() if k.endswith("_s")},
+        "process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+    notes = [f"{big_name} (Splitwise-HA 35P/8T): per-request results streamed to .npy files "
+             f"({files / 2**20:.0f} MB written in chunks of 65,536 requests, deleted after), "
+             "latencies computed from the files: percentiles exact, means to float rounding; "
+             "wall/cpu/peak memory cover simulation and summary (generation apart).",
+             f"streamed_equals_in_memory: the streamed and in-memory simulations of "
+             f"{summary['check_trace_requests']:,} requests agree exactly, request by request "
+             "(after putting the streamed rows back in trace order) and in the machine "
+             "statistics; streamed_summary_max_rel_diff is the largest relative difference of "
+             "their latency summaries (means differ in summation order only)."]
+    return rows, summary, notes
+
+
 def bench(ctx: RunContext, config: Config | None = None) -> Result:
     """Our simulator's speed, memory and agreement against the reference (when given)."""
     from paperlab.splitwise.peer import run_reference
@@ -481,23 +587,10 @@ def bench(ctx: RunContext, config: Config | None = None) -> Result:
         notes.append("reference not run: give 'paperlab bench splitwise --reference "
                      "<splitwise-sim checkout> [--reference-python PY]' (or set "
                      "PAPERLAB_SPLITWISE_REFERENCE)")
-    # the big trace: Poisson at 70 req/s from the code trace on Splitwise-HA 35P/8T
-    design = splitwise_design("HA", 35, 8)
-    t0 = time.perf_counter()
-    big = poisson_trace(sources["code"], 70.0, cfg.big_requests / 70.0, seed=ctx.seed)
-    gen_s = time.perf_counter() - t0
-    cpu0 = time.process_time()
-    t0 = time.perf_counter()
-    big_res, big_peak = timing.peak_memory(lambda: simulate_design(design, big, db))
-    wall = time.perf_counter() - t0
-    cpu = time.process_time() - cpu0
-    rows.append({"method": f"ours: {design.label}", "trace": f"poisson70_{len(big)}",
-                 "wall_s": wall, "cpu_s": cpu, "sim_requests_per_s": len(big) / wall,
-                 "peak_memory_mb": big_peak / 2**20, "completed": big_res.completed})
-    summary.update({"big_trace_requests": len(big), "big_trace_wall_s": wall,
-                    "big_trace_cpu_s": cpu, "big_trace_generate_s": gen_s,
-                    "big_trace_peak_memory_mb": big_peak / 2**20,
-                    "big_trace_requests_per_cpu_s": len(big) / cpu})
+    big_rows, big_summary, big_notes = _big_trace(ctx, cfg, sources["code"], db)
+    rows += big_rows
+    summary.update(big_summary)
+    notes += big_notes
     notes.append("wall times on a shared 2-core machine are noisy; cpu_s is this process's CPU "
                  "time (less sensitive to other load)")
     return Result(results=rows, summary=summary, data=data, notes=notes)

@@ -15,17 +15,21 @@ decode tasks are preempted (kept in memory) when prompts take their slot, and a 
 ``max_preemptions`` iteration starts gets priority. Memory gates admission: a task is admitted
 only if its KV cache fits beside the weights.
 
-Speed: plain objects with ``__slots__``, one ``heapq`` of tuples, arrivals streamed from the
-trace arrays (never all in the heap), per-request results written into numpy arrays.
+Speed: plain objects with ``__slots__``, one ``heapq`` of tuples, arrivals read from the
+trace arrays a chunk at a time (never all in the heap, nor all as Python numbers), finished
+requests handed out in chunks: into numpy arrays in trace order, or appended to files on disk
+(``simulate(..., out=DIR)``) so that 10^7 requests run in the memory of the trace.
 """
 
 from __future__ import annotations
 
 import heapq
+import shutil
 from bisect import bisect_left, insort
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from numbers import Integral
 from operator import attrgetter
+from pathlib import Path
 
 import numpy as np
 
@@ -36,11 +40,14 @@ from paperlab.splitwise.trace import Trace
 PROMPT, TOKEN = 0, 1
 QUEUED, RUNNING, BLOCKED, COMPLETED = 1, 2, 3, 4
 KV_RETRY_S = 1.0  # a KV transfer waiting for destination memory retries every second
+CHUNK = 1 << 16  # requests read from the trace, and results written out, at a time
+_NAN = float("nan")
 
 
 class _Request:
     __slots__ = ("idx", "arrival", "prompt", "tokens", "ptask", "ttask", "memory", "pool_n",
-                 "head", "src", "dst", "prompt_end", "prompt_iter_s")
+                 "head", "src", "dst", "prompt_end", "prompt_iter_s", "ttft", "kv",
+                 "token_start")
 
     def __init__(self, idx: int, arrival: float, prompt: int, tokens: int) -> None:
         self.idx, self.arrival, self.prompt, self.tokens = idx, arrival, prompt, tokens
@@ -49,6 +56,8 @@ class _Request:
         self.head = None
         self.src = self.dst = None
         self.prompt_end = self.prompt_iter_s = 0.0
+        self.ttft = self.token_start = _NAN  # the outcomes, until the request is written out
+        self.kv = 0.0
 
 
 class _Task:
@@ -393,7 +402,7 @@ class Machine:
         self.alloc(t.mem)
         r.memory += t.mem
         if t.kind == TOKEN:
-            self.sim.token_start[r.idx] = self.sim.now
+            r.token_start = self.sim.now
         else:
             r.prompt_iter_s = self.iter_dur
 
@@ -446,7 +455,7 @@ class Machine:
         if t.kind == PROMPT:
             self.sched_pending_tokens -= r.prompt
             r.prompt_end = sim.now
-            sim.ttft[r.idx] = sim.now - r.arrival
+            r.ttft = sim.now - r.arrival
             if r.ttask is None:  # a one-token request is done at prompt end
                 self.free(r.memory)
                 r.memory = 0
@@ -563,7 +572,7 @@ class ChunkedPrefillMachine(Machine):
                 t.state = COMPLETED
                 self.sched_pending_tokens -= r.prompt
                 r.prompt_end = self.sim.now
-                self.sim.ttft[r.idx] = self.sim.now - r.arrival
+                r.ttft = self.sim.now - r.arrival
                 if r.ttask is None:
                     self.free(r.memory)
                     r.memory = 0
@@ -674,6 +683,10 @@ class SimResult:
         machine_max_memory: (machines,) capacity of each machine.
         machine_busy_s: (machines,) seconds each machine had a non-empty batch.
         end_time_s: simulated time of the last event.
+        index: ``None`` when the per-request arrays are in trace order; for results streamed
+            to disk (``simulate(..., out=DIR)``) they are in the order requests were written
+            out (completion order, then the unfinished ones) and ``index`` (n,) gives each
+            row's position in the trace.
     """
 
     request_id: np.ndarray
@@ -688,6 +701,7 @@ class SimResult:
     machine_max_memory: np.ndarray
     machine_busy_s: np.ndarray
     end_time_s: float
+    index: np.ndarray | None = None
 
     @property
     def tbt_s(self) -> np.ndarray:
@@ -698,31 +712,153 @@ class SimResult:
     def completed(self) -> int:
         return int(np.isfinite(self.e2e_s).sum())
 
+    def in_trace_order(self) -> SimResult:
+        """The same result with its per-request arrays in trace order (loaded into memory)."""
+        if self.index is None:
+            return self
+        order = np.argsort(self.index, kind="stable")
+        per_request = {f: np.asarray(getattr(self, f))[order] for f in OUTCOMES}
+        return replace(self, **per_request, index=None)
+
+
+# the per-request fields of a SimResult, in the order a streamed result stores them
+OUTCOMES = ("request_id", "arrival_s", "prompt_tokens", "output_tokens", "ttft_s", "e2e_s",
+            "kv_transfer_s", "token_start_gap_s")
+_MACHINE_FIELDS = ("machine_peak_memory", "machine_max_memory", "machine_busy_s")
+
+
+class _MemorySink:
+    """Per-request outcomes scattered into arrays in trace order."""
+
+    def __init__(self, trace: Trace) -> None:
+        n = len(trace)
+        self.trace = trace
+        self.ttft, self.e2e = np.full(n, np.nan), np.full(n, np.nan)
+        self.kv, self.gap = np.zeros(n), np.full(n, np.nan)
+
+    def write(self, index: np.ndarray, ttft: np.ndarray, e2e: np.ndarray, kv: np.ndarray,
+              gap: np.ndarray) -> None:
+        self.ttft[index], self.e2e[index], self.kv[index], self.gap[index] = ttft, e2e, kv, gap
+
+    def result(self, machines: dict[str, np.ndarray], end_time_s: float) -> SimResult:
+        t = self.trace
+        return SimResult(request_id=t.request_id, arrival_s=t.arrival_s,
+                         prompt_tokens=t.prompt_tokens, output_tokens=t.output_tokens,
+                         ttft_s=self.ttft, e2e_s=self.e2e, kv_transfer_s=self.kv,
+                         token_start_gap_s=self.gap, **machines, end_time_s=end_time_s)
+
+
+class _FileSink:
+    """Per-request outcomes appended, a chunk at a time, to one ``.npy`` file per field in
+    a folder written as ``<out>.partial`` and renamed to ``out`` when complete."""
+
+    def __init__(self, trace: Trace, out: Path) -> None:
+        if out.exists():
+            raise FileExistsError(f"{out} exists; streamed results go to a new folder")
+        self.trace, self.out, self.written = trace, out, 0
+        self.tmp = out.with_name(out.name + ".partial")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True)
+        self.files = {}
+        for name in ("index", *OUTCOMES):
+            dtype = np.dtype(np.int64 if name in _INT_FIELDS else np.float64)
+            f = open(self.tmp / f"{name}.npy", "wb")  # closed by result() or discard()
+            np.lib.format.write_array_header_1_0(f, {
+                "descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                "shape": (len(trace),)})
+            self.files[name] = (f, dtype)
+
+    def write(self, index: np.ndarray, ttft: np.ndarray, e2e: np.ndarray, kv: np.ndarray,
+              gap: np.ndarray) -> None:
+        t = self.trace
+        columns = {"index": index, "request_id": t.request_id[index],
+                   "arrival_s": t.arrival_s[index], "prompt_tokens": t.prompt_tokens[index],
+                   "output_tokens": t.output_tokens[index], "ttft_s": ttft, "e2e_s": e2e,
+                   "kv_transfer_s": kv, "token_start_gap_s": gap}
+        for name, (f, dtype) in self.files.items():
+            f.write(np.ascontiguousarray(columns[name], dtype=dtype).tobytes())
+        self.written += len(index)
+
+    def result(self, machines: dict[str, np.ndarray], end_time_s: float) -> SimResult:
+        for f, _ in self.files.values():
+            f.close()
+        if self.written != len(self.trace):
+            raise RuntimeError(f"wrote {self.written} of {len(self.trace)} requests")
+        np.savez(self.tmp / "machines.npz", **machines, end_time_s=end_time_s)
+        self.tmp.rename(self.out)
+        return read_results(self.out)
+
+    def discard(self) -> None:
+        for f, _ in self.files.values():
+            f.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+_INT_FIELDS = ("index", "request_id", "prompt_tokens", "output_tokens")
+
+
+def read_results(out: str | Path) -> SimResult:
+    """A result streamed by ``simulate(..., out=DIR)``: its per-request arrays are read-only
+    memory maps of ``DIR/<field>.npy`` (in the order written, ``index`` giving each row's
+    position in the trace), the machine arrays and end time from ``DIR/machines.npz``."""
+    out = Path(out)
+    if not (out / "machines.npz").is_file():
+        raise FileNotFoundError(f"{out}: no streamed simulation results (machines.npz missing)")
+    columns = {name: np.load(out / f"{name}.npy", mmap_mode="r") for name in ("index", *OUTCOMES)}
+    with np.load(out / "machines.npz") as machines:
+        rest = {name: machines[name] for name in _MACHINE_FIELDS}
+        end = float(machines["end_time_s"])
+    return SimResult(**{name: columns[name] for name in OUTCOMES}, **rest, end_time_s=end,
+                     index=columns["index"])
+
 
 class _Sim:
-    __slots__ = ("now", "seq", "events", "scheduler", "link", "model", "ttft", "e2e", "kv",
-                 "token_start", "prompt_end", "done")
+    __slots__ = ("now", "seq", "events", "scheduler", "link", "model", "done", "sink", "rows",
+                 "outstanding")
 
-    def __init__(self, n: int, scheduler, link: Link, model: LLM) -> None:
+    def __init__(self, sink: _MemorySink | _FileSink, scheduler, link: Link,
+                 model: LLM) -> None:
         self.now = 0.0
         self.seq = 0
         self.events: list = []
         self.scheduler, self.link, self.model = scheduler, link, model
-        self.ttft = np.full(n, np.nan)
-        self.e2e = np.full(n, np.nan)
-        self.kv = np.zeros(n)
-        self.token_start = np.full(n, np.nan)
-        self.prompt_end = np.full(n, np.nan)
         self.done = 0
+        self.sink = sink
+        self.rows: list[tuple] = []  # finished requests not yet written out
+        self.outstanding: dict[int, _Request] = {}  # arrived, not finished
 
     def push(self, delay: float, fn, arg) -> None:
         self.seq += 1
         heapq.heappush(self.events, (self.now + delay, self.seq, fn, arg))
 
     def finish(self, r: _Request) -> None:
-        self.e2e[r.idx] = self.now - r.arrival
-        self.prompt_end[r.idx] = r.prompt_end
+        del self.outstanding[r.idx]
+        self.rows.append((r.idx, r.ttft, self.now - r.arrival, r.kv,
+                          r.token_start - r.prompt_end))
         self.done += 1
+        if len(self.rows) >= CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the finished requests to the sink."""
+        if self.rows:
+            block = np.array(self.rows, dtype=np.float64)
+            self.rows = []
+            self.sink.write(block[:, 0].astype(np.int64), *block[:, 1:].T)
+
+    def close(self, arrived: int, n: int) -> None:
+        """Write out what is left: requests still running (the outcomes they reached; e2e and
+        the token-start gap NaN) and those that never arrived (NaN, no KV transfer)."""
+        self.flush()
+        for r in self.outstanding.values():
+            self.rows.append((r.idx, r.ttft, _NAN, r.kv, _NAN))
+            if len(self.rows) >= CHUNK:
+                self.flush()
+        self.flush()
+        for start in range(arrived, n, CHUNK):
+            index = np.arange(start, min(start + CHUNK, n), dtype=np.int64)
+            nan = np.full(len(index), np.nan)
+            self.sink.write(index, nan, nan, np.zeros(len(index)), nan)
 
     def start_kv_transfer(self, r: _Request) -> None:
         dst = r.dst
@@ -730,7 +866,7 @@ class _Sim:
             dst.alloc(r.memory)
             d = self.link.transfer_time(r.prompt * self.model.kv_bytes_per_token, r.prompt,
                                         r.prompt_iter_s, self.model.num_layers)
-            self.kv[r.idx] = d
+            r.kv = d
             self.push(d, self._kv_done, r)
         else:
             self.push(KV_RETRY_S, self.start_kv_transfer, r)
@@ -760,7 +896,7 @@ def _check_requests_fit(trace: Trace, machines: list[Machine], model: LLM) -> No
 def simulate(trace: Trace, machines: list[Machine],
              scheduler: TokenJSQScheduler | MixedPoolScheduler, model: LLM,
              link: Link, end_time_s: float = float("inf"),
-             max_outstanding: int | None = None) -> SimResult:
+             max_outstanding: int | None = None, out: str | Path | None = None) -> SimResult:
     """Run ``trace`` through a cluster; return per-request latencies.
 
     Args:
@@ -773,6 +909,12 @@ def simulate(trace: Trace, machines: list[Machine],
         max_outstanding: give up (remaining requests get NaN) once more requests than this
             have arrived but not finished: a search-time guard against simulating hopelessly
             overloaded clusters, whose queues make every iteration slower.
+        out: ``None`` to keep the per-request results in memory (arrays in trace order), or a
+            new folder to stream them to: one ``.npy`` file per field, appended every
+            ``CHUNK`` (65,536) finished requests, so memory holds only the trace and the
+            requests in flight. The result's per-request arrays are then read-only memory
+            maps of those files in the order written (:attr:`SimResult.index`; the folder
+            is ``<out>.partial`` until complete; :func:`read_results` opens it again).
     """
     if not isinstance(trace, Trace):
         raise TypeError(f"trace must be a Trace, got {type(trace).__name__}")
@@ -786,48 +928,62 @@ def simulate(trace: Trace, machines: list[Machine],
             raise ValueError(f"machine {m.mid} was already used in a simulation; build fresh "
                              f"machines for each run")
     _check_requests_fit(trace, machines, model)
-    sim = _Sim(n, scheduler, link, model)
-    for m in machines:
-        m.sim = sim
-    kv_tok = model.kv_bytes_per_token
-    arrivals = trace.arrival_s.tolist()
-    prompts = trace.prompt_tokens.tolist()
-    outputs = trace.output_tokens.tolist()
+    sink = _MemorySink(trace) if out is None else _FileSink(trace, Path(out))
+    try:
+        sim = _Sim(sink, scheduler, link, model)
+        for m in machines:
+            m.sim = sim
+        arrived = _run(sim, trace, end_time_s, max_outstanding)
+        sim.close(arrived, n)
+        stats = {"machine_peak_memory": np.array([m.peak_memory for m in machines],
+                                                 dtype=np.float64),
+                 "machine_max_memory": np.array([m.max_memory for m in machines],
+                                                dtype=np.float64),
+                 "machine_busy_s": np.array([m.busy_s for m in machines], dtype=np.float64)}
+        return sink.result(stats, sim.now)
+    except BaseException:
+        if isinstance(sink, _FileSink):
+            sink.discard()
+        raise
+
+
+def _run(sim: _Sim, trace: Trace, end_time_s: float, max_outstanding: int | None) -> int:
+    """The event loop; returns how many requests arrived. The trace is read ``CHUNK``
+    requests at a time (Python numbers for the chunk only)."""
+    kv_tok = sim.model.kv_bytes_per_token
     events = sim.events
     pop = heapq.heappop
-    place = scheduler.place
+    place = sim.scheduler.place
+    arrive = sim.outstanding.__setitem__
+    n = len(trace)
     i = 0
-    inf = float("inf")
-    while True:
-        ta = arrivals[i] if i < n else inf
-        if events and events[0][0] < ta:
-            if events[0][0] >= end_time_s:
-                break
-            t, _, fn, arg = pop(events)
-            sim.now = t
-            fn(arg)
-            continue
-        if i >= n or ta >= end_time_s:
-            break
-        if max_outstanding is not None and i - sim.done > max_outstanding:
-            break
-        sim.now = ta
-        p, o = prompts[i], outputs[i]
-        r = _Request(i, ta, p, o)
-        r.ptask = _Task(PROMPT, r, p, (p + 1) * kv_tok, 1)
-        r.ttask = _Task(TOKEN, r, 1, (o - 1) * kv_tok, o - 1) if o > 1 else None
-        i += 1
-        src, dst = place(r)
-        r.src, r.dst = src, dst
-        src.task_arrival(r.ptask)
-        if dst is src and r.ttask is not None:
-            src.task_arrival(r.ttask)
-    return SimResult(
-        request_id=trace.request_id, arrival_s=trace.arrival_s,
-        prompt_tokens=trace.prompt_tokens, output_tokens=trace.output_tokens,
-        ttft_s=sim.ttft, e2e_s=sim.e2e, kv_transfer_s=sim.kv,
-        token_start_gap_s=sim.token_start - sim.prompt_end,
-        machine_peak_memory=np.array([m.peak_memory for m in machines], dtype=np.float64),
-        machine_max_memory=np.array([m.max_memory for m in machines], dtype=np.float64),
-        machine_busy_s=np.array([m.busy_s for m in machines]),
-        end_time_s=sim.now)
+    for begin in range(0, n, CHUNK):
+        end = min(begin + CHUNK, n)
+        chunk = zip(trace.arrival_s[begin:end].tolist(), trace.prompt_tokens[begin:end].tolist(),
+                    trace.output_tokens[begin:end].tolist(), strict=True)
+        for ta, p, o in chunk:
+            while events and events[0][0] < ta:
+                if events[0][0] >= end_time_s:
+                    return i
+                t, _, fn, arg = pop(events)
+                sim.now = t
+                fn(arg)
+            if ta >= end_time_s or (max_outstanding is not None
+                                    and i - sim.done > max_outstanding):
+                return i
+            sim.now = ta
+            r = _Request(i, ta, p, o)
+            r.ptask = _Task(PROMPT, r, p, (p + 1) * kv_tok, 1)
+            r.ttask = _Task(TOKEN, r, 1, (o - 1) * kv_tok, o - 1) if o > 1 else None
+            arrive(i, r)
+            i += 1
+            src, dst = place(r)
+            r.src, r.dst = src, dst
+            src.task_arrival(r.ptask)
+            if dst is src and r.ttask is not None:
+                src.task_arrival(r.ttask)
+    while events and events[0][0] < end_time_s:
+        t, _, fn, arg = pop(events)
+        sim.now = t
+        fn(arg)
+    return i

@@ -61,6 +61,43 @@ def test_bench_without_reference(tmp_path):
     assert any("reference not run" in note for note in result.notes)
 
 
+def test_bench_streams_the_big_trace_and_checks_it_against_memory(tmp_path):
+    """A big trace longer than the check: the check trace runs in memory and streamed (equal
+    request by request), the big one streamed only; no streamed file is left behind."""
+    from dataclasses import replace
+
+    cfg = replace(TINY, bench=replace(TINY.bench, big_requests=3000, check_requests=1000))
+    try:
+        result = bench(RunContext("splitwise", quick=False, seed=0, out_dir=tmp_path), cfg)
+    except DataNotFoundError:
+        pytest.skip("Splitwise data not staged")
+    s = result.summary
+    assert s["streamed_equals_in_memory"] is True and s["streamed_summary_max_rel_diff"] < 1e-12
+    assert s["check_trace_requests"] == pytest.approx(1000, rel=0.2)
+    assert s["big_trace_requests"] == pytest.approx(3000, rel=0.2)
+    assert s["big_trace_latency"]["ttft_p50_s"] <= s["big_trace_latency"]["ttft_p99_s"]
+    ways = [(r["method"].split(", ")[-1], r["trace"]) for r in result.results
+            if r["trace"].startswith("poisson70_")]
+    check, big = (f"poisson70_{s[k]}" for k in ("check_trace_requests", "big_trace_requests"))
+    assert ways == [("in memory", check), ("streamed to disk", check), ("streamed to disk", big)]
+    assert not any(tmp_path.iterdir())  # the streamed files were temporary
+
+
+def test_requests_option_sets_the_big_trace(tmp_path):
+    from paperlab import cli
+    from paperlab.core.config import resolve_config
+
+    ctx = RunContext("splitwise", quick=True, out_dir=tmp_path,
+                     options={"requests": 10_000_000, "reference": tmp_path, "workers": 1})
+    cfg = resolve_config(ctx, Config)
+    assert cfg.bench.big_requests == 10_000_000 and cfg.reference == tmp_path
+    assert cfg.workers == 1 and cfg.bench.designs == Config.quick().bench.designs
+    for bad in ("10", "x", "1e7"):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(["bench", "splitwise", "--requests", bad, "--out", str(tmp_path)])
+        assert exit_.value.code == 2
+
+
 def test_options_fill_the_config(tmp_path, monkeypatch):
     from paperlab.core.config import resolve_config
 

@@ -256,3 +256,71 @@ def test_prompt_pool_overflow_borrows_a_machine(db):
     assert len(sched.prompt_pool) == len(sched.token_pool) == 1 and not sched.mixed_pool
     # borrowing colocated some requests: they moved no KV cache
     assert (res.kv_transfer_s == 0).any() and (res.kv_transfer_s > 0).any()
+
+
+# -- per-request results streamed to disk ---------------------------------------------------
+LIMITS = [{}, {"max_outstanding": 2}, {"end_time_s": 1.5}]
+
+
+@pytest.mark.parametrize("design", DESIGNS, ids=lambda d: d.label)
+@pytest.mark.parametrize("limits", LIMITS, ids=["to the end", "gave up", "clock stopped"])
+def test_streamed_results_equal_the_in_memory_ones(db, source, design, limits, tmp_path,
+                                                   monkeypatch):
+    """Written out in chunks (here of 5, so every chunk boundary is crossed), put back in
+    trace order, a streamed run is the in-memory run exactly: every request (finished,
+    still running, never arrived), the machine statistics, the latency percentiles."""
+    from paperlab.splitwise import read_results, simulator
+
+    trace = poisson_trace(source, rate=8.0, duration_s=6.0, seed=4)
+
+    def run(**kwargs):
+        machines, sched = build_cluster(design, db)
+        return simulate(trace, machines, sched, BLOOM_176B, INFINIBAND, **limits, **kwargs)
+
+    whole = run()  # default chunk: the trace is one chunk
+    monkeypatch.setattr(simulator, "CHUNK", 5)
+    memory, streamed = run(), run(out=tmp_path / "run")
+    n = len(trace)
+    if limits:  # the early stops leave requests running (prompt done) and never arrived
+        assert (np.isfinite(memory.ttft_s) & np.isnan(memory.e2e_s)).any()
+        assert np.isnan(memory.ttft_s[-1])
+    assert streamed.index is not None and sorted(streamed.index.tolist()) == list(range(n))
+    ordered = streamed.in_trace_order()
+    for name in simulator.OUTCOMES:
+        np.testing.assert_array_equal(getattr(memory, name), getattr(whole, name))
+        np.testing.assert_array_equal(getattr(ordered, name), getattr(memory, name))
+    for name in ("machine_peak_memory", "machine_max_memory", "machine_busy_s"):
+        np.testing.assert_array_equal(getattr(streamed, name), getattr(memory, name))
+    assert streamed.end_time_s == memory.end_time_s and memory.in_trace_order() is memory
+    a, b = latency_summary(memory), latency_summary(streamed)
+    assert a.keys() == b.keys()
+    for key in a:  # percentiles exact; means up to summation order
+        assert b[key] == (a[key] if "mean" not in key else pytest.approx(a[key], rel=1e-12))
+    files = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert files == sorted([f"{f}.npy" for f in ("index", *simulator.OUTCOMES)]
+                           + ["machines.npz"])
+    assert not (tmp_path / "run.partial").exists()
+    again = read_results(tmp_path / "run")
+    np.testing.assert_array_equal(again.e2e_s, streamed.e2e_s)
+    assert np.load(tmp_path / "run" / "ttft_s.npy").shape == (n,)
+
+
+def test_streaming_refuses_an_existing_folder_and_cleans_up_after_a_failure(db, source,
+                                                                          tmp_path,
+                                                                          monkeypatch):
+    from paperlab.splitwise import read_results, simulator
+
+    trace = poisson_trace(source, rate=8.0, duration_s=2.0, seed=4)
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(FileExistsError, match="taken exists"):
+        simulate_design(baseline_design("A100", 1), trace, db, out=tmp_path / "taken")
+
+    def broken(*args):
+        raise RuntimeError("the event loop broke")
+
+    monkeypatch.setattr(simulator, "_run", broken)
+    with pytest.raises(RuntimeError, match="broke"):
+        simulate_design(baseline_design("A100", 1), trace, db, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
+    with pytest.raises(FileNotFoundError, match="no streamed simulation results"):
+        read_results(tmp_path / "taken")
