@@ -189,14 +189,16 @@ def test_finds_the_student_the_quick_run_cached(tiny, photos, tmp_path, monkeypa
         cifar10_dir("train")
     except DataNotFoundError:
         pytest.skip("CIFAR-10 JPEGs not staged under the data root")
+    from paperlab.entropic_student.cli import DEFAULT_BETA
     from paperlab.entropic_student.experiment import Config, student_checkpoint
 
     monkeypatch.setenv("PAPERLAB_CACHE", str(tmp_path / "cache"))
     image = photos[0][0]
     assert run("encode", image, "--out", tmp_path / "o") == 3
     err = capsys.readouterr().err
-    assert "no cached Entropic Student for beta=0.16, seed 0" in err and "--quick' first" in err
-    cached = student_checkpoint(Config.quick(), 0.1)
+    assert (f"no cached Entropic Student for beta={DEFAULT_BETA:g}, seed 0" in err
+            and "--quick' first" in err)
+    cached = student_checkpoint(Config.quick(), DEFAULT_BETA)
     assert cached.is_relative_to(tmp_path / "cache")
     cached.parent.mkdir(parents=True)
     cached.symlink_to(tiny[1])
