@@ -671,10 +671,10 @@ def _plot_training(ctx: RunContext, info: Mapping[str, Any]) -> None:
     2's loss and held-out accuracy (per beta), the codecs' MSE and bits per pixel (per
     lambda), against optimisation steps."""
     fig, axes = plots.figure(nrows=2, ncols=3, title="Training curves (per window of steps)",
-                             size=3.2)
+                             size=3.8)
     panels = [
         (axes[0][0], "stage1", lambda r: sum(r[f"sse_{k}"] for k in STAGES),
-         "stage 1: summed squared error / image", True),
+         "stage 1: squared error / image", True),
         (axes[0][1], "stage1", lambda r: r["bits"], "stage 1: bits / image", True),
         (axes[1][0], "stage2", lambda r: 0.5 * (r["ce"] + r["kl"]),
          "stage 2: 0.5 CE + 0.5 KL", False),
