@@ -47,6 +47,7 @@ from paperlab.core.stats import (
     proportion_interval,
     ratio_interval,
 )
+from paperlab.diffrate.baselines import tome_counts
 from paperlab.diffrate.model import (
     SearchConfig,
     apply,
@@ -208,28 +209,17 @@ def _search_all(ctx: RunContext, cfg: Config, model: nn.Module, data: ImageSet
     return out
 
 
-def _tome_counts(tokens: list[tuple[int, int]], prefix: int = 1) -> list[int]:
-    """Per-block ToMe ``r`` for a token schedule, each capped at half the non-prefix tokens
-    (what bipartite matching can merge) with the shortfall carried to the next blocks."""
-    out, n, owed = [], tokens[0][0], 0
-    for n_in, n_out in tokens:
-        owed += n_in - n_out
-        r = min(owed, (n - prefix) // 2)
-        out.append(r)
-        owed, n = owed - r, n - r
-    return out
-
-
 PITOME_RULE = "DiffRate+PiToMe rule"
 
 
 def _contenders(base: nn.Module, rates: Rates, pitome_rule: bool = False
                 ) -> dict[str, tuple[nn.Module, list]]:
     """DiffRate with ``rates``, the uniform schedule at its FLOPs, ToMe given the uniform
-    schedule's per-block counts (see :func:`_tome_counts`) and, with ``pitome_rule``, ``rates``
-    applied with PiToMe's merge rule: ``method -> (patched copy, token schedule)``."""
+    schedule's per-block counts (see :func:`~paperlab.diffrate.baselines.tome_counts`) and,
+    with ``pitome_rule``, ``rates`` applied with PiToMe's merge rule: ``method -> (patched
+    copy, token schedule)``."""
     uniform = uniform_rates(base, rates_flops(base, rates))
-    tomed = tome.patch(copy.deepcopy(base), _tome_counts(uniform.tokens(), uniform.prefix))
+    tomed = tome.patch(copy.deepcopy(base), tome_counts(uniform.tokens(), uniform.prefix))
     out = {
         "DiffRate": (apply(copy.deepcopy(base), rates), rates.tokens()),
         "uniform": (apply(copy.deepcopy(base), uniform), uniform.tokens()),

@@ -10,7 +10,11 @@ sentences at the FLOPs of PiToMe at keep ratio 0.65 with the reference code's te
 without fine-tuning on the SST-2 dev sentences against: the full model; ToMe given that PiToMe
 schedule's merge count in every layer (the same token counts, so exactly the target FLOPs, per
 sentence); the uniform schedule (DiffRate's own merge, the same share removed in every layer
-after the first) at DiffRate's achieved FLOPs.
+after the first) at DiffRate's achieved FLOPs. Two ablations at DiffRate's own token counts
+say where the gap to ToMe comes from: the counts reached by DiffRate's merge alone (no token
+pruned: ``prune[l]`` = the tokens coming in, the same FLOPs), and ToMe given each sentence's
+DiffRate counts (bipartite matching merges at most half a layer's tokens, the rest carried to
+the next layers, so at somewhat more FLOPs).
 
 Uncertainty: accuracies are averaged over the fine-tuning seeds; their 95 % intervals are a
 bootstrap over dev sentences crossed with the seeds, and DiffRate against ToMe and against the
@@ -35,12 +39,12 @@ from paperlab.core.progress import track
 from paperlab.core.results import RunContext
 from paperlab.core.seed import torch_threads
 from paperlab.core.stats import crossed_bootstrap_interval, mcnemar
+from paperlab.diffrate.baselines import pitome_text_schedule, tome_counts
 from paperlab.diffrate.bert import num_labels
 from paperlab.diffrate.model import SearchConfig, apply, rates_flops, search, uniform_rates
 from paperlab.diffrate.rates import Rates
 from paperlab.merging import tome
-from paperlab.merging.bert import bert_depth, mean_bert_flops
-from paperlab.merging.energy import PiToMeRule, layer_margins, text_layers
+from paperlab.merging.bert import bert_depth, bert_flops, mean_bert_flops
 from paperlab.text import data as text_data
 from paperlab.text.minilm import load_tokenizer
 from paperlab.text.train import FinetuneConfig, finetune, predict
@@ -48,7 +52,8 @@ from paperlab.text.train import FinetuneConfig, finetune, predict
 log = logging.getLogger(__name__)
 
 DATASET, EVAL_SPLIT = "sst2", "dev"
-METHODS = ("full", "DiffRate", "uniform", "ToMe")
+MERGE_ONLY, TOME_AT_COUNTS = "DiffRate counts, merge only", "ToMe at DiffRate's counts"
+METHODS = ("full", "DiffRate", "uniform", "ToMe", MERGE_ONLY, TOME_AT_COUNTS)
 
 
 @dataclass(frozen=True)
@@ -94,15 +99,6 @@ class TextConfig:
         return cls(finetune=FinetuneConfig(epochs=2), train_examples=1500, eval_examples=400,
                    search=SearchConfig(epochs=2, batch_size=16, lr=0.1, lr_min=0.01),
                    search_examples=200)
-
-
-def pitome_text_schedule(depth: int, keep_ratio: float) -> PiToMeRule:
-    """The merge counts of PiToMe's reference text schedule at ``keep_ratio``: ``floor(T - T *
-    keep_ratio)`` tokens merged in each of the first three layers, none after (the rule of
-    :mod:`paperlab.merging.energy` with the reference's text options; only its counts are used
-    here: the FLOPs target and ToMe's matched counts)."""
-    return PiToMeRule(keep_ratio, layer_margins(depth, 0.9, drop=0.25), (True,) * depth,
-                      kernel="gaussian", split="halves", merging=text_layers(depth))
 
 
 def _lengths(tokenizer: Any, texts: tuple[str, ...], max_length: int) -> list[int]:
@@ -155,18 +151,49 @@ def _one_seed(ctx: RunContext, cfg: TextConfig, seed: int, train: text_data.Text
         "uniform": apply(copy.deepcopy(base), uniform),
         "ToMe": tome.patch_matched(copy.deepcopy(base), reference),
     }
+    merge_only = Rates((rates.num_tokens,) + rates.merge[:-1], rates.merge, rates.num_tokens)
+    models[MERGE_ONLY] = apply(copy.deepcopy(base), merge_only)
+    flops[MERGE_ONLY] = rates_flops(base, merge_only, lengths=dev)
     correct = {}
     for method, model in models.items():
         with torch.no_grad():
             pred = predict(model.eval(), fitted.tokenizer, evaluate.texts, recipe.max_length,
                            cfg.eval_batch)
         correct[method] = pred == evaluate.labels
+    correct[TOME_AT_COUNTS], flops[TOME_AT_COUNTS] = _tome_at_counts(
+        base, rates, fitted.tokenizer, evaluate, dev, recipe.max_length, cfg.eval_batch)
     log.info("text seed %d: full %.4f, DiffRate %.4f (%.1f%% of the FLOPs), ToMe %.4f, "
              "uniform %.4f", seed, correct["full"].mean(), correct["DiffRate"].mean(),
              100 * flops["DiffRate"] / flops["full"], correct["ToMe"].mean(),
              correct["uniform"].mean())
     return _Seed(seed, fitted.cached, fitted.train_seconds, rates, search_seconds, trace,
                  correct, flops)
+
+
+def _tome_at_counts(base: nn.Module, rates: Rates, tokenizer: Any, evaluate: text_data.TextSet,
+                    lengths: list[int], max_length: int, batch: int) -> tuple[np.ndarray, float]:
+    """ToMe given each sentence's DiffRate token counts (:func:`tome_counts` of
+    ``rates.for_length``): one ToMe schedule per distinct length, so the sentences are evaluated
+    group by group. Returns which were right and the mean FLOPs per sentence."""
+    model = copy.deepcopy(base)
+    hits = np.zeros(len(evaluate), dtype=bool)
+    total = 0.0
+    by_length: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        by_length.setdefault(n, []).append(i)
+    for n, rows in by_length.items():
+        r = tome_counts(rates.for_length(n).tokens())
+        tome.patch(model, r)  # patching again replaces the counts
+        with torch.no_grad():
+            pred = predict(model.eval(), tokenizer, [evaluate.texts[i] for i in rows], max_length,
+                           batch)
+        hits[rows] = pred == evaluate.labels[rows]
+        schedule, left = [], n
+        for merged in r:
+            schedule.append((left, left - merged))
+            left -= merged
+        total += len(rows) * bert_flops(base.config, schedule, num_labels(base))
+    return hits, total / len(lengths)
 
 
 def run_text(ctx: RunContext, cfg: TextConfig
@@ -193,9 +220,9 @@ def run_text(ctx: RunContext, cfg: TextConfig
     rows = []
     for method in METHODS:
         per_seed = hits[method].mean(axis=0)
-        rows.append({"task": f"text/{DATASET}", "method": method,
-                     "setting": "-" if method == "full" else f"FLOPs of PiToMe keep "
-                                                             f"{cfg.target_keep}",
+        setting = {"full": "-", MERGE_ONLY: "ablation", TOME_AT_COUNTS: "ablation"}.get(
+            method, f"FLOPs of PiToMe keep {cfg.target_keep}")
+        rows.append({"task": f"text/{DATASET}", "method": method, "setting": setting,
                      "acc": float(per_seed.mean()),
                      "acc_std_over_seeds": float(per_seed.std(ddof=1)) if cfg.seeds > 1
                      else None,
@@ -204,7 +231,7 @@ def run_text(ctx: RunContext, cfg: TextConfig
                      "flops_reduction": 1 - flops[method] / flops["full"]})
     tests = []
     for s in seeds:
-        for other in ("ToMe", "uniform", "full"):
+        for other in ("ToMe", "uniform", "full", MERGE_ONLY, TOME_AT_COUNTS):
             t = mcnemar(s.correct["DiffRate"], s.correct[other])
             tests.append({"seed": s.seed, "versus": other,
                           "acc_diffrate": float(s.correct["DiffRate"].mean()),
@@ -221,14 +248,22 @@ def run_text(ctx: RunContext, cfg: TextConfig
         "text_acc_diffrate": float(hits["DiffRate"].mean()),
         "text_acc_tome": float(hits["ToMe"].mean()),
         "text_acc_uniform": float(hits["uniform"].mean()),
+        "text_acc_merge_only": float(hits[MERGE_ONLY].mean()),
+        "text_acc_tome_at_diffrate_counts": float(hits[TOME_AT_COUNTS].mean()),
+        "text_flops_reduction_tome_at_diffrate_counts": 1 - flops[TOME_AT_COUNTS] / flops["full"],
         "text_flops_reduction": 1 - flops["DiffRate"] / flops["full"],
         "text_flops_reduction_target": 1 - flops["ToMe"] / flops["full"],
         "text_flops_reduction_uniform": 1 - flops["uniform"] / flops["full"],
         "text_acc_diffrate_minus_tome_ci95": gap("ToMe"),
         "text_acc_diffrate_minus_uniform_ci95": gap("uniform"),
         "text_acc_diffrate_minus_full_ci95": gap("full"),
+        "text_acc_diffrate_minus_merge_only_ci95": gap(MERGE_ONLY),
+        "text_acc_diffrate_minus_tome_at_diffrate_counts_ci95": gap(TOME_AT_COUNTS),
         "text_p_diffrate_vs_tome": [t["p"] for t in tests if t["versus"] == "ToMe"],
         "text_p_diffrate_vs_uniform": [t["p"] for t in tests if t["versus"] == "uniform"],
+        "text_p_diffrate_vs_merge_only": [t["p"] for t in tests if t["versus"] == MERGE_ONLY],
+        "text_p_diffrate_vs_tome_at_diffrate_counts": [
+            t["p"] for t in tests if t["versus"] == TOME_AT_COUNTS],
     }
     described = {
         "train": train.name, "train_sentences": len(train), "eval": evaluate.name,
@@ -251,7 +286,7 @@ def _plot(ctx: RunContext, rows: list[dict[str, Any]]) -> None:
     fig, ax = plots.figure(title="MiniLM fine-tuned on SST-2, reduced off the shelf")
     full = next(r for r in rows if r["method"] == "full")
     ax.axhline(full["acc"], color="grey", ls=":", label="full model")
-    for row, marker in zip(rows, ("*", "o", "s", "^"), strict=True):
+    for row, marker in zip(rows, ("*", "o", "s", "^", "D", "v"), strict=True):
         plots.errorbars(ax, [row["mflops"]], [row["acc"]], [row["acc_ci95"]], marker=marker,
                         ls="none", ms=6, label=row["method"])
     ax.set_xlabel("MFLOPs per sentence (analytic, mean over dev sentences)")

@@ -99,7 +99,7 @@ def test_bench_toy(ctx):
 
 
 def test_tome_counts_carry_what_bipartite_matching_cannot_merge():
-    from paperlab.diffrate.experiment import _tome_counts
+    from paperlab.diffrate.baselines import tome_counts as _tome_counts
 
     assert _tome_counts([(65, 65), (65, 50), (50, 40)]) == [0, 15, 10]
     assert _tome_counts([(65, 65), (65, 20), (20, 10)]) == [0, 32, 16]

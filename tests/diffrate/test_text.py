@@ -8,9 +8,10 @@ import pytest
 
 from paperlab.core.data import DataNotFoundError
 from paperlab.core.results import RunContext
+from paperlab.diffrate.baselines import pitome_text_schedule
 from paperlab.diffrate.model import SearchConfig
 from paperlab.diffrate.rates import Rates
-from paperlab.diffrate.text import TextConfig, pitome_text_schedule, run_text
+from paperlab.diffrate.text import TextConfig, run_text
 from paperlab.text.data import read_sst2
 from paperlab.text.train import FinetuneConfig
 
@@ -37,20 +38,28 @@ def within(point, ci, slack=1e-12):
 def test_text_comparison_at_toy_size(ctx):
     rows, summary, data = run_text(ctx, TOY)
     by = {r["method"]: r for r in rows}
-    assert list(by) == ["full", "DiffRate", "uniform", "ToMe"]
+    merge_only, tome_at = "DiffRate counts, merge only", "ToMe at DiffRate's counts"
+    assert list(by) == ["full", "DiffRate", "uniform", "ToMe", merge_only, tome_at]
     assert all(r["task"] == "text/sst2" for r in rows)
     full = by["full"]
     assert full["flops_reduction"] == 0
-    for method in ("DiffRate", "uniform", "ToMe"):
+    for method in ("DiffRate", "uniform", "ToMe", merge_only, tome_at):
         assert 0 < by[method]["flops_reduction"] < 1
+    # the ablations: DiffRate's token counts without pruning (the same FLOPs), and ToMe given
+    # them (at most half a layer's tokens merge, so at least DiffRate's FLOPs)
+    assert by[merge_only]["mflops"] == pytest.approx(by["DiffRate"]["mflops"])
+    assert by[tome_at]["mflops"] >= by["DiffRate"]["mflops"] - 1e-9
     # uniform is matched to DiffRate's FLOPs, ToMe to the target (PiToMe keep 0.65's schedule)
     assert by["uniform"]["mflops"] == pytest.approx(by["DiffRate"]["mflops"], rel=0.03)
     assert summary["text_flops_reduction_target"] == by["ToMe"]["flops_reduction"]
     assert summary["text_flops_reduction"] == by["DiffRate"]["flops_reduction"]
     for r in rows:
         assert within(r["acc"], r["acc_ci95"]) and r["acc_std_over_seeds"] is not None
-    for other, key in (("ToMe", "tome"), ("uniform", "uniform"), ("full", "full")):
-        gap = summary["text_acc_diffrate"] - summary[f"text_acc_{key}"]
+    for other, key in (("ToMe", "tome"), ("uniform", "uniform"), ("full", "full"),
+                       (merge_only, "merge_only"), (tome_at, "tome_at_diffrate_counts")):
+        acc = by[other]["acc"]
+        assert summary.get(f"text_acc_{key}", acc) == pytest.approx(acc)
+        gap = summary["text_acc_diffrate"] - acc
         assert within(gap, summary[f"text_acc_diffrate_minus_{key}_ci95"]), other
     assert len(summary["text_p_diffrate_vs_tome"]) == 2  # one McNemar test per seed
     assert data["eval_sentences"] == 40 and data["search_sentences"] == 16
