@@ -227,7 +227,7 @@ def flops_range(model: nn.Module, lengths: Iterable[int] | None = None
     depth = _depth(model)
     if text:
         lengths = _need_lengths(lengths, "flops_range")
-        least = _least(max(max(lengths), 2), depth, text_patch.PREFIX)
+        least = _least(max(lengths), depth, text_patch.PREFIX)
         return (rates_flops(model, least, lengths=lengths),
                 _text_flops(model, lambda n: [(n, n)] * depth, lengths))
     least = _least(vit_patch.num_tokens(model), depth, vit_patch.prefix_tokens(model))
