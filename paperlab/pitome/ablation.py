@@ -98,7 +98,7 @@ class AblationConfig:
     keep_ratio: float = 0.65
     gaussian_margins: tuple[float, ...] = (0.0, 0.5, 0.75, 0.95)
     elu_margins: tuple[float, ...] = (0.0,)
-    flops_grid: tuple[float, ...] = tuple(round(0.80 + 0.01 * i, 2) for i in range(20))
+    flops_grid: tuple[float, ...] = tuple(round(0.50 + 0.01 * i, 2) for i in range(50))
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.keep_ratio < 1:
@@ -528,13 +528,16 @@ def token_merges(fitted: Any, keep: float, train_texts: tuple[str, ...],
     sentence by sentence: per token category and per position third, the tokens counted, the
     share each method merges already in the first layer (``<method>_layer0``) and the share it
     leaves alone, in a group of its own, to the end (``<method>_alone``); over all sentences
-    and over the ``disagree`` ones (where the two classify differently)."""
+    and over the ``disagree`` ones (where the two classify differently). ``groups``: per
+    method, the mean over sentences of the largest final group (tokens, and as a share of the
+    sentence's tokens without ``[CLS]``) and of the number of groups of two or more."""
     tokenizer = fitted.tokenizer
     polar = polar_words(tokenizer, train_texts, train_labels)
     ref = bert_rule(LAYERS, keep)
     tracers = {"PiToMe": _traced(fitted.model, ref),
                "ToMe": _traced(fitted.model, tome.MatchedToMeRule(ref), prop_attn=True)}
     count: dict[tuple[str, str, bool], Counter] = {}
+    groups: dict[str, list[tuple[float, int, float]]] = {}
     with torch.no_grad():
         for i, sentence in enumerate(texts):
             ids = tokenizer([sentence], truncation=True, max_length=max_length,
@@ -546,6 +549,9 @@ def token_merges(fitted: Any, keep: float, train_texts: tuple[str, ...],
                 model(**ids)
                 flags[f"{method}_layer0"] = (tracer.group_sizes[0][0] > 1).tolist()
                 flags[f"{method}_alone"] = (tracer.group_sizes[-1][0] == 1).tolist()
+                sizes = tracer.source[0, 1:].sum(dim=1)  # final groups, [CLS] left out
+                groups.setdefault(method, []).append(
+                    (float(sizes.max()), int((sizes > 1).sum()), float(sizes.max()) / (n - 1)))
             for pos in range(1, n):
                 tags = (("category", token_category(tokens[pos], polar)),
                         ("position", POSITIONS[min(2, 3 * (pos - 1) // max(1, n - 1))]))
@@ -555,7 +561,13 @@ def token_merges(fitted: Any, keep: float, train_texts: tuple[str, ...],
                         c["tokens"] += 1
                         for key, per_token in flags.items():
                             c[key] += int(per_token[pos])
-    out: dict[str, Any] = {"polar_words": len(polar), "polar_examples": sorted(polar)[:40]}
+    out: dict[str, Any] = {"polar_words": len(polar), "polar_examples": sorted(polar)[:40],
+                           "groups": [{"method": method,
+                                       "largest_group_mean": float(np.mean([g[0] for g in v])),
+                                       "largest_group_share_mean": float(
+                                           np.mean([g[2] for g in v])),
+                                       "merged_groups_mean": float(np.mean([g[1] for g in v]))}
+                                      for method, v in groups.items()]}
     for kind, tags in (("category", CATEGORIES), ("position", POSITIONS)):
         table = []
         for tag in tags:

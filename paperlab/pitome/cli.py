@@ -341,7 +341,9 @@ def ablation_markdown(rec: dict[str, Any]) -> str:
                 f"{info['disagreements']} where PiToMe and matched ToMe disagree "
                 f"({info['polar_words']} polar words)", "",
                 markdown_table(info["merged_by_category"]), "",
-                markdown_table(info["merged_by_position"])]
+                markdown_table(info["merged_by_position"]), "",
+                f"## {name}: final token groups per sentence (means)", "",
+                markdown_table(info["groups"])]
     return "\n".join(out)
 
 

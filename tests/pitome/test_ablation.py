@@ -124,6 +124,16 @@ def test_flops_matched_keep_is_the_closest_on_the_grid():
     assert k == min(gaps, key=gaps.get) and gaps[k] < max(gaps.values())
 
 
+def test_the_default_grid_matches_the_reference_flops():
+    config = classifier().config
+    lengths = [12, 20, 25, 25, 31, 40, 64]
+    cfg = ablation.AblationConfig()
+    k = ablation.flops_matched_keep(config, cfg.keep_ratio, lengths, cfg.flops_grid)
+    target = schedule_flops(config, bert_rule(LAYERS, cfg.keep_ratio), lengths)
+    got = schedule_flops(config, bert_rule(LAYERS, k, schedule="every-layer"), lengths)
+    assert abs(got / target - 1) < 0.03 and min(cfg.flops_grid) < k < max(cfg.flops_grid)
+
+
 def test_config_is_checked():
     for bad in ({"keep_ratio": 0.4}, {"keep_ratio": 1.0}, {"gaussian_margins": (1.0,)},
                 {"flops_grid": ()}):
@@ -176,6 +186,10 @@ def test_ablate_end_to_end_at_toy_size(tmp_path, monkeypatch, capsys):
         p["tokens_all"] for p in info["merged_by_position"])
     sep = categories[0]
     assert sep["tokens_all"] == 30  # one [SEP] per sentence
+    groups = {g["method"]: g for g in info["groups"]}
+    assert set(groups) == {"PiToMe", "ToMe"}
+    assert all(g["largest_group_mean"] >= 2 and 0 < g["largest_group_share_mean"] <= 1
+               for g in groups.values())
     md = (out / "pitome_text_ablation.md").read_text()
     assert "energy of the unmerged model's keys" in md and "merged in the first layer" in md
     assert (out / "pitome_text_ablation.png").exists()
