@@ -6,8 +6,9 @@
   4x4x256), or the CIFAR-stem ResNet-18 of :class:`paperlab.vision.models.ResNetSpec`.
 * :class:`EntropicStudent` -- encoder (Conv5x5 s2, GDN, Conv s2 or s1, GDN, Conv3x3; no biases;
   ``b`` channels at ``32 / stride`` a side), the entropy bottleneck, decoder (Conv3x3, IGDN, one
-  transposed Conv4x4 s2 + IGDN per factor 2 of ``stride``, Conv3x3; ``T`` channels at 32x32) in
-  place of ``conv1..layer1``, then copies of the teacher's ``layer2..4``, pooling and head.
+  transposed Conv4x4 s2 + IGDN per factor 2 of ``stride``, Conv3x3, with biases; ``T`` channels
+  at 32x32) in place of ``conv1..layer1``, then copies of the teacher's ``layer2..4``, pooling
+  and head.
 * :func:`encode` (edge side): ``uint8`` images ``(N, 3, 32, 32)`` -> one bitstream (bytes),
   ``chunk_size`` images at a time (memory bounded by a chunk, not by ``N``);
   :func:`decode_and_classify` (server side): bitstream -> class ids ``(N,)``.
@@ -128,19 +129,19 @@ def make_encoder(b: int, stride: int = 4) -> nn.Sequential:
 
 
 def make_decoder(b: int, t: int, stride: int = 4) -> nn.Sequential:
-    """b -> 2T -> T channels, ``(32/stride)`` -> 32 a side (the teacher's stage-1 shape), no
-    biases: Conv3x3 b->2T, IGDN, then per factor 2 of ``stride`` a transposed Conv4x4 s2 and
-    IGDN, then Conv3x3 T->T."""
+    """b -> 2T -> T channels, ``(32/stride)`` -> 32 a side (the teacher's stage-1 shape):
+    Conv3x3 b->2T, IGDN, then per factor 2 of ``stride`` a transposed Conv4x4 s2 and IGDN, then
+    Conv3x3 T->T. Unlike the authors' decoder its convolutions have biases: without them the
+    decoder is an odd function of the latent and cannot put out the post-ReLU features' mean
+    in a short training (measured: see the README)."""
     b, stride = _width(b), _stride_of(stride)
     t = checks.integer(t, "stage-1 channels t", low=1)
-    layers: list[nn.Module] = [nn.Conv2d(b, 2 * t, 3, padding=1, bias=False),
-                               GDN(2 * t, inverse=True)]
+    layers: list[nn.Module] = [nn.Conv2d(b, 2 * t, 3, padding=1), GDN(2 * t, inverse=True)]
     channels = 2 * t
     for _ in range(stride.bit_length() - 1):
-        layers += [nn.ConvTranspose2d(channels, t, 4, stride=2, padding=1, bias=False),
-                   GDN(t, inverse=True)]
+        layers += [nn.ConvTranspose2d(channels, t, 4, stride=2, padding=1), GDN(t, inverse=True)]
         channels = t
-    layers.append(nn.Conv2d(t, t, 3, padding=1, bias=False))
+    layers.append(nn.Conv2d(t, t, 3, padding=1))
     return nn.Sequential(*layers)
 
 

@@ -136,7 +136,8 @@ class StudentConfig:
             short runs its density otherwise stays at its wide initialisation and the rate
             barely depends on beta).
         stage2_steps, stage2_lr, stage2_decay_at: SGD stage (paper: 10 epochs, 1e-3, epoch 5
-            -> (0.5,)).
+            -> (0.5,); 1e-2 here: in 120 steps it reached 49.6 % held-out accuracy against
+            1e-3's 39.6 %, measured).
         batch_size: images per step (paper: 64 in stage 1). augment: random crop + flip.
         seed: initialisation, shuffling, noise.
     """
@@ -144,12 +145,12 @@ class StudentConfig:
     beta: float = 0.16
     b: int = 24
     stride: int = 4
-    stage1_steps: int = 1000
+    stage1_steps: int = 600
     stage1_lr: float = 1e-3
     stage1_decay_at: tuple[float, ...] = (0.5, 0.8)
     density_lr_scale: float = 10.0
-    stage2_steps: int = 500
-    stage2_lr: float = 1e-3
+    stage2_steps: int = 400
+    stage2_lr: float = 1e-2
     stage2_decay_at: tuple[float, ...] = (0.5,)
     batch_size: int = 64
     augment: bool = True
@@ -515,7 +516,7 @@ class CodecConfig:
     lam: float = 30.0
     n: int = 64
     m: int = 96
-    steps: int = 1500
+    steps: int = 1000
     lr: float = 1e-3
     decay_at: tuple[float, ...] = (0.5, 0.8)
     density_lr_scale: float = 10.0

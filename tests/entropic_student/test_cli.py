@@ -38,9 +38,9 @@ ES = "entropic-student"
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> tuple[EntropicStudent, Path]:
     """An untrained student and its file; its latent is scaled up so that rounding keeps the
-    images apart (seed 3: it gives these images different labels)."""
+    images apart (seed 2: it gives these images different labels)."""
     with torch_threads(1):
-        torch.manual_seed(3)
+        torch.manual_seed(2)
         student = EntropicStudent(QUICK_CIFAR_TEACHER.build(), b=8).eval()
         with torch.no_grad():
             student.encoder[-1].weight.mul_(30)

@@ -79,7 +79,8 @@ def test_history_curves_decay_and_held_out_checks():
     assert stage1[-1]["lr"] == pytest.approx(1e-5) and stage1[10]["lr"] == pytest.approx(1e-4)
     assert [r["step"] for r in stage2] == list(range(1, 9))
     assert [r["step"] for r in stage2 if "held_out_acc" in r] == [2, 4, 6, 8]
-    assert stage2[0]["lr"] == 1e-3 and stage2[-1]["lr"] == pytest.approx(1e-4)
+    assert stage2[0]["lr"] == cfg.stage2_lr
+    assert stage2[-1]["lr"] == pytest.approx(cfg.stage2_lr / 10)
     assert set(history["relative_errors"]) == {"layer1", "layer2", "layer3", "layer4"}
     assert 0 <= history["acc_after_stage1"] <= 1
     # the relative errors, checked against a direct computation
