@@ -212,3 +212,30 @@ def test_fit_cifar10_shares_one_teacher_across_student_seeds(monkeypatch):
     assert not first["teacher"]["cached"] and second["teacher"]["cached"]
     assert first["teacher"]["checkpoint"] == second["teacher"]["checkpoint"]
     assert first["checkpoint"] != second["checkpoint"] and not second["cached"]
+
+
+def test_bf16_trains_a_cnn_and_keeps_float32_keys(monkeypatch):
+    """bf16 autocast learns the easy task with float32 weights, is its own cache entry, and a
+    float32 configuration's key is the one it had before the field existed."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    from paperlab.vision.models import CifarResNetSpec
+
+    data = _bright_dark()
+    spec = CifarResNetSpec(widths=(4, 8, 8, 8), blocks=(1, 1, 1, 1), num_classes=2)
+    cfg = TrainConfig(epochs=6, batch_size=16, optimizer="sgd", lr=0.05, warmup_epochs=0.5,
+                      augment=False, bf16=True)
+    trained = fit(spec, data, cfg, cache=False)
+    assert trained.bf16 and all(p.dtype == torch.float32 for p in trained.model.parameters())
+    assert accuracy(trained.model, data) > 0.9
+    fp32 = TrainConfig(epochs=6, batch_size=16, optimizer="sgd", lr=0.05, warmup_epochs=0.5,
+                       augment=False)
+    assert checkpoint_path(spec, cfg, data) != checkpoint_path(spec, fp32, data)
+    legacy = asdict(fp32)
+    del legacy["bf16"]
+    key = json.dumps({"model": spec.key(), "train": legacy, "data": data.fingerprint()},
+                     sort_keys=True)
+    digest = hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
+    assert checkpoint_path(spec, fp32, data).name == f"CifarResNetSpec-{digest}.pt"
