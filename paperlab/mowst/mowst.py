@@ -72,7 +72,7 @@ class ConfidenceGate(nn.Module):
         monotone: constrain C to be non-decreasing in each dispersion feature.
         output_bias: initial bias of the last layer (default -6: C ~ 0.0025 for an undecided
             MLP, so a mixture built on a pre-trained GNN starts out as that GNN; see the
-            README's "Selection from the starting point").
+            study docs/studies/mowst-selection.md).
     """
 
     def __init__(self, num_dispersions: int, hidden_channels: int = 64, num_layers: int = 2,

@@ -78,8 +78,8 @@ class TrainConfig:
     pre-training is about ``2 * rounds * turn_patience`` epochs: a shorter turn patience is the
     knob that bounds it (the benchmark measures what it costs in accuracy).
 
-    Mowst* from a trained GNN (the README's "Selection from the starting point" measures
-    both): ``warmup`` (default on) first trains the MLP and the gate on the mixture's loss with
+    Mowst* from a trained GNN (the study docs/studies/mowst-selection.md measures both):
+    ``warmup`` (default on) first trains the MLP and the gate on the mixture's loss with
     the GNN frozen, so the joint phase does not start from an untrained MLP;
     ``strong_lr_scale`` multiplies the GNN's learning rate in the joint phase (default 1).
     """
