@@ -47,7 +47,6 @@ from paperlab.core.stats import (
     proportion_interval,
     ratio_interval,
 )
-from paperlab.diffrate.baselines import tome_counts
 from paperlab.diffrate.model import (
     SearchConfig,
     apply,
@@ -215,11 +214,11 @@ PITOME_RULE = "DiffRate+PiToMe rule"
 def _contenders(base: nn.Module, rates: Rates, pitome_rule: bool = False
                 ) -> dict[str, tuple[nn.Module, list]]:
     """DiffRate with ``rates``, the uniform schedule at its FLOPs, ToMe given the uniform
-    schedule's per-block counts (see :func:`~paperlab.diffrate.baselines.tome_counts`) and,
+    schedule's per-block counts (see :func:`~paperlab.merging.tome.tome_counts`) and,
     with ``pitome_rule``, ``rates`` applied with PiToMe's merge rule: ``method -> (patched
     copy, token schedule)``."""
     uniform = uniform_rates(base, rates_flops(base, rates))
-    tomed = tome.patch(copy.deepcopy(base), tome_counts(uniform.tokens(), uniform.prefix))
+    tomed = tome.patch(copy.deepcopy(base), tome.tome_counts(uniform.tokens(), uniform.prefix))
     out = {
         "DiffRate": (apply(copy.deepcopy(base), rates), rates.tokens()),
         "uniform": (apply(copy.deepcopy(base), uniform), uniform.tokens()),

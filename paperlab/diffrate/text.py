@@ -39,12 +39,12 @@ from paperlab.core.progress import track
 from paperlab.core.results import RunContext
 from paperlab.core.seed import torch_threads
 from paperlab.core.stats import crossed_bootstrap_interval, mcnemar
-from paperlab.diffrate.baselines import pitome_text_schedule, tome_counts
 from paperlab.diffrate.bert import num_labels
 from paperlab.diffrate.model import SearchConfig, apply, rates_flops, search, uniform_rates
 from paperlab.diffrate.rates import Rates
 from paperlab.merging import tome
 from paperlab.merging.bert import bert_depth, bert_flops, mean_bert_flops
+from paperlab.merging.energy import bert_rule
 from paperlab.text import data as text_data
 from paperlab.text.minilm import load_tokenizer
 from paperlab.text.train import FinetuneConfig, finetune, predict
@@ -127,7 +127,7 @@ def _one_seed(ctx: RunContext, cfg: TextConfig, seed: int, train: text_data.Text
     fitted = finetune(train, recipe)
     base = fitted.model.eval()
     depth, labels = bert_depth(base), num_labels(base)
-    reference = pitome_text_schedule(depth, cfg.target_keep)
+    reference = bert_rule(depth, cfg.target_keep)
 
     def mean_flops(schedule: Any, sentences: list[int]) -> float:
         return mean_bert_flops(base.config, schedule, sentences, labels)
@@ -172,9 +172,10 @@ def _one_seed(ctx: RunContext, cfg: TextConfig, seed: int, train: text_data.Text
 
 def _tome_at_counts(base: nn.Module, rates: Rates, tokenizer: Any, evaluate: text_data.TextSet,
                     lengths: list[int], max_length: int, batch: int) -> tuple[np.ndarray, float]:
-    """ToMe given each sentence's DiffRate token counts (:func:`tome_counts` of
-    ``rates.for_length``): one ToMe schedule per distinct length, so the sentences are evaluated
-    group by group. Returns which were right and the mean FLOPs per sentence."""
+    """ToMe given each sentence's DiffRate token counts
+    (:func:`~paperlab.merging.tome.tome_counts` of ``rates.for_length``): one ToMe schedule per
+    distinct length, so the sentences are evaluated group by group. Returns which were right and
+    the mean FLOPs per sentence."""
     model = copy.deepcopy(base)
     hits = np.zeros(len(evaluate), dtype=bool)
     total = 0.0
@@ -182,7 +183,7 @@ def _tome_at_counts(base: nn.Module, rates: Rates, tokenizer: Any, evaluate: tex
     for i, n in enumerate(lengths):
         by_length.setdefault(n, []).append(i)
     for n, rows in by_length.items():
-        r = tome_counts(rates.for_length(n).tokens())
+        r = tome.tome_counts(rates.for_length(n).tokens())
         tome.patch(model, r)  # patching again replaces the counts
         with torch.no_grad():
             pred = predict(model.eval(), tokenizer, [evaluate.texts[i] for i in rows], max_length,

@@ -27,8 +27,8 @@ _EXPORTS = {
     **dict.fromkeys(("bert_depth", "bert_encoder", "bert_flops", "is_bert"),
                     "paperlab.merging.bert"),
     **dict.fromkeys(
-        ("PiToMeRule", "energy_plan", "energy_score", "layer_margins", "layer_protect",
-         "merge_count", "pitome_plan"),
+        ("PiToMeRule", "bert_rule", "energy_plan", "energy_score", "layer_margins",
+         "layer_protect", "merge_count", "pitome_plan", "text_layers"),
         "paperlab.merging.energy"),
     **dict.fromkeys(("ToMeRule", "bipartite_soft_matching"), "paperlab.merging.tome"),
 }

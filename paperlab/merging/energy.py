@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -35,9 +36,13 @@ import torch.nn.functional as F
 from paperlab.core import checks
 from paperlab.merging.plan import MergePlan, match, normalized
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 SCHEDULES = ("reference", "pure")
 KERNELS = ("elu", "gaussian")
 SPLITS = ("alternate", "halves")
+TEXT_SCHEDULES = ("reference", "every-layer", "pure")
 TEXT_MERGING_LAYERS = 3  # the reference's BERT patch: "aggressive compress only the first 3"
 
 
@@ -147,19 +152,21 @@ def energy_plan(
     return match(metric, order[:, 0::2], order[:, 1::2], r, front)
 
 
-def pitome_plan(
-    metric: torch.Tensor,
-    keep_ratio: float,
-    margin: float,
-    prefix: int = 1,
-    protect: bool = True,
-    kernel: str = "elu",
-    split: str = "alternate",
-) -> MergePlan | None:
-    """PiToMe's plan for one block: :func:`energy_plan` with ``r = floor(T - T * keep_ratio)``
-    for the block's ``T`` patch tokens (``0.5 <= keep_ratio <= 1``)."""
+class EnergyOptions(TypedDict, total=False):
+    """The per-block options of :func:`energy_plan` that :func:`pitome_plan` passes on."""
+
+    protect: bool
+    kernel: str
+    split: str
+
+
+def pitome_plan(metric: torch.Tensor, keep_ratio: float, margin: float, prefix: int = 1,
+                **options: Unpack[EnergyOptions]) -> MergePlan | None:
+    """PiToMe's plan for one block: :func:`energy_plan` (``options``: its ``protect``,
+    ``kernel`` and ``split``) with ``r = floor(T - T * keep_ratio)`` for the block's ``T`` patch
+    tokens (``0.5 <= keep_ratio <= 1``)."""
     return energy_plan(metric, merge_count(metric.shape[1] - prefix, keep_ratio), margin,
-                       prefix, protect, kernel, split)
+                       prefix, **options)
 
 
 @dataclass(frozen=True)
@@ -207,10 +214,11 @@ class PiToMeRule:
         return merge_count(num_tokens - prefix, self.keep_ratio)
 
     def plan(self, metric: torch.Tensor, layer: int, prefix: int) -> MergePlan | None:
-        if not self.merges(layer, metric.shape[1], prefix):
+        r = self.merges(layer, metric.shape[1], prefix)
+        if not r:
             return None
-        return pitome_plan(metric, self.keep_ratio, self.margins[layer], prefix,
-                           self.protect[layer], self.kernel, self.split)
+        return energy_plan(metric, r, self.margins[layer], prefix, self.protect[layer],
+                           self.kernel, self.split)
 
     def schedule(self, num_tokens: int, depth: int, prefix: int) -> list[tuple[int, int]]:
         if len(self.margins) != depth:
@@ -228,3 +236,23 @@ class PiToMeRule:
             tokens.append((n, n - r))
             n -= r
         return tokens
+
+
+def bert_rule(depth: int, keep_ratio: float, margin: float | None = None,
+              schedule: str = "reference") -> PiToMeRule:
+    """PiToMe's rule for a BERT encoder of ``depth`` layers: the reference's text rule
+    (Gaussian energy, A = the higher-energy half, margins ``0.9 - 0.25 l / L``) in its first
+    three layers (``"reference"``) or in every layer (``"every-layer"``), or the paper's rule
+    in every layer (``"pure"``). ``bert_rule(depth, k).schedule(...)`` is also the token
+    schedule other methods are matched to (ToMe's counts, DiffRate's text FLOPs target)."""
+    if schedule not in TEXT_SCHEDULES:
+        raise ValueError(f"schedule must be one of {TEXT_SCHEDULES} for a BERT model, got "
+                         f"{schedule!r}")
+    protect = (True,) * depth
+    if schedule == "pure":
+        return PiToMeRule(keep_ratio, layer_margins(depth, 0.75 if margin is None else margin),
+                          protect)
+    margins = layer_margins(depth, 0.9 if margin is None else margin, drop=0.25)
+    merging = text_layers(depth) if schedule == "reference" else None
+    return PiToMeRule(keep_ratio, margins, protect, kernel="gaussian", split="halves",
+                      merging=merging)

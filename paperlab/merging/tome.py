@@ -125,6 +125,20 @@ def patch_matched(model: nn.Module, reference: CountedRule, prop_attn: bool = Tr
     return apply_rule(model, rule, prop_attn=prop_attn)
 
 
+def tome_counts(tokens: list[tuple[int, int]], prefix: int = 1) -> list[int]:
+    """Per-block ToMe ``r`` that follows a token schedule ``[(tokens in, tokens out), ...]``
+    (another method's), each capped at half the non-prefix tokens (what bipartite matching can
+    merge) with the shortfall carried to the next blocks (so ToMe can end with more tokens, and
+    FLOPs)."""
+    out, n, owed = [], tokens[0][0], 0
+    for n_in, n_out in tokens:
+        owed += n_in - n_out
+        r = min(owed, (n - prefix) // 2)
+        out.append(r)
+        owed, n = owed - r, n - r
+    return out
+
+
 def patch(
     model: nn.Module,
     r: int | Sequence[int],

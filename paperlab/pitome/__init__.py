@@ -105,14 +105,14 @@ SYSTEM = System(
                 "energy per layer, which tokens merge", "paperlab.pitome.cli:ablate")),
 )
 
-# The energy-score rule lives in the shared substrate (paperlab.merging.energy); PiToMe's public
-# API keeps the names.
+# The energy-score rule and its text rule live in the shared substrate (paperlab.merging.energy);
+# PiToMe's public API keeps the names.
 _EXPORTS = {
     **dict.fromkeys(
-        ("PiToMeRule", "energy_score", "layer_margins", "merge_count", "pitome_plan"),
+        ("PiToMeRule", "bert_rule", "energy_score", "layer_margins", "merge_count",
+         "pitome_plan"),
         "paperlab.merging.energy"),
     "patch": "paperlab.pitome.merge",
-    "bert_rule": "paperlab.pitome.merge",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

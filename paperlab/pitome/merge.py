@@ -1,12 +1,13 @@
 """PiToMe (Tran et al., NeurIPS 2024): token merging that protects informative tokens.
 
 The energy-score rule itself (energy, margins, protected tokens, the A/B split,
-:class:`PiToMeRule`) lives in the shared substrate, :mod:`paperlab.merging.energy`, so that other
-systems can merge by it; this module applies it as PiToMe does: one keep ratio ``r =
-floor(T - T * keep_ratio)`` for every block, the margin ``m_l = margin - margin * l / L``, and
-the reference code's schedule (``schedule="reference"``, default: an energy-ordered ToMe-style
-match with nothing protected in the first ``ceil(L/2)`` blocks, the pure rule after) or the
-pure rule in every block (``schedule="pure"``).
+:class:`PiToMeRule`, and :func:`bert_rule`, the reference's rule for text) lives in the shared
+substrate, :mod:`paperlab.merging.energy`, so that other systems can merge by it; this module
+applies it as PiToMe does: one keep ratio ``r = floor(T - T * keep_ratio)`` for every block, the
+margin ``m_l = margin - margin * l / L``, and the reference code's schedule
+(``schedule="reference"``, default: an energy-ordered ToMe-style match with nothing protected
+in the first ``ceil(L/2)`` blocks, the pure rule after) or the pure rule in every block
+(``schedule="pure"``).
 
     from paperlab import pitome
     pitome.patch(model, keep_ratio=0.9)      # a timm VisionTransformer or a BERT model, in place
@@ -18,29 +19,8 @@ from torch import nn
 
 from paperlab.core import checks
 from paperlab.merging import bert
-from paperlab.merging.energy import PiToMeRule, layer_margins, layer_protect, text_layers
+from paperlab.merging.energy import PiToMeRule, bert_rule, layer_margins, layer_protect
 from paperlab.merging.vit import apply_rule, vit_depth
-
-TEXT_SCHEDULES = ("reference", "every-layer", "pure")
-
-
-def bert_rule(depth: int, keep_ratio: float, margin: float | None = None,
-              schedule: str = "reference") -> PiToMeRule:
-    """PiToMe's rule for a BERT encoder of ``depth`` layers: the reference's text rule
-    (Gaussian energy, A = the higher-energy half, margins ``0.9 - 0.25 l / L``) in its first
-    three layers (``"reference"``) or in every layer (``"every-layer"``), or the paper's rule
-    in every layer (``"pure"``)."""
-    if schedule not in TEXT_SCHEDULES:
-        raise ValueError(f"schedule must be one of {TEXT_SCHEDULES} for a BERT model, got "
-                         f"{schedule!r}")
-    protect = (True,) * depth
-    if schedule == "pure":
-        return PiToMeRule(keep_ratio, layer_margins(depth, 0.75 if margin is None else margin),
-                          protect)
-    margins = layer_margins(depth, 0.9 if margin is None else margin, drop=0.25)
-    merging = text_layers(depth) if schedule == "reference" else None
-    return PiToMeRule(keep_ratio, margins, protect, kernel="gaussian", split="halves",
-                      merging=merging)
 
 
 def patch(

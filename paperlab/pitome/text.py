@@ -35,7 +35,7 @@ from paperlab.core.seed import torch_threads
 from paperlab.core.stats import crossed_bootstrap_interval, mcnemar
 from paperlab.merging import tome
 from paperlab.merging.bert import bert_flops
-from paperlab.pitome.merge import bert_rule
+from paperlab.merging.energy import bert_rule
 from paperlab.pitome.merge import patch as pitome_patch
 from paperlab.text import data as text_data
 from paperlab.text.minilm import load_tokenizer

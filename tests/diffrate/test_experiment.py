@@ -98,15 +98,6 @@ def test_bench_toy(ctx):
     assert all(r["speedup_vs_full"] == 1.0 for r in result.results if r["method"] == "full")
 
 
-def test_tome_counts_carry_what_bipartite_matching_cannot_merge():
-    from paperlab.diffrate.baselines import tome_counts as _tome_counts
-
-    assert _tome_counts([(65, 65), (65, 50), (50, 40)]) == [0, 15, 10]
-    assert _tome_counts([(65, 65), (65, 20), (20, 10)]) == [0, 32, 16]
-    # two prefix tokens (class, distillation): half of the other 63 is 31
-    assert _tome_counts([(65, 65), (65, 20), (20, 10)], prefix=2) == [0, 31, 16]
-
-
 def test_options_reach_the_config():
     cfg = Config.full().with_options({"retrain": 1, "epochs": 7, "eval_images": 500,
                                       "search_epochs": 2})

@@ -8,7 +8,6 @@ import pytest
 
 from paperlab.core.data import DataNotFoundError
 from paperlab.core.results import RunContext
-from paperlab.diffrate.baselines import pitome_text_schedule
 from paperlab.diffrate.model import SearchConfig
 from paperlab.diffrate.rates import Rates
 from paperlab.diffrate.text import TextConfig, run_text
@@ -70,12 +69,6 @@ def test_text_comparison_at_toy_size(ctx):
     again, _, data2 = run_text(ctx, TOY)  # the fine-tuned classifiers come from the cache
     assert all(s["finetune_cached"] for s in data2["seeds"])
     assert [r["acc"] for r in again] == [r["acc"] for r in rows]
-
-
-def test_the_target_schedule_is_pitomes_reference_text_schedule():
-    rule = pitome_text_schedule(6, 0.65)
-    # floor(T - 0.65 T) of the T tokens besides [CLS] merged in the first three layers only
-    assert rule.schedule(26, 6, 1) == [(26, 18), (18, 13), (13, 9), (9, 9), (9, 9), (9, 9)]
 
 
 def test_text_config_is_checked():

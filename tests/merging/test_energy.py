@@ -11,6 +11,7 @@ import torch
 
 from paperlab.merging.energy import (
     PiToMeRule,
+    bert_rule,
     energy_plan,
     layer_margins,
     layer_protect,
@@ -150,3 +151,11 @@ def test_text_options_are_checked():
     assert rule.schedule(9, 4, 1) == [(9, 5), (5, 5), (5, 5), (5, 5)]
     with pytest.raises(ValueError, match="merging flags"):
         PiToMeRule(0.5, layer_margins(4), (True,) * 4, merging=(True,)).schedule(9, 4, 1)
+
+
+def test_bert_rule_reference_schedule():
+    """The token schedule other methods are matched to on text (ToMe's counts, DiffRate's FLOPs
+    target): floor(T - 0.65 T) of the T tokens besides [CLS] merged in the first three layers
+    only."""
+    rule = bert_rule(6, 0.65)
+    assert rule.schedule(26, 6, 1) == [(26, 18), (18, 13), (13, 9), (9, 9), (9, 9), (9, 9)]

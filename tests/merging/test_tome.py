@@ -143,3 +143,10 @@ def test_custom_rule_plugs_in(tiny_vit):
         tiny_vit(torch.randn(1, 3, 32, 32))
     assert merge_state(tiny_vit).tokens == token_schedule(tiny_vit)
     assert merge_state(tiny_vit).size.sum() == 61
+
+
+def test_tome_counts_carry_what_bipartite_matching_cannot_merge():
+    assert tome.tome_counts([(65, 65), (65, 50), (50, 40)]) == [0, 15, 10]
+    assert tome.tome_counts([(65, 65), (65, 20), (20, 10)]) == [0, 32, 16]
+    # two prefix tokens (class, distillation): half of the other 63 is 31
+    assert tome.tome_counts([(65, 65), (65, 20), (20, 10)], prefix=2) == [0, 31, 16]

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from paperlab import pitome
+from paperlab.merging.energy import TEXT_SCHEDULES
 from paperlab.merging.plan import merge_state
-from paperlab.pitome.merge import TEXT_SCHEDULES
 from paperlab.text.minilm import load_tokenizer
 from tests.merging.test_bert import SENTENCES, classifier, logits
 
