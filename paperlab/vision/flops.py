@@ -7,8 +7,9 @@ attention and the MLP) costs, at width ``C`` and MLP ratio 4:
     MLP        8 N' C^2               (2 * mlp_ratio * N' C^2 in general)
 
 plus the patch embedding (``num_patches * patch_size^2 * in_chans * C``) and the classifier
-(``C * num_classes``). Norms, softmax, GELU and the merge itself are not counted, as in the
-papers. This gives DeiT-S 4.60 G and ViT-H/14 167.3 G, the published figures.
+(``C * num_classes``; DeiT's distilled ViT has a second linear head on its distillation token,
+``head_dist``, counted the same way). Norms, softmax, GELU and the merge itself are not counted,
+as in the papers. This gives DeiT-S 4.60 G and ViT-H/14 167.3 G, the published figures.
 ``torch.utils.flop_counter`` misses fused attention on CPU, so this counter is checked against
 it on an explicit-attention model in the tests.
 """
@@ -46,7 +47,8 @@ def vit_flops(
         num_patches: patches per image (the patch embedding's outputs).
         patch_size: side of a patch, in pixels (the embedding is a ``patch_size`` convolution).
         in_chans: input channels of the image.
-        num_classes: classifier outputs (0: no head).
+        num_classes: outputs of the linear heads on C-wide tokens (0: no head; a distilled ViT's
+            two heads count ``2 * classes``).
         mlp_ratio: MLP hidden width / C.
     """
     embed = num_patches * patch_size**2 * in_chans * dim
@@ -60,10 +62,17 @@ def full_tokens(model: nn.Module) -> list[tuple[int, int]]:
     return [(n, n)] * len(model.blocks)
 
 
+def head_outputs(model: nn.Module) -> int:
+    """Outputs of a timm ViT's linear heads: ``head`` and, on DeiT's
+    ``VisionTransformerDistilled``, ``head_dist`` (on the distillation token); 0 without."""
+    heads = (getattr(model, name, None) for name in ("head", "head_dist"))
+    return sum(int(head.out_features) for head in heads if isinstance(head, nn.Linear))
+
+
 def model_flops(model: nn.Module, tokens: Sequence[tuple[int, int]] | None = None) -> float:
-    """:func:`vit_flops` of a timm ``VisionTransformer`` (``tokens``: default unreduced)."""
+    """:func:`vit_flops` of a timm ``VisionTransformer`` or ``VisionTransformerDistilled``
+    (``tokens``: default unreduced)."""
     proj = model.patch_embed.proj
-    head = model.head
     dim = int(model.embed_dim)
     return vit_flops(
         dim,
@@ -71,6 +80,6 @@ def model_flops(model: nn.Module, tokens: Sequence[tuple[int, int]] | None = Non
         num_patches=int(model.patch_embed.num_patches),
         patch_size=int(proj.kernel_size[0]),
         in_chans=int(proj.in_channels),
-        num_classes=int(head.out_features) if isinstance(head, nn.Linear) else 0,
+        num_classes=head_outputs(model),
         mlp_ratio=model.blocks[0].mlp.fc1.out_features / dim,
     )

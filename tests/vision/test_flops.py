@@ -8,7 +8,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from paperlab.merging import tome
 from paperlab.merging.vit import token_schedule
-from paperlab.vision.flops import block_flops, model_flops, vit_flops
+from paperlab.vision.flops import block_flops, head_outputs, model_flops, vit_flops
+from paperlab.vision.models import ViTSpec
 
 
 def test_published_figures():
@@ -35,6 +36,18 @@ def test_matches_torch_counter_on_explicit_attention(tiny_vit):
         block.attn.fused_attn = False
     x = torch.randn(2, 3, 32, 32)
     assert _counted(tiny_vit, x) / 2 == model_flops(tiny_vit)
+
+
+def test_distilled_vit_counts_both_heads():
+    """DeiT's distilled ViT: two prefix tokens and a second linear head on the distillation
+    token; the counter sees every matmul, the distillation head's included."""
+    model = ViTSpec(dim=32, depth=2, heads=2, drop_path=0.0, distilled=True).build().eval()
+    for block in model.blocks:
+        block.attn.fused_attn = False
+    assert isinstance(model.head_dist, torch.nn.Linear)
+    x = torch.randn(2, 3, 32, 32)
+    assert _counted(model, x) / 2 == model_flops(model)
+    assert head_outputs(model) == 2 * model.num_classes
 
 
 def test_reduced_tokens_match_counter_up_to_merge_cost(tiny_vit):
