@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from paperlab.vision.models import ViTSpec
+from tests.text.conftest import sst2_run_context, tokenizer  # noqa: F401  (pytest fixtures)
 from tests.vision.conftest import cifar_run_context  # noqa: F401  (a pytest fixture)
 
 TINY = ViTSpec(dim=32, depth=4, heads=2, drop_path=0.0)

@@ -25,23 +25,12 @@ from paperlab.diffrate.rates import RateProxy, Rates, flops_loss
 from paperlab.merging import tome
 from paperlab.merging.bert import bert_flops
 from paperlab.text.data import TextSet
-from paperlab.text.minilm import load_classifier, load_tokenizer
+from paperlab.text.minilm import load_classifier
 from paperlab.vision.data import ImageSet
+from tests.text.conftest import SENTENCES
 
-SENTENCES = [
-    "a gorgeous , witty , seductive movie .",
-    "the film is strictly routine .",
-    "it 's a charming and often affecting journey that never quite lives up to the promise of "
-    "its first half , yet leaves you with a smile .",
-    "bad .",
-]
 N = 41  # the length the test schedules are defined at (40 tokens besides [CLS])
 RATES = Rates((N, 33, 25, 21, 17, 13), (N, 29, 21, 17, 13, 9), N)
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return load_tokenizer()
 
 
 @pytest.fixture(scope="module")

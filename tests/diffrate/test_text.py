@@ -6,12 +6,9 @@ import dataclasses
 
 import pytest
 
-from paperlab.core.data import DataNotFoundError
-from paperlab.core.results import RunContext
 from paperlab.diffrate.model import SearchConfig
 from paperlab.diffrate.rates import Rates
 from paperlab.diffrate.text import TextConfig, run_text
-from paperlab.text.data import read_sst2
 from paperlab.text.train import FinetuneConfig
 
 TOY = TextConfig(seeds=2, train_examples=48, eval_examples=40,
@@ -21,13 +18,8 @@ TOY = TextConfig(seeds=2, train_examples=48, eval_examples=40,
 
 
 @pytest.fixture
-def ctx(tmp_path, monkeypatch):
-    try:
-        read_sst2("dev")
-    except DataNotFoundError:
-        pytest.skip("SST-2 not staged under the data root")
-    monkeypatch.setenv("PAPERLAB_CACHE", str(tmp_path / "cache"))
-    return RunContext(system="diffrate", quick=True, out_dir=tmp_path / "out")
+def ctx(sst2_run_context):
+    return sst2_run_context("diffrate")
 
 
 def within(point, ci, slack=1e-12):

@@ -8,20 +8,8 @@ from torch import nn
 
 from paperlab.merging import bert, tome
 from paperlab.merging.plan import merge_state
-from paperlab.text.minilm import load_classifier, load_tokenizer
-
-SENTENCES = [
-    "a gorgeous , witty , seductive movie .",
-    "the film is strictly routine .",
-    "it 's a charming and often affecting journey that never quite lives up to the promise of "
-    "its first half , yet leaves you with a smile .",
-    "bad .",
-]
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return load_tokenizer()
+from paperlab.text.minilm import load_classifier
+from tests.text.conftest import SENTENCES
 
 
 def classifier(seed: int = 0) -> nn.Module:

@@ -8,13 +8,8 @@ import torch
 from paperlab import pitome
 from paperlab.merging.energy import TEXT_SCHEDULES
 from paperlab.merging.plan import merge_state
-from paperlab.text.minilm import load_tokenizer
-from tests.merging.test_bert import SENTENCES, classifier, logits
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return load_tokenizer()
+from tests.merging.test_bert import classifier, logits
+from tests.text.conftest import SENTENCES
 
 
 @pytest.mark.parametrize("schedule", TEXT_SCHEDULES)

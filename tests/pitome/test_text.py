@@ -6,10 +6,8 @@ import dataclasses
 
 import pytest
 
-from paperlab.core.data import DataNotFoundError
 from paperlab.core.results import RunContext
 from paperlab.pitome.text import TextConfig, run_text, text_settings
-from paperlab.text.data import read_sst2
 from paperlab.text.train import FinetuneConfig
 
 TOY = TextConfig(datasets=("sst2",), seeds=2, train_examples=48, eval_examples=40,
@@ -18,13 +16,8 @@ TOY = TextConfig(datasets=("sst2",), seeds=2, train_examples=48, eval_examples=4
 
 
 @pytest.fixture
-def ctx(tmp_path, monkeypatch):
-    try:
-        read_sst2("dev")
-    except DataNotFoundError:
-        pytest.skip("SST-2 not staged under the data root")
-    monkeypatch.setenv("PAPERLAB_CACHE", str(tmp_path / "cache"))
-    return RunContext(system="pitome", quick=True, out_dir=tmp_path / "out")
+def ctx(sst2_run_context):
+    return sst2_run_context("pitome")
 
 
 def test_text_comparison_at_toy_size(ctx):
