@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from paperlab.core import checks
-from paperlab.merging.plan import MergePlan, match, normalized
+from paperlab.merging.plan import MergePlan, match, merge_schedule, normalized
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -225,17 +225,8 @@ class PiToMeRule:
             raise ValueError(f"{len(self.margins)} margins for {depth} blocks")
         if self.merging is not None and len(self.merging) != depth:
             raise ValueError(f"{len(self.merging)} merging flags for {depth} blocks")
-        tokens, n = [], num_tokens
-        for layer in range(depth):
-            r = self.merges(layer, n, prefix)
-            if 2 * r > n - prefix:
-                raise ValueError(
-                    f"keep_ratio={self.keep_ratio} leaves too few tokens: block {layer} would "
-                    f"merge {r} of {n - prefix} patch tokens, more than half"
-                )
-            tokens.append((n, n - r))
-            n -= r
-        return tokens
+        return merge_schedule(lambda layer, n: self.merges(layer, n, prefix), num_tokens, depth,
+                              prefix, f"keep_ratio={self.keep_ratio}")
 
 
 def bert_rule(depth: int, keep_ratio: float, margin: float | None = None,

@@ -12,7 +12,7 @@ PiToMe, is :func:`match`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -181,6 +181,29 @@ def merge_state(model: nn.Module) -> MergeState:
     if state is None:
         raise ValueError("the model is not patched for token merging (see apply_rule)")
     return state
+
+
+def merge_schedule(merges: Callable[[int, int], int], num_tokens: int, depth: int, prefix: int,
+                   setting: str) -> list[tuple[int, int]]:
+    """``(tokens in, tokens out)`` per layer of a rule that merges ``merges(layer, tokens in)``
+    tokens in each layer, starting from ``num_tokens`` (prefix included): what a
+    :class:`MergeRule`'s ``schedule`` returns.
+
+    Raises:
+        ValueError: a layer would merge more than half its non-prefix tokens (what bipartite
+            matching can merge); the message names the rule's ``setting`` (e.g. ``"r=8"``).
+    """
+    tokens, n = [], num_tokens
+    for layer in range(depth):
+        r, most = merges(layer, n), (n - prefix) // 2
+        if r > most:
+            raise ValueError(
+                f"{setting} leaves too few tokens: block {layer} has {n - prefix} patch tokens, "
+                f"so bipartite matching can merge at most {most}, not {r}"
+            )
+        tokens.append((n, n - r))
+        n -= r
+    return tokens
 
 
 def per_layer(value: int | Sequence[int], depth: int, name: str) -> list[int]:

@@ -22,7 +22,7 @@ from torch import nn
 from paperlab.core.checks import describe
 from paperlab.merging import bert
 from paperlab.merging.bert import bert_depth, is_bert
-from paperlab.merging.plan import MergePlan, match, normalized, per_layer
+from paperlab.merging.plan import MergePlan, match, merge_schedule, normalized, per_layer
 from paperlab.merging.vit import apply_rule, vit_depth
 
 
@@ -78,17 +78,8 @@ class ToMeRule:
     def schedule(self, num_tokens: int, depth: int, prefix: int) -> list[tuple[int, int]]:
         if len(self.r) != depth:
             raise ValueError(f"r has {len(self.r)} entries for {depth} blocks")
-        tokens, n = [], num_tokens
-        for layer in range(depth):
-            r, most = self._r(layer, n, prefix), (n - prefix) // 2
-            if r > most:
-                raise ValueError(
-                    f"r={r} leaves too few tokens: block {layer} has {n - prefix} patch tokens, "
-                    f"so bipartite matching can merge at most {most}; lower r"
-                )
-            tokens.append((n, n - r))
-            n -= r
-        return tokens
+        return merge_schedule(lambda layer, n: self._r(layer, n, prefix), num_tokens, depth,
+                              prefix, f"r={self.r[0] if len(set(self.r)) == 1 else self.r}")
 
 
 class CountedRule(Protocol):
