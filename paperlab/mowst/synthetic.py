@@ -9,16 +9,30 @@ Self-loops and repeated pairs are dropped (a fraction ~ ``mean_degree * num_clas
 the edges, noticeable only on tiny graphs); :func:`edge_homophily` and
 :attr:`CSBMGraph.mean_degree` give the realised values.
 
-Features are Gaussian around a community mean: ``x_v = mu_{y_v} + sigma_v * eps_v`` with
-``mu_c ~ N(0, I / F)`` (norm about 1, two means about sqrt(2) apart) and ``eps_v ~ N(0, I_F)``.
-The per-node noise scale ``sigma_v`` is drawn from a two-point mixture: ``easy_noise`` for a
-share ``easy_share`` of the nodes (their own features give the class away: an MLP is enough),
-``hard_noise`` for the rest (the class needs the neighbours: the GNN's nodes). With the
-defaults a node's Bayes margin against another class is ``0.71 / sigma_v`` standard
-deviations: 3.5 for an easy node (0.2), 0.35 for a hard one (2.0). With homophily 0.5 the
-experts differ where Mowst expects them to: on a 10^4-node graph (seed 0) an MLP was right on
-99% of the easy nodes and 37% of the hard ones, a GCN on 87% and 74%, GraphSAGE on 84% and
-50%. At homophily 0.6 the GCN was right on 97% of the easy nodes too: no node for the MLP.
+Features are Gaussian around a scaled community mean: ``x_v = s_v mu_{y_v} + noise * eps_v``
+with ``mu_c ~ N(0, I / F)`` (norm about 1, two means about sqrt(2) apart) and
+``eps_v ~ N(0, I_F)``. The per-node signal ``s_v`` is drawn from a two-point mixture:
+``easy_signal`` for a share ``easy_share`` of the nodes (their own features give the class
+away: an MLP is enough), ``hard_signal`` for the rest (the class needs the neighbours: the
+GNN's nodes). A node's Bayes margin against another class is ``0.71 s_v / noise`` standard
+deviations: with the defaults 3.5 for an easy node (1.0 / 0.2), 0.35 for a hard one (0.1 / 0.2).
+
+The nodes differ in their *signal*, not their noise, so that an MLP's confidence tells them
+apart: that is what Mowst's gate reads. A mixture of noise scales with the same margins (easy
+nodes 0.2, hard ones 2.0) makes the hard nodes' features 9x longer (norm ~20 against ~2.2); an
+MLP's logits grow with them and it is most confident where it is most often wrong. On 2x10^4
+nodes (seed 0, 16,000 test nodes, 95% Clopper-Pearson intervals) the trained MLP's predictions
+with top probability > 0.9 were then 12% of the test nodes, all of them hard and 36.9% [34.8,
+39.1] right, and Mowst-GCN's gate, monotone in the MLP's dispersion, shut on the easy nodes
+(mean C 0.002 there, 0.7% of the nodes above 0.5). With the signal mixture the norms are alike
+(about 2.2 easy, 2.0 hard) and on the same graph the MLP's predictions with top probability
+> 0.5 (32% of the test nodes) were 99.9% easy nodes and 99.9% right. There, with the defaults,
+the MLP was right on 99.7% [99.5, 99.8] of the easy nodes and 31.7% [30.7, 32.8] of the hard
+ones, a GCN on 98.6% [98.3, 98.8] and 91.6% [90.9, 92.2], GraphSAGE on 99.7% [99.5, 99.8] and
+83.7% [82.8, 84.5]; Mowst trained on each (``paperlab bench mowst``'s training) gave the easy
+nodes a mean confidence of 0.77 (GCN) / 0.73 (SAGE) and the hard ones 0.008 / 0.006, 39% / 37%
+of the nodes above C = 0.5, and scored 95.3% [95.0, 95.6] / 92.0% [91.5, 92.4] against the
+GNN's 95.1% [94.7, 95.4] / 91.7% [91.3, 92.1] (within noise).
 
 Everything is drawn from one seeded NumPy generator, features in float32 and in row blocks,
 so the memory stays at a few arrays of the edge count besides the graph itself (the process
@@ -50,9 +64,10 @@ class CSBM:
         mean_degree: expected degree before duplicates are dropped (> 0, default 20).
         homophily: share of edges inside a community in expectation, in [0, 1] (default 0.5;
             ``1 / num_classes`` is a graph whose edges ignore the classes).
-        easy_share: share of nodes whose features have the small noise, in [0, 1] (0.5).
-        easy_noise: per-feature noise std of those nodes (>= 0, default 0.2).
-        hard_noise: per-feature noise std of the others (>= 0, default 2.0).
+        easy_share: share of nodes whose features carry the strong signal, in [0, 1] (0.5).
+        easy_signal: scale of the class mean in those nodes' features (>= 0, default 1.0).
+        hard_signal: scale of the class mean in the others' features (>= 0, default 0.1).
+        noise: per-feature noise std of every node (> 0, default 0.2).
         train_share: share of nodes in the training split (default 0.1).
         val_share: share in the validation split (default 0.1); the rest is the test split.
         num_splits: seeded random splits (default 1; split i for seed i).
@@ -63,8 +78,9 @@ class CSBM:
     mean_degree: float = 20.0
     homophily: float = 0.5
     easy_share: float = 0.5
-    easy_noise: float = 0.2
-    hard_noise: float = 2.0
+    easy_signal: float = 1.0
+    hard_signal: float = 0.1
+    noise: float = 0.2
     train_share: float = 0.1
     val_share: float = 0.1
     num_splits: int = 1
@@ -76,8 +92,9 @@ class CSBM:
         checks.real(self.mean_degree, "mean_degree", low=0, low_open=True)
         for name in ("homophily", "easy_share"):
             checks.real(getattr(self, name), name, low=0, high=1)
-        for name in ("easy_noise", "hard_noise"):
+        for name in ("easy_signal", "hard_signal"):
             checks.real(getattr(self, name), name, low=0)
+        checks.real(self.noise, "noise", low=0, low_open=True)
         checks.real(self.train_share, "train_share", low=0, high=1, low_open=True,
                     high_open=True)
         checks.real(self.val_share, "val_share", low=0, high=1, low_open=True, high_open=True)
@@ -161,10 +178,10 @@ def _symmetric_csr(src: np.ndarray, dst: np.ndarray, n: int) -> Tensor:
                                    torch.ones(cols.size, dtype=torch.float32), (n, n))
 
 
-def _features(rng: np.random.Generator, y: np.ndarray, sigma: np.ndarray,
+def _features(rng: np.random.Generator, y: np.ndarray, signal: np.ndarray, noise: float,
               num_features: int, num_classes: int) -> Tensor:
-    """``x [N, F]`` float32: class mean plus scaled Gaussian noise, drawn row block by row block
-    (no ``[N, F]`` temporary besides ``x`` itself)."""
+    """``x [N, F]`` float32: the class mean scaled by ``signal [N]`` plus Gaussian noise of std
+    ``noise``, drawn row block by row block (no ``[N, F]`` temporary besides ``x`` itself)."""
     n = y.size
     means = (rng.standard_normal((num_classes, num_features)) / np.sqrt(num_features)
              ).astype(np.float32)
@@ -172,8 +189,8 @@ def _features(rng: np.random.Generator, y: np.ndarray, sigma: np.ndarray,
     for lo in range(0, n, _BLOCK):
         hi = min(n, lo + _BLOCK)
         block = rng.standard_normal((hi - lo, num_features), dtype=np.float32)
-        block *= sigma[lo:hi, None]
-        block += means[y[lo:hi]]
+        block *= noise
+        block += signal[lo:hi, None] * means[y[lo:hi]]
         x[lo:hi] = block
     return torch.from_numpy(x)
 
@@ -206,9 +223,9 @@ def contextual_sbm(num_nodes: int, spec: CSBM | None = None, seed: int = 0) -> C
     rng = np.random.default_rng(seed)
     y = rng.permutation(np.arange(n) % spec.num_classes)  # balanced, every class non-empty
     easy = rng.random(n) < spec.easy_share
-    sigma = np.where(easy, spec.easy_noise, spec.hard_noise).astype(np.float32)
+    signal = np.where(easy, spec.easy_signal, spec.hard_signal).astype(np.float32)
     adj_t = _symmetric_csr(*_edges(rng, y, spec, n), n)
-    x = _features(rng, y, sigma, spec.num_features, spec.num_classes)
+    x = _features(rng, y, signal, np.float32(spec.noise), spec.num_features, spec.num_classes)
     labels = torch.from_numpy(y.astype(np.int64))
     splits = random_splits(labels, spec.num_splits, seed,
                            fractions=(spec.train_share, spec.val_share))
