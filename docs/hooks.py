@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SYSTEMS = ("mowst", "splitwise", "entropic_student", "splitquant", "diffrate", "hierarchy",
            "fourier_head", "softmax", "pitome", "zloss", "alp")
 SUBSTRATES = ("vision", "text", "merging")
-CORE_MODULES = ("claims", "stats", "results", "registry", "config", "data", "seed", "timing",
-                "plots", "checks", "checkpoint", "jobs", "report", "fetch")
+CORE_MODULES = ("claims", "stats", "results", "registry", "config", "parts", "data", "seed",
+                "timing", "plots", "checks", "checkpoint", "jobs", "report", "fetch")
 STUDIES = ROOT / "docs" / "studies"
 LINK = re.compile(r"(?<!!)\[([^\]]*)\]\(([^)#\s]+)(#[^)\s]*)?\)")
 

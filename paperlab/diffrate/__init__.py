@@ -17,16 +17,8 @@ The public names are imported on first use, so importing this package imports no
 
 from paperlab.core.claims import Bound, Claim, Threshold, difference, value
 from paperlab.core.lazy import lazy_exports
-from paperlab.core.registry import Option, System, comma_list
-
-
-def _parts(text: str) -> tuple[str, ...]:
-    """``"vision,text"`` -> ``("vision", "text")``; each part once, at least one."""
-    parts = comma_list(text)
-    if not set(parts) <= {"vision", "text"} or len(set(parts)) != len(parts):
-        raise ValueError(f"parts must be vision, text or both, got {text!r}")
-    return parts
-
+from paperlab.core.parts import parse_parts
+from paperlab.core.registry import Option, System
 
 # Accuracies are fractions. The accuracy claims are judged on the exact paired interval of the
 # difference over the same test images, the speed ratio on the spread of the interleaved timing
@@ -97,7 +89,7 @@ SYSTEM = System(
         Option("epochs", int, "training epochs of the ViT (a different checkpoint)", min=1),
         Option("eval_images", int, "test images evaluated (of 10,000)", min=100, max=10000),
         Option("search_epochs", int, "epochs of the ViT's rate search", min=1),
-        Option("parts", _parts, "which comparisons run: vision (the CIFAR-10 ViT), text (a "
+        Option("parts", parse_parts, "which comparisons run: vision (the CIFAR-10 ViT), text (a "
                "fine-tuned MiniLM on SST-2) or both (default)", metavar="vision,text"),
         Option("text_seeds", int, "fine-tuning seeds of the text comparison (one search each; "
                "full size: 1)", min=1, max=10),

@@ -39,14 +39,9 @@ from torch import nn
 
 from paperlab.core import plots
 from paperlab.core.config import resolve_config
+from paperlab.core.parts import join_parts, with_parts
 from paperlab.core.results import Result, RunContext
 from paperlab.core.seed import seed_everything, torch_threads
-from paperlab.core.stats import (
-    mcnemar,
-    paired_difference_interval,
-    proportion_interval,
-    ratio_interval,
-)
 from paperlab.diffrate.model import (
     SearchConfig,
     apply,
@@ -60,62 +55,34 @@ from paperlab.diffrate.text import TextConfig, run_text
 from paperlab.diffrate.vit import num_tokens
 from paperlab.merging import tome
 from paperlab.merging.vit import token_schedule
-from paperlab.vision.data import ImageSet, load_cifar10
+from paperlab.vision.comparison import ViTComparison, score
+from paperlab.vision.data import ImageSet
 from paperlab.vision.flops import model_flops
-from paperlab.vision.models import ModelSpec, ViTSpec
 from paperlab.vision.speed import measure_speed
-from paperlab.vision.train import (
-    CIFAR_VIT,
-    CIFAR_VIT_TEACHER,
-    CIFAR_VIT_TRAINING,
-    QUICK_CIFAR_VIT,
-    QUICK_CIFAR_VIT_TEACHER,
-    QUICK_CIFAR_VIT_TRAINING,
-    TrainConfig,
-    fit_cifar10,
-    predict,
-    with_training_options,
-)
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Config:
-    """One reproduction (and benchmark) size.
+class Config(ViTComparison):
+    """One reproduction (and benchmark) size: the fields of
+    :class:`~paperlab.vision.comparison.ViTComparison` (the ViT, its training and teacher:
+    PiToMe's run's, so the checkpoints are shared; the test images; the images/s column; the
+    benchmark's repeats; whether the CIFAR-10 comparison runs) and DiffRate's own.
 
     Attributes:
-        vit, train, teacher, train_per_class: the ViT trained here, DeiT-style (distilled from
-        the vision substrate's shared CNN teacher, ``teacher``: its model and training; None:
-        no distillation, ``vit`` then without a distillation token): PiToMe's run's, so the
-        checkpoints are shared. eval_images: test images evaluated (the first
-        ``eval_images / 10`` of each class; 10,000 = all). targets: FLOPs targets as
-        fractions of the full model's; ``mid`` (one of them) is the summary's (2.9 / 4.6 =
-        0.63 in the paper).
-        search: the search's settings. search_per_class: training images per class searched
-        on. speed_batch, speed_repeats: the images/s column of ``run`` (repeats >= 2: the
-        throughput ratio's interval needs their spread). retrain: ignore a cached
-        checkpoint. threads: torch threads. bench_batches, bench_repeats: the benchmark.
-        vision: run the CIFAR-10 comparison. text: the SST-2 comparison on a fine-tuned MiniLM
-        (:class:`~paperlab.diffrate.text.TextConfig`), or None to skip it.
+        targets: FLOPs targets as fractions of the full model's; ``mid`` (one of them) is the
+            summary's (2.9 / 4.6 = 0.63 in the paper).
+        search: the search's settings.
+        search_per_class: training images per class searched on.
+        text: the SST-2 comparison on a fine-tuned MiniLM
+            (:class:`~paperlab.diffrate.text.TextConfig`), or None to skip it.
     """
 
-    vit: ViTSpec = CIFAR_VIT
-    train: TrainConfig = CIFAR_VIT_TRAINING
-    teacher: tuple[ModelSpec, TrainConfig] | None = CIFAR_VIT_TEACHER
-    train_per_class: int | None = None
-    eval_images: int = 10_000
     targets: tuple[float, ...] = (0.8, 0.63, 0.5)
     mid: float = 0.63
     search: SearchConfig = SearchConfig(epochs=4, batch_size=32, lr=0.05, lr_min=0.005)
     search_per_class: int = 100
-    speed_batch: int = 64
-    speed_repeats: int = 3
-    retrain: bool = False
-    threads: int = 1
-    bench_batches: tuple[int, ...] = (1, 64)
-    bench_repeats: int = 7
-    vision: bool = True
     text: TextConfig | None = field(default_factory=TextConfig)
 
     def __post_init__(self) -> None:
@@ -123,60 +90,27 @@ class Config:
             raise ValueError(f"mid={self.mid} must be one of the targets {self.targets}")
         if not all(0 < t < 1 for t in self.targets):
             raise ValueError(f"targets are fractions of the full FLOPs in (0, 1): {self.targets}")
-        if self.speed_repeats < 2:
-            raise ValueError(f"speed_repeats must be >= 2 (the throughput ratio's interval comes "
-                             f"from their spread), got {self.speed_repeats}")
+        super().__post_init__()
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(
-            vit=QUICK_CIFAR_VIT,
-            train=QUICK_CIFAR_VIT_TRAINING,
-            teacher=QUICK_CIFAR_VIT_TEACHER,
-            train_per_class=300,
-            eval_images=1000,
-            targets=(0.8, 0.63, 0.5),
-            search=SearchConfig(epochs=4, batch_size=16, lr=0.1, lr_min=0.01),
-            search_per_class=30,
-            speed_repeats=2,
-            bench_repeats=3,
-            text=TextConfig.quick(),
-        )
-
-    @classmethod
-    def full(cls) -> Config:
-        return cls()
+        return dataclasses.replace(
+            super().quick(), search=SearchConfig(epochs=4, batch_size=16, lr=0.1, lr_min=0.01),
+            search_per_class=30, text=TextConfig.quick())
 
     def with_options(self, options: Mapping[str, Any]) -> Config:
         """Apply ``--retrain``, ``--epochs``, ``--eval-images``, ``--search-epochs`` (the
         ViT's search), ``--parts`` (which comparisons run: ``vision``, ``text`` or both) and
         ``--text-seeds``."""
-        cfg = with_training_options(self, options)
+        cfg = super().with_options(options)
         if "search_epochs" in options:
             cfg = dataclasses.replace(cfg, search=dataclasses.replace(
                 cfg.search, epochs=int(options["search_epochs"])))
-        if "parts" in options:
-            parts = options["parts"]
-            cfg = dataclasses.replace(cfg, vision="vision" in parts,
-                                      text=(cfg.text or TextConfig()) if "text" in parts
-                                      else None)
-        if "text_seeds" in options and cfg.text is not None:
-            cfg = dataclasses.replace(
-                cfg, text=dataclasses.replace(cfg.text, seeds=int(options["text_seeds"])))
-        return cfg
+        return with_parts(cfg, options, TextConfig)
 
 
 # ---------------------------------------------------------------------------------------------
 # data, model, search
-
-
-def _trained(ctx: RunContext, cfg: Config) -> tuple[nn.Module, ImageSet, dict[str, Any]]:
-    """The cached (or freshly trained) ViT, its training images and a description (and its
-    teacher's)."""
-    trained, train, info = fit_cifar10(cfg.vit, cfg.train, data_root=ctx.data_root,
-                                       per_class=cfg.train_per_class, seed=ctx.seed,
-                                       retrain=cfg.retrain, teacher=cfg.teacher)
-    return trained.model, train, info
 
 
 def _per_class(data: ImageSet, per_class: int) -> ImageSet:
@@ -237,42 +171,20 @@ def _contenders(base: nn.Module, rates: Rates, pitome_rule: bool = False
 def run(ctx: RunContext, config: Config | None = None) -> Result:
     """The CIFAR-10 comparison (``cfg.vision``) and the SST-2 one (``cfg.text``)."""
     cfg = resolve_config(ctx, Config, config)
-    if not cfg.vision and cfg.text is None:
-        raise ValueError("nothing to run: neither the vision nor the text part")
     seed_everything(ctx.seed)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, Any]] = []
-    summary: dict[str, Any] = {}
-    data: dict[str, Any] = {}
-    notes: list[str] = []
-    if cfg.vision:
-        rows, summary, data, notes = run_vision(ctx, cfg)
-    if cfg.text is not None:
-        text_rows, text_summary, data["text"] = run_text(ctx, cfg.text)
-        rows += text_rows
-        summary.update(text_summary)
-        notes.append(
-            "Text (task text/sst2; no paper reports DiffRate on text): all-MiniLM-L6-v2 "
-            f"fine-tuned here with a linear head on [CLS] ({cfg.text.seeds} seed(s), PiToMe's "
-            "text recipe and cache), DiffRate searched on "
-            f"{cfg.text.search_examples} training sentences at the FLOPs of PiToMe keep "
-            f"{cfg.text.target_keep} (reference text schedule: the first three layers merge), "
-            "rates as fractions of each sentence's real tokens; ToMe = ToMe given that PiToMe "
-            "schedule's merge counts (the target FLOPs exactly, per sentence); uniform = "
-            "DiffRate's merge, the same share in every layer after the first, at DiffRate's "
-            "FLOPs. FLOPs analytic, averaged over the dev sentences; accuracy intervals are a "
-            "bootstrap over dev sentences x fine-tuning seeds; McNemar per seed.")
-    return Result(results=rows, summary=summary, data=data, notes=notes)
+    return join_parts(run_vision(ctx, cfg) if cfg.vision else None,
+                      run_text(ctx, cfg.text) if cfg.text is not None else None)
 
 
 def run_vision(ctx: RunContext, cfg: Config
                ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any], list[str]]:
     """The CIFAR-10 comparison: rows, summary, data and notes."""
     with torch_threads(cfg.threads):
-        base, train, train_info = _trained(ctx, cfg)
+        base, train, train_info = cfg.trained(ctx)
         search_data = _per_class(train, cfg.search_per_class)
         searched = _search_all(ctx, cfg, base, search_data)
-        test = load_cifar10("test", ctx.data_root, cfg.eval_images // 10)
+        test = cfg.test_images(ctx)
         full_flops = model_flops(base)
         models: dict[str, nn.Module] = {"full": base}
         n = num_tokens(base)
@@ -284,36 +196,28 @@ def run_vision(ctx: RunContext, cfg: Config
                 rows.append({"method": method, "target": s.target,
                              "kept": [out for _, out in tokens],
                              "mflops": model_flops(base, tokens) / 1e6})
-        correct = {}
+        scores = score(models, test, cfg.speed_batch, cfg.speed_repeats)
         for row in rows:
-            key = _key(row)
-            hit = (predict(models[key], test.images) == test.labels).numpy()
-            correct[key] = hit
-            row["acc"] = float(hit.mean())
-            row["acc_ci95"] = proportion_interval(int(hit.sum()), len(hit))
+            row.update(scores.accuracy(_key(row)))
             row["flops_reduction"] = 1 - row["mflops"] * 1e6 / full_flops
-            log.info("%s: acc %.4f at %.3f MFLOPs", key, row["acc"], row["mflops"])
-        speeds = measure_speed(models, cfg.speed_batch, repeats=cfg.speed_repeats)
-        cpus = {name: speed.cpu_times for name, speed in speeds.items()}
-        for row in rows:
-            row["images_per_s"] = speeds[_key(row)].images_per_s
-            row["cpu_images_per_s"] = speeds[_key(row)].cpu_images_per_s
+            row.update(scores.speed(_key(row)))
+            log.info("%s: acc %.4f at %.3f MFLOPs", _key(row), row["acc"], row["mflops"])
         tests = []
         for s in searched:
-            ours = correct[f"DiffRate {s.target}"]
+            ours = f"DiffRate {s.target}"
             for other in ("uniform", "ToMe", "full", PITOME_RULE):
-                versus = correct["full" if other == "full" else f"{other} {s.target}"]
-                t = mcnemar(ours, versus)
+                versus = "full" if other == "full" else f"{other} {s.target}"
+                t = scores.paired(ours, versus)
                 tests.append({"target": s.target, "versus": other,
-                              "acc_diffrate": float(ours.mean()), "acc_other": float(versus.mean()),
+                              "acc_diffrate": float(scores.hits[ours].mean()),
+                              "acc_other": float(scores.hits[versus].mean()),
                               "diffrate_only_right": t["a_only"], "other_only_right": t["b_only"],
-                              "p_value": t["p"],
-                              "acc_diff_ci95": paired_difference_interval(ours, versus)})
+                              "p_value": t["p"], "acc_diff_ci95": t["acc_diff_ci95"]})
         _plot_rates(ctx, searched, base)
         _plot_accuracy(ctx, rows)
     summary = _summary(rows, tests, cfg)
-    # DiffRate's throughput over full's = the ratio of CPU-time medians full / DiffRate.
-    summary["throughput_ratio_mid_ci95"] = ratio_interval(cpus["full"], cpus[f"DiffRate {cfg.mid}"])
+    summary["throughput_ratio_mid_ci95"] = scores.throughput_interval(f"DiffRate {cfg.mid}",
+                                                                      "full")
     notes = [
         f"ViT {cfg.vit.dim}x{cfg.vit.depth} ({cfg.vit.heads} heads, patch {cfg.vit.patch_size}"
         f"{', distillation token' if cfg.vit.distilled else ''}) trained here for "
@@ -437,7 +341,7 @@ def bench(ctx: RunContext, config: Config | None = None) -> Result:
     cfg = resolve_config(ctx, Config, config)
     seed_everything(ctx.seed)
     with torch_threads(cfg.threads):
-        base, train, _ = _trained(ctx, cfg)
+        base, train, _ = cfg.trained(ctx)
         data = _per_class(train, cfg.search_per_class)
         start = time.perf_counter()
         rates = search(base, data, cfg.mid * model_flops(base) / 1e9,

@@ -12,6 +12,7 @@ The public names are imported on first use, so importing this package imports no
 
 from paperlab.core.claims import Bound, Claim, Threshold, difference, value
 from paperlab.core.lazy import lazy_exports
+from paperlab.core.parts import parse_parts
 from paperlab.core.registry import Option, System, Tool, comma_list
 
 
@@ -29,13 +30,6 @@ def _ints(text: str) -> tuple[int, ...]:
     if not all(v >= 1 for v in values):
         raise ValueError(f"r values must be >= 1, got {text!r}")
     return values
-
-def _parts(text: str) -> tuple[str, ...]:
-    """``"vision,text"`` -> ``("vision", "text")``; each part once, at least one."""
-    parts = comma_list(text)
-    if not set(parts) <= {"vision", "text"} or len(set(parts)) != len(parts):
-        raise ValueError(f"parts must be vision, text or both, got {text!r}")
-    return parts
 
 
 # Accuracies are fractions and FLOPs reductions the fraction saved. A fixed keep ratio saves
@@ -92,7 +86,7 @@ SYSTEM = System(
         Option("tome_r", _ints, "constant ToMe r values instead of the size's", metavar="R1,R2,.."),
         Option("text_seeds", int, "fine-tuning seeds of the text comparison (full size: 3)",
                min=1, max=10),
-        Option("parts", _parts, "which comparisons (and benchmarks) run: vision (the CIFAR-10 "
+        Option("parts", parse_parts, "which comparisons (and benchmarks) run: vision (the CIFAR-10 "
                "ViT), text (the fine-tuned MiniLM; its bench: long inputs) or both (default)",
                metavar="vision,text"),
     ),

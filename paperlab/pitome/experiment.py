@@ -31,35 +31,19 @@ from torch import nn
 
 from paperlab.core import plots
 from paperlab.core.config import resolve_config
+from paperlab.core.parts import join_parts, with_parts
 from paperlab.core.results import Result, RunContext
 from paperlab.core.seed import seed_everything, torch_threads
-from paperlab.core.stats import (
-    mcnemar,
-    paired_difference_interval,
-    proportion_interval,
-    ratio_interval,
-)
 from paperlab.merging import tome
 from paperlab.merging.plan import merge_state
 from paperlab.merging.vit import group_map, token_schedule
 from paperlab.pitome.merge import patch as pitome_patch
 from paperlab.pitome.text import TextConfig, accuracy_flops_panel, bench_text, run_text
-from paperlab.vision.data import ImageSet, load_cifar10
+from paperlab.vision.comparison import ViTComparison, score
+from paperlab.vision.data import ImageSet
 from paperlab.vision.flops import model_flops
-from paperlab.vision.models import ModelSpec, ViTSpec
 from paperlab.vision.speed import measure_speed
-from paperlab.vision.train import (
-    CIFAR_VIT,
-    CIFAR_VIT_TEACHER,
-    CIFAR_VIT_TRAINING,
-    QUICK_CIFAR_VIT,
-    QUICK_CIFAR_VIT_TEACHER,
-    QUICK_CIFAR_VIT_TRAINING,
-    TrainConfig,
-    fit_cifar10,
-    predict,
-    with_training_options,
-)
+from paperlab.vision.train import predict
 
 log = logging.getLogger(__name__)
 
@@ -67,105 +51,58 @@ KEEP_RATIOS = (0.975, 0.95, 0.925, 0.9)
 
 
 @dataclass(frozen=True)
-class Config:
-    """One reproduction (and benchmark) size.
+class Config(ViTComparison):
+    """One reproduction (and benchmark) size: the fields of
+    :class:`~paperlab.vision.comparison.ViTComparison` (the ViT, its training and teacher, the
+    test images, the images/s column, the benchmark's batch sizes and repeats, whether the
+    CIFAR-10 comparison runs) and PiToMe's own.
 
     Attributes:
-        vit: the ViT trained here (DeiT-style, distilled). train: its training. teacher: the CNN
-        it is distilled from and its training (the vision substrate's shared teacher; None: no
-        distillation, ``vit`` then without a distillation token). train_per_class: training
-        images per class (of 2,000). eval_images: test images evaluated (first ``eval_images /
-        10`` per class; 10,000 = all). tome_r: constant ToMe r values. keep_ratios: PiToMe keep
-        ratios (the largest-reduction one is the summary's). pure_ratios: ratios also run with
-        the pure PiToMe rule in every block. pitome_prop_attn: also run PiToMe with proportional
-        attention (the reference runs it without). speed_batch, speed_repeats: the images/s
-        column of ``run`` (repeats >= 2: the throughput ratio's interval needs their spread).
-        viz_images: test images in the merged-groups picture. retrain: ignore a cached
-        checkpoint. threads: torch threads. bench_batches, bench_ratios, bench_repeats: the
-        benchmark grid. bench_timm, bench_timm_ratios: a timm 224x224 ViT (197 tokens, random
-        weights) also timed at batch 1, or None. text: the text comparison on the pretrained
-        MiniLM (:mod:`paperlab.pitome.text`), or None to skip it. vision: run the CIFAR-10
-        comparison (False: the text one only). bench_text_lengths, bench_text_batches,
-        bench_text_ratios: the benchmark's long text inputs (tokens), batch sizes and keep
-        ratios (empty lengths: no text benchmark).
+        tome_r: constant ToMe r values. keep_ratios: PiToMe keep ratios (the largest-reduction
+        one is the summary's). pure_ratios: ratios also run with the pure PiToMe rule in every
+        block. pitome_prop_attn: also run PiToMe with proportional attention (the reference
+        runs it without). viz_images: test images in the merged-groups picture. bench_ratios:
+        the benchmark's keep ratios. bench_timm, bench_timm_ratios: a timm 224x224 ViT (197
+        tokens, random weights) also timed at batch 1, or None. text: the text comparison on
+        the pretrained MiniLM (:mod:`paperlab.pitome.text`), or None to skip it.
+        bench_text_lengths, bench_text_batches, bench_text_ratios: the benchmark's long text
+        inputs (tokens), batch sizes and keep ratios (empty lengths: no text benchmark).
     """
 
-    vit: ViTSpec = CIFAR_VIT
-    train: TrainConfig = CIFAR_VIT_TRAINING
-    teacher: tuple[ModelSpec, TrainConfig] | None = CIFAR_VIT_TEACHER
-    train_per_class: int | None = None
-    eval_images: int = 10_000
     tome_r: tuple[int, ...] = (2, 4, 6, 8)
     keep_ratios: tuple[float, ...] = KEEP_RATIOS
     pure_ratios: tuple[float, ...] = (0.9,)
     pitome_prop_attn: bool = True
-    speed_batch: int = 64
-    speed_repeats: int = 3
     viz_images: int = 4
-    retrain: bool = False
-    threads: int = 1
-    bench_batches: tuple[int, ...] = (1, 64)
     bench_ratios: tuple[float, ...] = (1.0, 0.975, 0.95, 0.925, 0.9, 0.85, 0.8, 0.7, 0.6)
-    bench_repeats: int = 7
     bench_timm: str | None = "vit_tiny_patch16_224"
     bench_timm_ratios: tuple[float, ...] = (1.0, 0.95, 0.9, 0.8)
-    vision: bool = True
     text: TextConfig | None = field(default_factory=TextConfig)
     bench_text_lengths: tuple[int, ...] = (256, 512)
     bench_text_batches: tuple[int, ...] = (1, 32)
     bench_text_ratios: tuple[float, ...] = (0.65,)
 
-    def __post_init__(self) -> None:
-        if self.speed_repeats < 2:
-            raise ValueError(f"speed_repeats must be >= 2 (the throughput ratio's interval comes "
-                             f"from their spread), got {self.speed_repeats}")
-
     @classmethod
     def quick(cls) -> Config:
-        return cls(
-            vit=QUICK_CIFAR_VIT,
-            train=QUICK_CIFAR_VIT_TRAINING,
-            teacher=QUICK_CIFAR_VIT_TEACHER,
-            train_per_class=300,
-            eval_images=1000,
-            tome_r=(2, 4),
-            pitome_prop_attn=False,
-            speed_repeats=2,
-            viz_images=3,
-            bench_ratios=(1.0, 0.9, 0.8, 0.7),
-            bench_repeats=3,
-            bench_timm=None,
-            text=TextConfig.quick(),
-            bench_text_lengths=(256,),
-            bench_text_batches=(1, 4),
-        )
-
-    @classmethod
-    def full(cls) -> Config:
-        return cls()
+        return dataclasses.replace(
+            super().quick(), tome_r=(2, 4), pitome_prop_attn=False, viz_images=3,
+            bench_ratios=(1.0, 0.9, 0.8, 0.7), bench_timm=None, text=TextConfig.quick(),
+            bench_text_lengths=(256,), bench_text_batches=(1, 4))
 
     def with_options(self, options: Mapping[str, Any]) -> Config:
         """Apply ``--retrain``, ``--epochs``, ``--eval-images``, ``--keep-ratios``, ``--tome-r``
         (``--keep-ratios`` also sets the pure-rule ratio to the smallest one) and ``--parts``
         (which comparisons and benchmarks run: ``vision``, ``text`` or both) and
         ``--text-seeds``."""
-        cfg = with_training_options(self, options)
+        cfg = super().with_options(options)
         if "keep_ratios" in options:
             ratios = tuple(options["keep_ratios"])
             cfg = dataclasses.replace(cfg, keep_ratios=ratios, pure_ratios=(min(ratios),))
         if "tome_r" in options:
             cfg = dataclasses.replace(cfg, tome_r=tuple(options["tome_r"]))
-        if "parts" in options:
-            parts = options["parts"]
-            cfg = dataclasses.replace(cfg, vision="vision" in parts,
-                                      text=(cfg.text or TextConfig()) if "text" in parts
-                                      else None,
-                                      bench_text_lengths=cfg.bench_text_lengths
-                                      if "text" in parts else ())
-        if "text_seeds" in options and cfg.text is not None:
-            cfg = dataclasses.replace(
-                cfg, text=dataclasses.replace(cfg.text, seeds=int(options["text_seeds"])))
-        return cfg
+        if "parts" in options and "text" not in options["parts"]:
+            cfg = dataclasses.replace(cfg, bench_text_lengths=())
+        return with_parts(cfg, options, TextConfig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,10 +112,8 @@ class Config:
 def trained_vit(ctx: RunContext, cfg: Config) -> tuple[nn.Module, dict[str, Any]]:
     """The cached (or freshly trained) ViT and a description of its training (and its
     teacher's)."""
-    trained, _, info = fit_cifar10(cfg.vit, cfg.train, data_root=ctx.data_root,
-                                   per_class=cfg.train_per_class, seed=ctx.seed,
-                                   retrain=cfg.retrain, teacher=cfg.teacher)
-    return trained.model, info
+    model, _, info = cfg.trained(ctx)
+    return model, info
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,41 +168,35 @@ def run_vision(ctx: RunContext, cfg: Config
     """The CIFAR-10 comparison: result rows, summary keys, data description, notes."""
     with torch_threads(cfg.threads):
         base, train_info = trained_vit(ctx, cfg)
-        test = load_cifar10("test", ctx.data_root, cfg.eval_images // 10)
+        test = cfg.test_images(ctx)
         full_flops = model_flops(base)
-        rows, correct, models = [], {}, {}
-        for s in settings(base, cfg):
-            model = s.apply(copy.deepcopy(base)).eval()
-            pred = predict(model, test.images)
-            hit = (pred == test.labels).numpy()
-            key = f"{s.method} {s.param}"
-            correct[key], models[key] = hit, model
+        models = {f"{s.method} {s.param}": (s, s.apply(copy.deepcopy(base)).eval())
+                  for s in settings(base, cfg)}
+        scores = score({key: model for key, (_, model) in models.items()}, test,
+                       cfg.speed_batch, cfg.speed_repeats)
+        rows = []
+        for key, (s, model) in models.items():
             flops = model_flops(model, token_schedule(model))
             rows.append({
                 "method": s.method, "setting": s.param,
                 "tokens_out": token_schedule(model)[-1][1],
                 "mflops": flops / 1e6, "flops_reduction": 1 - flops / full_flops,
-                "acc": float(hit.mean()), "acc_ci95": proportion_interval(int(hit.sum()), len(hit)),
+                **scores.accuracy(key), **scores.speed(key),
             })
-            log.info("%s: acc %.4f, %.2f MFLOPs", key, hit.mean(), flops / 1e6)
-        speeds = measure_speed(models, cfg.speed_batch, repeats=cfg.speed_repeats)
-        cpus = {name: speed.cpu_times for name, speed in speeds.items()}
-        for row in rows:
-            key = f"{row['method']} {row['setting']}"
-            row["images_per_s"] = speeds[key].images_per_s
-            row["cpu_images_per_s"] = speeds[key].cpu_images_per_s
+            log.info("%s: acc %.4f, %.2f MFLOPs", key, rows[-1]["acc"], flops / 1e6)
         tests = []
         for ratio in cfg.keep_ratios:
-            pit = correct[f"PiToMe keep={ratio}"]
+            pit = f"PiToMe keep={ratio}"
             for prop in ("on", "off"):
-                other = correct[f"ToMe matched (prop_attn={prop}) keep={ratio}"]
-                test_row = mcnemar(pit, other)
+                other = f"ToMe matched (prop_attn={prop}) keep={ratio}"
+                test_row = scores.paired(pit, other)
                 tests.append({"keep_ratio": ratio, "versus": f"ToMe matched (prop_attn={prop})",
                               "tome_prop_attn": prop,
-                              "acc_pitome": float(pit.mean()), "acc_tome": float(other.mean()),
+                              "acc_pitome": float(scores.hits[pit].mean()),
+                              "acc_tome": float(scores.hits[other].mean()),
                               "pitome_only_right": test_row["a_only"],
                               "tome_only_right": test_row["b_only"], "p_value": test_row["p"],
-                              "acc_diff_ci95": paired_difference_interval(pit, other)})
+                              "acc_diff_ci95": test_row["acc_diff_ci95"]})
         _plot_accuracy(ctx, rows)
         _plot_groups(ctx, base, test, cfg)
     ratio = min(cfg.keep_ratios)
@@ -279,8 +208,8 @@ def run_vision(ctx: RunContext, cfg: Config
     summary["acc_pitome_minus_tome_at_matched_flops_ci95"] = next(
         t["acc_diff_ci95"] for t in tests
         if t["keep_ratio"] == ratio and t["tome_prop_attn"] == "on")
-    summary[f"throughput_ratio_at_{ratio}_ci95"] = ratio_interval(cpus["full -"],
-                                                                  cpus[f"PiToMe keep={ratio}"])
+    summary[f"throughput_ratio_at_{ratio}_ci95"] = scores.throughput_interval(
+        f"PiToMe keep={ratio}", "full -")
     notes = [
         f"ViT {cfg.vit.dim}x{cfg.vit.depth} ({cfg.vit.heads} heads, patch {cfg.vit.patch_size}) "
         f"trained here for {cfg.train.epochs} epochs on {train_info['train_images']} CIFAR-10 "
@@ -305,26 +234,11 @@ def run_vision(ctx: RunContext, cfg: Config
 
 
 def run(ctx: RunContext, config: Config | None = None) -> Result:
+    """The CIFAR-10 comparison (``cfg.vision``) and the text one (``cfg.text``)."""
     cfg = resolve_config(ctx, Config, config)
     seed_everything(ctx.seed)
-    rows: list[dict[str, Any]] = []
-    summary: dict[str, Any] = {}
-    data: dict[str, Any] = {}
-    notes: list[str] = []
-    if cfg.vision:
-        rows, summary, data, notes = run_vision(ctx, cfg)
-    if cfg.text is not None:
-        text_rows, text_summary, data["text"] = run_text(ctx, cfg.text)
-        rows += text_rows
-        summary.update(text_summary)
-        notes.append(
-            "Text (task text/...): all-MiniLM-L6-v2 fine-tuned here with a linear head on [CLS] "
-            f"({cfg.text.seeds} seed(s)), merged off the shelf; PiToMe with the reference code's "
-            "text schedule (Gaussian energy, first three layers merge); ToMe matched = ToMe with "
-            "PiToMe's merge count in every layer of every sentence; MFLOPs per sentence, "
-            "analytic, averaged over the evaluated sentences; acc_ci95 a bootstrap over "
-            "sentences crossed with the seeds.")
-    return Result(results=rows, summary=summary, data=data, notes=notes)
+    return join_parts(run_vision(ctx, cfg) if cfg.vision else None,
+                      run_text(ctx, cfg.text) if cfg.text is not None else None)
 
 
 def _row(rows: list[dict[str, Any]], method: str, setting: str) -> dict[str, Any]:

@@ -8,6 +8,9 @@ Entropic Student). It imports only :mod:`paperlab.core`; the systems import it, 
 * :mod:`~paperlab.vision.train`: one trainer with a checkpoint cache and resume (:func:`fit`).
 * :mod:`~paperlab.vision.flops`: analytic ViT FLOPs with token reduction (:func:`vit_flops`).
 * :mod:`~paperlab.vision.speed`: throughput and latency (:func:`measure_speed`).
+* :mod:`~paperlab.vision.comparison`: the token-reduction systems' image part, the CIFAR-10 ViT
+  reduced off the shelf: the fields their ``Config`` shares (:class:`ViTComparison`), accuracy
+  with intervals, speed and paired tests of reduced copies (:func:`score`, :class:`Scores`).
 
 Token merging (ToMe, PiToMe's energy rule, the ViT and BERT patches) is the modality-neutral
 substrate :mod:`paperlab.merging`.
@@ -27,8 +30,10 @@ _EXPORTS = {
     **dict.fromkeys(
         ("TrainConfig", "Trained", "accuracy", "checkpoint_path", "fit", "predict"),
         "paperlab.vision.train"),
-    **dict.fromkeys(("block_flops", "model_flops", "vit_flops"), "paperlab.vision.flops"),
+    **dict.fromkeys(("block_flops", "head_outputs", "model_flops", "vit_flops"),
+                    "paperlab.vision.flops"),
     **dict.fromkeys(("Speed", "measure_speed"), "paperlab.vision.speed"),
+    **dict.fromkeys(("Scores", "ViTComparison", "score"), "paperlab.vision.comparison"),
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

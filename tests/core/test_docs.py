@@ -21,8 +21,8 @@ from paperlab.core import registry
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDIES = ROOT / "docs" / "studies"
-CORE_MODULES = ("claims", "stats", "results", "registry", "config", "data", "seed", "timing",
-                "plots", "checks", "checkpoint", "jobs", "report", "fetch")
+CORE_MODULES = ("claims", "stats", "results", "registry", "config", "parts", "data", "seed",
+                "timing", "plots", "checks", "checkpoint", "jobs", "report", "fetch")
 PACKAGES = ("vision", "merging", *registry.PACKAGES)
 
 

@@ -27,7 +27,7 @@ def within(point, ci, slack=1e-12):
 
 
 def test_text_comparison_at_toy_size(ctx):
-    rows, summary, data = run_text(ctx, TOY)
+    rows, summary, data, _ = run_text(ctx, TOY)
     by = {r["method"]: r for r in rows}
     merge_only, tome_at = "DiffRate counts, merge only", "ToMe at DiffRate's counts"
     assert list(by) == ["full", "DiffRate", "uniform", "ToMe", merge_only, tome_at]
@@ -58,7 +58,7 @@ def test_text_comparison_at_toy_size(ctx):
         saved = Rates.load(ctx.out_dir / f"diffrate_text_rates_seed{seed['seed']}.json")
         assert saved.to_dict() == seed["rates"] and saved.num_tokens <= 24
     assert (ctx.out_dir / "diffrate_text_accuracy_flops.png").exists()
-    again, _, data2 = run_text(ctx, TOY)  # the fine-tuned classifiers come from the cache
+    again, _, data2, _ = run_text(ctx, TOY)  # the fine-tuned classifiers come from the cache
     assert all(s["finetune_cached"] for s in data2["seeds"])
     assert [r["acc"] for r in again] == [r["acc"] for r in rows]
 

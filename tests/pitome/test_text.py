@@ -21,7 +21,7 @@ def ctx(sst2_run_context):
 
 
 def test_text_comparison_at_toy_size(ctx):
-    rows, summary, data = run_text(ctx, TOY)
+    rows, summary, data, _ = run_text(ctx, TOY)
     by = {(r["method"], r["setting"]): r for r in rows}
     assert len(rows) == len(text_settings(TOY))
     full = by[("full", "-")]
@@ -47,7 +47,7 @@ def test_text_comparison_at_toy_size(ctx):
         by[("PiToMe", "keep=0.6")]["flops_reduction"])
     assert data["datasets"]["sst2"]["eval_sentences"] == 40
     assert (ctx.out_dir / "pitome_text_accuracy_flops.png").exists()
-    again, _, data2 = run_text(ctx, TOY)  # the fine-tuned classifiers come from the cache
+    again, _, data2, _ = run_text(ctx, TOY)  # the fine-tuned classifiers come from the cache
     assert all(f["cached"] for f in data2["datasets"]["sst2"]["finetuned"])
     assert [r["acc"] for r in again] == [r["acc"] for r in rows]
 
