@@ -186,24 +186,30 @@ class RandomScoreRule:
 
 @dataclass
 class TracingRule:
-    """Wraps a merge rule (None: merge nothing) and keeps, for the last forward of one group
-    of equal-length sentences, the metric each layer saw (``metrics``), which input tokens
-    each token holds (``source`` ``(B, K, N0)`` 0/1) and, after each layer, the size of the
-    group each input token is in (``group_sizes``, one ``(B, N0)`` per layer)."""
+    """Wraps a merge rule (None: merge nothing) and keeps, for the last forward of one batch
+    (of equal-length sentences, or of images), the metric each layer saw (``metrics``), the
+    inner rule's plan of each layer (``plans``), which input tokens each token holds
+    (``source`` ``(B, K, N0)`` 0/1 after the last layer, ``sources`` one per layer as the
+    layer's tokens came in) and, after each layer, the size of the group each input token is
+    in (``group_sizes``, one ``(B, N0)`` per layer)."""
 
     inner: Any | None = None
     metrics: list[torch.Tensor] = field(default_factory=list)
+    plans: list[MergePlan | None] = field(default_factory=list)
     source: torch.Tensor | None = None
+    sources: list[torch.Tensor] = field(default_factory=list)
     group_sizes: list[torch.Tensor] = field(default_factory=list)
 
     def plan(self, metric: torch.Tensor, layer: int, prefix: int) -> MergePlan | None:
         """Record ``metric``, ask the inner rule, follow its merges."""
         b, n, _ = metric.shape
         if layer == 0:
-            self.metrics, self.group_sizes = [], []
+            self.metrics, self.plans, self.sources, self.group_sizes = [], [], [], []
             self.source = torch.eye(n)[None].expand(b, n, n)
         self.metrics.append(metric)
+        self.sources.append(self.source)
         plan = self.inner.plan(metric, layer, prefix) if self.inner is not None else None
+        self.plans.append(plan)
         if plan is not None:
             self.source = merge_source(plan, metric, self.source)
         sizes = self.source.sum(dim=2)  # (B, K)
