@@ -170,9 +170,11 @@ def test_bench_on_a_generated_graph_needs_no_data_and_judges_the_cost_claims(tmp
             ci = row[f"{method}_test_ci95"]
             assert ci["lo"] <= row[f"{method}_test"] <= ci["hi"], method
             if method != "gnn":
+                # the scores are float32 means: 1e-4 points of rounding (an exact interval's
+                # end can equal the difference, e.g. one discordant node)
                 diff = row[f"{method}_minus_gnn_pts_ci95"]
-                assert diff["lo"] <= row[f"{method}_test"] - row["gnn_test"] + 1e-6, method
-                assert row[f"{method}_test"] - row["gnn_test"] - 1e-6 <= diff["hi"], method
+                assert diff["lo"] <= row[f"{method}_test"] - row["gnn_test"] + 1e-4, method
+                assert row[f"{method}_test"] - row["gnn_test"] - 1e-4 <= diff["hi"], method
         for key in ("routed_inference_ratio", "query_routed_inference_ratio",
                     "mowst_two_turns_epoch_ratio", "mowst_star_epoch_ratio"):
             assert row[f"{key}_ci95"]["method"].startswith("bootstrap of medians"), key
