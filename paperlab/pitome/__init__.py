@@ -94,9 +94,12 @@ SYSTEM = System(
     tools=(Tool("profile", "does token merging pay off for your timm ViT (or MiniLM) at your "
                 "batch size: FLOPs and measured speed of the full model, ToMe and PiToMe",
                 "paperlab.pitome.cli:profile"),
-           Tool("ablate", "why PiToMe trails matched ToMe on the fine-tuned MiniLM: its text "
-                "rule's schedule, kernel, margin, proportional attention and metric ablated, "
-                "energy per layer, which tokens merge", "paperlab.pitome.cli:ablate")),
+           Tool("ablate", "why PiToMe trails or ties matched ToMe: on the fine-tuned MiniLM "
+                "its text rule's schedule, kernel, margin, proportional attention and metric "
+                "ablated, energy per layer, which tokens merge; with --modality vision the same "
+                "on the distilled CIFAR-10 ViT (energy of protected and merged tokens per block, "
+                "overlap of merged patches on disagreeing images, where merged patches lie)",
+                "paperlab.pitome.cli:ablate")),
 )
 
 # The energy-score rule and its text rule live in the shared substrate (paperlab.merging.energy);
