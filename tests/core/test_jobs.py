@@ -346,7 +346,9 @@ def test_splitwise_search_resumes_to_the_same_answer():
 
 def _sweep_main(cache: str, log: str, n: int, ray_address: str | None = None) -> None:
     os.environ[data.ENV_CACHE] = cache
-    jobs = [Job({"i": i, "log": log, "sleep": 0.25}, seed=7, name=f"job{i}") for i in range(n)]
+    # a second a job: on a loaded machine the test may not run for a while after it sees three
+    # results, and the sweep must still be going when the signal arrives
+    jobs = [Job({"i": i, "log": log, "sleep": 1.0}, seed=7, name=f"job{i}") for i in range(n)]
     print(repr(job_map(logged, jobs, sweep="t.killed", workers=2, ray_address=ray_address)))
 
 
