@@ -353,4 +353,7 @@ def _sweep_main(cache: str, log: str, n: int, ray_address: str | None = None) ->
 
 
 if __name__ == "__main__":
+    # a shell that starts the suite in the background passes SIGINT on as ignored, and Python
+    # then installs no KeyboardInterrupt handler; ctrl-c in a terminal has one
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     _sweep_main(sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:5])
