@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from torch import nn
 
+    from paperlab.core.results import Result, RunContext
+
 TEXT_MODELS = ("minilm",)
 DEFAULT_BATCHES = (1, 32)
 DEFAULT_TOKENS = 256
@@ -392,20 +394,34 @@ def vision_markdown(rec: dict[str, Any]) -> str:
         markdown_table(images[:30])])
 
 
+def _ablation_context(args: argparse.Namespace) -> RunContext:
+    """The run context of ``paperlab pitome ablate`` (either modality)."""
+    import sys
+
+    from paperlab.core.results import RunContext
+
+    return RunContext(system="pitome", quick=args.quick, seed=args.seed, out_dir=args.out,
+                      data_root=args.data_root, command="paperlab " + " ".join(sys.argv[1:]))
+
+
+def _keep_ablation(ctx: RunContext, result: Result, seconds: float, stem: str,
+                   markdown: Callable[[dict[str, Any]], str]) -> tuple[dict[str, Any], Path]:
+    """Record ``result`` and write ``<out>/<stem>.json`` and ``.md``; returns the record and
+    the JSON's path."""
+    from paperlab import pitome
+    from paperlab.core.results import atomic_write_text, record
+
+    rec = record(pitome.SYSTEM, ctx, result, seconds)
+    path = atomic_write_text(ctx.out_dir / f"{stem}.json", json.dumps(rec, indent=2) + "\n")
+    atomic_write_text(ctx.out_dir / f"{stem}.md", markdown(rec))
+    return rec, path
+
+
 def _ablate_vision(args: argparse.Namespace) -> int:
     """``paperlab pitome ablate --modality vision``."""
     import dataclasses
-    import sys
 
-    from paperlab import pitome
-    from paperlab.core.results import (
-        Result,
-        RunContext,
-        atomic_write_text,
-        fmt,
-        markdown_table,
-        record,
-    )
+    from paperlab.core.results import Result, fmt, markdown_table
     from paperlab.pitome.ablation_vision import (
         VisionAblationConfig,
         energy_overview,
@@ -418,8 +434,7 @@ def _ablate_vision(args: argparse.Namespace) -> int:
         vision = dataclasses.replace(vision, eval_images=args.eval_images)
     cfg = dataclasses.replace(base, vision=vision, keep_ratio=args.keep,
                               prop_attn=args.prop_attn or base.prop_attn)
-    ctx = RunContext(system="pitome", quick=args.quick, seed=args.seed, out_dir=args.out,
-                     data_root=args.data_root, command="paperlab " + " ".join(sys.argv[1:]))
+    ctx = _ablation_context(args)
     tic = time.perf_counter()
     rows, summary, data = run_vision_ablation(ctx, cfg)
     attention = {m: "on" if on else "off" for m, on in data["prop_attn"].items()}
@@ -436,11 +451,9 @@ def _ablate_vision(args: argparse.Namespace) -> int:
              "that block; protected = kept out of the match for a low energy; unmatched = the "
              "rest. Jaccard and location: image patches; cls_attention = share of the class "
              "token's attention to patches (last block, unmerged model, mean over heads)."]
-    rec = record(pitome.SYSTEM, ctx, Result(rows, summary, data, notes),
-                 time.perf_counter() - tic)
-    path = atomic_write_text(args.out / "pitome_vision_ablation.json",
-                             json.dumps(rec, indent=2) + "\n")
-    atomic_write_text(args.out / "pitome_vision_ablation.md", vision_markdown(rec))
+    rec, path = _keep_ablation(ctx, Result(rows, summary, data, notes),
+                               time.perf_counter() - tic, "pitome_vision_ablation",
+                               vision_markdown)
     shown = ("factor", "method", "acc", "acc_ci95", "same_as_full", "minus_tome",
              "minus_tome_ci95", "p_vs_tome")
     print(markdown_table([{k: r[k] for k in shown} for r in rec["results"]]))
@@ -496,16 +509,8 @@ def ablate(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], in
 
     def handle(args: argparse.Namespace) -> int:
         import dataclasses
-        import sys
 
-        from paperlab import pitome
-        from paperlab.core.results import (
-            Result,
-            RunContext,
-            atomic_write_text,
-            markdown_table,
-            record,
-        )
+        from paperlab.core.results import Result, markdown_table
         from paperlab.pitome.ablation import AblationConfig, run_ablation
 
         vision = args.modality == "vision"
@@ -537,9 +542,7 @@ def ablate(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], in
         datasets = args.datasets or ("sst2", "rotten_tomatoes")
         cfg = dataclasses.replace(base, keep_ratio=args.keep, text=dataclasses.replace(
             base.text, datasets=tuple(datasets), seeds=args.seeds, threads=args.threads))
-        ctx = RunContext(system="pitome", quick=args.quick, seed=args.seed, out_dir=args.out,
-                         data_root=args.data_root,
-                         command="paperlab " + " ".join(sys.argv[1:]))
+        ctx = _ablation_context(args)
         tic = time.perf_counter()
         rows, summary, data = run_ablation(ctx, cfg)
         notes = [f"Keep ratio {cfg.keep_ratio}; {cfg.text.seeds} fine-tuning seed(s). "
@@ -548,11 +551,9 @@ def ablate(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], in
                  "merge counts, proportional attention on); intervals 95% paired over the same "
                  "sentences (exact McNemar-type with one seed, a bootstrap over sentences "
                  "crossed with seeds with several)."]
-        rec = record(pitome.SYSTEM, ctx, Result(rows, summary, data, notes),
-                     time.perf_counter() - tic)
-        path = atomic_write_text(args.out / "pitome_text_ablation.json",
-                                 json.dumps(rec, indent=2) + "\n")
-        atomic_write_text(args.out / "pitome_text_ablation.md", ablation_markdown(rec))
+        rec, path = _keep_ablation(ctx, Result(rows, summary, data, notes),
+                                   time.perf_counter() - tic, "pitome_text_ablation",
+                                   ablation_markdown)
         shown = ("task", "factor", "method", "mflops", "acc", "minus_reference",
                  "minus_reference_ci95", "versus", "minus_versus", "minus_versus_ci95")
         print(markdown_table([{k: r.get(k) for k in shown} for r in rec["results"]]), end="")
