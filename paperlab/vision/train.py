@@ -140,8 +140,8 @@ QUICK_CIFAR_VIT_TEACHER = (QUICK_CIFAR_TEACHER, QUICK_CIFAR_TEACHER_TRAINING)
 
 # The DeiT-style ViT the token-reduction systems (pitome, diffrate) distil from the teacher on
 # CIFAR-10. One recipe per size, so both systems hash to, and share, the same checkpoint. Width
-# by measurement (batch 128, one thread, float32: 128 wide 0.73 s a step, 192 wide 1.3 s; bf16
-# is slower for it, 1.28 s), the teacher's bf16 labelling pass adding about 0.2 s. Epochs: at
+# by measurement (batch 128, one thread: 128 wide 0.93 s a step in float32, slower in bf16,
+# 1.28 s), the teacher's bf16 labelling pass adding 0.21 s. Epochs: at
 # 20 its training accuracy was still rising (64 % at epoch 15, 68 % at 20), so 30: 179 s an
 # epoch on one thread beside another run (90 minutes), 91 s on two; 69.4 % on the test images.
 CIFAR_VIT = ViTSpec(dim=128, depth=6, heads=4, drop_path=0.1, distilled=True)
