@@ -145,7 +145,7 @@ QUICK_CIFAR_VIT_TEACHER = (QUICK_CIFAR_TEACHER, QUICK_CIFAR_TEACHER_TRAINING)
 # 20 its training accuracy was still rising (64 % at epoch 15, 68 % at 20), so 30: 179 s an
 # epoch on one thread beside another run (90 minutes), 91 s on two; 69.4 % on the test images.
 CIFAR_VIT = ViTSpec(dim=128, depth=6, heads=4, drop_path=0.1, distilled=True)
-CIFAR_VIT_TRAINING = TrainConfig(epochs=30, batch_size=128, lr=1e-3, weight_decay=0.05,
+CIFAR_VIT_TRAINING = TrainConfig(epochs=40, batch_size=128, lr=1e-3, weight_decay=0.05,
                                  warmup_epochs=2.0, label_smoothing=0.1, augment=True)
 QUICK_CIFAR_VIT = ViTSpec(dim=48, depth=4, heads=2, drop_path=0.0, distilled=True)
 QUICK_CIFAR_VIT_TRAINING = TrainConfig(epochs=3, batch_size=64, lr=2e-3, weight_decay=0.05,
