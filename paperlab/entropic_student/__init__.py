@@ -129,6 +129,9 @@ SYSTEM = System(
              "paperlab.entropic_student.cli:decode_tool"),
         Tool("serve", "the server side of the split as a socket server, until Ctrl-C",
              "paperlab.entropic_student.cli:serve_tool"),
+        Tool("diagnose", "the run's students, codecs and WebP side by side on the teacher's "
+             "stage features (relative MSE per stage, tail frozen vs fine-tuned)",
+             "paperlab.entropic_student.cli:diagnose_tool"),
     ),
 )
 

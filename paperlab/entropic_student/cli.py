@@ -1,4 +1,5 @@
-"""``paperlab entropic-student encode|decode|serve``: the split classifier on your own images.
+"""``paperlab entropic-student encode|decode|serve|diagnose``: the split classifier on your own
+images, and the diagnosis of the run's students.
 
 ``encode`` reads image files with Pillow, brings each to the student's 32x32 input and writes
 its real bitstream (one ``.es`` file per image, or one container of all); ``decode`` reads
@@ -8,6 +9,10 @@ with ``--server``); ``serve`` runs the server side of the split as a long-runnin
 
 The model is the student that ``paperlab run entropic_student`` trained and cached (the full
 size's if cached, else ``--quick``'s; ``--beta`` picks which), or ``--checkpoint PATH``.
+
+``diagnose`` measures the run's cached students, codecs and WebP side by side on the teacher's
+stage features (:mod:`paperlab.entropic_student.diagnose`) and writes
+``<out>/entropic_student_diagnosis.json`` / ``.md``.
 """
 
 from __future__ import annotations
@@ -55,6 +60,20 @@ SERVE_EXAMPLE = """example:
   wire format: request = uint32 length (big-endian) + bitstream (length 0 ends the session);
   reply = uint8 status + float64 server seconds + uint32 length + body (status 0: int64
   little-endian labels; 1: a UTF-8 error message)
+"""
+DIAGNOSE_EXAMPLE = """example:
+  paperlab entropic-student diagnose --out results/full
+    loads the teacher, the 4 students and the 3 neural codecs that 'paperlab run
+    entropic_student --out results/full' cached (refuses, exit 3, if one is not cached: it never
+    trains at full size) and, on the run's 2,000 evaluated test images, prints and writes
+    results/full/entropic_student_diagnosis.json and .md: per teacher stage (layer1..4) the
+    relative MSE (MSE / the teacher's variance of that stage) of the student's decoder output
+    through its own tail and through the teacher's frozen tail, of the teacher on WebP and
+    neural-codec reconstructions, and of the stage-1 student (training record); each student
+    against the WebP and codec settings nearest in bytes, with 95% intervals; accuracy of the
+    student's decoder output through the teacher's tail vs its own (fine-tuned) tail
+  paperlab entropic-student diagnose --quick --betas 0.02,0.16
+    the quick size (trains the quick students and codecs first if they are not cached)
 """
 
 
@@ -438,6 +457,95 @@ def serve_tool(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace]
             finally:
                 server.stop()
         print(f"{reason}: {server.clients} clients, {server.replies} replies", flush=True)
+        return 0
+
+    return handle
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    from paperlab.core.registry import comma_list
+
+    try:
+        values = tuple(float(v) for v in comma_list(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 0.02,0.16, got {text!r}") from None
+    if not all(v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
+    return values
+
+
+def _qualities(text: str) -> tuple[int, ...]:
+    from paperlab.core.registry import comma_list
+
+    try:
+        values = tuple(int(v) for v in comma_list(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected qualities like 5,30, got {text!r}") from None
+    if not all(1 <= v <= 100 for v in values):
+        raise argparse.ArgumentTypeError(f"qualities must be in 1..100, got {text!r}")
+    return values
+
+
+def diagnose_tool(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    """``paperlab entropic-student diagnose``: adds the arguments, returns the handler."""
+    from paperlab.entropic_student.diagnose import WEBP_QUALITIES
+
+    parser.epilog = DIAGNOSE_EXAMPLE
+    parser.add_argument("--quick", action="store_true",
+                        help="the quick size's models and test images (trained first if not "
+                        "cached); default the full size's, which must be cached")
+    parser.add_argument("--betas", type=_floats, default=None, metavar="B1,B2",
+                        help="which students (default all the size's run trains)")
+    parser.add_argument("--webp-qualities", type=_qualities, default=WEBP_QUALITIES,
+                        metavar="Q1,Q2", help="WebP qualities (default "
+                        f"{','.join(map(str, WEBP_QUALITIES))})")
+    parser.add_argument("--eval-images", type=int, default=None, metavar="N",
+                        help="test images, 10..10,000 (default the run's: 2,000, quick 300)")
+    parser.add_argument("--seed", type=int, default=0, help="the run's --seed (default 0)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
+                        help="output folder (default results/); the run's record there, if "
+                        "any, is quoted beside the measurements")
+    parser.add_argument("--data-root", type=Path, default=None, metavar="PATH",
+                        help="the run's --data-root")
+
+    def handle(args: argparse.Namespace) -> int:
+        import dataclasses
+        import sys
+        import time
+
+        from paperlab import entropic_student
+        from paperlab.core.results import RunContext, atomic_write_text, markdown_table, record
+        from paperlab.entropic_student.diagnose import (
+            DiagnoseConfig,
+            diagnosis_markdown,
+            run_diagnosis,
+        )
+        from paperlab.entropic_student.experiment import Config
+
+        if args.seed < 0 or not 1 <= args.threads <= 64:
+            raise ValueError(f"--seed must be >= 0 and --threads in 1..64, got {args.seed}, "
+                             f"{args.threads}")
+        run = Config.quick() if args.quick else Config.full()
+        changes: dict[str, Any] = {"threads": args.threads}
+        if args.betas is not None:
+            changes["betas"] = args.betas
+        if args.eval_images is not None:
+            changes["eval_images"] = args.eval_images
+        cfg = DiagnoseConfig(dataclasses.replace(run, **changes), args.webp_qualities)
+        ctx = RunContext(system="entropic_student", quick=args.quick, seed=args.seed,
+                         out_dir=args.out, data_root=args.data_root,
+                         command="paperlab " + " ".join(sys.argv[1:]))
+        tic = time.perf_counter()
+        result = run_diagnosis(ctx, cfg)
+        rec = record(entropic_student.SYSTEM, ctx, result, time.perf_counter() - tic)
+        path = atomic_write_text(args.out / "entropic_student_diagnosis.json",
+                                 json.dumps(rec, indent=2) + "\n")
+        atomic_write_text(path.with_suffix(".md"), diagnosis_markdown(rec))
+        print(markdown_table(rec["results"]))
+        print(markdown_table(rec["data"]["side_by_side"]))
+        print(markdown_table(rec["data"]["tails"]), end="")
+        print(f"wrote {path} (and .md)")
         return 0
 
     return handle
