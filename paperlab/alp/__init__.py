@@ -3,9 +3,9 @@
 Public API (imported lazily; nothing heavy at import time): the treebank grammar
 (:func:`load_grammar`, :class:`PCFG`, :class:`CKYParser`, :class:`Tagger`, head rules and
 lexicalisation), the class-wise :class:`LexicalizedPCFG`, the augmenters :class:`ALPAugmenter`
-(tree recombination or the authors' PCFG sampling) and :class:`EDAAugmenter` (returning an
-:class:`Augmentation`: texts, labels and the copies among them), and the
-train/validation split strategies.
+(the authors' phrase joining by default, tree recombination or PCFG sampling) and
+:class:`EDAAugmenter` (returning an :class:`Augmentation`: texts, labels and the copies among
+them), and the train/validation split strategies.
 """
 
 from paperlab.core.claims import Bound, Claim, value

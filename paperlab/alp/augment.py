@@ -1,4 +1,5 @@
-"""ALP augmentation (lexicalized-PCFG recombination) and the EDA baseline, with one API.
+"""ALP augmentation (class-wise lexicalized PCFGs: the authors' phrase joining by default,
+tree recombination and grammar sampling as options) and the EDA baseline, with one API.
 
 ``Augmenter(...).fit(sentences, labels).augment(n_per_class, seed)`` returns an
 :class:`Augmentation`, the pair ``(texts, labels)`` (it unpacks as one) with counts of what the
@@ -17,16 +18,18 @@ time it will take.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections import defaultdict
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 from nltk import Tree
 
 from paperlab.alp.grammar import (
+    PHRASE_STARTS,
     ROOT,
     LexicalizedPCFG,
     LexLabel,
@@ -164,12 +167,34 @@ class WordNetSynonyms:
             self._memo[key] = tuple(sorted(n for n in names if n.isalpha() and n != word))
         return self._memo[key]
 
+    def lemma_names(self, word: str, pos: str) -> tuple[str, ...]:
+        """The names of every synset of ``word`` whose POS is exactly ``pos`` (``"a"`` leaves
+        out satellite adjectives), as the authors' code cleans them: lower-cased, ``_`` and
+        ``-`` read as spaces, other non-letters dropped; ``word`` itself when it is one of
+        them; sorted. ``max_senses`` does not apply (the code reads every sense). Memoised
+        for the process (augmenters made one after another share the look-ups)."""
+        return _lemma_names(self.wordnet, word, pos)
+
     def is_lemma(self, word: str, pos: str) -> bool:
         """Whether ``word`` is its own WordNet base form for ``pos``."""
         return self.wordnet.morphy(word, pos) == word
 
     def known(self, word: str) -> bool:
         return bool(self.wordnet.synsets(word))
+
+
+@functools.lru_cache(maxsize=500_000)
+def _lemma_names(wordnet: Any, word: str, pos: str) -> tuple[str, ...]:
+    names = set()
+    for synset in wordnet.synsets(word):
+        if synset.pos() != pos:
+            continue
+        for name in synset.lemma_names():
+            name = name.lower().replace("_", " ").replace("-", " ")
+            name = " ".join("".join(ch for ch in name if ch == " " or "a" <= ch <= "z").split())
+            if name:
+                names.add(name)
+    return tuple(sorted(names))
 
 
 class _Augmenter:
@@ -199,7 +224,8 @@ class _Augmenter:
             TypeError: sentences or labels that are not sequences (``None``, one string), a
                 sentence that is not a string, an unhashable label.
             ValueError: mismatched lengths, no sentences, an empty sentence, an empty class,
-                or a class made only of unknown words.
+                a class made only of unknown words, or (ALP) a class none of whose sentences
+                parses.
         """
         sentences, labels = as_list(sentences, "sentences"), as_list(labels, "labels")
         if isinstance(classes, (str, bytes)):
@@ -234,10 +260,12 @@ class _Augmenter:
         self._fit_classes()
         return self
 
-    def augment(self, n_per_class: int | Mapping[Hashable, int], seed: int = 0
+    def augment(self, n_per_class: int | Mapping[Hashable, int] | None = None, seed: int = 0
                 ) -> Augmentation:
         """``n_per_class`` new sentences per class (an int, or a count for each fitted class;
-        Python or NumPy integers, or 0-d tensors).
+        Python or NumPy integers, or 0-d tensors). ``None``: the augmenter's own count (an
+        :class:`ALPAugmenter` made with ``n_aug``: ``n_aug - k`` for a class of ``k``
+        sentences, as the authors' code does).
 
         Returns the :class:`Augmentation` ``(texts, labels)``; sentences differ from the
         originals and from each other unless ``max_tries * n`` attempts could not find enough
@@ -248,14 +276,14 @@ class _Augmenter:
             RuntimeError: not fitted.
             TypeError: a count or ``seed`` that is not an integer.
             ValueError: a count below 1, counts for classes not seen in ``fit``, a negative
-                ``seed``.
+                ``seed``; ``None`` without ``n_aug``, or an ``n_aug`` not above a class's ``k``.
         """
         made = self._sample(n_per_class, seed)
         return Augmentation([" ".join(self._tokens(t)) for t in made[0]], made[1],
                             copies=made.copies, repeats=made.repeats, unparsed=made.unparsed,
                             fitted=made.fitted)
 
-    def generate(self, n_per_class: int | Mapping[Hashable, int], seed: int = 0
+    def generate(self, n_per_class: int | Mapping[Hashable, int] | None = None, seed: int = 0
                  ) -> Iterator[Augmented]:
         """:meth:`augment`'s sentences one at a time, as they are made (the same ones, in the
         same order), each an :class:`Augmented` that says whether it is a copy or a repeat: for
@@ -269,8 +297,11 @@ class _Augmenter:
         if not hasattr(self, "classes_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() first")
 
-    def _counts(self, n_per_class: int | Mapping[Hashable, int]) -> dict[Hashable, int]:
+    def _counts(self, n_per_class: int | Mapping[Hashable, int] | None
+                ) -> dict[Hashable, int]:
         self._check_fitted()
+        if n_per_class is None:
+            return self._default_counts()
         if isinstance(n_per_class, Mapping):
             unknown = [c for c in n_per_class if c not in self.sentences_]
             if unknown:
@@ -279,7 +310,12 @@ class _Augmenter:
                     if c in n_per_class else 0 for c in self.classes_}
         return dict.fromkeys(self.classes_, checks.integer(n_per_class, "n_per_class", low=1))
 
-    def _start(self, n_per_class: int | Mapping[Hashable, int], seed: int
+    def _default_counts(self) -> dict[Hashable, int]:
+        """The counts ``augment(None)`` makes."""
+        raise ValueError(f"{type(self).__name__}.augment needs n_per_class (how many new "
+                         "sentences per class)")
+
+    def _start(self, n_per_class: int | Mapping[Hashable, int] | None, seed: int
                ) -> tuple[int, Iterator[tuple[Hashable, Any, bool, bool]]]:
         """The number of sentences requested (checked now, as is ``seed``) and, lazily,
         ``(class, item, is a copy, is a repeat)`` for each."""
@@ -290,7 +326,8 @@ class _Augmenter:
                  for c, item, key, new in self._new_items(counts, rng, originals))
         return sum(counts.values()), items
 
-    def _sample(self, n_per_class: int | Mapping[Hashable, int], seed: int) -> Augmentation:
+    def _sample(self, n_per_class: int | Mapping[Hashable, int] | None, seed: int
+                ) -> Augmentation:
         total, items = self._start(n_per_class, seed)
         what = f"{type(self).__name__}: {total} augmentations"
         out: list[Any] = []
@@ -317,10 +354,13 @@ class _Augmenter:
         first generated one that is neither a training sentence nor made before, or, after
         ``max_tries`` attempts per requested sentence of the class, whatever comes."""
         for c in self.classes_:
+            if not counts[c]:
+                continue
             seen = set(originals)
             made = tries = 0
+            make = self._maker(c, rng)
             while made < counts[c]:
-                item = self._generate(c, rng)
+                item = make()
                 tries += 1
                 key = tuple(self._tokens(item))
                 new = key not in seen
@@ -344,6 +384,11 @@ class _Augmenter:
 
     def _generate(self, label: Hashable, rng: np.random.Generator) -> Any:
         raise NotImplementedError
+
+    def _maker(self, label: Hashable, rng: np.random.Generator) -> Callable[[], Any]:
+        """What makes the new items of class ``label`` in one request: by default
+        ``_generate`` each time (ALP's ``"pcfg"`` first draws the class's phrase pool)."""
+        return lambda: self._generate(label, rng)
 
 
 def _check_wordnet(wordnet: Any) -> None:
@@ -430,55 +475,108 @@ def _phrase_index(trees: Sequence[Tree]) -> dict[tuple[str, str], list[tuple[int
     return dict(phrases)
 
 
-#: ALP's two ways of making an augmentation (see :class:`ALPAugmenter`).
-GENERATIONS = ("recombine", "pcfg")
+#: ALP's ways of making an augmentation (see :class:`ALPAugmenter`); the first is the default.
+GENERATIONS = ("pcfg", "recombine", "sample")
+
+#: The authors' code maps a Penn tag to a WordNet POS by its first letter (``JJ*``, ``VB*``,
+#: ``NN*``, ``RB*`` and ``RP``); the words of other tags are never replaced.
+CODE_TAG_POS = {"J": "a", "V": "v", "N": "n", "R": "r"}
+#: A class whose first sentence is shorter than this (in characters) gets a second refill of
+#: every phrase template (the authors' code tests ``len(text[0]) < 50``).
+SHORT_FIRST_SENTENCE = 50
+
+
+class PhrasePool(NamedTuple):
+    """What ``generation="pcfg"`` draws from for one class (see :class:`ALPAugmenter`).
+
+    Attributes:
+        categories: the phrase categories used (S, SQ, SBAR, ADJP, ADVP and the categories
+            an ``S`` of the class rewrites to alone; the whole-sentence categories when the
+            class has none of those).
+        originals: the words of every distinct phrase of those categories, cut at commas.
+        templates: per category, the distinct POS-tag sequences of its phrases.
+    """
+
+    categories: tuple[str, ...]
+    originals: tuple[tuple[str, ...], ...]
+    templates: dict[str, tuple[tuple[str, ...], ...]]
 
 
 class ALPAugmenter(_Augmenter):
     """ALP (Kim et al., AAAI 2022): new examples from class-wise lexicalized parse trees.
 
-    Two generations share the parsing. ``generation="recombine"`` (the default, the paper's
-    figure): ``fit`` parses every sentence with the treebank grammar's Viterbi parser,
-    lexicalises the trees with the head rules and keeps, per class, those whose log-probability
-    per word is at least ``threshold`` (the best one when none is); it indexes their phrases by
-    (category, head POS) and builds a word pool per class and open-class tag (the class's words,
-    expanded with WordNet synonyms of the same POS). Each new sentence takes a kept tree of the
-    class, replaces ``n_recombine`` random phrases by phrases of other kept trees of the class
-    whose category and head tag match (never the sentence's top phrase, so its frame stays),
-    then refills each head-word slot with probability ``p_slot`` from the class pool of that
-    slot's tag.
+    ``fit`` parses every sentence with the treebank grammar's Viterbi parser and lexicalises
+    the trees with the head rules (:func:`~paperlab.alp.grammar.lexicalize`); each class gets
+    its own word pools (``pools_``) and phrases, learnt from that class's parses only. Three
+    generations:
 
-    ``generation="pcfg"`` (what the authors' code does): ``fit`` induces per class a
-    :class:`~paperlab.alp.grammar.LexicalizedPCFG` from the lexicalized parses of every
-    parsed sentence of the class (the code keeps every parse: no threshold), with the same word
-    pools; each augmentation joins phrases sampled from that grammar (start categories S, SQ,
-    SBAR, ADJP, ADVP and the whole-sentence ones, drawn by their count in the class's parses;
-    each POS slot's word redrawn from the pool with probability ``p_slot``) with spaces until
-    the text is at least ``min_chars`` characters long (the code's rule: twice its maximum
-    sequence length of 128 tokens, 256 characters).
+    ``generation="pcfg"`` (the default: what the authors' code does). Every parse of the
+    class is kept. The class's phrases whose category is S, SQ, SBAR, ADJP or ADVP, or one an
+    ``S`` of the class rewrites to alone (``S -> VP``), form a pool (:class:`PhrasePool`): the
+    words of each distinct phrase, cut at commas, and per category each distinct POS-tag
+    sequence refilled with words drawn from the class's lexicon of each tag (once per request
+    and class; twice when the class's first sentence is under 50 characters). The lexicon of
+    a ``J*``/``V*``/``N*``/``R*`` tag is replaced ``synonym_rounds`` times over by the WordNet
+    lemma names of its words' synsets of that POS (all senses, multi-word names kept), each
+    name drawn as often as the synonym paths reach it; other tags keep the class's words.
+    An augmentation draws pieces of the pool uniformly (with replacement) and joins them
+    with spaces until it has at least ``min_chars`` characters (the code's rule: twice its
+    128-token sequence length). ``n_aug`` gives the code's count: ``augment()`` then makes
+    ``n_aug - k`` new examples for a class of ``k`` sentences. The paper describes tree
+    recombination (``"recombine"``); its code induces a PCFG per class but uses it only for
+    the lexicon and the ``S`` rules, read here from the trees; this default follows the code.
+    The code updates one word list in place four times (one widening step, then three more
+    meant as separate lists), so its words are four synonym steps away:
+    ``synonym_rounds=4``. It also writes the commas and full stops of refilled phrases as the
+    words ``comma`` and ``dot``; we keep the punctuation.
+
+    ``generation="recombine"``: keeps per class the trees whose log-probability per word is
+    at least ``threshold`` (the best one when none is); indexes their phrases by (category,
+    head POS) and builds a word pool per open-class tag (the class's words, expanded with
+    ``max_senses`` WordNet senses' synonyms of the same POS). Each new sentence takes a kept
+    tree of the class, replaces ``n_recombine`` random phrases by phrases of other kept trees
+    of the class whose category and head tag match (never the top phrase, so its frame stays),
+    then refills each head-word slot with probability ``p_slot`` from the class pool of that
+    slot's tag. One sentence per augmentation.
+
+    ``generation="sample"``: phrases sampled from the class's
+    :class:`~paperlab.alp.grammar.LexicalizedPCFG` (``grammars_``; start categories S, SQ,
+    SBAR, ADJP, ADVP and the whole-sentence ones, drawn by their count; each POS slot's word
+    redrawn from the ``"recombine"`` pools with probability ``p_slot``), joined until
+    ``min_chars`` long.
+
+    Args:
+        grammar: from :func:`paperlab.alp.resources.load_grammar`.
+        wordnet: NLTK's WordNet reader, or ``None`` for pools without synonyms (then every
+            word of an augmentation is a word of its class).
+        threshold: ``"recombine"``: minimum log-probability per word of a kept tree (default
+            -4.0 nats; about the 10th percentile of few-shot sentences of the four benchmarks).
+        n_recombine: ``"recombine"``: phrase replacements per new sentence (default 1).
+        p_slot: ``"recombine"``/``"sample"``: probability of refilling each head-word slot
+            (default 0.3).
+        max_senses: ``"recombine"``/``"sample"``: WordNet synsets consulted per word for
+            synonyms (default 2: the most frequent senses, which limits sense drift).
+        generation: ``"pcfg"`` (default), ``"recombine"`` or ``"sample"``.
+        min_chars: ``"pcfg"``/``"sample"``: the shortest augmentation in characters (default
+            256).
+        synonym_rounds: ``"pcfg"``: times a content tag's lexicon is replaced by its WordNet
+            synonyms (default 4, as the code runs; 0: the class's words only).
+        n_aug: the authors' per-class total (originals plus new examples): ``augment()``
+            without a count makes ``n_aug - k`` per class. Default ``None``: no default
+            count. The code takes ``n_aug`` on its command line with no default value.
 
     Raises (at construction):
         TypeError: a grammar or WordNet of another type; a count that is not an integer (a
             fractional ``n_recombine``), a probability or threshold that is not a number.
         ValueError: ``n_recombine < 0``, ``p_slot`` outside ``[0, 1]``, ``max_senses < 1``,
-            a NaN threshold, an unknown ``generation``, ``min_chars < 1``.
-
-    Args:
-        grammar: from :func:`paperlab.alp.resources.load_grammar`.
-        wordnet: NLTK's WordNet reader, or ``None`` for pools without synonyms.
-        threshold: minimum log-probability per word of a kept tree (default -4.0 nats; about
-            the 10th percentile of few-shot sentences of the four benchmarks).
-        n_recombine: phrase replacements per new sentence (default 1).
-        p_slot: probability of refilling each head-word slot (default 0.3).
-        max_senses: WordNet synsets consulted per word for synonyms (default 2: the most
-            frequent senses, which limits sense drift).
-        generation: ``"recombine"`` (default) or ``"pcfg"``.
-        min_chars: with ``"pcfg"``, the shortest augmentation in characters (default 256).
+            a NaN threshold, an unknown ``generation``, ``min_chars < 1``,
+            ``synonym_rounds < 0``, ``n_aug < 2``.
     """
 
     def __init__(self, grammar: Grammar, wordnet: Any = None, threshold: float = -4.0,
                  n_recombine: int = 1, p_slot: float = 0.3, max_senses: int | None = 2,
-                 generation: str = "recombine", min_chars: int = 256) -> None:
+                 generation: str = "pcfg", min_chars: int = 256, synonym_rounds: int = 4,
+                 n_aug: int | None = None) -> None:
         if not isinstance(grammar, Grammar):
             raise TypeError("grammar must be a paperlab.alp.Grammar (from load_grammar), got "
                             f"{checks.describe(grammar)}")
@@ -486,27 +584,43 @@ class ALPAugmenter(_Augmenter):
             _check_wordnet(wordnet)
         self.grammar: Grammar | None = grammar
         self.wordnet = wordnet
-        self._configure(threshold, n_recombine, p_slot, max_senses, generation, min_chars)
+        self._configure(threshold, n_recombine, p_slot, max_senses, generation, min_chars,
+                        synonym_rounds, n_aug)
 
     def _configure(self, threshold: float, n_recombine: int, p_slot: float,
-                   max_senses: int | None, generation: str = "recombine",
-                   min_chars: int = 256) -> None:
+                   max_senses: int | None, generation: str = "pcfg", min_chars: int = 256,
+                   synonym_rounds: int = 4, n_aug: int | None = None) -> None:
         if generation not in GENERATIONS:
             raise ValueError(f"generation must be one of {GENERATIONS}, got {generation!r}")
         self.generation = generation
         self.min_chars = checks.integer(min_chars, "min_chars", low=1)
+        self.synonym_rounds = checks.integer(synonym_rounds, "synonym_rounds", low=0)
+        self.n_aug = None if n_aug is None else checks.integer(n_aug, "n_aug", low=2)
         self.threshold = checks.real(threshold, "threshold")
         self.n_recombine = checks.integer(n_recombine, "n_recombine", low=0)
         self.p_slot = checks.real(p_slot, "p_slot", low=0, high=1)
         self.max_senses = None if max_senses is None else checks.integer(
             max_senses, "max_senses", low=1)
 
+    def _default_counts(self) -> dict[Hashable, int]:
+        """``n_aug - k`` for each class of ``k`` fitted sentences (the authors' count)."""
+        if self.n_aug is None:
+            raise ValueError("augment() needs n_per_class, or an ALPAugmenter made with n_aug "
+                             "(then each class gets n_aug - k new examples)")
+        counts = {c: self.n_aug - len(self.sentences_[c]) for c in self.classes_}
+        for c, n in counts.items():
+            if n < 1:
+                raise ValueError(f"n_aug={self.n_aug} leaves no new example for class {c!r}, "
+                                 f"which has k={len(self.sentences_[c])} sentences: n_aug must "
+                                 "be above every class's k")
+        return counts
+
     def to_json(self) -> dict[str, Any]:
         """The fitted augmenter as plain JSON data: its settings, the unparsed count, and per
         class the training sentences (tokens), the kept trees (see
         :func:`~paperlab.alp.grammar.tree_to_json`) with their log-probabilities, and the word
-        pools. :meth:`from_json` turns it back into an augmenter that makes the same sentences,
-        without the treebank grammar or WordNet.
+        pools (with ``"pcfg"``, each word's weight). :meth:`from_json` turns it back into an
+        augmenter that makes the same sentences, without the treebank grammar or WordNet.
 
         Raises:
             RuntimeError: not fitted.
@@ -519,12 +633,16 @@ class ALPAugmenter(_Augmenter):
                                 "integers")
         return {"settings": {"threshold": self.threshold, "n_recombine": self.n_recombine,
                              "p_slot": self.p_slot, "max_senses": self.max_senses,
-                             "generation": self.generation, "min_chars": self.min_chars},
+                             "generation": self.generation, "min_chars": self.min_chars,
+                             "synonym_rounds": self.synonym_rounds, "n_aug": self.n_aug},
                 "unparsed": self.unparsed_,
                 "classes": [{"label": c, "sentences": self.sentences_[c],
                              "trees": [tree_to_json(delexicalize(t)) for t in self.trees_[c]],
                              "logprobs": self.tree_logprobs_[c],
-                             "pools": {t: list(ws) for t, ws in self.pools_[c].items()}}
+                             "pools": {t: list(ws) for t, ws in self.pools_[c].items()},
+                             **({"pool_weights": {t: list(ns) for t, ns in
+                                                  self.pool_weights_[c].items()}}
+                                if self.generation == "pcfg" else {})}
                             for c in self.classes_]}
 
     @classmethod
@@ -548,6 +666,7 @@ class ALPAugmenter(_Augmenter):
             self.unparsed_ = checks.integer(obj["unparsed"], "unparsed", low=0)
             self.sentences_, self.trees_, self.tree_logprobs_ = {}, {}, {}
             self.phrases_, self.pools_, self.grammars_ = {}, {}, {}
+            self.pool_weights_, self.phrase_pools_, self._cumulative = {}, {}, {}
             for entry in obj["classes"]:
                 c = entry["label"]
                 if isinstance(c, bool) or not isinstance(c, (str, int)) or c in self.trees_:
@@ -562,6 +681,13 @@ class ALPAugmenter(_Augmenter):
                                      "log-probability per tree")
                 self.pools_[c] = {str(t): tuple(check_tokens(ws))
                                   for t, ws in entry["pools"].items()}
+                if self.generation == "pcfg":
+                    self.pool_weights_[c] = {
+                        t: tuple(checks.integer(n, "pool weight", low=1) for n in ns)
+                        for t, ns in entry["pool_weights"].items()}
+                    if any(len(self.pool_weights_[c].get(t, ())) != len(ws)
+                           for t, ws in self.pools_[c].items()):
+                        raise ValueError(f"class {c!r} needs one pool weight per pool word")
                 self._index(c)
         except KeyError as err:
             raise ValueError(f"no {err} in the saved augmenter") from None
@@ -586,11 +712,13 @@ class ALPAugmenter(_Augmenter):
         return self._synonyms is not None and self._synonyms.known(token)
 
     def _fit_classes(self) -> None:
-        synonyms = self._synonyms
         self.trees_: dict[Hashable, list[Tree]] = {}
         self.tree_logprobs_: dict[Hashable, list[float]] = {}
         self.phrases_: dict[Hashable, dict[tuple[str, str], list[tuple[int, Tree, tuple]]]] = {}
         self.pools_: dict[Hashable, dict[str, tuple[str, ...]]] = {}
+        self.pool_weights_: dict[Hashable, dict[str, tuple[int, ...]]] = {}
+        self.phrase_pools_: dict[Hashable, PhrasePool] = {}
+        self._cumulative: dict[Hashable, dict[str, np.ndarray]] = {}
         self.grammars_: dict[Hashable, LexicalizedPCFG] = {}
         for c, sents in self.sentences_.items():
             parses = [p for p in map(self.grammar.parser.parse, sents) if p is not None]
@@ -599,8 +727,9 @@ class ALPAugmenter(_Augmenter):
                 log.info("class %r: %d of %d sentences did not parse and are not used",
                          c, len(sents) - len(parses), len(sents))
             if not parses:
-                raise ValueError(f"class {c!r}: no sentence parses under the grammar")
-            kept = [p for p in parses if self.generation == "pcfg" or
+                raise ValueError(f"class {c!r}: none of its {len(sents)} sentences parses "
+                                 "under the grammar, so ALP has nothing to learn from")
+            kept = [p for p in parses if self.generation != "recombine" or
                     p.logprob_per_word >= self.threshold]
             if not kept:
                 best = max(parses, key=lambda p: p.logprob_per_word)
@@ -609,67 +738,151 @@ class ALPAugmenter(_Augmenter):
                 kept = [best]
             self.trees_[c] = [lexicalize(p.tree) for p in kept]
             self.tree_logprobs_[c] = [p.logprob for p in kept]
-            pool: dict[str, set[str]] = defaultdict(set)
-            for tree in self.trees_[c]:
-                for node in tree.subtrees(is_preterminal):
-                    if node.label().tag in SLOT_TAGS:
-                        pool[node.label().tag].add(node.label().word)
-            for tag, words in pool.items():
-                pos = LEMMA_TAG_POS.get(tag)
-                if synonyms is None or pos is None:
-                    continue
-                for w in list(words):
-                    if synonyms.is_lemma(w, pos):
-                        words.update(synonyms(w, pos))
-            self.pools_[c] = {t: tuple(sorted(ws)) for t, ws in pool.items()}
+            if self.generation == "pcfg":
+                self._code_pools(c)
+            else:
+                self._slot_pools(c)
             self._index(c)
+
+    def _slot_pools(self, c: Hashable) -> None:
+        """``"recombine"``/``"sample"`` pools: the class's words of each open-class tag, plus
+        the same-POS synonyms of those that are lemmas."""
+        synonyms = self._synonyms
+        pool: dict[str, set[str]] = defaultdict(set)
+        for tree in self.trees_[c]:
+            for node in tree.subtrees(is_preterminal):
+                if node.label().tag in SLOT_TAGS:
+                    pool[node.label().tag].add(node.label().word)
+        for tag, words in pool.items():
+            pos = LEMMA_TAG_POS.get(tag)
+            if synonyms is None or pos is None:
+                continue
+            for w in list(words):
+                if synonyms.is_lemma(w, pos):
+                    words.update(synonyms(w, pos))
+        self.pools_[c] = {t: tuple(sorted(ws)) for t, ws in pool.items()}
+
+    def _code_pools(self, c: Hashable) -> None:
+        """``"pcfg"`` pools, as the authors' code builds them: the class's words of every tag;
+        a content tag's words replaced ``synonym_rounds`` times by their WordNet lemma names,
+        each weighted by the number of synonym paths that reach it. Tags left without a word
+        (no synset of that POS) are dropped, as the code skips them."""
+        lexicon: dict[str, Counter] = defaultdict(Counter)
+        for tree in self.trees_[c]:
+            for node in tree.subtrees(is_preterminal):
+                lexicon[node.label().tag][node.label().word] = 1
+        for tag, words in lexicon.items():
+            pos = CODE_TAG_POS.get(tag[:1])
+            if self._synonyms is None or pos is None:
+                continue
+            for _ in range(self.synonym_rounds):
+                grown: Counter = Counter()
+                for w, n in words.items():
+                    for name in self._synonyms.lemma_names(w, pos):
+                        grown[name] += n
+                words = grown
+            lexicon[tag] = words
+        self.pools_[c], self.pool_weights_[c] = {}, {}
+        for tag, words in lexicon.items():
+            if words:
+                ordered = sorted(words)
+                self.pools_[c][tag] = tuple(ordered)
+                self.pool_weights_[c][tag] = tuple(words[w] for w in ordered)
 
     def _index(self, c: Hashable) -> None:
         """What generation reads, from the kept trees and pools of class ``c``."""
-        self.phrases_[c] = _phrase_index(self.trees_[c])
-        if self.generation == "pcfg":
+        if self.generation == "recombine":
+            self.phrases_[c] = _phrase_index(self.trees_[c])
+            return
+        if self.generation == "sample":
             self.grammars_[c] = LexicalizedPCFG.from_trees(self.trees_[c], self.pools_[c])
+            return
+        alone = {node[0].label().category for tree in self.trees_[c] for node in tree.subtrees(
+            lambda n: n.label().category == "S" and len(n) == 1 and not is_preterminal(n))}
+        self.phrase_pools_[c] = _phrase_pool(self.trees_[c], PHRASE_STARTS | alone)
+        self._cumulative[c] = {t: np.cumsum(ns) for t, ns in self.pool_weights_[c].items()}
 
     def augment_trees(self, n_per_class: int | Mapping[Hashable, int], seed: int = 0
                       ) -> Augmentation:
         """Like :meth:`augment`, but the plain (de-lexicalised) trees of the new sentences
-        (``generation="recombine"`` only: ``"pcfg"`` joins several phrases).
+        (``generation="recombine"`` only: the others join several phrases).
 
         Raises:
-            ValueError: ``generation="pcfg"``.
+            ValueError: ``generation`` other than ``"recombine"``.
         """
-        if self.generation == "pcfg":
-            raise ValueError("augment_trees needs generation='recombine': a 'pcfg' "
-                             "augmentation is several phrases joined, not one tree")
+        if self.generation != "recombine":
+            raise ValueError(f"augment_trees needs generation='recombine': a "
+                             f"{self.generation!r} augmentation is several phrases joined, "
+                             "not one tree")
         return self._sample(n_per_class, seed)
 
     def _tokens(self, item: Tree | list[str]) -> list[str]:
         return item.leaves() if isinstance(item, Tree) else item
 
-    #: phrases drawn per augmentation before one that went too deep is replaced by a phrase
-    #: of the class's own trees
+    #: ``"sample"``: phrases drawn per augmentation before one that went too deep is replaced
+    #: by a phrase of the class's own trees
     max_deep = 20
 
+    def _maker(self, label: Hashable, rng: np.random.Generator) -> Callable[[], Any]:
+        if self.generation != "pcfg":
+            return super()._maker(label, rng)
+        pieces = self._pieces(label, rng)
+        return lambda: self._join(lambda: pieces[rng.integers(len(pieces))])
+
     def _generate(self, label: Hashable, rng: np.random.Generator) -> Tree | list[str]:
-        if self.generation == "pcfg":
-            return self._joined(label, rng)
+        if self.generation == "sample":
+            return self._sampled(label, rng)
         return self._recombined(label, rng)
 
-    def _joined(self, label: Hashable, rng: np.random.Generator) -> list[str]:
-        """Phrases sampled from the class's grammar, joined until ``min_chars`` long."""
-        grammar, tokens, chars, deep = self.grammars_[label], [], -1, 0
+    def _join(self, draw: Callable[[], Sequence[str]]) -> list[str]:
+        """Phrases from ``draw()`` joined until their text (words joined by spaces) is at
+        least ``min_chars`` characters long."""
+        tokens: list[str] = []
+        chars = -1
         while chars < self.min_chars:
-            try:
-                phrase = grammar.sample(rng, p_word=self.p_slot).leaves()
-            except TooDeep:
-                deep += 1
-                if deep < self.max_deep:
-                    continue
-                trees = self.trees_[label]
-                phrase, deep = trees[rng.integers(len(trees))].leaves(), 0
+            phrase = draw()
             tokens += phrase
-            chars += sum(len(w) + 1 for w in phrase)  # the joined text's length
+            chars += sum(len(w) + 1 for w in phrase)
         return tokens
+
+    def _pieces(self, label: Hashable, rng: np.random.Generator) -> list[tuple[str, ...]]:
+        """The class's pool for one request (``"pcfg"``): its phrases as they are, and every
+        POS-tag template of a category refilled from the class's lexicon (the refills of one
+        category without repeats; twice over for a class whose first sentence is short)."""
+        pool, cumulative = self.phrase_pools_[label], self._cumulative[label]
+        words = self.pools_[label]
+        pieces = list(pool.originals)
+        first = " ".join(self.sentences_[label][0])
+        for _ in range(2 if len(first) < SHORT_FIRST_SENTENCE else 1):
+            for category in pool.categories:
+                refills: dict[tuple[str, ...], None] = {}
+                for tags in pool.templates.get(category, ()):
+                    phrase = tuple(
+                        words[t][int(np.searchsorted(cumulative[t], rng.random() *
+                                                     cumulative[t][-1], side="right"))]
+                        for t in tags if t in cumulative)
+                    if phrase:
+                        refills[phrase] = None
+                pieces += refills
+        return pieces or [tuple(s) for s in self.sentences_[label]]
+
+    def _sampled(self, label: Hashable, rng: np.random.Generator) -> list[str]:
+        """``"sample"``: phrases sampled from the class's grammar, joined."""
+        grammar, deep = self.grammars_[label], 0
+
+        def draw() -> list[str]:
+            nonlocal deep
+            while True:
+                try:
+                    return grammar.sample(rng, p_word=self.p_slot).leaves()
+                except TooDeep:
+                    deep += 1
+                    if deep >= self.max_deep:
+                        deep = 0
+                        trees = self.trees_[label]
+                        return trees[rng.integers(len(trees))].leaves()
+
+        return self._join(draw)
 
     def _recombined(self, label: Hashable, rng: np.random.Generator) -> Tree:
         trees, phrases = self.trees_[label], self.phrases_[label]
@@ -699,3 +912,36 @@ class ALPAugmenter(_Augmenter):
                 word = words[rng.integers(len(words))]
                 tree[pos] = Tree(LexLabel(lab.category, word, lab.tag), [word])
         return delexicalize(tree)
+
+
+def _split_at_commas(words: Sequence[str]) -> list[tuple[str, ...]]:
+    """``words`` cut at each ``,`` (the commas dropped, empty pieces too)."""
+    pieces: list[tuple[str, ...]] = [()]
+    for w in words:
+        if w == ",":
+            pieces.append(())
+        else:
+            pieces[-1] += (w,)
+    return [p for p in pieces if p]
+
+
+def _phrase_pool(trees: Sequence[Tree], categories: frozenset[str] | set[str]) -> PhrasePool:
+    """The :class:`PhrasePool` of one class's lexicalised trees: its phrases of
+    ``categories`` (the whole-sentence phrases when there are none), distinct by category and
+    structure, with their words cut at commas and their distinct POS-tag sequences."""
+    found = [delexicalize(n) for tree in trees for n in tree.subtrees(
+        lambda n: not is_preterminal(n) and n.label().category in categories)]
+    if not found:
+        found = [delexicalize(k) for tree in trees
+                 for k in (tree if tree.label().category == ROOT else [tree])
+                 if isinstance(k, Tree) and not is_preterminal(k)]
+        log.info("no phrase of %s; the whole sentences (%s) stand in", sorted(categories),
+                 sorted({k.label() for k in found}))
+    structures: dict[tuple[str, str], tuple[str, ...]] = {}
+    templates: dict[str, dict[tuple[str, ...], None]] = defaultdict(dict)
+    for node in found:
+        structures.setdefault((node.label(), str(node)), tuple(node.leaves()))
+        templates[node.label()][tuple(tag for _, tag in node.pos())] = None
+    originals = tuple(p for words in structures.values() for p in _split_at_commas(words))
+    return PhrasePool(tuple(templates), originals,
+                      {c: tuple(ts) for c, ts in templates.items()})

@@ -34,7 +34,8 @@ class FakeWordNet:
 
 @pytest.fixture
 def toy_alp(toy_grammar):
-    return ALPAugmenter(toy_grammar, None, threshold=-50.0, p_slot=0.5).fit(
+    return ALPAugmenter(toy_grammar, None, threshold=-50.0, p_slot=0.5,
+                        generation="recombine").fit(
         POS + NEG, ["pos"] * 3 + ["neg"] * 3)
 
 
@@ -69,15 +70,18 @@ def test_alp_counts_per_class(toy_alp):
 
 
 def test_alp_threshold_keeps_at_least_the_best_tree(toy_grammar):
-    strict = ALPAugmenter(toy_grammar, None, threshold=0.0).fit(POS + NEG, ["p"] * 3 + ["n"] * 3)
+    strict = ALPAugmenter(toy_grammar, None, threshold=0.0, generation="recombine").fit(
+        POS + NEG, ["p"] * 3 + ["n"] * 3)
     assert all(len(t) == 1 for t in strict.trees_.values())
-    loose = ALPAugmenter(toy_grammar, None, threshold=-50.0).fit(POS + NEG, ["p"] * 3 + ["n"] * 3)
+    loose = ALPAugmenter(toy_grammar, None, threshold=-50.0, generation="recombine").fit(
+        POS + NEG, ["p"] * 3 + ["n"] * 3)
     assert all(len(t) == 3 for t in loose.trees_.values())
     assert max(loose.tree_logprobs_["p"]) == strict.tree_logprobs_["p"][0]
 
 
 def test_slot_pools_expand_with_same_pos_synonyms(toy_grammar):
-    alp = ALPAugmenter(toy_grammar, FakeWordNet(), threshold=-50.0).fit(POS, ["p"] * 3)
+    alp = ALPAugmenter(toy_grammar, FakeWordNet(), threshold=-50.0, generation="recombine").fit(
+        POS, ["p"] * 3)
     assert {"beneficial"} <= set(alp.pools_["p"]["JJ"])
     assert {"movie"} <= set(alp.pools_["p"]["NN"])
     assert "picture_show" not in alp.pools_["p"]["NN"]  # multi-word lemmas are skipped
@@ -146,7 +150,8 @@ def test_alp_on_real_sentences_with_the_treebank_grammar(treebank_grammar, nltk_
              "one of the best films of the year", "dull , lifeless and badly written",
              "the plot is a mess", "a boring movie with nothing to say"]
     labels = [1, 1, 1, 0, 0, 0]
-    alp = ALPAugmenter(treebank_grammar, wordnet(str(nltk_dir))).fit(texts, labels)
+    alp = ALPAugmenter(treebank_grammar, wordnet(str(nltk_dir)), generation="recombine").fit(
+        texts, labels)
     trees, out_labels = alp.augment_trees(5, seed=0)
     assert out_labels == [0] * 5 + [1] * 5
     for tree in trees:

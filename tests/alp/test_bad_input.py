@@ -38,7 +38,8 @@ INT_KINDS = (int, np.int32, np.int64, np.array, torch.tensor)
 
 
 def _alp(grammar, **kwargs) -> ALPAugmenter:
-    return ALPAugmenter(grammar, None, threshold=-50.0, **kwargs).fit(POS + NEG, LABELS)
+    return ALPAugmenter(grammar, None, threshold=-50.0, **{"generation": "recombine", **kwargs}
+                        ).fit(POS + NEG, LABELS)
 
 
 # --- the parser and the tagger ----------------------------------------------------------------
@@ -78,7 +79,7 @@ def test_parser_settings_are_checked(toy_grammar):
 # --- the augmenters ---------------------------------------------------------------------------
 
 
-MAKERS = {"alp": lambda g: ALPAugmenter(g, None, threshold=-50.0),
+MAKERS = {"alp": lambda g: ALPAugmenter(g, None, threshold=-50.0, generation="recombine"),
           "eda": lambda g: EDAAugmenter(FakeWordNet())}
 
 
@@ -161,6 +162,10 @@ def test_augment_counts_and_seed_must_be_integers(toy_grammar, make, bad, where)
     fitted = MAKERS[make](toy_grammar).fit(POS + NEG, LABELS)
     call = {"n": lambda: fitted.augment(bad), "mapping": lambda: fitted.augment({"pos": bad}),
             "seed": lambda: fitted.augment(2, seed=bad)}[where]
+    if bad is None and where == "n":  # no count: the augmenter's own (ALP's n_aug), unset here
+        with pytest.raises(ValueError, match="augment.* needs n_per_class"):
+            call()
+        return
     with pytest.raises(TypeError, match="must be an integer"):
         call()
 
@@ -197,8 +202,8 @@ def test_an_augmenter_that_can_only_copy_says_so(toy_grammar, caplog):
 def test_unparsed_sentences_are_counted(toy_grammar):
     bad = "the the the ."
     assert toy_grammar.parser.parse(bad) is None
-    alp = ALPAugmenter(toy_grammar, None, threshold=-50.0).fit(POS + NEG + [bad],
-                                                               LABELS + ["neg"])
+    alp = ALPAugmenter(toy_grammar, None, threshold=-50.0, generation="recombine").fit(
+        POS + NEG + [bad], LABELS + ["neg"])
     made = alp.augment(2, seed=0)
     assert alp.unparsed_ == made.unparsed == 1 and made.fitted == 7
     split = standard_split(POS + NEG + [bad, bad], LABELS + ["neg", "pos"], alp, n_aug=2)
@@ -284,7 +289,7 @@ def test_split_texts_must_be_strings():
 def test_arrays_of_strings_are_sequences_too(toy_grammar):
     texts = np.array(POS + NEG)
     fitted = _alp(toy_grammar)
-    assert ALPAugmenter(toy_grammar, None, threshold=-50.0).fit(
+    assert ALPAugmenter(toy_grammar, None, threshold=-50.0, generation="recombine").fit(
         texts, np.array(LABELS)).augment(2) == fitted.augment(2)
     assert standard_split(texts, np.array(LABELS), seed=1) == standard_split(
         POS + NEG, LABELS, seed=1)

@@ -138,7 +138,7 @@ def test_copies_of_training_sentences_are_reported(tmp_path, fitting, capsys):
     path = write_csv(tmp_path / "one.csv", [("hello", "greeting")], header=("text", "label"))
     out = tmp_path / "out.csv"
     assert cli.main(["alp", "augment", str(path), *COLUMNS, "--n", "2", "--out", str(out),
-                     *fitting]) == 0
+                     "--generation", "recombine", *fitting]) == 0
     assert "2 of 2 augmentations copy a training sentence" in capsys.readouterr().out
     assert [r[0] for r in read_rows(out.read_text())[2:]] == ["hello", "hello"]
 

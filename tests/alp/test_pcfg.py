@@ -1,4 +1,5 @@
-"""The authors' generation: a lexicalized PCFG induced per class, phrases joined to a length."""
+"""The class-wise lexicalized PCFG and ``generation="sample"`` (the paper's description: phrases
+sampled from it, joined to a length)."""
 
 from __future__ import annotations
 
@@ -31,29 +32,29 @@ def _words(tree: Tree) -> set[tuple[str, str]]:
 
 
 @pytest.fixture
-def pcfg_alp(toy_grammar):
-    return ALPAugmenter(toy_grammar, None, generation="pcfg", min_chars=60).fit(POS + NEG, LABELS)
+def sample_alp(toy_grammar):
+    return ALPAugmenter(toy_grammar, None, generation="sample", min_chars=60).fit(POS + NEG, LABELS)
 
 
-def test_the_class_grammar_holds_exactly_the_rules_of_the_class_parses(pcfg_alp):
+def test_the_class_grammar_holds_exactly_the_rules_of_the_class_parses(sample_alp):
     for c in ("pos", "neg"):
-        seen = set().union(*(_productions(delexicalize(t)) for t in pcfg_alp.trees_[c]))
-        assert pcfg_alp.grammars_[c].productions() == seen
+        seen = set().union(*(_productions(delexicalize(t)) for t in sample_alp.trees_[c]))
+        assert sample_alp.grammars_[c].productions() == seen
 
 
-def test_sampled_phrases_use_only_rules_and_words_of_their_class(pcfg_alp):
+def test_sampled_phrases_use_only_rules_and_words_of_their_class(sample_alp):
     rng = np.random.default_rng(0)
     for c, other in (("pos", "neg"), ("neg", "pos")):
-        trees = [delexicalize(t) for t in pcfg_alp.trees_[c]]
+        trees = [delexicalize(t) for t in sample_alp.trees_[c]]
         rules = set().union(*map(_productions, trees))
         words = set().union(*map(_words, trees))
         other_only = ({w for _, w in set().union(*(_words(delexicalize(t))
-                                                   for t in pcfg_alp.trees_[other]))}
+                                                   for t in sample_alp.trees_[other]))}
                       - {w for _, w in words})
         made = 0
         for _ in range(200):
             try:
-                phrase = pcfg_alp.grammars_[c].sample(rng, p_word=0.5)
+                phrase = sample_alp.grammars_[c].sample(rng, p_word=0.5)
             except TooDeep:
                 continue
             made += 1
@@ -65,7 +66,7 @@ def test_sampled_phrases_use_only_rules_and_words_of_their_class(pcfg_alp):
 
 def test_augmentations_are_joined_phrases_of_at_least_min_chars(toy_grammar):
     for min_chars in (1, 60, 256):
-        alp = ALPAugmenter(toy_grammar, None, generation="pcfg", min_chars=min_chars)
+        alp = ALPAugmenter(toy_grammar, None, generation="sample", min_chars=min_chars)
         texts, labels = alp.fit(POS + NEG, LABELS).augment(8, seed=2)
         assert len(texts) == 16 and labels == ["neg"] * 8 + ["pos"] * 8
         assert all(len(t) >= min_chars for t in texts)
@@ -79,19 +80,19 @@ def test_augmentations_are_joined_phrases_of_at_least_min_chars(toy_grammar):
 
 
 def test_joining_stops_at_the_first_phrase_that_reaches_the_length(toy_grammar, monkeypatch):
-    alp = ALPAugmenter(toy_grammar, None, generation="pcfg", min_chars=20).fit(POS + NEG, LABELS)
+    alp = ALPAugmenter(toy_grammar, None, generation="sample", min_chars=20).fit(POS + NEG, LABELS)
     phrases = iter([Tree("S", [Tree("NN", ["abcdefgh"])])] * 10)  # 8 characters each
     monkeypatch.setattr(LexicalizedPCFG, "sample", lambda self, rng, **kw: next(phrases))
     # 8, 17, 26: the third phrase reaches 20 characters
-    assert alp._joined("pos", np.random.default_rng(0)) == ["abcdefgh"] * 3
+    assert alp._sampled("pos", np.random.default_rng(0)) == ["abcdefgh"] * 3
 
 
-def test_pcfg_generation_is_seeded_and_survives_json(pcfg_alp):
-    a, b = pcfg_alp.augment(5, seed=7), pcfg_alp.augment(5, seed=7)
+def test_sample_generation_is_seeded_and_survives_json(sample_alp):
+    a, b = sample_alp.augment(5, seed=7), sample_alp.augment(5, seed=7)
     assert a[0] == b[0]
-    assert pcfg_alp.augment(5, seed=8)[0] != a[0]
-    again = ALPAugmenter.from_json(pcfg_alp.to_json())
-    assert again.generation == "pcfg" and again.min_chars == 60
+    assert sample_alp.augment(5, seed=8)[0] != a[0]
+    again = ALPAugmenter.from_json(sample_alp.to_json())
+    assert again.generation == "sample" and again.min_chars == 60
     assert again.augment(5, seed=7)[0] == a[0]
 
 
@@ -106,11 +107,11 @@ def test_recursive_rules_stop_at_the_depth_limit():
     assert grammar.sample(np.random.default_rng(0), "ADJP").leaves() == ["sad"]
 
 
-def test_pcfg_generation_refuses_trees_and_bad_settings(pcfg_alp, toy_grammar):
+def test_sample_generation_refuses_trees_and_bad_settings(sample_alp, toy_grammar):
     with pytest.raises(ValueError, match="recombine"):
-        pcfg_alp.augment_trees(2)
+        sample_alp.augment_trees(2)
     with pytest.raises(ValueError, match="generation"):
-        ALPAugmenter(toy_grammar, None, generation="sample")
+        ALPAugmenter(toy_grammar, None, generation="bogus")
     with pytest.raises(ValueError, match="min_chars"):
         ALPAugmenter(toy_grammar, None, min_chars=0)
     with pytest.raises(ValueError, match="no phrases"):
