@@ -264,9 +264,10 @@ def measure(teacher: nn.Module, students: Mapping[float, EntropicStudent],
     count: tuple[int, ...] = ()
     for start in range(0, n, EVAL_BATCH):
         sl = slice(start, start + EVAL_BATCH)
-        reference = teacher_features(teacher, normalize(images[sl]))[:4]
+        raw = feeds[0](sl)
+        reference = raw[:4]
         for k, feed in enumerate(feeds):
-            out = feed(sl)
+            out = raw if k == 0 else feed(sl)
             sse[k, sl], first[sl], second[sl], count = stage_sums(out[:4], reference)
             correct[k, sl] = (out[-1].argmax(-1) == test.labels[sl]).numpy()
     probes = [Probe(*spec, sse[k], correct[k]) for k, spec in enumerate(specs)]
