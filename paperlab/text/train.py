@@ -326,3 +326,14 @@ def predict(model: nn.Module, tokenizer: Any, texts: tuple[str, ...] | list[str]
     if not len(texts):
         return np.empty(0, dtype=np.int64)
     return _logits(model, tokenizer, texts, max_length, batch_size).argmax(-1).numpy()
+
+
+def predict_proba(model: nn.Module, tokenizer: Any, texts: tuple[str, ...] | list[str],
+                  max_length: int = 64, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities (softmax of the logits) of each sentence, ``float32``
+    ``(len(texts), classes)``, in the input order (e.g. to keep a self-training round's
+    confident pseudo-labels); ``(0, 0)`` for no sentences."""
+    if not len(texts):
+        return np.empty((0, 0), dtype=np.float32)
+    logits = _logits(model, tokenizer, texts, max_length, batch_size)
+    return torch.softmax(logits, dim=-1).numpy().astype(np.float32)

@@ -259,3 +259,35 @@ def test_help_shows_examples(capsys):
     with pytest.raises(SystemExit):
         cli.main(["alp", "--help"])
     assert "augment" in capsys.readouterr().out
+
+
+def test_run_options_reach_the_configuration_and_bad_ones_are_refused(tmp_path, monkeypatch,
+                                                                       capsys):
+    """``paperlab run alp``'s own options and the job map's ``--workers`` arrive in the run's
+    context; out-of-range and malformed values stop before any training."""
+    from paperlab.alp import experiment
+    from paperlab.core.config import resolve_config
+    from paperlab.core.jobs import run_options
+
+    seen = {}
+
+    def fake_run(ctx, config=None):
+        seen["cfg"] = resolve_config(ctx, experiment.Config, config)
+        seen["jobs"] = run_options(ctx.options)
+        raise SystemExit(0)  # nothing to train
+
+    monkeypatch.setattr(experiment, "run", fake_run)
+    with pytest.raises(SystemExit):
+        cli.main(["run", "alp", "--seeds", "12", "--datasets", "sst2,trec", "--max-test", "50",
+                  "--workers", "2", "--out", str(tmp_path)])
+    cfg = seen["cfg"]
+    assert (cfg.seeds, cfg.datasets, cfg.max_test) == (12, ("sst2", "trec"), 50)
+    assert cfg.self_training is not None and seen["jobs"]["workers"] == 2
+    for bad, message in ((["--seeds", "0"], "--seeds: must be >= 1"),
+                         (["--datasets", "sst2,,trec"], "empty items"),
+                         (["--workers", "0"], "--workers: must be >= 1")):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["run", "alp", *bad, "--out", str(tmp_path)])
+        assert exc.value.code == cli.EXIT_USAGE and message in capsys.readouterr().err
+    with pytest.raises(ValueError, match="datasets must be among sst2, trec, snips, emotion"):
+        cli.main(["run", "alp", "--datasets", "imdb", "--out", str(tmp_path)])
