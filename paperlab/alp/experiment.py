@@ -195,14 +195,15 @@ class Config:
 
     @classmethod
     def full(cls) -> Config:
-        # Sized by measurement (one torch thread, beside other jobs on the 2-core machine):
-        # SST-2 k=10 with ALP's 40 augmentations (60 texts of 330 characters) fine-tuned in 9
-        # epochs, then its self-training round (1,000 pool sentences labelled, 40 kept, 12
-        # epochs on 100 texts): 320 CPU seconds in all, ~155 for the run and ~165 for the
-        # round. With EDA at about half a run, none at a sixth and k=5 at half of k=10, 10
-        # seeds of the headline with self-training plus the extras on 4 seeds come to
-        # ~110-165 CPU-minutes: 55-85 minutes with --workers 2. 10 restarts (x10), the
-        # extras on all seeds (+~35 CPU-minutes) and TREC/SNIPS (~3x SST-2 each) do not fit.
+        # Sized by measurement, one torch thread on a quiet core of the 2-core machine, SST-2
+        # k=10, seed 0, each run then its self-training round (1,000 pool sentences labelled,
+        # 40 kept), CPU seconds in all: ALP 182 (run 75: 60 texts of 231 characters, 11
+        # epochs; round 105), EDA 172 (run 69, 12 epochs; round 102), none 117 (run 21;
+        # round 96, 16 epochs). Beside other jobs the ALP cell took 320. With k=5 at about
+        # half of k=10: ~710 s per seed, ~118 CPU-minutes for 10 seeds, ~16 more for the
+        # extras on 4 seeds: ~67 minutes with --workers 2 on quiet cores (epochs vary with
+        # early stopping: +-30 %). 10 restarts (x10), the extras on all seeds (+~25
+        # CPU-minutes) and TREC/SNIPS (~3x SST-2 each) do not fit the ~90 minutes.
         return cls()
 
     def with_options(self, options: dict[str, Any]) -> Config:
