@@ -292,12 +292,14 @@ def _fitting_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, default=None, metavar="NATS",
                         help="ALP: keep trees of at least this log-probability per word "
                         "(nats; default -4; recombine only)")
-    parser.add_argument("--generation", choices=("recombine", "pcfg"), default=None,
-                        help="ALP: recombine parse trees into one sentence (default) or join "
-                        "phrases sampled from a class-wise lexicalized PCFG (the authors' code)")
+    parser.add_argument("--generation", choices=("pcfg", "sample", "recombine"), default=None,
+                        help="ALP: pcfg (default, the authors' code): join phrases of the "
+                        "class's examples and their part-of-speech templates refilled with "
+                        "the class's words; sample: join phrases sampled from a class-wise "
+                        "lexicalized PCFG; recombine: recombine parse trees into one sentence")
     parser.add_argument("--min-chars", type=int, default=None, metavar="N",
-                        help="ALP with --generation pcfg: shortest augmentation in characters "
-                        "(default 256)")
+                        help="ALP with --generation pcfg or sample: shortest augmentation in "
+                        "characters (default 256)")
     parser.add_argument("--treebank-trees", type=int, default=None, metavar="N",
                         help="ALP: induce the treebank grammar from the first N of its 3,914 "
                         "trees (default all; fewer: a quicker first build, a smaller grammar)")
