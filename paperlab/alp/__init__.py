@@ -44,6 +44,21 @@ _EXPORTS = {
 __all__ = ["SYSTEM", *_EXPORTS]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
+
+def _datasets(text: str) -> tuple[str, ...]:
+    """``"sst2,trec"`` -> ``("sst2", "trec")``, each one of the staged benchmarks, so a wrong
+    name is a usage error when the command line is parsed."""
+    from paperlab.alp.datasets import DATASETS
+
+    names = comma_list(text)
+    unknown = [name for name in names if name not in DATASETS]
+    if unknown:
+        plural = "s" if len(unknown) > 1 else ""
+        raise ValueError(f"unknown data set{plural} {', '.join(unknown)}: choose among "
+                         f"{','.join(DATASETS)}")
+    return names
+
+
 # The paper states these as orderings, so each claim is judged by its sign only: on the
 # bootstrap interval (in points) over the paired per-(data set, k, seed) differences of the
 # fine-tuned classifier, within noise when it holds 0.
@@ -72,7 +87,8 @@ SYSTEM = System(
     bench="paperlab.alp.experiment:bench",
     options=(
         Option("seeds", int, "sampled few-shot subsets per (data set, k)", min=1),
-        Option("datasets", comma_list, "data sets among sst2,trec,snips,emotion"),
+        Option("datasets", _datasets, "data sets among sst2,trec,snips,emotion",
+               metavar="A,B,..."),
         Option("max_test", int, "test examples per data set (a seeded subsample)", min=1),
     ),
     claims=_CLAIMS,

@@ -289,5 +289,16 @@ def test_run_options_reach_the_configuration_and_bad_ones_are_refused(tmp_path, 
         with pytest.raises(SystemExit) as exc:
             cli.main(["run", "alp", *bad, "--out", str(tmp_path)])
         assert exc.value.code == cli.EXIT_USAGE and message in capsys.readouterr().err
-    with pytest.raises(ValueError, match="datasets must be among sst2, trec, snips, emotion"):
-        cli.main(["run", "alp", "--datasets", "imdb", "--out", str(tmp_path)])
+
+
+def test_an_unknown_data_set_is_a_one_line_usage_error(tmp_path, capsys):
+    """``--datasets`` is checked when the command line is parsed: exit 2, one line naming the
+    wrong name and the data sets there are, before the run starts."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["run", "alp", "--datasets", "sst2,imdb", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exc.value.code == cli.EXIT_USAGE == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "--datasets" in err and "unknown data set imdb: choose among sst2,trec,snips,emotion" \
+        in err
+    assert not list(tmp_path.iterdir())
