@@ -101,9 +101,11 @@ class Option:
         try:
             value = self.type(text)
         except (TypeError, ValueError) as exc:
-            expected = _TYPE_WORDS.get(self.type, getattr(self.type, "__name__", "a value"))
-            detail = "" if self.type in _TYPE_WORDS else f" ({exc})"
-            raise ValueError(f"{self.flag} expects {expected}, got {text!r}{detail}") from None
+            if self.type in _TYPE_WORDS:
+                raise ValueError(f"{self.flag} expects {_TYPE_WORDS[self.type]}, got {text!r}"
+                                 ) from None
+            # a system's own converter says what it expects in its message
+            raise ValueError(f"{self.flag} {exc} (got {text!r})") from None
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{self.flag} expects a finite number, got {text!r}")
         if self.min is not None and value < self.min:
