@@ -71,6 +71,7 @@ from paperlab.entropic_student.train import (
     POSITIVE_INT,
     codec_path,
     each,
+    relative_mse_of_sums,
     student_path,
 )
 from paperlab.vision.data import ImageSet, load_cifar10, normalize
@@ -144,13 +145,7 @@ def relative_mse(sse: np.ndarray, first: np.ndarray, second: np.ndarray, count: 
         raise ValueError("sse, first and second must be 1-d arrays of one length >= 1 (one value "
                          f"per image), got shapes {[a.shape for a in arrays]}")
     sse, first, second = arrays
-    total = len(sse) * count
-    mean = first.sum() / total
-    variance = second.sum() / total - mean**2
-    if not variance > 0:
-        raise ValueError(f"the reference's variance is {variance:g}: a relative MSE needs "
-                         "features that vary")
-    return float(sse.sum() / total / variance)
+    return float(relative_mse_of_sums(sse.sum(), first.sum(), second.sum(), len(sse) * count))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -315,12 +315,19 @@ def relative_errors(student: EntropicStudent, teacher: nn.Module, images: torch.
             first[name] += float(t64.sum())
             second[name] += float(t64.pow(2).sum())
             count[name] += t.numel()
-    out = {}
-    for name in STAGES:
-        mean = first[name] / count[name]
-        variance = second[name] / count[name] - mean**2
-        out[name] = err[name] / count[name] / variance
-    return out
+    return {name: relative_mse_of_sums(err[name], first[name], second[name], count[name])
+            for name in STAGES}
+
+
+def relative_mse_of_sums(sse: float, first: float, second: float, elements: int) -> float:
+    """Mean squared error over ``elements`` divided by the reference's variance, from the summed
+    squared error and the reference's sum and sum of squares over the same elements."""
+    mean = first / elements
+    variance = second / elements - mean**2
+    if not variance > 0:
+        raise ValueError(f"the reference's variance is {variance:g}: a relative MSE needs "
+                         "features that vary")
+    return sse / elements / variance
 
 
 @torch.no_grad()
