@@ -52,6 +52,7 @@ from paperlab.entropic_student.experiment import (
     RAW_BYTES,
     STUDENT,
     Config,
+    teacher_checkpoint,
     test_sets,
     trained_codecs,
     trained_models,
@@ -75,7 +76,6 @@ from paperlab.entropic_student.train import (
     student_path,
 )
 from paperlab.vision.data import ImageSet, load_cifar10, normalize
-from paperlab.vision.train import checkpoint_path
 
 WEBP_QUALITIES = (5, 10, 20, 30, 50, 75)  # 145..341 B per CIFAR-10 image: the students' range
 N_BOOT = 2000
@@ -440,8 +440,7 @@ def missing_models(cfg: Config, seed: int, data_root: str | Path | None = None) 
     """The checkpoints ``paperlab run entropic_student`` with ``cfg`` and ``seed`` caches (the
     teacher, each beta's student, each lambda's codec) that are not in the cache."""
     train = load_cifar10("train", data_root, cfg.train_per_class)
-    teacher = checkpoint_path(cfg.teacher, dataclasses.replace(cfg.teacher_train, seed=seed),
-                              train)
+    teacher = teacher_checkpoint(cfg, seed, train)
     paths = [teacher]
     paths += [student_path(teacher.name, dataclasses.replace(cfg.student, beta=b, seed=seed),
                            train) for b in cfg.betas]

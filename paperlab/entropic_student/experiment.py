@@ -275,10 +275,15 @@ def student_checkpoint(cfg: Config, beta: float, seed: int = 0,
     training images, whose fingerprint is part of the key, from ``data_root`` (or the searched
     roots); raises :class:`~paperlab.core.data.DataNotFoundError` if they are in none."""
     train = load_cifar10("train", data_root, cfg.train_per_class)
-    teacher = checkpoint_path(cfg.teacher, dataclasses.replace(cfg.teacher_train, seed=seed),
-                              train)
     scfg = dataclasses.replace(cfg.student, beta=beta, seed=seed)
-    return student_path(teacher.name, scfg, train)
+    return student_path(teacher_checkpoint(cfg, seed, train).name, scfg, train)
+
+
+def teacher_checkpoint(cfg: Config, seed: int, train: ImageSet) -> Path:
+    """Where ``run`` with ``cfg`` and ``seed`` caches the teacher trained on ``train`` (the
+    CIFAR-10 training images; their fingerprint is part of the key), computed without
+    training anything."""
+    return checkpoint_path(cfg.teacher, dataclasses.replace(cfg.teacher_train, seed=seed), train)
 
 
 def trained_codecs(cfg: Config, data: ImageSet, seed: int
