@@ -11,6 +11,17 @@ from paperlab.core.claims import Bound, Claim, Threshold, fraction, value
 from paperlab.core.lazy import lazy_exports
 from paperlab.core.registry import Option, System, comma_list
 
+BACKBONE_NAMES = ("gcn", "sage")  # the strong experts the run and the bench compare
+
+
+def backbone_list(text: str) -> tuple[str, ...]:
+    """Parse ``--backbones gcn,sage``: known names only, each once."""
+    names = tuple(name.lower() for name in comma_list(text))
+    unknown = [name for name in names if name not in BACKBONE_NAMES]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(f"choose distinct backbones among {','.join(BACKBONE_NAMES)}")
+    return names
+
 _CLAIMS = (
     Claim("beats_both_experts",
           "The best Mowst variant scores at least as well as both its MLP and its GNN",
@@ -74,6 +85,9 @@ SYSTEM = System(
                "bench only: a generated contextual SBM graph of this many nodes (mean degree "
                "20, 100 features, half the nodes easy for an MLP) instead of the staged graphs",
                min=20),
+        Option("backbones", backbone_list,
+               "bench only: GNN backbones (strong experts) to bench, among gcn,sage (default both)",
+               metavar="B,..."),
     ),
 )
 

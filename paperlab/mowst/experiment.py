@@ -32,7 +32,7 @@ from paperlab.core.config import resolve_config
 from paperlab.core.jobs import Job, job_map, run_options
 from paperlab.core.results import Result, RunContext
 from paperlab.core.seed import derive_seed, seed_everything, torch_threads
-from paperlab.mowst import datasets
+from paperlab.mowst import BACKBONE_NAMES, datasets
 from paperlab.mowst.experts import MLP, STRONG_EXPERTS
 from paperlab.mowst.mowst import Mowst, MowstOutput
 from paperlab.mowst.synthetic import CSBM, contextual_sbm
@@ -48,7 +48,6 @@ from paperlab.mowst.training import (
     train_mowst_star,
 )
 
-BACKBONES = ("gcn", "sage")
 ROUTED_SHARES = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)  # shares of nodes sent to the MLP in the sweep
 NAMES = {"gcn": "GCN", "sage": "SAGE"}
 SHORT_TURNS = 5  # the short-turn variant runs Mowst's turns with patience P / SHORT_TURNS
@@ -82,6 +81,7 @@ class Config:
     bench_datasets: tuple[str, ...] = ("cora", "amherst41")
     bench_repeats: int = 5
     nodes: int | None = None
+    backbones: tuple[str, ...] = BACKBONE_NAMES
     synthetic: CSBM = field(default_factory=CSBM)
 
     @classmethod
@@ -108,6 +108,8 @@ class Config:
             names = tuple(options["datasets"])
             cfg = replace(cfg, datasets=names, bench_datasets=names,
                           ablation_datasets=tuple(d for d in cfg.ablation_datasets if d in names))
+        if options.get("backbones"):
+            cfg = replace(cfg, backbones=tuple(options["backbones"]))
         if options.get("nodes"):
             cfg = replace(cfg, nodes=int(options["nodes"]), train=SCALE_TRAIN)
         if options.get("seeds"):
@@ -245,7 +247,7 @@ def _run_seed(graph: datasets.Graph, seed: int, cfg: Config, ablate: bool,
     rep = train_expert(mlp, task, cfg.train, uses_graph=False)
     add("MLP", _test_score(mlp, task, False), ms_per_epoch=rep.ms_per_epoch,
         train_s=rep.seconds)
-    for backbone in BACKBONES:
+    for backbone in BACKBONE_NAMES:
         name = NAMES[backbone]
         start(name)
         gnn = _gnn(backbone, graph, cfg)
@@ -358,7 +360,7 @@ def _summary(rows: list[dict[str, Any]], names: list[str],
                                                   for k in ("train", "routed", "short")}
     for d in names:
         mlp = scores[(d, "MLP")]
-        for backbone in BACKBONES:
+        for backbone in BACKBONE_NAMES:
             gnn = NAMES[backbone]
             mowst, short = table[(d, f"Mowst-{gnn}")], table[(d, f"Mowst-{gnn} (short turns)")]
             best = f"Mowst-{gnn}" if mowst["mean"] >= table[(d, f"Mowst*-{gnn}")]["mean"] else (
@@ -381,7 +383,7 @@ def _summary(rows: list[dict[str, Any]], names: list[str],
                 ratios["routed"][s].append(run[f"Mowst-{gnn}"]["routed_time_ratio"])
                 ratios["short"][s].append(run[f"Mowst-{gnn} (short turns)"]["train_s"]
                                           / run[gnn]["train_s"])
-    pairs = len(names) * len(BACKBONES)
+    pairs = len(names) * len(BACKBONE_NAMES)
     share_ci = None
     if len(seeds) > 1:  # one seed: no spread to judge a pair by
         share_ci = stats.interval(
@@ -480,6 +482,9 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
     if cfg.nodes:
         raise ValueError("--nodes sets the generated graph of 'paperlab bench mowst'; 'paperlab "
                          "run mowst' reproduces the paper on the staged graphs")
+    if cfg.backbones != BACKBONE_NAMES:
+        raise ValueError("--backbones narrows 'paperlab bench mowst'; 'paperlab run mowst' "
+                         f"compares both backbones ({','.join(BACKBONE_NAMES)}) on every graph")
     root = None if ctx.data_root is None else str(ctx.data_root)
     for name in cfg.datasets:  # a missing data set fails here, before any training
         datasets.locate(name, ctx.require)
@@ -717,7 +722,7 @@ def bench(ctx: RunContext, config: Config | None = None) -> Result:
             seed_everything(derive_seed(ctx.seed, "MLP"))
             mlp = _mlp(graph, cfg)
             mlp_rep = train_expert(mlp, task, cfg.train, uses_graph=False)
-            for backbone in BACKBONES:
+            for backbone in cfg.backbones:
                 row = {"dataset": graph.name, "backbone": NAMES[backbone],
                        "mlp_train_s": mlp_rep.seconds,
                        **_bench_pair(graph, task, backbone, cfg, ctx.seed, mlp)}

@@ -209,3 +209,21 @@ def test_nodes_flag_sets_the_scale_training_and_is_bench_only(tmp_path):
     with pytest.raises(ValueError, match="--nodes sets the generated graph of 'paperlab bench"):
         experiment.run(RunContext("mowst", quick=True, seed=0, out_dir=tmp_path,
                                   options={"nodes": 1000}))
+
+
+def test_backbones_flag_narrows_the_bench_and_refuses_unknown_names(tmp_path):
+    from paperlab.mowst import backbone_list
+
+    assert backbone_list("GCN") == ("gcn",) and backbone_list("sage,gcn") == ("sage", "gcn")
+    for bad in ("gat", "gcn,gcn", "gcn,"):
+        with pytest.raises(ValueError):
+            backbone_list(bad)
+    cfg = experiment.Config(datasets=(), seeds=1, ablation_datasets=(), ablation_seeds=0,
+                            bench_repeats=1, draws=5, nodes=300,
+                            train=TrainConfig(max_epochs=3, patience=2, max_rounds=1))
+    result = experiment.bench(RunContext("mowst", quick=False, seed=0, out_dir=tmp_path),
+                              cfg.with_options({"backbones": ("sage",)}))
+    assert [r["backbone"] for r in result.results] == ["SAGE"]
+    with pytest.raises(ValueError, match="--backbones narrows 'paperlab bench mowst'"):
+        experiment.run(RunContext("mowst", quick=True, seed=0, out_dir=tmp_path,
+                                  options={"backbones": ("gcn",)}))
