@@ -606,12 +606,19 @@ def paired_gains(cells: dict[tuple[str, int, str, str], dict[int, dict[str, Any]
     return np.asarray(out, dtype=float)
 
 
+MIN_PAIRS = 6  # below it a sign test cannot reject at 5 % either (2 * 0.5^5 = 0.0625)
+
+
 def gain_interval(gains: np.ndarray, seed: int = 0) -> dict[str, Any] | None:
-    """Percentile-bootstrap 95 % interval of the mean paired gain in points, over the
-    (data set, k, seed) units (independent draws: each seed samples its own subset); ``None``
-    for fewer than two differences."""
-    if len(gains) < 2:
-        return None
+    """95 % interval of the mean paired gain in points, over the (data set, k, seed) units
+    (independent draws: each seed samples its own subset): a percentile bootstrap from
+    :data:`MIN_PAIRS` differences, a Student-t interval below (the bootstrap of two values
+    spans just those two; t widens with few), ``None`` for fewer than two."""
+    if len(gains) < MIN_PAIRS:
+        ci = stats.mean_interval(gains)
+        if ci is not None:
+            ci["method"] = f"t over {len(gains)} paired (data set, k, seed) differences"
+        return ci
     return stats.bootstrap_interval(np.mean, gains, seed=seed,
                                     unit="paired (data set, k, seed) differences")
 

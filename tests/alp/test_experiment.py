@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from paperlab.alp.experiment import (
+    MIN_PAIRS,
     Config,
     SelfTraining,
     _row,
@@ -56,21 +57,28 @@ def test_summary_gains_are_paired_point_differences_with_a_bootstrap_and_a_sign_
     assert s["split_strategy_gain_pts"] == pytest.approx((5 - 2) / 2)  # paired where both ran
     assert s["mean_gain_alp_vs_none_pts_wins_losses"] == "3/0 of 3"
     assert s["mean_gain_alp_vs_none_pts_sign_p"] == pytest.approx(0.25)
-    ci = s["mean_gain_alp_vs_none_pts_ci95"]
-    assert 1 <= ci["lo"] <= ci["hi"] <= 20 and "bootstrap over 3 paired" in ci["method"]
+    ci = s["mean_gain_alp_vs_none_pts_ci95"]  # 3 pairs: a t interval, not a bootstrap
+    assert ci["lo"] < 0 < 20 < ci["hi"] and ci["method"].startswith("t over 3 paired")
     assert "mean_gain_recombine_vs_none_pts" not in s  # no recombination cells
     assert s["alp_augmentations_per_second"] == pytest.approx(20.0)
 
 
 def test_gains_are_paired_by_seed():
     # seed 1 is 30 points harder for every method; ALP stays 2 points above none on each
-    cells = _cells({("none", "standard"): [0.80, 0.50, 0.65],
-                    ("alp", "standard"): [0.82, 0.52, 0.67]})
+    none = [0.80, 0.50, 0.65, 0.70, 0.60, 0.55]
+    cells = _cells({("none", "standard"): none,
+                    ("alp", "standard"): [a + 0.02 for a in none]})
     gains = paired_gains(cells, ("alp", "standard"), ("none", "standard"))
-    np.testing.assert_allclose(gains, [2.0, 2.0, 2.0])
+    np.testing.assert_allclose(gains, [2.0] * 6)
     ci = gain_interval(gains)
     assert ci["lo"] == pytest.approx(2.0) and ci["hi"] == pytest.approx(2.0)
-    assert gain_interval(gains[:1]) is None  # one difference has no spread
+    assert "bootstrap over 6 paired" in ci["method"]
+    # fewer than MIN_PAIRS differences: the t interval (the bootstrap of a handful of values
+    # spans just them), none for a single one
+    spread = np.array([0.5, 1.0])
+    assert gain_interval(spread)["method"] == "t over 2 paired (data set, k, seed) differences"
+    assert gain_interval(spread)["lo"] < 0 and MIN_PAIRS == 6
+    assert gain_interval(gains[:1]) is None
 
 
 def test_self_training_gains_pair_each_run_with_its_own_self_trained_student():
@@ -228,9 +236,8 @@ def test_run_tiny_end_to_end(tmp_path, monkeypatch, nltk_dir, treebank_grammar):
             assert "st_accuracy" not in r
     assert combos[("alp", "standard")]["mean_chars"] > combos[("eda", "standard")]["mean_chars"]
     for key in ("mean_gain_alp_vs_none_pts", "mean_gain_alp_vs_eda_pts"):
-        ci = result.summary[f"{key}_ci95"]
-        assert ci["lo"] <= result.summary[key] <= ci["hi"]
-        assert "bootstrap over 2 paired" in ci["method"]
+        ci = result.summary[f"{key}_ci95"]  # 2 pairs: fewer than MIN_PAIRS, a t interval
+        assert ci["lo"] <= result.summary[key] <= ci["hi"] and ci["method"].startswith("t over 2")
         assert "probe_" + key in result.summary
     assert result.summary["split_strategy_gain_pts_ci95"] is None  # one seed: no interval
     for m in ("none", "eda", "alp"):
