@@ -64,8 +64,8 @@ SERVE_EXAMPLE = """example:
 DIAGNOSE_EXAMPLE = """example:
   paperlab entropic-student diagnose --out results/full
     loads the teacher, the 4 students and the 3 neural codecs that 'paperlab run
-    entropic_student --out results/full' cached (refuses, exit 3, if one is not cached: it never
-    trains at full size) and, on the run's 2,000 evaluated test images, prints and writes
+    entropic_student --out results/full' cached (refuses, exit 3, if one is not cached: it does
+    not train them at full size) and, on the run's 2,000 evaluated test images, prints and writes
     results/full/entropic_student_diagnosis.json and .md: per teacher stage (layer1..4) the
     relative MSE (MSE / the teacher's variance of that stage) of the student's decoder output
     through its own tail and through the teacher's frozen tail, of the teacher on WebP and
@@ -74,6 +74,9 @@ DIAGNOSE_EXAMPLE = """example:
     student's decoder output through the teacher's tail vs its own (fine-tuned) tail
   paperlab entropic-student diagnose --quick --betas 0.02,0.16
     the quick size (trains the quick students and codecs first if they are not cached)
+  paperlab entropic-student diagnose --out results/full --lambdas 3 --codec-steps 8000
+    the lambda = 3 codec only, and beside it one trained 8,000 steps (trained here and
+    cached; the run's codecs and students have 1,000)
 """
 
 
@@ -501,6 +504,12 @@ def diagnose_tool(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespa
                         f"{','.join(map(str, WEBP_QUALITIES))})")
     parser.add_argument("--eval-images", type=int, default=None, metavar="N",
                         help="test images, 10..10,000 (default the run's: 2,000, quick 300)")
+    parser.add_argument("--lambdas", type=_floats, default=None, metavar="L1,L2",
+                        help="which neural codecs (default all the size's run trains)")
+    parser.add_argument("--codec-steps", type=int, default=None, metavar="N",
+                        help="also train (cached) and measure one neural codec per lambda with "
+                        "N steps instead of the students' budget: the codec baseline nearer "
+                        "convergence (at full size about 3 minutes per 1,000 steps)")
     parser.add_argument("--seed", type=int, default=0, help="the run's --seed (default 0)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
@@ -532,7 +541,10 @@ def diagnose_tool(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespa
             changes["betas"] = args.betas
         if args.eval_images is not None:
             changes["eval_images"] = args.eval_images
-        cfg = DiagnoseConfig(dataclasses.replace(run, **changes), args.webp_qualities)
+        if args.lambdas is not None:
+            changes["lambdas"] = args.lambdas
+        cfg = DiagnoseConfig(dataclasses.replace(run, **changes), args.webp_qualities,
+                             codec_steps=args.codec_steps)
         ctx = RunContext(system="entropic_student", quick=args.quick, seed=args.seed,
                          out_dir=args.out, data_root=args.data_root,
                          command="paperlab " + " ".join(sys.argv[1:]))

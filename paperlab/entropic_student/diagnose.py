@@ -10,7 +10,9 @@ bootstrap interval over the images, and by its accuracy:
   each image's own bitstream) through its own ``layer2..4`` and head, fine-tuned in stage 2;
 * the same decoder output through the teacher's own, frozen ``layer2..4`` and head;
 * the teacher on WebP reconstructions and on the neural codec's reconstructions (the codec's
-  decoded bitstreams), i.e. the reconstruction pushed through the teacher's early layers;
+  decoded bitstreams), i.e. the reconstruction pushed through the teacher's early layers; with
+  ``codec_steps`` also codecs trained longer than the students' budget (trained and cached
+  here), the codec baseline nearer convergence;
 * the student after stage 1, from its training record (held-out images, no interval): in stage
   1 the student's tail is a frozen copy of the teacher's, so its record is the stage-1 decoder
   through the teacher's tail.
@@ -74,6 +76,7 @@ from paperlab.entropic_student.train import (
     each,
     relative_mse_of_sums,
     student_path,
+    train_codec,
 )
 from paperlab.vision.data import ImageSet, load_cifar10, normalize
 
@@ -208,15 +211,21 @@ def _check_models(teacher: object, students: object, codecs: object) -> None:
                              f"({width}, {classes})")
 
 
+def _codec_setting(key: float | str) -> str:
+    """A codec's row label: ``lambda=<key>`` for a rate weight, else the key itself."""
+    return key if isinstance(key, str) else f"lambda={key:g}"
+
+
 @torch.inference_mode()
 def measure(teacher: nn.Module, students: Mapping[float, EntropicStudent],
-            codecs: Mapping[float, ImageCodec], test: ImageSet,
+            codecs: Mapping[float | str, ImageCodec], test: ImageSet,
             webp_qualities: Sequence[int] = WEBP_QUALITIES
             ) -> tuple[list[Probe], np.ndarray, np.ndarray, tuple[int, ...]]:
     """Every probe of the module docstring on ``test`` (each image encoded alone; WebP rows
     only if this Pillow writes WebP), and the teacher's per-image sums and squares per stage on
     the raw images (the relative MSE's denominators, :func:`stage_sums`). The teacher on the
-    raw image is the first probe (zero error)."""
+    raw image is the first probe (zero error). ``codecs`` are keyed by their rate weight or by
+    a label of their own (a longer-trained codec)."""
     _check_models(teacher, students, codecs)
     check_image_set(test, "test", teacher.fc.out_features)
     qualities = each(partial(checks.integer, low=1, high=100))(webp_qualities, "webp_qualities")
@@ -244,7 +253,7 @@ def measure(teacher: nn.Module, students: Mapping[float, EntropicStudent],
         codec.eval()
         streams = [encode(codec, images[i : i + 1]) for i in range(n)]
         recon = torch.cat([decode_images(codec, s) for s in streams])
-        specs.append((NEURAL_CODEC, f"lambda={lam:g}", RECONSTRUCTION,
+        specs.append((NEURAL_CODEC, _codec_setting(lam), RECONSTRUCTION,
                       np.array([len(s) for s in streams], dtype=float)))
         feeds.append(through_teacher(recon))
     if "webp" in available_codecs(("webp",)):
@@ -342,7 +351,7 @@ def _side_by_side(ours: Probe, own: Probe, theirs: Probe, first: np.ndarray,
 
 
 def diagnose(teacher: nn.Module, students: Mapping[float, EntropicStudent],
-             codecs: Mapping[float, ImageCodec], test: ImageSet, *,
+             codecs: Mapping[float | str, ImageCodec], test: ImageSet, *,
              webp_qualities: Sequence[int] = WEBP_QUALITIES,
              histories: Mapping[float, Any] | None = None, monitor_images: int = 0,
              seed: int = 0, n_boot: int = N_BOOT) -> Result:
@@ -421,11 +430,14 @@ def diagnose(teacher: nn.Module, students: Mapping[float, EntropicStudent],
 @dataclass(frozen=True)
 class DiagnoseConfig:
     """One diagnosis: the reproduction's size (its models, test images, threads; ``run.betas``
-    picks the students), the WebP qualities and the bootstrap resamples."""
+    picks the students), the WebP qualities and the bootstrap resamples; ``codec_steps``: also
+    train (cached) and measure one codec per ``run.lambdas`` with this many steps instead of
+    the students' budget (the learning-rate decays at the same fractions of them)."""
 
     run: Config
     webp_qualities: tuple[int, ...] = WEBP_QUALITIES
     n_boot: int = N_BOOT
+    codec_steps: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.run, Config):
@@ -434,6 +446,9 @@ class DiagnoseConfig:
             partial(checks.integer, low=1, high=100), empty=False)(self.webp_qualities,
                                                                    "webp_qualities"))
         object.__setattr__(self, "n_boot", POSITIVE_INT(self.n_boot, "n_boot"))
+        if self.codec_steps is not None:
+            object.__setattr__(self, "codec_steps",
+                               POSITIVE_INT(self.codec_steps, "codec_steps"))
 
 
 def missing_models(cfg: Config, seed: int, data_root: str | Path | None = None) -> list[Path]:
@@ -467,7 +482,8 @@ def recorded_students(path: Path, quick: bool) -> list[dict[str, Any]] | None:
 def run_diagnosis(ctx: RunContext, cfg: DiagnoseConfig) -> Result:
     """Load the run's teacher, students (``cfg.run.betas``) and codecs from the cache through
     the experiment's own functions and :func:`diagnose` them on the run's evaluated test images.
-    The quick size trains what is not cached (a few minutes); the full size never trains:
+    The quick size trains what is not cached (a few minutes); the full size trains only the
+    longer codecs of ``cfg.codec_steps`` (cached like the run's):
 
     Raises:
         FileNotFoundError: a full-size model is not cached (naming the files).
@@ -484,13 +500,29 @@ def run_diagnosis(ctx: RunContext, cfg: DiagnoseConfig) -> Result:
     with torch_threads(run.threads):
         test, monitor = test_sets(ctx, run)
         teacher, students, info, train = trained_models(ctx, run, monitor)
-        codecs, _ = trained_codecs(run, train, ctx.seed)
+        codecs: dict[float | str, ImageCodec] = dict(trained_codecs(run, train, ctx.seed)[0])
+        longer = {}
+        for lam in run.lambdas if cfg.codec_steps else ():
+            ccfg = dataclasses.replace(run.codec, lam=lam, seed=ctx.seed, steps=cfg.codec_steps)
+            fitted = train_codec(train, ccfg, retrain=run.retrain)
+            label = f"lambda={lam:g}, {cfg.codec_steps:,} steps"
+            codecs[label] = fitted.model
+            longer[label] = {"checkpoint": str(fitted.path), "cached": fitted.cached,
+                             "train_seconds": round(fitted.seconds, 1),
+                             "history": fitted.history}
         histories = {b: info["students"][f"{b:g}"]["history"] for b in students}
         result = diagnose(teacher, students, codecs, test, webp_qualities=cfg.webp_qualities,
                           histories=histories, monitor_images=len(monitor), seed=ctx.seed,
                           n_boot=cfg.n_boot)
     record = recorded_students(ctx.out_dir / "entropic_student.json", ctx.quick)
     result.data["run_record"] = record
+    if longer:
+        result.data["longer_codecs"] = longer
+        result.notes.append(
+            f"Codecs 'lambda=L, {cfg.codec_steps:,} steps': trained here for that many steps "
+            f"(the run's codecs and students get {run.codec.steps:,}), same images, "
+            "augmentation, batch and schedule fractions: the codec baseline nearer "
+            "convergence, not at the students' budget.")
     result.data["checkpoints"] = {
         "teacher": info["teacher"]["checkpoint"],
         **{f"student beta={b}": s["checkpoint"] for b, s in info["students"].items()}}

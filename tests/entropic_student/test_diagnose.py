@@ -24,6 +24,7 @@ from paperlab.entropic_student.diagnose import (
     relative_mse,
     stage_sums,
 )
+from paperlab.entropic_student.experiment import NEURAL_CODEC
 from paperlab.vision.data import ImageSet
 
 
@@ -85,6 +86,8 @@ def test_bad_input_is_refused():
         DiagnoseConfig(run=_quick_config(), webp_qualities=(0,))
     with pytest.raises(TypeError, match="experiment Config"):
         DiagnoseConfig(run=None)
+    with pytest.raises(ValueError, match="codec_steps"):
+        DiagnoseConfig(run=_quick_config(), codec_steps=0)
 
 
 def _quick_config():
@@ -163,6 +166,20 @@ def test_the_diagnosis_on_tiny_models(toy):
     if webp:
         assert "rel_mse_layer1_student_minus_webp_beta0.5_ci95" in result.summary
     assert [t["student"] for t in result.data["tails"]] == ["beta=0.5", "beta=4"]
+
+
+def test_a_codec_under_a_label_of_its_own_is_measured_like_the_others(toy):
+    """A longer-trained codec is keyed by its label (``codec_steps``): same probe, own row."""
+    teacher, students, codecs, test = toy
+    (codec,) = codecs.values()
+    with torch_threads(1):
+        result = diagnose(teacher, {}, {30.0: codec, "lambda=30, 2 steps": codec}, test,
+                          webp_qualities=(10,), n_boot=20)
+    rows = {r["setting"]: r for r in result.results if r["source"] == NEURAL_CODEC}
+    assert set(rows) == {"lambda=30", "lambda=30, 2 steps"}
+    same, labelled = rows["lambda=30"], rows["lambda=30, 2 steps"]
+    assert {k: v for k, v in same.items() if k != "setting"} == {
+        k: v for k, v in labelled.items() if k != "setting"}
 
 
 def test_the_diagnosis_refuses_models_that_do_not_fit(toy):
