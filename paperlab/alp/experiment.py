@@ -520,8 +520,9 @@ def run(ctx: RunContext, config: Config | None = None) -> Result:
         _self_training_note(cfg),
         "Test accuracy, mean ± std over seeds, accuracy_ci95 the t-interval of the mean. Gains "
         "(*_pts): mean of the paired per-seed differences in points over every (data set, k, "
-        "seed); *_ci95 a percentile bootstrap over those seeds; *_sign_p the two-sided sign "
-        "test. The claims are judged on the fine-tuned classifier without self-training; st_* "
+        "seed); *_ci95 a percentile bootstrap over those seeds (a Student-t interval below "
+        f"{MIN_PAIRS} differences); *_sign_p the two-sided sign test. The claims are judged "
+        "on the fine-tuned classifier without self-training; st_* "
         "are the same gains after self-training, probe_* the frozen-encoder probe's "
         "(secondary).",
         "Back-translation is not available offline.",
