@@ -510,6 +510,9 @@ def diagnose_tool(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespa
                         help="also train (cached) and measure one neural codec per lambda with "
                         "N steps instead of the students' budget: the codec baseline nearer "
                         "convergence (at full size about 3 minutes per 1,000 steps)")
+    parser.add_argument("--codec-clip", type=float, default=None, metavar="X",
+                        help="with --codec-steps: clip those codecs' gradient norm at X (the "
+                        "run's recipe does not clip)")
     parser.add_argument("--seed", type=int, default=0, help="the run's --seed (default 0)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
@@ -544,7 +547,7 @@ def diagnose_tool(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespa
         if args.lambdas is not None:
             changes["lambdas"] = args.lambdas
         cfg = DiagnoseConfig(dataclasses.replace(run, **changes), args.webp_qualities,
-                             codec_steps=args.codec_steps)
+                             codec_steps=args.codec_steps, codec_clip=args.codec_clip)
         ctx = RunContext(system="entropic_student", quick=args.quick, seed=args.seed,
                          out_dir=args.out, data_root=args.data_root,
                          command="paperlab " + " ".join(sys.argv[1:]))

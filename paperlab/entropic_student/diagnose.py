@@ -432,12 +432,14 @@ class DiagnoseConfig:
     """One diagnosis: the reproduction's size (its models, test images, threads; ``run.betas``
     picks the students), the WebP qualities and the bootstrap resamples; ``codec_steps``: also
     train (cached) and measure one codec per ``run.lambdas`` with this many steps instead of
-    the students' budget (the learning-rate decays at the same fractions of them)."""
+    the students' budget (the learning-rate decays at the same fractions of them), their
+    gradients' norm clipped at ``codec_clip`` if set."""
 
     run: Config
     webp_qualities: tuple[int, ...] = WEBP_QUALITIES
     n_boot: int = N_BOOT
     codec_steps: int | None = None
+    codec_clip: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.run, Config):
@@ -449,6 +451,11 @@ class DiagnoseConfig:
         if self.codec_steps is not None:
             object.__setattr__(self, "codec_steps",
                                POSITIVE_INT(self.codec_steps, "codec_steps"))
+        if self.codec_clip is not None:
+            if self.codec_steps is None:
+                raise ValueError("codec_clip applies to the codecs of codec_steps; set both")
+            object.__setattr__(self, "codec_clip", checks.real(self.codec_clip, "codec_clip",
+                                                               low=0, low_open=True))
 
 
 def missing_models(cfg: Config, seed: int, data_root: str | Path | None = None) -> list[Path]:
@@ -503,9 +510,11 @@ def run_diagnosis(ctx: RunContext, cfg: DiagnoseConfig) -> Result:
         codecs: dict[float | str, ImageCodec] = dict(trained_codecs(run, train, ctx.seed)[0])
         longer = {}
         for lam in run.lambdas if cfg.codec_steps else ():
-            ccfg = dataclasses.replace(run.codec, lam=lam, seed=ctx.seed, steps=cfg.codec_steps)
+            ccfg = dataclasses.replace(run.codec, lam=lam, seed=ctx.seed, steps=cfg.codec_steps,
+                                       clip_norm=cfg.codec_clip)
             fitted = train_codec(train, ccfg, retrain=run.retrain)
-            label = f"lambda={lam:g}, {cfg.codec_steps:,} steps"
+            label = f"lambda={lam:g}, {cfg.codec_steps:,} steps" + (
+                f", gradient norm clipped at {cfg.codec_clip:g}" if cfg.codec_clip else "")
             codecs[label] = fitted.model
             longer[label] = {"checkpoint": str(fitted.path), "cached": fitted.cached,
                              "train_seconds": round(fitted.seconds, 1),

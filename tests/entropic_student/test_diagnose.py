@@ -88,6 +88,10 @@ def test_bad_input_is_refused():
         DiagnoseConfig(run=None)
     with pytest.raises(ValueError, match="codec_steps"):
         DiagnoseConfig(run=_quick_config(), codec_steps=0)
+    with pytest.raises(ValueError, match="codec_clip applies to the codecs of codec_steps"):
+        DiagnoseConfig(run=_quick_config(), codec_clip=1.0)
+    with pytest.raises(ValueError, match="codec_clip"):
+        DiagnoseConfig(run=_quick_config(), codec_steps=10, codec_clip=-1.0)
 
 
 def _quick_config():

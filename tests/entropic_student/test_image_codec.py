@@ -129,6 +129,34 @@ def test_bad_bitstreams_raise(codec, student, images):
         decode_images(codec, encode(student, images))  # the student's bitstream
 
 
+def test_gradient_clipping_bounds_each_step_and_keeps_unclipped_cache_keys():
+    import dataclasses
+
+    from paperlab.entropic_student.train import _cache_path, codec_path
+
+    data = _smooth_set(8)
+    base = CodecConfig(lam=5.0, n=4, m=4, steps=1, batch_size=8, augment=False, lr=1e-2)
+    moved = {}
+    for clip in (None, 1e-9):
+        with torch_threads(1):
+            torch.manual_seed(0)
+            codec = ImageCodec(base.n, base.m)
+            start = [p.detach().clone() for p in codec.parameters()]
+            fit_codec(codec, data, dataclasses.replace(base, clip_norm=clip))
+        moved[clip] = max(float((p.detach() - q).abs().max())
+                          for p, q in zip(codec.parameters(), start, strict=True))
+    # Adam's first step moves each weight by ~lr whatever the gradient's size, unless the
+    # gradient is ~0: clipped to a norm of 1e-9 it is below Adam's eps
+    assert moved[None] > 1e-3 and moved[1e-9] < 0.1 * moved[None]
+    fields = dataclasses.asdict(base)
+    del fields["clip_norm"]  # an unclipped codec's key is the one it had before the field
+    assert codec_path(base, data) == _cache_path("codec", {"cfg": fields,
+                                                           "data": data.fingerprint()})
+    assert codec_path(dataclasses.replace(base, clip_norm=1.0), data) != codec_path(base, data)
+    with pytest.raises(ValueError, match="clip_norm"):
+        CodecConfig(clip_norm=0.0)
+
+
 def test_bad_settings_raise():
     with pytest.raises(ValueError, match="m"):
         ImageCodec(n=8, m=256)
