@@ -228,7 +228,7 @@ class _Subspace:
             return 0
         T = T @ (U[:, ::-1][:, :k] / s[:k])
         w, U = np.linalg.eigh(T.T @ T)
-        T = T @ (U / np.sqrt(w)) @ U.T
+        T = T @ ((U / np.sqrt(w)) @ U.T)  # the small factor first: one pass over T
         AT = times(self.adjacency, T)
         DT = self.degrees[:, None] * T
         VA, VD = np.hsplit(V.T @ np.hstack([AT, DT]), 2)  # one pass over V for both
