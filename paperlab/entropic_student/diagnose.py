@@ -71,6 +71,7 @@ from paperlab.entropic_student.model import (
 )
 from paperlab.entropic_student.train import (
     EVAL_BATCH,
+    POSITIVE,
     POSITIVE_INT,
     codec_path,
     each,
@@ -454,8 +455,7 @@ class DiagnoseConfig:
         if self.codec_clip is not None:
             if self.codec_steps is None:
                 raise ValueError("codec_clip applies to the codecs of codec_steps; set both")
-            object.__setattr__(self, "codec_clip", checks.real(self.codec_clip, "codec_clip",
-                                                               low=0, low_open=True))
+            object.__setattr__(self, "codec_clip", POSITIVE(self.codec_clip, "codec_clip"))
 
 
 def missing_models(cfg: Config, seed: int, data_root: str | Path | None = None) -> list[Path]:
