@@ -118,6 +118,9 @@ SYSTEM = System(
         Option("lambdas", _positive_floats, "rate weights lambda of the neural image codecs",
                metavar="L1,L2,..."),
         Option("eval_images", int, "test images evaluated (of 10,000)", min=10, max=10000),
+        Option("stage1_steps", int, "the students' stage-1 (head distillation) Adam steps "
+               "(full 600, quick 150); the codecs get the students' new total of steps",
+               min=1, metavar="N"),
         Option("serve", int, "1: run the two-process loopback socket demo instead",
                choices=(0, 1)),
     ),

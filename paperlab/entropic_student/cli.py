@@ -74,9 +74,9 @@ DIAGNOSE_EXAMPLE = """example:
     student's decoder output through the teacher's tail vs its own (fine-tuned) tail
   paperlab entropic-student diagnose --quick --betas 0.02,0.16
     the quick size (trains the quick students and codecs first if they are not cached)
-  paperlab entropic-student diagnose --out results/full --lambdas 3 --codec-steps 8000
-    the lambda = 3 codec only, and beside it one trained 8,000 steps (trained here and
-    cached; the run's codecs and students have 1,000)
+  paperlab entropic-student diagnose --out results/full --lambdas 3 --codec-steps 4000
+    the lambda = 3 codec only, and beside it one trained 4,000 steps (trained here and
+    cached; the run's codecs and students have 1,000); --codec-clip 0 trains it unclipped
 """
 
 
@@ -511,8 +511,8 @@ def diagnose_tool(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespa
                         "N steps instead of the students' budget: the codec baseline nearer "
                         "convergence (at full size about 3 minutes per 1,000 steps)")
     parser.add_argument("--codec-clip", type=float, default=None, metavar="X",
-                        help="with --codec-steps: clip those codecs' gradient norm at X (the "
-                        "run's recipe does not clip)")
+                        help="with --codec-steps: clip those codecs' gradient norm at X "
+                        "(default: as the run's codecs, 1; 0: no clipping)")
     parser.add_argument("--seed", type=int, default=0, help="the run's --seed (default 0)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",

@@ -71,7 +71,7 @@ from paperlab.entropic_student.model import (
 )
 from paperlab.entropic_student.train import (
     EVAL_BATCH,
-    POSITIVE,
+    NON_NEGATIVE,
     POSITIVE_INT,
     codec_path,
     each,
@@ -434,7 +434,8 @@ class DiagnoseConfig:
     picks the students), the WebP qualities and the bootstrap resamples; ``codec_steps``: also
     train (cached) and measure one codec per ``run.lambdas`` with this many steps instead of
     the students' budget (the learning-rate decays at the same fractions of them), their
-    gradients' norm clipped at ``codec_clip`` if set."""
+    gradients' norm clipped at ``codec_clip`` (None: as the run's codecs, ``run.codec.clip_norm``;
+    0: not clipped)."""
 
     run: Config
     webp_qualities: tuple[int, ...] = WEBP_QUALITIES
@@ -455,7 +456,8 @@ class DiagnoseConfig:
         if self.codec_clip is not None:
             if self.codec_steps is None:
                 raise ValueError("codec_clip applies to the codecs of codec_steps; set both")
-            object.__setattr__(self, "codec_clip", POSITIVE(self.codec_clip, "codec_clip"))
+            object.__setattr__(self, "codec_clip",
+                               NON_NEGATIVE(self.codec_clip, "codec_clip"))
 
 
 def missing_models(cfg: Config, seed: int, data_root: str | Path | None = None) -> list[Path]:
@@ -510,11 +512,12 @@ def run_diagnosis(ctx: RunContext, cfg: DiagnoseConfig) -> Result:
         codecs: dict[float | str, ImageCodec] = dict(trained_codecs(run, train, ctx.seed)[0])
         longer = {}
         for lam in run.lambdas if cfg.codec_steps else ():
+            clip = run.codec.clip_norm if cfg.codec_clip is None else cfg.codec_clip or None
             ccfg = dataclasses.replace(run.codec, lam=lam, seed=ctx.seed, steps=cfg.codec_steps,
-                                       clip_norm=cfg.codec_clip)
+                                       clip_norm=clip)
             fitted = train_codec(train, ccfg, retrain=run.retrain)
             label = f"lambda={lam:g}, {cfg.codec_steps:,} steps" + (
-                f", gradient norm clipped at {cfg.codec_clip:g}" if cfg.codec_clip else "")
+                f", gradient norm clipped at {clip:g}" if clip else ", not clipped")
             codecs[label] = fitted.model
             longer[label] = {"checkpoint": str(fitted.path), "cached": fitted.cached,
                              "train_seconds": round(fitted.seconds, 1),

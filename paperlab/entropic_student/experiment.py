@@ -202,8 +202,14 @@ class Config:
         return cls()
 
     def with_options(self, options: Mapping[str, Any]) -> Config:
-        """Apply ``--retrain``, ``--betas``, ``--lambdas``, ``--eval-images``, ``--serve``."""
+        """Apply ``--retrain``, ``--betas``, ``--lambdas``, ``--eval-images``, ``--serve`` and
+        ``--stage1-steps`` (the students' stage 1; the codecs get the students' new total, so
+        the budgets stay equal)."""
         changes: dict[str, Any] = {}
+        if "stage1_steps" in options:
+            student = dataclasses.replace(self.student, stage1_steps=int(options["stage1_steps"]))
+            changes["student"] = student
+            changes["codec"] = dataclasses.replace(self.codec, steps=student.steps)
         for key in ("retrain", "serve"):
             if key in options:
                 changes[key] = bool(options[key])

@@ -363,3 +363,14 @@ def test_checkpoints_of_the_wrong_kind(tmp_path, student):
         load_codec(codec_file)
     with pytest.raises(TypeError, match="model must be an EntropicStudent"):
         save_student(ImageCodec(n=4, m=4), tmp_path / "x.pt")
+
+
+def test_stage1_steps_option_keeps_the_budgets_equal():
+    from paperlab.entropic_student.experiment import Config
+
+    cfg = Config.full().with_options({"stage1_steps": 2400})
+    assert cfg.student.stage1_steps == 2400 and cfg.student.stage2_steps == 400
+    assert cfg.codec.steps == cfg.student.steps == 2800
+    assert cfg.codec.clip_norm == 1.0  # the run's codecs train with the clipped recipe
+    with pytest.raises(ValueError, match="stage1_steps"):
+        Config.full().with_options({"stage1_steps": -1})

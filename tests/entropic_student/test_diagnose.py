@@ -92,6 +92,7 @@ def test_bad_input_is_refused():
         DiagnoseConfig(run=_quick_config(), codec_clip=1.0)
     with pytest.raises(ValueError, match="codec_clip"):
         DiagnoseConfig(run=_quick_config(), codec_steps=10, codec_clip=-1.0)
+    assert DiagnoseConfig(run=_quick_config(), codec_steps=10, codec_clip=0).codec_clip == 0
 
 
 def _quick_config():

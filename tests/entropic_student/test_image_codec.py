@@ -135,7 +135,8 @@ def test_gradient_clipping_bounds_each_step_and_keeps_unclipped_cache_keys():
     from paperlab.entropic_student.train import _cache_path, codec_path
 
     data = _smooth_set(8)
-    base = CodecConfig(lam=5.0, n=4, m=4, steps=1, batch_size=8, augment=False, lr=1e-2)
+    base = CodecConfig(lam=5.0, n=4, m=4, steps=1, batch_size=8, augment=False, lr=1e-2,
+                       clip_norm=None)
     moved = {}
     for clip in (None, 1e-9):
         with torch_threads(1):
