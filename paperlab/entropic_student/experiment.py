@@ -193,12 +193,12 @@ class Config:
 
     @classmethod
     def full(cls) -> Config:
-        """The size that fits about 45 minutes of one core of this machine with the teacher
-        cached (see the README's budget: 0.42-0.47 s a stage-1 step, 0.40 s a stage-2 step,
-        0.17 s a codec step at batch 64, one thread): the shared CIFAR teacher (all 20,000
-        training images); 4 students (beta 0.02 .. 10.24) of 600 + 400 steps and 3 codecs of
-        1,000 steps, batch 64, on the same 20,000 augmented images; 2,000 test images
-        evaluated, 500 held out for the convergence checks."""
+        """The size that fits about 75 minutes of one core of this machine with the teacher
+        cached (about 0.85 s a student step, 0.17 s a codec step at batch 64, one thread; the
+        students' steps run the 48-384 teacher): the shared CIFAR teacher (all 20,000 training
+        images); 4 students (beta 0.02 .. 10.24) of 600 + 400 steps and 3 codecs (gradient
+        norm clipped at 1) of 1,000 steps, batch 64, on the same 20,000 augmented images;
+        2,000 test images evaluated, 500 held out for the convergence checks."""
         return cls()
 
     def with_options(self, options: Mapping[str, Any]) -> Config:
