@@ -16,10 +16,15 @@ A missing file fails with :class:`DataNotFoundError` naming every place looked a
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from paperlab.core import manifest
 
@@ -37,6 +42,23 @@ def cache_dir() -> Path:
     path = Path(os.environ.get(ENV_CACHE, Path.home() / ".cache" / "paperlab"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def cache_key(fields: Mapping[str, Any]) -> str:
+    """16 hex digits naming a cached artefact: an 8-byte BLAKE2b of ``fields`` as JSON with
+    sorted keys (so a key depends on the values, not on the order they were written in)."""
+    return hashlib.blake2b(json.dumps(fields, sort_keys=True).encode(), digest_size=8).hexdigest()
+
+
+def key_fields(cfg: Any, added_later: Mapping[str, Any]) -> dict[str, Any]:
+    """A config dataclass's fields for :func:`cache_key`, without each field of ``added_later``
+    (name -> the behaviour artefacts had before it existed) that holds that value: artefacts
+    cached before a field was added keep their keys."""
+    fields = dataclasses.asdict(cfg)
+    for name, before in added_later.items():
+        if fields[name] == before:
+            del fields[name]
+    return fields
 
 
 def candidate_roots(explicit: str | os.PathLike[str] | None = None) -> list[Path]:

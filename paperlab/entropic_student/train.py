@@ -30,7 +30,6 @@ with the training history beside it as JSON; loaded with ``weights_only=True``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -47,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from paperlab.core import checks
-from paperlab.core.data import cache_dir
+from paperlab.core.data import cache_dir, cache_key, key_fields
 from paperlab.core.progress import track
 from paperlab.core.seed import derive_seed
 from paperlab.entropic_student.image_codec import ImageCodec, load_codec, save_codec
@@ -422,8 +421,7 @@ def _check_config(cfg: object, kind: type) -> None:
 
 
 def _cache_path(kind: str, key: dict) -> Path:
-    digest = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=8).hexdigest()
-    return cache_dir() / "entropic_student" / f"{kind}-{digest}.pt"
+    return cache_dir() / "entropic_student" / f"{kind}-{cache_key(key)}.pt"
 
 
 def student_path(teacher_key: str, cfg: StudentConfig, data: ImageSet) -> Path:
@@ -438,9 +436,7 @@ def codec_path(cfg: CodecConfig, data: ImageSet) -> Path:
     """``<cache>/entropic_student/codec-<hash of config, data>.pt``."""
     check_image_set(data)
     _check_config(cfg, CodecConfig)
-    fields = dataclasses.asdict(cfg)
-    if fields["clip_norm"] is None:  # unclipped codecs keep the keys they had before the field
-        del fields["clip_norm"]
+    fields = key_fields(cfg, {"clip_norm": None})  # unclipped codecs keep their keys
     return _cache_path("codec", {"cfg": fields, "data": data.fingerprint()})
 
 

@@ -19,13 +19,11 @@ heads. The teacher's checkpoint is part of the student's cache key.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from paperlab.core import checkpoint
-from paperlab.core.data import cache_dir
+from paperlab.core.data import cache_dir, cache_key, key_fields
 from paperlab.core.progress import track
 from paperlab.core.seed import derive_seed
 from paperlab.vision.data import ImageSet, load_cifar10, normalize
@@ -186,15 +184,11 @@ def checkpoint_path(spec: ModelSpec, cfg: TrainConfig, data: ImageSet,
                     teacher: Trained | None = None) -> Path:
     """``<cache>/vision/checkpoints/<ModelSpec>-<hash of spec, config, data[, teacher]>.pt``
     (a distilled student's key holds its teacher's checkpoint name, itself such a hash)."""
-    train = asdict(cfg)
-    if not cfg.bf16:
-        del train["bf16"]  # float32 runs keep the keys they had before the field existed
+    train = key_fields(cfg, {"bf16": False})  # float32 runs keep the keys they had before
     fields: dict[str, Any] = {"model": spec.key(), "train": train, "data": data.fingerprint()}
     if teacher is not None:
         fields["teacher"] = teacher.path.name
-    key = json.dumps(fields, sort_keys=True)
-    digest = hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
-    return cache_dir() / "vision" / "checkpoints" / f"{type(spec).__name__}-{digest}.pt"
+    return cache_dir() / "vision" / "checkpoints" / f"{type(spec).__name__}-{cache_key(fields)}.pt"
 
 
 def augment(images: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:

@@ -189,3 +189,28 @@ def test_compare_runs_setup_untimed_before_each_sample():
     assert max(t["a"].times) < 0.015  # the 20 ms of setup were not timed
     with pytest.raises(KeyError):
         timing.compare({"a": lambda: None}, setup={"b": lambda: None})
+
+
+def test_cache_key_depends_on_values_not_order_and_keeps_keys_of_fields_added_later():
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Cfg:
+        lr: float = 0.1
+        steps: int = 10
+        clip: float | None = None  # added later: artefacts before it were unclipped
+
+    key = data.cache_key({"a": 1, "b": [2, 3]})
+    assert key == data.cache_key({"b": [2, 3], "a": 1}) and len(key) == 16
+    assert int(key, 16) >= 0 and key != data.cache_key({"a": 1, "b": [3, 2]})
+    assert data.key_fields(Cfg(), {"clip": None}) == {"lr": 0.1, "steps": 10}
+    assert data.key_fields(Cfg(clip=1.0), {"clip": None}) == {"lr": 0.1, "steps": 10,
+                                                             "clip": 1.0}
+    # the key of a config made before the field existed is the one it has now
+    @dataclasses.dataclass(frozen=True)
+    class Before:
+        lr: float = 0.1
+        steps: int = 10
+
+    assert data.cache_key(dataclasses.asdict(Before())) == data.cache_key(
+        data.key_fields(Cfg(), {"clip": None}))
