@@ -128,7 +128,7 @@ class Config:
     student: StudentConfig = StudentConfig()
     betas: tuple[float, ...] = (0.02, 0.16, 1.28, 10.24)
     codec: CodecConfig = CodecConfig()
-    lambdas: tuple[float, ...] = (3.0, 30.0, 300.0)
+    lambdas: tuple[float, ...] = (3.0, 10.0, 30.0, 100.0, 300.0)
     eval_images: int = 2000
     monitor_images: int = 500
     codecs: tuple[str, ...] = ("jpeg", "webp", "avif")
@@ -193,11 +193,11 @@ class Config:
 
     @classmethod
     def full(cls) -> Config:
-        """The size that fits about 75 minutes of one core of this machine with the teacher
+        """The size that fits about 80 minutes of one core of this machine with the teacher
         cached (about 0.85 s a student step, 0.17 s a codec step at batch 64, one thread; the
         students' steps run the 48-384 teacher): the shared CIFAR teacher (all 20,000 training
-        images); 4 students (beta 0.02 .. 10.24) of 600 + 400 steps and 3 codecs (gradient
-        norm clipped at 1) of 1,000 steps, batch 64, on the same 20,000 augmented images;
+        images); 4 students (beta 0.02 .. 10.24) of 600 + 400 steps and 5 codecs (lambda 3 ..
+        300 by half decades, gradient norm clipped at 1) of 1,000 steps, batch 64, on the same 20,000 augmented images;
         2,000 test images evaluated, 500 held out for the convergence checks."""
         return cls()
 
