@@ -197,8 +197,9 @@ class Config:
         cached (about 0.85 s a student step, 0.17 s a codec step at batch 64, one thread; the
         students' steps run the 48-384 teacher): the shared CIFAR teacher (all 20,000 training
         images); 4 students (beta 0.02 .. 10.24) of 600 + 400 steps and 5 codecs (lambda 3 ..
-        300 by half decades, gradient norm clipped at 1) of 1,000 steps, batch 64, on the same 20,000 augmented images;
-        2,000 test images evaluated, 500 held out for the convergence checks."""
+        300 by half decades, gradient norm clipped at 1) of 1,000 steps, batch 64, on the same
+        20,000 augmented images; 2,000 test images evaluated, 500 held out for the convergence
+        checks."""
         return cls()
 
     def with_options(self, options: Mapping[str, Any]) -> Config:
@@ -619,7 +620,9 @@ def _notes(cfg: Config, info: Mapping[str, Any], n_test: int, n_monitor: int,
         "squared error over the 4 distilled layers + beta * bits (the authors' form).",
         f"Neural codec: factorized prior (3 Conv5x5 s2 + GDN -> {cfg.codec.m}x4x4 latent, "
         f"N={cfg.codec.n}), MSE (0..255) + lambda * bits/pixel, {cfg.codec.steps} Adam steps "
-        f"(lr {cfg.codec.lr:g}, x0.1 at {cfg.codec.decay_at}), batch {cfg.codec.batch_size}: "
+        f"(lr {cfg.codec.lr:g}, x0.1 at {cfg.codec.decay_at}, gradient norm "
+        + (f"clipped at {cfg.codec.clip_norm:g}" if cfg.codec.clip_norm else "not clipped")
+        + f"), batch {cfg.codec.batch_size}: "
         "the students' images, augmentation and number of steps (train_steps column); the "
         "unmodified teacher classifies its decoded images.",
         f"Bytes = the real bitstream or file of each image encoded alone (batch 1): the "
