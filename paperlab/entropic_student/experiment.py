@@ -655,6 +655,8 @@ def _plot(ctx: RunContext, rows: Sequence[Mapping[str, Any]], teacher: Mapping[s
           ) -> None:
     """Accuracy against bytes per image, real (left) and payload only (right), each point with
     its 95 % interval; the teacher on the raw image as a line with its interval as a band."""
+    from matplotlib import ticker
+
     fig, axes = plots.figure(ncols=2, title="CIFAR-10: accuracy vs bytes per image "
                              "(95% intervals)", size=4.0)
     methods = [m for m in dict.fromkeys(r["method"] for r in rows) if m != teacher["method"]]
@@ -675,6 +677,11 @@ def _plot(ctx: RunContext, rows: Sequence[Mapping[str, Any]], teacher: Mapping[s
                             capsize=2, elinewidth=0.8, label=method)
         ax.axvline(BUDGET_BYTES, color="black", lw=0.6, ls=":", label=f"{BUDGET_BYTES} B")
         ax.set_xscale("log")
+        # Byte counts at 1-2-5 steps: over less than a decade matplotlib would label minor
+        # ticks in 10^k notation, on top of each other.
+        ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel(label)
         ax.set_ylabel("top-1 accuracy")
     plots.legend_outside(axes[1])
