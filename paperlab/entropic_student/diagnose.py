@@ -511,8 +511,8 @@ def run_diagnosis(ctx: RunContext, cfg: DiagnoseConfig) -> Result:
         teacher, students, info, train = trained_models(ctx, run, monitor)
         codecs: dict[float | str, ImageCodec] = dict(trained_codecs(run, train, ctx.seed)[0])
         longer = {}
+        clip = run.codec.clip_norm if cfg.codec_clip is None else cfg.codec_clip or None
         for lam in run.lambdas if cfg.codec_steps else ():
-            clip = run.codec.clip_norm if cfg.codec_clip is None else cfg.codec_clip or None
             ccfg = dataclasses.replace(run.codec, lam=lam, seed=ctx.seed, steps=cfg.codec_steps,
                                        clip_norm=clip)
             fitted = train_codec(train, ccfg, retrain=run.retrain)

@@ -254,6 +254,7 @@ def _optimise(opt: torch.optim.Optimizer, batches: Iterator[tuple[torch.Tensor, 
     ends = {round(steps * (k + 1) / CURVE_POINTS) for k in range(CURVE_POINTS)}
     probes = {round(steps * (k + 1) / PROBES) for k in range(PROBES)}
     sums: dict[str, float] = {}
+    params = [p for group in opt.param_groups for p in group["params"]]  # what clipping sees
     n, tic = 0, time.perf_counter()
     for step in track(range(steps), what, total=steps):
         rate = _lr_at(lr, decay_at, step, steps)
@@ -266,8 +267,7 @@ def _optimise(opt: torch.optim.Optimizer, batches: Iterator[tuple[torch.Tensor, 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if clip_norm is not None:
-            torch.nn.utils.clip_grad_norm_(
-                [p for group in opt.param_groups for p in group["params"]], clip_norm)
+            torch.nn.utils.clip_grad_norm_(params, clip_norm)
         opt.step()
         for k, v in parts.items():
             sums[k] = sums.get(k, 0.0) + v * x.shape[0]
